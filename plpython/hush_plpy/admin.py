@@ -1,0 +1,79 @@
+"""Tenant grants and tenant settings (hush_admin). Every change is audited."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import audit, validate
+from .access import plan
+from .errors import INVALID_ARGUMENT, Fail, api
+
+T = "pg_catalog.text"
+EQ = "OPERATOR(pg_catalog.=)"
+
+# hush.tenant is set to the tenant whose audit row is written: the audit
+# table's RLS policy checks it on insert too.
+SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
+ROLE_SQL = f"SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $1"
+GRANT_SQL = f"""
+INSERT INTO hush.tenant_grants (tenant_id, role_name, granted_by)
+VALUES ($1, $2, CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
+                     ELSE pg_catalog.current_setting('role') END::pg_catalog.name)
+ON CONFLICT DO NOTHING RETURNING role_name
+"""
+REVOKE_SQL = f"""
+DELETE FROM hush.tenant_grants g WHERE g.tenant_id {EQ} $1 AND g.role_name {EQ} $2 RETURNING g.role_name
+"""
+CONFIGURE_SQL = """
+INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes)
+VALUES ($1, COALESCE($2, true), COALESCE($3, 65536))
+ON CONFLICT (tenant_id) DO UPDATE
+   SET audit_reads = COALESCE($2, t.audit_reads), max_value_bytes = COALESCE($3, t.max_value_bytes),
+       updated_at = pg_catalog.now()
+RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at
+"""
+
+
+def _role(plpy: Any, role: Any) -> str:
+    if not role or not plpy.execute(plan(plpy, "admin.role", ROLE_SQL, ["pg_catalog.name"]), [role]):
+        raise Fail(INVALID_ARGUMENT, "role %s does not exist" % validate._show(role))
+    return str(role)
+
+
+def _set_tenant(plpy: Any, tenant: str) -> None:
+    plpy.execute(plan(plpy, "admin.set_tenant", SET_TENANT_SQL, [T]), [tenant])
+
+
+@api
+def grant_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
+    """True when the grant is new."""
+    validate.tenant(tenant, allow_all=True)
+    role = _role(plpy, role)
+    _set_tenant(plpy, tenant)
+    new = bool(plpy.execute(plan(plpy, "admin.grant", GRANT_SQL, [T, "pg_catalog.name"]), [tenant, role]))
+    if new:
+        audit.record(plpy, tenant, "grant_tenant", detail={"role": role})
+    return new
+
+
+@api
+def revoke_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
+    """True when a grant was removed."""
+    validate.tenant(tenant, allow_all=True)
+    _set_tenant(plpy, tenant)
+    gone = bool(plpy.execute(plan(plpy, "admin.revoke", REVOKE_SQL, [T, "pg_catalog.name"]), [tenant, role]))
+    if gone:
+        audit.record(plpy, tenant, "revoke_tenant", detail={"role": role})
+    return gone
+
+
+@api
+def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any) -> dict:
+    validate.tenant(tenant)
+    if max_value_bytes is not None and not 1 <= max_value_bytes <= 1048576:
+        raise Fail(INVALID_ARGUMENT, "max_value_bytes must be between 1 and 1048576")
+    _set_tenant(plpy, tenant)
+    row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL, [T, "pg_catalog.bool", "pg_catalog.int4"]),
+                       [tenant, audit_reads, max_value_bytes])[0]
+    audit.record(plpy, tenant, "configure_tenant",
+                 detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"]})
+    return row

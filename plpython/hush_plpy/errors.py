@@ -1,0 +1,91 @@
+"""hush's SQLSTATEs and the bridge from Python failures to PostgreSQL errors.
+
+Class SH is implementation-defined (SQLSTATE classes I-Z are), and client
+libraries leave it alone: psycopg files H... codes under foreign-data-wrapper
+errors, so hush avoids them. Messages name the tenant and the secret, never a
+value. The README's SQLSTATE table mirrors CODES.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar
+
+INVALID_NAME = "SH001"
+INVALID_TENANT = "SH002"
+VALUE_TOO_LARGE = "SH003"
+INVALID_ARGUMENT = "SH004"
+SECRET_NOT_FOUND = "SH010"
+VERSION_NOT_FOUND = "SH011"
+SECRET_EXPIRED = "SH012"
+VERSION_CONFLICT = "SH013"
+SECRET_DELETED = "SH014"
+VERSION_DESTROYED = "SH015"
+TENANT_ACCESS_DENIED = "SH020"
+READ_ONLY_AUDIT = "SH021"
+KEY_UNAVAILABLE = "SH030"
+DECRYPTION_FAILED = "SH031"
+AUDIT_APPEND_ONLY = "SH040"
+
+CODES = {
+    INVALID_NAME: "invalid secret name",
+    INVALID_TENANT: "invalid tenant id",
+    VALUE_TOO_LARGE: "value too large",
+    INVALID_ARGUMENT: "invalid argument",
+    SECRET_NOT_FOUND: "secret not found",
+    VERSION_NOT_FOUND: "version not found",
+    SECRET_EXPIRED: "secret expired",
+    VERSION_CONFLICT: "version conflict (check-and-set)",
+    SECRET_DELETED: "secret is soft-deleted",
+    VERSION_DESTROYED: "version destroyed",
+    TENANT_ACCESS_DENIED: "tenant access denied",
+    READ_ONLY_AUDIT: "audited read in a read-only transaction",
+    KEY_UNAVAILABLE: "root key unavailable",
+    DECRYPTION_FAILED: "decryption failed",
+    AUDIT_APPEND_ONLY: "audit log is append-only",
+}
+
+
+class Fail(Exception):
+    """A failure with a hush SQLSTATE; raised by pure code, turned into a
+    PostgreSQL error at the API boundary by @api."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.detail = detail
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_error_class: Any = None
+
+
+def to_plpy_error(plpy: Any, f: Fail) -> Exception:
+    """A plpy.Error carrying the SQLSTATE, detail and hint. PL/Python prefixes
+    a message with the exception's module and class name unless the module is
+    __main__: a subclass named `hush` makes the message read "hush: ..."."""
+    global _error_class
+    if _error_class is None:
+        _error_class = type("hush", (plpy.Error,), {"__module__": "__main__"})
+    e = _error_class(f.message)
+    e.sqlstate = f.code
+    if f.detail is not None:
+        e.detail = f.detail
+    if f.hint is not None:
+        e.hint = f.hint
+    return e
+
+
+def api(fn: F) -> F:
+    """Entry point of an SQL function: Fail becomes a PostgreSQL error with its SQLSTATE."""
+
+    @functools.wraps(fn)
+    def wrapper(plpy: Any, *args: Any) -> Any:
+        try:
+            return fn(plpy, *args)
+        except Fail as f:
+            raise to_plpy_error(plpy, f) from None
+
+    return wrapper  # type: ignore[return-value]

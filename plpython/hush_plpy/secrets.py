@@ -1,0 +1,468 @@
+"""The secret API: save, get, update, delete, restore, destroy, list, search.
+
+Hot-path shape: one prelude round trip (access.enter), then one statement that
+reads (or writes) and inserts its audit row in the same statement through a
+data-modifying CTE. Values are encrypted and decrypted here, in the server;
+they never appear in SQL text, errors or audit rows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import access, crypto, keyring, validate
+from .access import plan
+from .errors import (DECRYPTION_FAILED, KEY_UNAVAILABLE, SECRET_DELETED, SECRET_EXPIRED, SECRET_NOT_FOUND,
+                     VERSION_CONFLICT, VERSION_DESTROYED, VERSION_NOT_FOUND, Fail, api)
+
+T = "pg_catalog.text"
+KEYS = {"name": ("s.name", T), "id": ("s.id", "pg_catalog.uuid")}
+EQ = "OPERATOR(pg_catalog.=)"
+
+# -- reading -----------------------------------------------------------------
+
+READ_SQL = f"""
+SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.updated_at, s.expires_at,
+       (s.expires_at IS NOT NULL AND s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired,
+       v.version, v.key_id, v.wrapped_dek, v.ciphertext
+  FROM hush.secrets s
+  LEFT JOIN hush.secret_versions v
+         ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
+ WHERE s.tenant_id {EQ} $1 AND {{where}} AND s.deleted_at IS NULL
+"""
+# The audit row is written by the same statement, for every row actually readable.
+AUDITED_READ_SQL = """
+WITH r AS ({read}),
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
+           SELECT $1, 'read', r.id, r.name, r.version FROM r WHERE r.ciphertext IS NOT NULL AND NOT r.expired)
+SELECT * FROM r
+"""
+
+
+def _read_plan(plpy: Any, by: str, audited: bool) -> Any:
+    if by == "names":
+        where, version, types = f"s.name {EQ} ANY ($2)", "s.current_version", [T, "pg_catalog.text[]"]
+    else:
+        col, typ = KEYS[by]
+        where, version, types = f"{col} {EQ} $2", "COALESCE($3, s.current_version)", [T, typ, "pg_catalog.int4"]
+    sql = READ_SQL.format(where=where, version=version)
+    if audited:
+        sql = AUDITED_READ_SQL.format(read=sql)
+    return plan(plpy, "read.%s.%s" % (by, audited), sql, types)
+
+
+def _open(plpy: Any, GD: dict, tenant: str, row: dict, asked_version: Any) -> dict:
+    label = "secret %r of tenant %s" % (row["name"], tenant)
+    if row["expired"]:
+        raise Fail(SECRET_EXPIRED, "%s expired at %s" % (label, row["expires_at"]),
+                   hint="Save a new value with a later expires_at, or clear it with update_secret(expires_at => 'infinity').")
+    if row["version"] is None:
+        raise Fail(VERSION_NOT_FOUND, "%s has no version %s" % (label, asked_version))
+    if row["ciphertext"] is None:
+        raise Fail(VERSION_DESTROYED, "version %s of %s was destroyed" % (row["version"], label))
+    key = keyring.get(plpy, GD, row["key_id"])
+    try:
+        plain = crypto.open_(key, row["key_id"], tenant, row["id"], row["version"], row["wrapped_dek"], row["ciphertext"])
+    except crypto.CryptoError:
+        raise Fail(DECRYPTION_FAILED, "version %s of %s does not decrypt: its ciphertext or data key does not "
+                   "belong to this row (tampered with or copied)" % (row["version"], label)) from None
+    return {"id": row["id"], "tenant_id": tenant, "name": row["name"], "value": plain.decode("utf-8"),
+            "kind": row["kind"], "description": row["description"], "tags": row["tags"],
+            "metadata": row["metadata"], "version": row["version"], "created_at": row["created_at"],
+            "updated_at": row["updated_at"], "expires_at": row["expires_at"]}
+
+
+def _get(plpy: Any, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
+    validate.version(version)
+    ctx = access.enter(plpy, tenant, reads_value=True)
+    rows = plpy.execute(_read_plan(plpy, by, ctx["audit_reads"]), [tenant, key, version])
+    if not rows:
+        raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
+    return _open(plpy, GD, tenant, rows[0], version)
+
+
+@api
+def get_secret(plpy: Any, GD: dict, tenant: str, name: str, version: Any) -> dict:
+    validate.tenant(tenant)
+    return _get(plpy, GD, tenant, "name", validate.name(name), version)
+
+
+@api
+def get_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, version: Any) -> dict:
+    validate.tenant(tenant)
+    return _get(plpy, GD, tenant, "id", secret_id, version)
+
+
+@api
+def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
+    validate.tenant(tenant)
+    if names is None:
+        raise Fail("SH004", "names must not be NULL")
+    wanted = list(dict.fromkeys(validate.name(n) for n in names))
+    ctx = access.enter(plpy, tenant, reads_value=True)
+    rows = plpy.execute(_read_plan(plpy, "names", ctx["audit_reads"]), [tenant, wanted])
+    found = {r["name"]: r for r in rows}
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise Fail(SECRET_NOT_FOUND, "%d of %d secrets not found in tenant %s: %s"
+                   % (len(missing), len(wanted), tenant, ", ".join(repr(n) for n in missing[:10])))
+    # In the order asked for.
+    return [_open(plpy, GD, tenant, found[n], None) for n in wanted]
+
+
+# -- writing -----------------------------------------------------------------
+
+FIELDS_SET = f"""
+       kind = COALESCE($3, s.kind),
+       description = COALESCE($4, s.description),
+       tags = COALESCE($5, s.tags),
+       metadata = COALESCE($6, s.metadata),
+       expires_at = CASE WHEN $7 IS NULL THEN s.expires_at
+                         WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END,
+       updated_at = pg_catalog.now()"""
+FIELD_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.jsonb", "pg_catalog.timestamptz"]
+RETURNING = "RETURNING s.id, s.name, s.current_version AS version, s.created_at, s.updated_at"
+
+# save_secret without check-and-set: create, or add a version to a live secret.
+UPSERT_SQL = f"""
+INSERT INTO hush.secrets AS s (tenant_id, name, kind, description, tags, metadata, expires_at, created_by)
+VALUES ($1, $2, COALESCE($3, 'generic'), $4, COALESCE($5, '{{}}'::pg_catalog.text[]),
+        COALESCE($6, '{{}}'::pg_catalog.jsonb),
+        CASE WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END, $8)
+ON CONFLICT (tenant_id, name) DO UPDATE SET current_version = s.current_version OPERATOR(pg_catalog.+) 1, {FIELDS_SET}
+ WHERE s.deleted_at IS NULL
+{RETURNING}
+"""
+# expected_version = 0: create only.
+CREATE_SQL = UPSERT_SQL.split("ON CONFLICT")[0] + "ON CONFLICT (tenant_id, name) DO NOTHING\n" + RETURNING
+
+# An existing, live secret: $9 = 1 adds a version, 0 changes metadata only;
+# $10 = audit action for a metadata-only change (a new version is audited
+# with its version row).
+UPDATE_SQL = f"""
+WITH u AS (
+  UPDATE hush.secrets s SET current_version = s.current_version OPERATOR(pg_catalog.+) $9, {FIELDS_SET}
+   WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS NULL
+     AND ($8 IS NULL OR s.current_version {EQ} $8)
+  {RETURNING}),
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
+           SELECT $1, $10, u.id, u.name, u.version FROM u WHERE $10 IS NOT NULL)
+SELECT * FROM u
+"""
+
+DIAGNOSE_SQL = f"""
+SELECT s.name, s.deleted_at IS NOT NULL AS deleted, s.current_version
+  FROM hush.secrets s WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2
+"""
+
+VERSION_INSERT_SQL = f"""
+WITH v AS (INSERT INTO hush.secret_versions (tenant_id, secret_id, version, key_id, wrapped_dek, ciphertext, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING secret_id, version)
+INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
+SELECT $1, $8, v.secret_id, $9, v.version FROM v
+"""
+
+REGISTER_FIRST_KEY_SQL = """
+INSERT INTO hush.root_keys (key_id, state, activated_at)
+SELECT $1, 'active', pg_catalog.now() WHERE NOT EXISTS (SELECT 1 FROM hush.root_keys)
+ON CONFLICT DO NOTHING
+"""
+ACTIVE_KEY_SQL = f"SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active'"
+
+
+def _active_key(plpy: Any, GD: dict, ctx: dict) -> tuple[str, bytes]:
+    """The active root key, checked against the keyring before anything is written.
+    With no key registered at all, the keyring's first key becomes the active one."""
+    kid = ctx["active_key_id"]
+    if kid is None:
+        first = next(iter(keyring.load(plpy, GD)))
+        plpy.execute(plan(plpy, "key.register_first", REGISTER_FIRST_KEY_SQL, [T]), [first])
+        rows = plpy.execute(plan(plpy, "key.active", ACTIVE_KEY_SQL, []))
+        if not rows:
+            raise Fail(KEY_UNAVAILABLE, "no root key is active in this database",
+                       hint="An admin activates a registered key (see the README, key rotation).")
+        kid = rows[0]["key_id"]
+    return kid, keyring.get(plpy, GD, kid)
+
+
+def _fail_write(plpy: Any, tenant: str, by: str, key: Any, expected: Any) -> None:
+    col, typ = KEYS[by]
+    rows = plpy.execute(plan(plpy, "diagnose." + by, DIAGNOSE_SQL.format(col=col), [T, typ]), [tenant, key])
+    if not rows:
+        if expected:
+            raise Fail(VERSION_CONFLICT, "secret %s %r does not exist in tenant %s; expected version %s"
+                       % (by, key, tenant, expected))
+        raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
+    r = rows[0]
+    if r["deleted"]:
+        raise Fail(SECRET_DELETED, "secret %r of tenant %s is deleted" % (r["name"], tenant),
+                   hint="Restore it with hush.restore_secret first.")
+    raise Fail(VERSION_CONFLICT, "secret %r of tenant %s is at version %s, not the expected %s"
+               % (r["name"], tenant, r["current_version"], expected),
+               hint="Read the current version and retry.")
+
+
+def _write_version(plpy: Any, tenant: str, ctx: dict, key: tuple[str, bytes], row: dict, raw: bytes,
+                   action: str) -> None:
+    kid, root = key
+    wrapped, ciphertext = crypto.seal(root, kid, tenant, row["id"], row["version"], raw)
+    p = plan(plpy, "version.insert", VERSION_INSERT_SQL,
+             [T, "pg_catalog.uuid", "pg_catalog.int4", T, "pg_catalog.bytea", "pg_catalog.bytea", "pg_catalog.name",
+              T, T])
+    plpy.execute(p, [tenant, row["id"], row["version"], kid, wrapped, ciphertext, ctx["caller"], action, row["name"]])
+
+
+def _saved(tenant: str, row: dict) -> dict:
+    return {"id": row["id"], "tenant_id": tenant, "name": row["name"], "version": row["version"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def _fields(kind: Any, description: Any, tags: Any, metadata: Any, expires_at: Any) -> list:
+    return [validate.kind(kind), validate.description(description), validate.tags(tags),
+            validate.metadata(metadata), expires_at]
+
+
+@api
+def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, description: Any, tags: Any,
+                metadata: Any, kind: Any, expected_version: Any, expires_at: Any) -> dict:
+    validate.tenant(tenant)
+    validate.name(name)
+    fields = _fields(kind, description, tags, metadata, expires_at)
+    validate.expected_version(expected_version)
+    ctx = access.enter(plpy, tenant)
+    raw = validate.value(value, ctx["max_value_bytes"])
+    key = _active_key(plpy, GD, ctx)
+    if expected_version is None:
+        rows = plpy.execute(plan(plpy, "save.upsert", UPSERT_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
+                            [tenant, name, *fields, ctx["caller"]])
+    elif expected_version == 0:
+        rows = plpy.execute(plan(plpy, "save.create", CREATE_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
+                            [tenant, name, *fields, ctx["caller"]])
+    else:
+        rows = plpy.execute(_update_plan(plpy, "name"), [tenant, name, *fields, expected_version, 1, None])
+    if not rows:
+        _fail_write(plpy, tenant, "name", name, expected_version)
+    row = rows[0]
+    _write_version(plpy, tenant, ctx, key, row, raw, "create" if row["version"] == 1 else "new_version")
+    return _saved(tenant, row)
+
+
+def _update_plan(plpy: Any, by: str) -> Any:
+    col, typ = KEYS[by]
+    return plan(plpy, "update." + by, UPDATE_SQL.format(col=col),
+                [T, typ, *FIELD_TYPES, "pg_catalog.int4", "pg_catalog.int4", T])
+
+
+def _update(plpy: Any, GD: dict, tenant: str, by: str, key: Any, value: Any, description: Any, tags: Any,
+            metadata: Any, expected_version: Any, kind: Any, expires_at: Any) -> dict:
+    fields = _fields(kind, description, tags, metadata, expires_at)
+    validate.expected_version(expected_version)
+    ctx = access.enter(plpy, tenant)
+    if value is None:
+        rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 0, "update_metadata"])
+        if not rows:
+            _fail_write(plpy, tenant, by, key, expected_version)
+        return _saved(tenant, rows[0])
+    raw = validate.value(value, ctx["max_value_bytes"])
+    root = _active_key(plpy, GD, ctx)
+    rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 1, None])
+    if not rows:
+        _fail_write(plpy, tenant, by, key, expected_version)
+    _write_version(plpy, tenant, ctx, root, rows[0], raw, "new_version")
+    return _saved(tenant, rows[0])
+
+
+@api
+def update_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, description: Any, tags: Any,
+                  metadata: Any, expected_version: Any, kind: Any, expires_at: Any) -> dict:
+    validate.tenant(tenant)
+    return _update(plpy, GD, tenant, "name", validate.name(name), value, description, tags, metadata,
+                   expected_version, kind, expires_at)
+
+
+@api
+def update_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, value: Any, description: Any, tags: Any,
+                        metadata: Any, expected_version: Any, kind: Any, expires_at: Any) -> dict:
+    validate.tenant(tenant)
+    return _update(plpy, GD, tenant, "id", secret_id, value, description, tags, metadata,
+                   expected_version, kind, expires_at)
+
+
+# -- delete, restore, destroy --------------------------------------------------
+
+SET_DELETED_SQL = f"""
+WITH u AS (
+  UPDATE hush.secrets s SET deleted_at = {{new}}, updated_at = pg_catalog.now()
+   WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS {{old}}
+  RETURNING s.id, s.name, s.current_version),
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
+           SELECT $1, '{{action}}', u.id, u.name, u.current_version FROM u)
+SELECT * FROM u
+"""
+
+
+def _delete(plpy: Any, tenant: str, by: str, key: Any) -> None:
+    access.enter(plpy, tenant)
+    col, typ = KEYS[by]
+    sql = SET_DELETED_SQL.format(new="pg_catalog.now()", old="NULL", col=col, action="delete")
+    if not plpy.execute(plan(plpy, "delete." + by, sql, [T, typ]), [tenant, key]):
+        raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
+
+
+@api
+def delete_secret(plpy: Any, tenant: str, name: str) -> None:
+    validate.tenant(tenant)
+    _delete(plpy, tenant, "name", validate.name(name))
+
+
+@api
+def delete_secret_by_id(plpy: Any, tenant: str, secret_id: str) -> None:
+    validate.tenant(tenant)
+    _delete(plpy, tenant, "id", secret_id)
+
+
+@api
+def restore_secret(plpy: Any, tenant: str, name: str) -> dict:
+    """Restoring a live secret is a no-op that returns it."""
+    validate.tenant(tenant)
+    validate.name(name)
+    access.enter(plpy, tenant)
+    sql = SET_DELETED_SQL.format(new="NULL", old="NOT NULL", col="s.name", action="restore")
+    plpy.execute(plan(plpy, "restore", sql, [T, T]), [tenant, name])
+    rows = _list(plpy, tenant, 1, 1, None, None, True, name)
+    if not rows or rows[0]["deleted_at"] is not None:
+        raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
+    return rows[0]
+
+
+DESTROY_FIND_SQL = f"""
+SELECT s.id, (SELECT pg_catalog.array_agg(v.version) FROM hush.secret_versions v
+               WHERE v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id) AS versions
+  FROM hush.secrets s WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2
+"""
+DESTROY_SQL = f"""
+WITH d AS (
+  UPDATE hush.secret_versions v
+     SET ciphertext = NULL, wrapped_dek = NULL, key_id = NULL, destroyed_at = pg_catalog.now()
+   WHERE v.tenant_id {EQ} $1 AND v.secret_id {EQ} $2 AND v.destroyed_at IS NULL
+     AND ($3 IS NULL OR v.version {EQ} ANY ($3))
+  RETURNING v.version),
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
+           SELECT $1, 'destroy', $2, $4, d.version FROM d)
+SELECT pg_catalog.count(*) AS n FROM d
+"""
+
+
+@api
+def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
+    """Erase the ciphertext and data key of the given versions (all when NULL),
+    live or soft-deleted; returns how many versions were destroyed now."""
+    validate.tenant(tenant)
+    validate.name(name)
+    if versions is not None and any(v is None for v in versions):
+        raise Fail("SH004", "versions must not contain NULL")
+    access.enter(plpy, tenant)
+    rows = plpy.execute(plan(plpy, "destroy.find", DESTROY_FIND_SQL, [T, T]), [tenant, name])
+    if not rows:
+        raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
+    missing = sorted(set(versions or []) - set(rows[0]["versions"] or []))
+    if missing:
+        raise Fail(VERSION_NOT_FOUND, "secret %r of tenant %s has no version %s"
+                   % (name, tenant, ", ".join(map(str, missing))))
+    p = plan(plpy, "destroy", DESTROY_SQL, [T, "pg_catalog.uuid", "pg_catalog.int4[]", T])
+    return plpy.execute(p, [tenant, rows[0]["id"], versions, name])[0]["n"]
+
+
+# -- metadata: list, search, exists, versions ------------------------------------
+
+LIST_SQL = f"""
+SELECT s.id, s.tenant_id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version AS version,
+       s.expires_at, s.created_at, s.updated_at, s.deleted_at, pg_catalog.count(*) OVER () AS total
+  FROM hush.secrets s
+ WHERE s.tenant_id {EQ} $1
+   AND ($2 IS NULL OR pg_catalog.starts_with(s.name, $2))
+   AND ($3 IS NULL OR s.tags OPERATOR(pg_catalog.@>) $3)
+   AND ($4 OR s.deleted_at IS NULL)
+   AND ($7 IS NULL OR s.name {EQ} $7)
+ ORDER BY s.name, s.id
+ LIMIT $5 OFFSET $6
+"""
+SEARCH_SQL = f"""
+SELECT s.id, s.tenant_id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version AS version,
+       s.expires_at, s.created_at, s.updated_at, s.deleted_at, pg_catalog.count(*) OVER () AS total
+  FROM hush.secrets s
+ WHERE s.tenant_id {EQ} $1 AND s.deleted_at IS NULL
+   AND (pg_catalog.strpos(pg_catalog.lower(s.name), $2) OPERATOR(pg_catalog.>) 0
+        OR pg_catalog.strpos(pg_catalog.lower(COALESCE(s.description, '')), $2) OPERATOR(pg_catalog.>) 0
+        OR EXISTS (SELECT 1 FROM pg_catalog.unnest(s.tags) AS t(tag)
+                    WHERE pg_catalog.strpos(pg_catalog.lower(t.tag), $2) OPERATOR(pg_catalog.>) 0))
+ ORDER BY s.name, s.id
+ LIMIT $3 OFFSET $4
+"""
+
+
+def _list(plpy: Any, tenant: str, page: int, per_page: int, prefix: Any, tags: Any, include_deleted: bool,
+          exact: Any = None) -> list:
+    p = plan(plpy, "list", LIST_SQL, [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4",
+                                      "pg_catalog.int4", T])
+    return list(plpy.execute(p, [tenant, prefix, tags, bool(include_deleted), per_page, (page - 1) * per_page,
+                                 exact]))
+
+
+@api
+def list_secrets(plpy: Any, tenant: str, page: Any, per_page: Any, name_prefix: Any, tags: Any,
+                 include_deleted: Any) -> list:
+    """Sorted by name; tags match when the secret has all of them."""
+    validate.tenant(tenant)
+    page, per_page = validate.page(page, per_page)
+    if tags is not None:
+        validate.tags(tags)
+    access.enter(plpy, tenant)
+    return _list(plpy, tenant, page, per_page, name_prefix, tags, include_deleted)
+
+
+@api
+def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any) -> list:
+    """Case-insensitive substring match on name, description and tags; live secrets only."""
+    validate.tenant(tenant)
+    page, per_page = validate.page(page, per_page)
+    if not query:
+        raise Fail("SH004", "query must not be empty")
+    access.enter(plpy, tenant)
+    p = plan(plpy, "search", SEARCH_SQL, [T, T, "pg_catalog.int4", "pg_catalog.int4"])
+    return list(plpy.execute(p, [tenant, query.lower(), per_page, (page - 1) * per_page]))
+
+
+EXISTS_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM hush.secrets s
+                WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2 AND s.deleted_at IS NULL) AS e
+"""
+
+
+@api
+def secret_exists(plpy: Any, tenant: str, name: str) -> bool:
+    validate.tenant(tenant)
+    validate.name(name)
+    access.enter(plpy, tenant)
+    return bool(plpy.execute(plan(plpy, "exists", EXISTS_SQL, [T, T]), [tenant, name])[0]["e"])
+
+
+VERSIONS_SQL = f"""
+SELECT v.version, v.created_at, v.created_by, v.key_id, v.destroyed_at IS NOT NULL AS destroyed, v.destroyed_at,
+       v.version {EQ} s.current_version AS is_current
+  FROM hush.secrets s
+  JOIN hush.secret_versions v ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id
+ WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2
+ ORDER BY v.version
+"""
+
+
+@api
+def secret_versions(plpy: Any, tenant: str, name: str) -> list:
+    """Every version, including those of a soft-deleted secret; metadata only."""
+    validate.tenant(tenant)
+    validate.name(name)
+    access.enter(plpy, tenant)
+    rows = plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])
+    if not rows:
+        raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
+    return list(rows)

@@ -1,0 +1,115 @@
+"""Input checks, run before anything is written. Each raises errors.Fail."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import (INVALID_ARGUMENT, INVALID_NAME, INVALID_TENANT, VALUE_TOO_LARGE, Fail)
+
+MAX_NAME_CHARS = 255
+MAX_DESCRIPTION_CHARS = 4096
+MAX_TAGS = 64
+MAX_TAG_CHARS = 64
+MAX_METADATA_BYTES = 65536
+MAX_PER_PAGE = 1000
+DEFAULT_MAX_VALUE_BYTES = 65536
+
+TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,62}")
+KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# C0 controls, DEL and C1 controls.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def tenant(t: Any, allow_all: bool = False) -> str:
+    if allow_all and t == "*":
+        return t
+    if not isinstance(t, str) or not TENANT_RE.fullmatch(t):
+        raise Fail(INVALID_TENANT, "invalid tenant id %s" % _show(t),
+                   hint="A tenant id is 1-63 characters: letters, digits and _ . : @ -, starting with a letter or digit.")
+    return t
+
+
+def name(n: Any, what: str = "secret name") -> str:
+    if n is None or n == "":
+        raise Fail(INVALID_NAME, "%s must not be empty" % what)
+    if len(n) > MAX_NAME_CHARS:
+        raise Fail(INVALID_NAME, "%s is %d characters long; the limit is %d" % (what, len(n), MAX_NAME_CHARS))
+    if CONTROL_RE.search(n):
+        raise Fail(INVALID_NAME, "%s must not contain control characters" % what)
+    return n
+
+
+def value(v: Any, limit: int) -> bytes:
+    if v is None:
+        raise Fail(INVALID_ARGUMENT, "value must not be NULL")
+    raw = v.encode("utf-8")
+    if len(raw) > limit:
+        raise Fail(VALUE_TOO_LARGE, "value is %d bytes of UTF-8; the limit for this tenant is %d" % (len(raw), limit),
+                   hint="An admin can raise it with hush.configure_tenant(tenant, max_value_bytes => ...).")
+    return raw
+
+
+def kind(k: Any) -> Any:
+    if k is not None and not KIND_RE.fullmatch(k):
+        raise Fail(INVALID_ARGUMENT, "invalid kind %s" % _show(k),
+                   hint="A kind is 1-32 characters: lower-case letters, digits and _, e.g. generic, api_key, oauth2, basic.")
+    return k
+
+
+def description(d: Any) -> Any:
+    if d is not None and len(d) > MAX_DESCRIPTION_CHARS:
+        raise Fail(INVALID_ARGUMENT, "description is longer than %d characters" % MAX_DESCRIPTION_CHARS)
+    return d
+
+
+def tags(ts: Any) -> Any:
+    if ts is None:
+        return None
+    if len(ts) > MAX_TAGS:
+        raise Fail(INVALID_ARGUMENT, "at most %d tags are allowed" % MAX_TAGS)
+    for t in ts:
+        if t is None or t == "" or len(t) > MAX_TAG_CHARS or CONTROL_RE.search(t):
+            raise Fail(INVALID_ARGUMENT, "each tag must be 1-%d characters without control characters" % MAX_TAG_CHARS)
+    # Sorted and unique, so equal tag sets compare equal.
+    return sorted(set(ts))
+
+
+def metadata(m: Any) -> Any:
+    """m arrives as jsonb text (no transform is used)."""
+    if m is None:
+        return None
+    if len(m.encode("utf-8")) > MAX_METADATA_BYTES:
+        raise Fail(INVALID_ARGUMENT, "metadata is larger than %d bytes" % MAX_METADATA_BYTES)
+    if not isinstance(json.loads(m), dict):
+        raise Fail(INVALID_ARGUMENT, "metadata must be a JSON object")
+    return m
+
+
+def expected_version(v: Any) -> Any:
+    if v is not None and v < 0:
+        raise Fail(INVALID_ARGUMENT, "expected_version must be 0 (must not exist yet) or a positive version")
+    return v
+
+
+def version(v: Any) -> Any:
+    if v is not None and v < 1:
+        raise Fail(INVALID_ARGUMENT, "version must be a positive integer")
+    return v
+
+
+def page(p: Any, per_page: Any) -> tuple[int, int]:
+    """page starts at 1; per_page is 1..MAX_PER_PAGE (larger values are clamped)."""
+    if p is None or p < 1:
+        raise Fail(INVALID_ARGUMENT, "page must be 1 or more")
+    if per_page is None or per_page < 1:
+        raise Fail(INVALID_ARGUMENT, "per_page must be 1 or more")
+    return p, min(per_page, MAX_PER_PAGE)
+
+
+def _show(x: Any) -> str:
+    """Quote a rejected identifier for a message, shortened and with controls escaped."""
+    if not isinstance(x, str):
+        return "NULL" if x is None else type(x).__name__
+    s = x if len(x) <= 64 else x[:64] + "..."
+    return repr(s)

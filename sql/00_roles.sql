@@ -1,0 +1,30 @@
+-- Roles hush relies on. Roles are cluster-wide, so they are created only when
+-- missing (a second database with hush reuses them) and never dropped by
+-- DROP EXTENSION.
+--   hush_owner   NOLOGIN, not a superuser: owns every table and API function,
+--                so RLS (FORCE'd) applies inside SECURITY DEFINER functions.
+--   hush_reader  reads secret values of the tenants granted to the caller.
+--   hush_writer  hush_reader + save, update, delete, restore, destroy.
+--   hush_admin   tenants, grants, keys; reads no secret values.
+--   hush_auditor reads the audit trail; reads no secret values.
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['hush_owner', 'hush_reader', 'hush_writer', 'hush_admin', 'hush_auditor'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'hush_owner' AND (rolsuper OR rolbypassrls)) THEN
+        RAISE EXCEPTION 'role hush_owner must be neither superuser nor BYPASSRLS: row-level security would not apply to it';
+    END IF;
+END
+$roles$;
+
+-- A writer can read: the writer role includes the reader role.
+GRANT hush_reader TO hush_writer;
+
+-- The owner must reach its own schema; application roles get USAGE only
+-- through the hush_* roles (see 90_privileges.sql).
+GRANT USAGE ON SCHEMA hush TO hush_owner;

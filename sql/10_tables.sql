@@ -1,0 +1,106 @@
+-- Tables. tenant_id leads every primary key (the layout a sharded Postgres
+-- distributes by). Each table holding user data is registered with
+-- pg_extension_config_dump right after it is created: pg_dump skips extension
+-- tables otherwise, and a restore would silently lose every secret.
+
+-- Root keys are known here by id only (BLAKE2b of the key); the keys themselves
+-- stay in the keyring file outside the database.
+CREATE TABLE hush.root_keys (
+    key_id       text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{32}$'),
+    state        text NOT NULL DEFAULT 'decrypt_only'
+                 CHECK (state IN ('active', 'decrypt_only', 'retired')),
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    activated_at timestamptz
+);
+-- At most one active key at a time.
+CREATE UNIQUE INDEX root_keys_one_active ON hush.root_keys (state) WHERE state = 'active';
+SELECT pg_catalog.pg_extension_config_dump('hush.root_keys'::regclass, '');
+
+-- Per-tenant settings; a tenant without a row uses the defaults.
+CREATE TABLE hush.tenants (
+    tenant_id       text PRIMARY KEY,
+    audit_reads     boolean NOT NULL DEFAULT true,
+    max_value_bytes integer NOT NULL DEFAULT 65536 CHECK (max_value_bytes BETWEEN 1 AND 1048576),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('hush.tenants'::regclass, '');
+
+-- Which roles may act on which tenants ('*' = every tenant). Role names, not
+-- OIDs, so grants survive a dump and restore into another cluster.
+CREATE TABLE hush.tenant_grants (
+    tenant_id  text NOT NULL,
+    role_name  name NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    granted_by name NOT NULL,
+    PRIMARY KEY (tenant_id, role_name)
+);
+CREATE INDEX tenant_grants_role ON hush.tenant_grants (role_name);
+SELECT pg_catalog.pg_extension_config_dump('hush.tenant_grants'::regclass, '');
+
+CREATE TABLE hush.secrets (
+    tenant_id       text NOT NULL,
+    id              uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    name            text NOT NULL,
+    kind            text NOT NULL DEFAULT 'generic',
+    description     text,
+    tags            text[] NOT NULL DEFAULT '{}',
+    metadata        jsonb NOT NULL DEFAULT '{}',
+    current_version integer NOT NULL DEFAULT 1,
+    expires_at      timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by      name NOT NULL,
+    deleted_at      timestamptz,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, name)
+);
+SELECT pg_catalog.pg_extension_config_dump('hush.secrets'::regclass, '');
+
+-- One row per version. ciphertext = nonce || XChaCha20-Poly1305 seal of the
+-- value under the version's data key; wrapped_dek = nonce || seal of the data
+-- key under root key key_id. Both seals carry (tenant, secret id, version) as
+-- associated data. destroy_secret sets both to NULL for good.
+CREATE TABLE hush.secret_versions (
+    tenant_id    text NOT NULL,
+    secret_id    uuid NOT NULL,
+    version      integer NOT NULL CHECK (version > 0),
+    key_id       text REFERENCES hush.root_keys (key_id),
+    wrapped_dek  bytea,
+    ciphertext   bytea,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by   name NOT NULL,
+    destroyed_at timestamptz,
+    PRIMARY KEY (tenant_id, secret_id, version),
+    FOREIGN KEY (tenant_id, secret_id) REFERENCES hush.secrets (tenant_id, id),
+    CHECK ((destroyed_at IS NULL) = (ciphertext IS NOT NULL AND wrapped_dek IS NOT NULL AND key_id IS NOT NULL))
+);
+CREATE INDEX secret_versions_key ON hush.secret_versions (key_id) WHERE key_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('hush.secret_versions'::regclass, '');
+
+-- The audit trail: who did what to which secret, never a value. The sequence
+-- is registered too, or ids would restart after a restore and collide.
+CREATE SEQUENCE hush.audit_log_id_seq;
+SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_id_seq'::regclass, '');
+CREATE TABLE hush.audit_log (
+    tenant_id        text NOT NULL,
+    id               bigint NOT NULL DEFAULT pg_catalog.nextval('hush.audit_log_id_seq'::regclass),
+    at               timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    action           text NOT NULL,
+    secret_id        uuid,
+    secret_name      text,
+    version          integer,
+    -- the role the call acted as: the session's SET ROLE if any, else the login role
+    db_role          name NOT NULL DEFAULT (CASE pg_catalog.current_setting('role')
+                         WHEN 'none' THEN SESSION_USER ELSE pg_catalog.current_setting('role')::name END),
+    session_role     name NOT NULL DEFAULT SESSION_USER,
+    application_name text DEFAULT pg_catalog.current_setting('application_name'),
+    client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
+    txid             bigint NOT NULL DEFAULT pg_catalog.txid_current(),
+    outcome          text NOT NULL DEFAULT 'ok',
+    detail           jsonb,
+    PRIMARY KEY (tenant_id, id)
+);
+ALTER SEQUENCE hush.audit_log_id_seq OWNED BY hush.audit_log.id;
+CREATE INDEX audit_log_at ON hush.audit_log (tenant_id, at);
+SELECT pg_catalog.pg_extension_config_dump('hush.audit_log'::regclass, '');

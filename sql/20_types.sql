@@ -1,0 +1,65 @@
+-- Result types of the API functions. Composite types rather than RETURNS
+-- TABLE: the output columns `name` and `version` would clash with the
+-- arguments of the same names.
+
+-- A secret with its value (get_secret, get_secret_by_id, get_secrets).
+CREATE TYPE hush.secret AS (
+    id          uuid,
+    tenant_id   text,
+    name        text,
+    value       text,
+    kind        text,
+    description text,
+    tags        text[],
+    metadata    jsonb,
+    version     integer,
+    created_at  timestamptz,
+    updated_at  timestamptz,
+    expires_at  timestamptz
+);
+
+-- What a write returns (save_secret, update_secret*).
+CREATE TYPE hush.saved_secret AS (
+    id         uuid,
+    tenant_id  text,
+    name       text,
+    version    integer,
+    created_at timestamptz,
+    updated_at timestamptz
+);
+
+-- A secret without its value (list_secrets, search_secrets, restore_secret);
+-- total is the number of matching secrets across all pages.
+CREATE TYPE hush.secret_metadata AS (
+    id          uuid,
+    tenant_id   text,
+    name        text,
+    kind        text,
+    description text,
+    tags        text[],
+    metadata    jsonb,
+    version     integer,
+    expires_at  timestamptz,
+    created_at  timestamptz,
+    updated_at  timestamptz,
+    deleted_at  timestamptz,
+    total       bigint
+);
+
+-- One version of a secret (secret_versions).
+CREATE TYPE hush.secret_version AS (
+    version      integer,
+    created_at   timestamptz,
+    created_by   name,
+    key_id       text,
+    destroyed    boolean,
+    destroyed_at timestamptz,
+    is_current   boolean
+);
+
+CREATE TYPE hush.tenant_settings AS (
+    tenant_id       text,
+    audit_reads     boolean,
+    max_value_bytes integer,
+    updated_at      timestamptz
+);

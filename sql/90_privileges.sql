@@ -1,0 +1,63 @@
+-- Ownership and privileges, all in one place.
+
+-- Everything but hush._root_key_file belongs to hush_owner (NOLOGIN, not a
+-- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS.
+-- ALTER TABLE ... OWNER also moves the owned audit_log_id_seq.
+ALTER TABLE hush.root_keys OWNER TO hush_owner;
+ALTER TABLE hush.tenants OWNER TO hush_owner;
+ALTER TABLE hush.tenant_grants OWNER TO hush_owner;
+ALTER TABLE hush.secrets OWNER TO hush_owner;
+ALTER TABLE hush.secret_versions OWNER TO hush_owner;
+ALTER TABLE hush.audit_log OWNER TO hush_owner;
+
+DO $own$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
+                AND p.proname OPERATOR(pg_catalog.<>) '_root_key_file' LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO hush_owner', f);
+    END LOOP;
+END
+$own$;
+
+-- Nothing is callable or readable by PUBLIC; access comes only through the
+-- hush_* roles below.
+REVOKE ALL ON ALL TABLES IN SCHEMA hush FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA hush FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hush FROM PUBLIC;
+
+-- Every hush role must be able to name the schema's functions.
+GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor;
+
+-- The API functions read the keyring path through this superuser-owned reader.
+GRANT EXECUTE ON FUNCTION hush._root_key_file() TO hush_owner;
+
+-- Readers read values and metadata of the tenants granted to them.
+GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.get_secret_by_id(text, uuid, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.get_secrets(text, text[]) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
+
+-- Writers (who are also readers) change secrets.
+GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, text[], jsonb, text, integer, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.update_secret(text, text, text, text, text[], jsonb, integer, text, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, text[], jsonb, integer, text, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.delete_secret(text, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.delete_secret_by_id(text, uuid) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.restore_secret(text, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.destroy_secret(text, text, integer[]) TO hush_writer;
+
+-- Admins manage tenants and grants, and may look at configuration (no values there).
+GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.revoke_tenant(name, text) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer) TO hush_admin;
+GRANT SELECT ON hush.tenants, hush.tenant_grants, hush.root_keys TO hush_admin;
+
+-- Auditors and admins read the audit trail (RLS policy audit_readers); no one
+-- but the owner inserts, and a trigger stops UPDATE, DELETE and TRUNCATE.
+GRANT SELECT ON hush.audit_log TO hush_auditor, hush_admin;
