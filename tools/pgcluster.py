@@ -58,16 +58,19 @@ class Cluster:
         if self._owner:
             os.chown(path, self._owner.pw_uid, self._owner.pw_gid)
 
-    def write_keyfile(self, lines: list[str] | None = None, mode: int = 0o600) -> None:
-        self.keyfile.parent.mkdir(mode=0o700, exist_ok=True)
-        self._chown(self.keyfile.parent)
+    def write_keyfile(self, lines: list[str] | None = None, mode: int = 0o600, path: Path | None = None) -> Path:
+        """Write a keyring owned by the server's OS user (default: this cluster's keys)."""
+        path = path or self.keyfile
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        self._chown(path.parent)
         body = "# hush root keyring: one base64 key per line\n"
         body += "".join(line + "\n" for line in (lines if lines is not None else self.key_lines))
-        fd = os.open(self.keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w") as f:
             f.write(body)
-        os.chmod(self.keyfile, mode)
-        self._chown(self.keyfile)
+        os.chmod(path, mode)
+        self._chown(path)
+        return path
 
     def start(self) -> "Cluster":
         os.chmod(self.base, 0o755)

@@ -1,0 +1,101 @@
+"""Fixtures: one real PostgreSQL 15 cluster per test session (run as the
+`postgres` OS user when we are root), a template database with hush
+installed, and a fresh database per test cloned from it.
+
+Login roles, all non-superusers (superusers bypass row-level security):
+  alice   hush_writer, granted tenant acme
+  bob     hush_writer, granted tenant globex
+  rita    hush_reader, granted tenant acme
+  adam    hush_admin
+  audrey  hush_auditor
+  otto    no hush role at all
+  gateway login role with no grant of its own that SET ROLEs to acme_app
+          (PostgREST style); acme_app is NOLOGIN hush_writer granted acme
+"""
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import pgcluster  # noqa: E402
+
+TEMPLATE = "hush_template"
+ROLES = {
+    "alice": "LOGIN IN ROLE hush_writer",
+    "bob": "LOGIN IN ROLE hush_writer",
+    "rita": "LOGIN IN ROLE hush_reader",
+    "adam": "LOGIN IN ROLE hush_admin",
+    "audrey": "LOGIN IN ROLE hush_auditor",
+    "otto": "LOGIN",
+    "acme_app": "NOLOGIN IN ROLE hush_writer",
+    "gateway": "LOGIN NOINHERIT IN ROLE acme_app",
+}
+GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme")]
+
+
+def _installed() -> bool:
+    share = subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True).stdout.strip()
+    return (Path(share) / "extension" / "hush.control").exists()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[pgcluster.Cluster]:
+    if not _installed():
+        pytest.fail("the hush extension is not installed: run `make test` (it builds and installs it)")
+    # log_statement = 'all' for the whole session: tests/test_logging.py checks
+    # that no secret value reaches the server log even so.
+    c = pgcluster.Cluster(settings={"log_statement": "'all'"}, keys=2).start()
+    try:
+        with psycopg.connect(c.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        with psycopg.connect(c.dsn(TEMPLATE), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION hush CASCADE")
+            for role, spec in ROLES.items():
+                conn.execute(f"CREATE ROLE {role} {spec}")
+            for role, tenant in GRANTS:
+                conn.execute("SELECT hush.grant_tenant(%s, %s)", [role, tenant])
+        yield c
+    finally:
+        c.stop()
+
+
+class Db:
+    """A database cloned from the template; connect as any test role."""
+
+    def __init__(self, cluster: pgcluster.Cluster, name: str) -> None:
+        self.cluster = cluster
+        self.name = name
+
+    def dsn(self, user: str = "postgres") -> str:
+        return self.cluster.dsn(self.name, user=user)
+
+    def connect(self, user: str = "postgres", autocommit: bool = True, **kw: object) -> psycopg.Connection:
+        return psycopg.connect(self.dsn(user), autocommit=autocommit, **kw)  # type: ignore[arg-type]
+
+    def sql(self, query: str, params: object = None, user: str = "postgres") -> list[tuple]:
+        """Run one statement in its own connection and return its rows (if any)."""
+        with self.connect(user) as conn:
+            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def db(cluster: pgcluster.Cluster) -> Iterator[Db]:
+    name = f"t{next(_counter)}"
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield Db(cluster, name)
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
