@@ -1,0 +1,111 @@
+"""Unit tests of plpython/hush_plpy without a server: a fake plpy stands in
+(MADlib's way). Everything that touches SQL is tested against the real server."""
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plpython"))
+
+from hush_plpy import crypto, errors, keyring, validate  # noqa: E402
+
+
+class FakePlpy:
+    class Error(Exception):
+        pass
+
+
+def test_api_turns_fail_into_plpy_error_with_sqlstate():
+    @errors.api
+    def fn(plpy, x):
+        raise errors.Fail(errors.SECRET_NOT_FOUND, "nope %s" % x, hint="h")
+
+    with pytest.raises(FakePlpy.Error) as ei:
+        fn(FakePlpy, 1)
+    e = ei.value
+    assert (str(e), e.sqlstate, e.hint, type(e).__name__, type(e).__module__) == ("nope 1", "SH010", "h", "hush", "__main__")
+    assert not hasattr(e, "detail")
+
+
+def test_every_code_is_class_sh_and_unique():
+    assert all(c.startswith("SH") and len(c) == 5 for c in errors.CODES)
+    consts = [v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str) and v.startswith("SH")]
+    assert sorted(consts) == sorted(errors.CODES)
+
+
+@pytest.mark.parametrize("tenant,ok", [("acme", True), ("a", True), ("A-1_b.c:d@e", True), ("x" * 63, True),
+                                       ("x" * 64, False), ("", False), ("*", False), ("_x", False), ("a b", False),
+                                       (None, False)])
+def test_tenant_pattern(tenant, ok):
+    if ok:
+        assert validate.tenant(tenant) == tenant
+    else:
+        with pytest.raises(errors.Fail) as ei:
+            validate.tenant(tenant)
+        assert ei.value.code == errors.INVALID_TENANT
+    assert validate.tenant("*", allow_all=True) == "*"
+
+
+@pytest.mark.parametrize("ch", [chr(c) for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]])
+def test_every_control_character_is_refused_in_names(ch):
+    with pytest.raises(errors.Fail) as ei:
+        validate.name("a" + ch + "b")
+    assert ei.value.code == errors.INVALID_NAME
+
+
+def test_value_limit_counts_utf8_bytes():
+    assert validate.value("é" * 5, 10) == "é".encode() * 5
+    with pytest.raises(errors.Fail) as ei:
+        validate.value("é" * 6, 10)
+    assert ei.value.code == errors.VALUE_TOO_LARGE and "é" not in ei.value.message
+
+
+def test_tags_are_sorted_and_unique():
+    assert validate.tags(["b", "a", "b"]) == ["a", "b"]
+
+
+def test_keyring_parse_comments_blank_lines_and_ids():
+    k1, k2 = os.urandom(32), os.urandom(32)
+    text = f"# comment\n\n  {base64.b64encode(k1).decode()}  \n{base64.b64encode(k2).decode()}\n"
+    keys = keyring.parse(text, "/k")
+    assert list(keys.values()) == [k1, k2]
+    assert list(keys) == [keyring.key_id(k1), keyring.key_id(k2)]
+    assert all(len(kid) == 32 for kid in keys)
+
+
+@pytest.mark.parametrize("line", ["!!!", base64.b64encode(b"short").decode(), base64.b64encode(os.urandom(33)).decode()])
+def test_keyring_bad_line_names_the_line_not_the_content(line):
+    with pytest.raises(errors.Fail) as ei:
+        keyring.parse("# c\n" + line + "\n", "/k")
+    assert ei.value.code == errors.KEY_UNAVAILABLE and "line 2" in ei.value.message and line not in ei.value.message
+
+
+def test_keyring_file_permissions(tmp_path):
+    p = tmp_path / "k"
+    p.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    p.chmod(0o600)
+    assert len(keyring.read_file(str(p))) == 1
+    p.chmod(0o604)
+    with pytest.raises(errors.Fail, match="group or others"):
+        keyring.read_file(str(p))
+    with pytest.raises(errors.Fail, match="does not exist"):
+        keyring.read_file(str(tmp_path / "missing"))
+
+
+def test_seal_open_and_binding():
+    root = os.urandom(32)
+    wrapped, ct = crypto.seal(root, "kid", "acme", "id-1", 3, b"secret")
+    assert b"secret" not in ct
+    assert crypto.open_(root, "kid", "acme", "id-1", 3, wrapped, ct) == b"secret"
+    for args in [("kid", "globex", "id-1", 3), ("kid", "acme", "id-2", 3), ("kid", "acme", "id-1", 4),
+                 ("other", "acme", "id-1", 3)]:
+        with pytest.raises(crypto.CryptoError):
+            crypto.open_(root, *args, wrapped, ct)
+    with pytest.raises(crypto.CryptoError):
+        crypto.open_(os.urandom(32), "kid", "acme", "id-1", 3, wrapped, ct)
+    # The associated data is length-prefixed: shifting bytes between fields does not collide.
+    assert crypto._aad(b"v", "ab", "c", 1, "") != crypto._aad(b"v", "a", "bc", 1, "")
