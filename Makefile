@@ -5,9 +5,13 @@
 
 EXTENSION  = hush
 EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" hush.control)
-PG_CONFIG ?= pg_config
-PYTHON    ?= python3
-VENV      ?= .venv
+# The server the tests and the demo run (PostgreSQL 15), else whatever pg_config is on PATH.
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+# The client/test Python (PGXS sets PYTHON to the server's build Python).
+HUSH_PYTHON ?= python3
+VENV        ?= .venv
+# `make install` writes into the server's share directory: root or sudo.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 BUILT_SQL  = build/hush--$(EXTVERSION).sql
 DATA_built = $(BUILT_SQL)
@@ -19,14 +23,14 @@ all: $(BUILT_SQL)
 
 $(BUILT_SQL): hush.control tools/build_sql.py $(sort $(wildcard sql/*.sql sql/*/*.sql)) $(wildcard plpython/hush_plpy/*.py)
 	@mkdir -p build
-	$(PYTHON) tools/build_sql.py --version $(EXTVERSION) --output $@
+	$(HUSH_PYTHON) tools/build_sql.py --version $(EXTVERSION) --output $@
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps venv demo test keygen
+.PHONY: deps venv install-ext demo test keygen
 
 # System packages (PostgreSQL 15 server, headers, PL/Python, PyNaCl for the
 # server's Python); skipped when already installed.
@@ -34,21 +38,22 @@ deps:
 	@tools/install-deps.sh
 
 $(VENV)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+	$(HUSH_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	@touch $@
 
 venv: $(VENV)/.installed
 
-demo: deps venv
-	$(MAKE) --no-print-directory install
-	$(VENV)/bin/python demo/demo.py
+install-ext: all
+	$(SUDO) $(MAKE) --no-print-directory install
 
-test: deps venv
-	$(MAKE) --no-print-directory install
+demo: deps venv install-ext
+	$(VENV)/bin/python demo/demo.py $(DEMO_ARGS)
+
+test: deps venv install-ext
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Print a new root key line (append it to a keyring file with mode 0600).
 keygen:
-	@$(PYTHON) tools/keygen.py
+	@$(HUSH_PYTHON) tools/keygen.py

@@ -43,7 +43,8 @@ GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "
 
 
 def _installed() -> bool:
-    share = subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True).stdout.strip()
+    share = subprocess.run([str(pgcluster.PG_BIN / "pg_config"), "--sharedir"], capture_output=True,
+                           text=True).stdout.strip()
     return (Path(share) / "extension" / "hush.control").exists()
 
 

@@ -1,0 +1,142 @@
+"""hush in five minutes, on a throwaway PostgreSQL cluster.
+
+`make demo` runs this after installing the extension. It starts a private
+cluster (as the postgres OS user when run as root), writes a root keyring
+outside the data directory, creates the extension, and walks through the main
+job as two application roles. Values always travel as bind parameters.
+Pass --keep to leave the cluster running and print how to connect and stop it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import pgcluster  # noqa: E402
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def show(cur: psycopg.Cursor, cols: list[str] | None = None) -> None:
+    names = [c.name for c in cur.description]
+    data = cur.fetchall()
+    idx = [names.index(c) for c in cols] if cols else list(range(len(names)))
+    table = [[names[i] for i in idx]] + [["" if r[i] is None else str(r[i]) for i in idx] for r in data]
+    widths = [max(len(row[j]) for row in table) for j in range(len(idx))]
+    for n, row in enumerate(table):
+        print("   " + "  ".join(v.ljust(w) for v, w in zip(row, widths)))
+        if n == 0:
+            print("   " + "  ".join("-" * w for w in widths))
+
+
+def run(c: pgcluster.Cluster) -> None:
+    print(f"cluster: {c.data} (port {c.port}), root keyring: {c.keyfile}")
+    with psycopg.connect(c.dsn(), autocommit=True) as su:
+        step("CREATE EXTENSION hush CASCADE, two application roles, one auditor")
+        su.execute("CREATE EXTENSION hush CASCADE")
+        su.execute("CREATE ROLE acme_app LOGIN IN ROLE hush_writer")
+        su.execute("CREATE ROLE globex_app LOGIN IN ROLE hush_writer")
+        su.execute("CREATE ROLE auditor LOGIN IN ROLE hush_auditor")
+        su.execute("SELECT hush.grant_tenant('acme_app', 'acme')")
+        su.execute("SELECT hush.grant_tenant('globex_app', 'globex')")
+        print("   acme_app may act on tenant acme, globex_app on tenant globex")
+
+    acme = psycopg.connect(c.dsn(user="acme_app", application_name="demo"), autocommit=True)
+    globex = psycopg.connect(c.dsn(user="globex_app", application_name="demo"), autocommit=True)
+    with acme, globex:
+        step("save secrets for two tenants (values as bind parameters)")
+        for name, value, tags in [("stripe_api_key", "sk_test_acme_1", ["payments", "prod"]),
+                                  ("database_url", "postgresql://acme:pw@db/acme", ["infra", "prod"]),
+                                  ("slack_webhook", "https://hooks.example/acme", ["chat"])]:
+            cur = acme.execute("SELECT * FROM hush.save_secret(%s, %s, %s, tags => %s, kind => 'api_key')",
+                               ["acme", name, value, tags])
+            show(cur, ["tenant_id", "name", "version"])
+        show(globex.execute("SELECT * FROM hush.save_secret(%s, %s, %s, description => %s)",
+                            ["globex", "stripe_api_key", "sk_test_globex_1", "Globex's own Stripe key"]),
+             ["tenant_id", "name", "version"])
+
+        step("read them back: same name, different tenants, different values")
+        show(acme.execute("SELECT * FROM hush.get_secret(%s, %s)", ["acme", "stripe_api_key"]),
+             ["tenant_id", "name", "value", "version", "tags"])
+        show(globex.execute("SELECT * FROM hush.get_secret(%s, %s)", ["globex", "stripe_api_key"]),
+             ["tenant_id", "name", "value", "version", "description"])
+
+        step("update: a new value makes version 2; version 1 stays readable")
+        show(acme.execute("SELECT * FROM hush.update_secret(%s, %s, %s)", ["acme", "stripe_api_key", "sk_test_acme_2"]),
+             ["name", "version"])
+        show(acme.execute("SELECT name, value, version FROM hush.get_secret(%s, %s)", ["acme", "stripe_api_key"]))
+        show(acme.execute("SELECT name, value, version FROM hush.get_secret(%s, %s, 1)", ["acme", "stripe_api_key"]))
+        show(acme.execute("SELECT version, created_by, is_current FROM hush.secret_versions(%s, %s)",
+                          ["acme", "stripe_api_key"]))
+
+        step("check-and-set: a writer holding a stale version is refused")
+        try:
+            acme.execute("SELECT hush.save_secret(%s, %s, %s, expected_version => 1)",
+                         ["acme", "stripe_api_key", "sk_stale"])
+        except psycopg.Error as e:
+            print(f"   refused, SQLSTATE {e.sqlstate}: {e.diag.message_primary}")
+
+        step("soft delete, then restore")
+        acme.execute("SELECT hush.delete_secret(%s, %s)", ["acme", "slack_webhook"])
+        try:
+            acme.execute("SELECT * FROM hush.get_secret(%s, %s)", ["acme", "slack_webhook"])
+        except psycopg.Error as e:
+            print(f"   after delete, get fails: SQLSTATE {e.sqlstate}: {e.diag.message_primary}")
+        show(acme.execute("SELECT name, version, deleted_at FROM hush.restore_secret(%s, %s)", ["acme", "slack_webhook"]))
+        show(acme.execute("SELECT name, value FROM hush.get_secret(%s, %s)", ["acme", "slack_webhook"]))
+
+        step("list with pagination (2 per page; every row carries the total) and search")
+        for page in (1, 2):
+            print(f"   page {page}:")
+            show(acme.execute("SELECT name, version, tags, total FROM hush.list_secrets(%s, page => %s, per_page => 2)",
+                              ["acme", page]))
+        print("   tagged prod:")
+        show(acme.execute("SELECT name, tags FROM hush.list_secrets(%s, tags => %s)", ["acme", ["prod"]]))
+        print("   search 'STRIPE':")
+        show(acme.execute("SELECT name, total FROM hush.search_secrets(%s, %s)", ["acme", "STRIPE"]))
+
+        step("isolation: acme_app asks for globex's secret")
+        for q in ("SELECT * FROM hush.get_secret('globex', 'stripe_api_key')",
+                  "SELECT * FROM hush.get_secret('globex', 'no_such_secret')",
+                  "SELECT * FROM hush.secrets"):
+            try:
+                acme.execute(q)
+            except psycopg.Error as e:
+                print(f"   {q}\n     -> SQLSTATE {e.sqlstate}: {e.diag.message_primary}")
+
+    step("the audit trail (as the auditor role): who did what, never a value")
+    with psycopg.connect(c.dsn(user="auditor"), autocommit=True) as aud:
+        show(aud.execute("SELECT id, tenant_id, action, secret_name, version, db_role, application_name"
+                         " FROM hush.audit_log ORDER BY id"))
+    with psycopg.connect(c.dsn(), autocommit=True) as su:
+        step("what is stored: ciphertext and a wrapped data key per version, sealed under root key")
+        show(su.execute("SELECT s.tenant_id, s.name, v.version, v.key_id, length(v.ciphertext) AS ct_bytes,"
+                        " encode(substr(v.ciphertext, 25, 12), 'hex') || '...' AS ciphertext"
+                        " FROM hush.secrets s JOIN hush.secret_versions v ON v.tenant_id = s.tenant_id"
+                        " AND v.secret_id = s.id ORDER BY 1, 2, 3"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="hush demo on a throwaway PostgreSQL cluster")
+    ap.add_argument("--keep", action="store_true", help="leave the cluster running at the end")
+    args = ap.parse_args()
+    c = pgcluster.Cluster().start()
+    try:
+        run(c)
+    finally:
+        if args.keep:
+            print(f"\ncluster left running. Connect: psql \"{c.dsn()}\"")
+            print(f"Stop it: {'runuser -u postgres -- ' if pgcluster.os.geteuid() == 0 else ''}"
+                  f"{pgcluster.PG_BIN}/pg_ctl -D {c.data} stop && rm -rf {c.base}")
+        else:
+            c.stop()
+            print("\ncluster stopped and removed. Done.")
+
+
+if __name__ == "__main__":
+    main()
