@@ -65,7 +65,8 @@ def test_session_set_of_key_file_is_ignored(db, cluster):
     assert db.sql("SELECT DISTINCT key_id FROM hush.secret_versions") == [(key_id(cluster.key_lines[0]),)]
 
 
-@pytest.mark.parametrize("case", ["missing", "malformed", "short-key", "empty", "group-readable", "directory"])
+@pytest.mark.parametrize("case", ["missing", "unreadable", "malformed", "short-key", "empty", "group-readable",
+                                  "directory"])
 def test_bad_keyring_is_a_clear_error_and_nothing_is_written(db, cluster, keyfile_setting, case):
     with db.connect("alice") as a:
         save(a, "acme", "existing", "old-value")
@@ -80,6 +81,9 @@ def test_bad_keyring_is_a_clear_error_and_nothing_is_written(db, cluster, keyfil
         cluster.write_keyfile(mode=0o640, path=path)
     elif case == "directory":
         path = cluster.base / "keys"
+    elif case == "unreadable":  # in a directory the server's OS user may not enter
+        path = cluster.write_keyfile(path=cluster.base / "locked" / "root.keys")
+        path.parent.chmod(0o000)
     keyfile_setting(path)
     before = _counts(db)
     with db.connect("alice") as a:
@@ -92,6 +96,8 @@ def test_bad_keyring_is_a_clear_error_and_nothing_is_written(db, cluster, keyfil
     assert _counts(db) == before
     if case == "malformed":
         assert "line 3" in str(ei.value)  # line 1 is the comment written by write_keyfile
+    if case == "unreadable":
+        assert "cannot be read" in str(ei.value)
 
 
 def test_active_key_missing_from_keyring(db, cluster, keyfile_setting):

@@ -1,29 +1,30 @@
 -- Metadata only: these functions never return a value, so they write no audit row.
+-- VOLATILE like the rest: each sets hush.tenant for the transaction.
 
 CREATE FUNCTION hush.list_secrets(
     tenant text, page integer DEFAULT 1, per_page integer DEFAULT 50,
     name_prefix text DEFAULT NULL, tags text[] DEFAULT NULL, include_deleted boolean DEFAULT false)
 RETURNS SETOF hush.secret_metadata
-LANGUAGE plpython3u STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.list_secrets(tenant, page, per_page, name_prefix, tags, include_deleted)}}$py$;
 COMMENT ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean) IS
     'One page of a tenant''s secrets by name (metadata only); every row carries the total.';
 
 CREATE FUNCTION hush.search_secrets(tenant text, query text, page integer DEFAULT 1, per_page integer DEFAULT 50)
 RETURNS SETOF hush.secret_metadata
-LANGUAGE plpython3u STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.search_secrets(tenant, query, page, per_page)}}$py$;
 COMMENT ON FUNCTION hush.search_secrets(text, text, integer, integer) IS
     'Case-insensitive substring search over names, descriptions and tags (metadata only).';
 
 CREATE FUNCTION hush.secret_exists(tenant text, name text)
 RETURNS boolean
-LANGUAGE plpython3u STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.secret_exists(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.secret_exists(text, text) IS 'Whether a live (not deleted) secret of this name exists.';
 
 CREATE FUNCTION hush.secret_versions(tenant text, name text)
 RETURNS SETOF hush.secret_version
-LANGUAGE plpython3u STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.secret_versions(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.secret_versions(text, text) IS 'The versions of a secret, metadata only.';

@@ -1,0 +1,70 @@
+"""The public surface, pinned: functions with their owners, grants, SECURITY
+DEFINER flags, search_path settings and volatility; tables with owners, grants
+and row-level security; policies. A change to any of them shows up as a diff
+against tests/golden/surface.txt. After a deliberate change, regenerate it with
+HUSH_UPDATE_GOLDEN=1 make test PYTEST_ARGS=tests/test_surface.py and review the diff."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "surface.txt"
+
+QUERIES = {
+    "functions": """
+        SELECT p.oid::regprocedure::text, pg_get_function_result(p.oid), l.lanname,
+               pg_get_userbyid(p.proowner), p.prosecdef, p.provolatile, p.proconfig::text,
+               (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(p.proacl) a)
+          FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+         WHERE p.pronamespace = 'hush'::regnamespace ORDER BY 1""",
+    "relations": """
+        SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+               (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a)
+          FROM pg_class c WHERE c.relnamespace = 'hush'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v')
+         ORDER BY 1""",
+    "policies": """
+        SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check
+          FROM pg_policies WHERE schemaname = 'hush' ORDER BY 1, 2""",
+    "triggers": """
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid)
+          FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'hush.%' AND NOT tgisinternal ORDER BY 1, 2""",
+    "config dump": """
+        SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'hush' ORDER BY 1""",
+}
+
+
+def surface(db) -> str:
+    out = []
+    for title, q in QUERIES.items():
+        out.append(f"# {title}")
+        out.extend(" | ".join("" if v is None else str(v) for v in row) for row in db.sql(q))
+    return "\n".join(out) + "\n"
+
+
+def test_public_surface_matches_golden_file(db):
+    got = surface(db)
+    if os.environ.get("HUSH_UPDATE_GOLDEN"):
+        GOLDEN.write_text(got)
+    assert GOLDEN.exists(), "tests/golden/surface.txt is missing"
+    assert got == GOLDEN.read_text()
+
+
+def test_security_invariants(db):
+    """What the golden file must always show, stated outright."""
+    funcs = db.sql("""SELECT p.proname, pg_get_userbyid(p.proowner), p.prosecdef, p.proconfig::text, p.proacl::text
+                        FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace""")
+    for name, owner, secdef, config, acl in funcs:
+        if secdef:
+            assert config == "{\"search_path=pg_catalog, pg_temp\"}", name
+        if name == "_root_key_file":
+            assert acl == "{postgres=X/postgres,hush_owner=X/postgres}"
+        else:
+            assert owner == "hush_owner", name
+        # An ACL entry for PUBLIC has no grantee before '='.
+        assert acl and not any(e.startswith("=") for e in acl.strip("{}").split(",")), f"{name}: PUBLIC may execute"
+    owners = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_owner'")
+    assert owners == [(False, False, False)]
+    for relname, force in db.sql("""SELECT relname, relforcerowsecurity FROM pg_class
+                                     WHERE relnamespace = 'hush'::regnamespace AND relkind = 'r'
+                                       AND relname IN ('secrets', 'secret_versions', 'audit_log')"""):
+        assert force, relname
