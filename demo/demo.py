@@ -53,12 +53,11 @@ def run(c: pgcluster.Cluster) -> None:
         for name, value, tags in [("stripe_api_key", "sk_test_acme_1", ["payments", "prod"]),
                                   ("database_url", "postgresql://acme:pw@db/acme", ["infra", "prod"]),
                                   ("slack_webhook", "https://hooks.example/acme", ["chat"])]:
-            cur = acme.execute("SELECT * FROM hush.save_secret(%s, %s, %s, tags => %s, kind => 'api_key')",
-                               ["acme", name, value, tags])
-            show(cur, ["tenant_id", "name", "version"])
-        show(globex.execute("SELECT * FROM hush.save_secret(%s, %s, %s, description => %s)",
-                            ["globex", "stripe_api_key", "sk_test_globex_1", "Globex's own Stripe key"]),
-             ["tenant_id", "name", "version"])
+            acme.execute("SELECT hush.save_secret(%s, %s, %s, tags => %s, kind => 'api_key')",
+                         ["acme", name, value, tags])
+        globex.execute("SELECT hush.save_secret(%s, %s, %s, description => %s)",
+                       ["globex", "stripe_api_key", "sk_test_globex_1", "Globex's own Stripe key"])
+        print("   acme: stripe_api_key, database_url, slack_webhook; globex: stripe_api_key")
 
         step("read them back: same name, different tenants, different values")
         show(acme.execute("SELECT * FROM hush.get_secret(%s, %s)", ["acme", "stripe_api_key"]),

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("HUSH_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -103,6 +102,26 @@ class Cluster:
         )
         return self
 
+    def start_standby(self) -> "Cluster":
+        """A streaming replica of this cluster (pg_basebackup -R), sharing its keyring."""
+        sb = Cluster(settings=dict(self.settings))
+        sb.keyfile, sb.key_lines = self.keyfile, self.key_lines
+        os.chmod(sb.base, 0o755)
+        sb._chown(sb.base)
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_basebackup"), "-D", str(sb.data), "-R", "-X", "stream", "--checkpoint=fast",
+                             "-h", str(self.base), "-p", str(self.port), "-U", "postgres"]),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        with open(sb.data / "postgresql.conf", "a") as f:  # later lines win over the primary's
+            f.write(f"\nport = {sb.port}\nunix_socket_directories = '{sb.base}'\n")
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(sb.data), "-l", str(sb.log), "-w", "-t", "60",
+                             "start"]),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        return sb
+
     def stop(self, remove: bool = True) -> None:
         if self.data.exists():
             subprocess.run(
@@ -122,13 +141,3 @@ class Cluster:
         """Run a client program (pg_dump, psql…) against this cluster as the current user."""
         argv = [str(PG_BIN / name), "-h", str(self.base), "-p", str(self.port), "-U", "postgres", *args]
         return subprocess.run(argv, **kw)  # type: ignore[call-overload]
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = subprocess.run([str(PG_BIN / "pg_isready"), "-h", str(self.base), "-p", str(self.port)],
-                               stdout=subprocess.DEVNULL)
-            if r.returncode == 0:
-                return
-            time.sleep(0.2)
-        raise TimeoutError("server did not become ready")

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import access, crypto, keyring, validate
 from .access import plan
-from .errors import (DECRYPTION_FAILED, KEY_UNAVAILABLE, SECRET_DELETED, SECRET_EXPIRED, SECRET_NOT_FOUND,
+from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, SECRET_DELETED, SECRET_EXPIRED, SECRET_NOT_FOUND,
                      VERSION_CONFLICT, VERSION_DESTROYED, VERSION_NOT_FOUND, Fail, api)
 
 T = "pg_catalog.text"
@@ -96,7 +96,7 @@ def get_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, version: 
 def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
     validate.tenant(tenant)
     if names is None:
-        raise Fail("SH004", "names must not be NULL")
+        raise Fail(INVALID_ARGUMENT, "names must not be NULL")
     wanted = list(dict.fromkeys(validate.name(n) for n in names))
     ctx = access.enter(plpy, tenant, reads_value=True)
     rows = plpy.execute(_read_plan(plpy, "names", ctx["audit_reads"]), [tenant, wanted])
@@ -359,7 +359,7 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
     validate.tenant(tenant)
     validate.name(name)
     if versions is not None and any(v is None for v in versions):
-        raise Fail("SH004", "versions must not contain NULL")
+        raise Fail(INVALID_ARGUMENT, "versions must not contain NULL")
     access.enter(plpy, tenant)
     rows = plpy.execute(plan(plpy, "destroy.find", DESTROY_FIND_SQL, [T, T]), [tenant, name])
     if not rows:
@@ -426,7 +426,7 @@ def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any)
     validate.tenant(tenant)
     page, per_page = validate.page(page, per_page)
     if not query:
-        raise Fail("SH004", "query must not be empty")
+        raise Fail(INVALID_ARGUMENT, "query must not be empty")
     access.enter(plpy, tenant)
     p = plan(plpy, "search", SEARCH_SQL, [T, T, "pg_catalog.int4", "pg_catalog.int4"])
     return list(plpy.execute(p, [tenant, query.lower(), per_page, (page - 1) * per_page]))

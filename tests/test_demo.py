@@ -1,0 +1,18 @@
+"""`make demo` keeps working: the walkthrough runs start to finish on its own cluster."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_runs(cluster):  # `cluster` only ensures the extension is installed
+    r = subprocess.run([sys.executable, str(ROOT / "demo" / "demo.py")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "sk_test_acme_2" in out and "sk_test_globex_1" in out
+    assert "SQLSTATE SH020: hush: role acme_app may not act on tenant globex" in out
+    assert "SQLSTATE SH013" in out and "permission denied for table secrets" in out
+    assert "new_version" in out and "cluster stopped and removed" in out
