@@ -29,7 +29,8 @@ CREATE TYPE hush.saved_secret AS (
 );
 
 -- A secret without its value (list_secrets, search_secrets, restore_secret);
--- total is the number of matching secrets across all pages.
+-- total is the number of matching secrets across all pages, counted up to
+-- 10,000 (total_exact is false when there are more).
 CREATE TYPE hush.secret_metadata AS (
     id          uuid,
     tenant_id   text,
@@ -43,7 +44,8 @@ CREATE TYPE hush.secret_metadata AS (
     created_at  timestamptz,
     updated_at  timestamptz,
     deleted_at  timestamptz,
-    total       bigint
+    total       bigint,
+    total_exact boolean
 );
 
 -- One version of a secret (secret_versions).

@@ -38,8 +38,8 @@ GRANT EXECUTE ON FUNCTION hush._root_key_file() TO hush_owner;
 GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.get_secret_by_id(text, uuid, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.get_secrets(text, text[]) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
 
@@ -51,6 +51,7 @@ GRANT EXECUTE ON FUNCTION hush.delete_secret(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.delete_secret_by_id(text, uuid) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.restore_secret(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.destroy_secret(text, text, integer[]) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], jsonb) TO hush_writer;
 
 -- Admins manage tenants and grants, and may look at configuration (no values there).
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;

@@ -162,3 +162,52 @@ def test_only_admins_grant(two_tenants):
             adm.execute("SELECT hush.grant_tenant('no_such_role', 'acme')")
         with raises_sqlstate("SH002"):
             adm.execute("SELECT hush.grant_tenant('alice', 'bad tenant')")
+
+
+@pytest.mark.parametrize("audit_reads", [True, False])
+def test_a_preset_tenant_setting_changes_nothing(two_tenants, audit_reads):
+    """hush sets hush.tenant itself on every call and never trusts an earlier value;
+    the one-round-trip read path (tenants without read audit) included."""
+    db = two_tenants
+    for t in ("acme", "globex"):
+        db.sql("SELECT hush.configure_tenant(%s, audit_reads => %s)", [t, audit_reads])
+    with db.connect("alice") as a:
+        for preset in ("globex", "", "acme"):
+            a.execute("SELECT set_config('hush.tenant', %s, false)", [preset])
+            assert get(a, "acme", "shared-name")["value"] == "acme-value"
+            assert a.execute("SELECT name, value FROM hush.get_secrets('acme', ARRAY['shared-name'])").fetchall() == \
+                [("shared-name", "acme-value")]
+            with raises_sqlstate("SH020"):
+                get(a, "globex", "shared-name")
+            with raises_sqlstate("SH010"):
+                get(a, "acme", "only-in-globex")
+            with raises_sqlstate("SH010"):
+                a.execute("SELECT * FROM hush.get_secrets('acme', ARRAY['shared-name', 'only-in-globex'])")
+
+
+def test_superuser_acts_on_every_tenant_but_not_after_set_role(two_tenants):
+    with two_tenants.connect("postgres") as su:
+        assert get(su, "globex", "shared-name")["value"] == "globex-value"
+        su.execute("SET ROLE bob")
+        assert get(su, "globex", "shared-name")["value"] == "globex-value"
+        with raises_sqlstate("SH020"):
+            get(su, "acme", "shared-name")
+
+
+def test_grants_to_dropped_and_mixed_case_roles(two_tenants):
+    db = two_tenants
+    db.sql('CREATE ROLE "Temp Role" NOLOGIN')
+    db.sql('CREATE ROLE "Mixed.Case" LOGIN IN ROLE hush_reader')
+    try:
+        with db.connect("adam") as adm:
+            adm.execute("SELECT hush.grant_tenant('Temp Role', 'acme')")
+            adm.execute("SELECT hush.grant_tenant('Mixed.Case', 'acme')")
+        db.sql('DROP ROLE "Temp Role"')  # leaves a stale grant behind
+        with db.connect("Mixed.Case") as m:
+            assert get(m, "acme", "shared-name")["value"] == "acme-value"
+            with raises_sqlstate("SH020"):
+                get(m, "globex", "shared-name")
+        with db.connect("alice") as a:
+            assert get(a, "acme", "shared-name")["value"] == "acme-value"
+    finally:
+        db.sql('DROP ROLE "Mixed.Case"')

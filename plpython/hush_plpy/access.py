@@ -30,12 +30,13 @@ def plan(plpy: Any, key: str, sql: str, types: list[str]) -> Any:
 PRELUDE_SQL = """
 SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
        c.caller,
-       (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
-                 WHERE r.rolname OPERATOR(pg_catalog.=) c.caller AND r.rolsuper)
+       -- is_superuser follows SET ROLE and is left alone by SECURITY DEFINER: it is the caller's.
+       (pg_catalog.current_setting('is_superuser') OPERATOR(pg_catalog.=) 'on'
         OR EXISTS (SELECT 1 FROM hush.tenant_grants g
-                     JOIN pg_catalog.pg_roles gr ON gr.rolname OPERATOR(pg_catalog.=) g.role_name
-                    WHERE (g.tenant_id OPERATOR(pg_catalog.=) $1 OR g.tenant_id OPERATOR(pg_catalog.=) '*')
-                      AND pg_catalog.pg_has_role(c.caller, gr.oid, 'MEMBER'))) AS allowed,
+                    WHERE g.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[$1, '*'::pg_catalog.text])
+                      -- to_regrole: a grant to a role dropped since is NULL, not an error
+                      AND pg_catalog.pg_has_role(c.caller,
+                            pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'MEMBER'))) AS allowed,
        COALESCE(t.audit_reads, true) AS audit_reads,
        COALESCE(t.max_value_bytes, 65536) AS max_value_bytes,
        pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AS read_only,
@@ -47,18 +48,24 @@ SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
 """
 
 
-def enter(plpy: Any, tenant: Any, reads_value: bool = False) -> dict[str, Any]:
+def deny(caller: str, tenant: str) -> None:
+    # The same error whether or not the tenant or any secret exists there.
+    raise Fail(TENANT_ACCESS_DENIED, "role %s may not act on tenant %s" % (caller, tenant),
+               hint="An admin grants it with hush.grant_tenant(role, tenant).")
+
+
+def deny_read_only(tenant: str) -> None:
+    # Fail closed: an audited read must write its audit row.
+    raise Fail(READ_ONLY_AUDIT, "reading a secret of tenant %s writes an audit row, which a read-only "
+               "transaction (or a standby) cannot do" % tenant,
+               hint="Read in a read-write transaction on the primary, or have an admin switch read auditing "
+                    "off for this tenant with hush.configure_tenant.")
+
+
+def enter(plpy: Any, tenant: Any) -> dict[str, Any]:
     """Validate the tenant, set it for RLS, check the grant. Returns the prelude row."""
     validate.tenant(tenant)
     row = plpy.execute(plan(plpy, "prelude", PRELUDE_SQL, ["pg_catalog.text"]), [tenant])[0]
     if not row["allowed"]:
-        # The same error whether or not the tenant or any secret exists there.
-        raise Fail(TENANT_ACCESS_DENIED, "role %s may not act on tenant %s" % (row["caller"], tenant),
-                   hint="An admin grants it with hush.grant_tenant(role, tenant).")
-    if reads_value and row["audit_reads"] and row["read_only"]:
-        # Fail closed: an audited read must write its audit row.
-        raise Fail(READ_ONLY_AUDIT, "reading a secret of tenant %s writes an audit row, which a read-only "
-                   "transaction (or a standby) cannot do" % tenant,
-                   hint="Read in a read-write transaction on the primary, or have an admin switch read auditing "
-                        "off for this tenant with hush.configure_tenant.")
+        deny(row["caller"], tenant)
     return row

@@ -27,7 +27,7 @@ SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.
   FROM hush.secrets s
   LEFT JOIN hush.secret_versions v
          ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
- WHERE s.tenant_id {EQ} $1 AND {{where}} AND s.deleted_at IS NULL
+ WHERE {{gate}}s.tenant_id {EQ} $1 AND {{where}} AND s.deleted_at IS NULL
 """
 # The audit row is written by the same statement, for every row actually readable.
 AUDITED_READ_SQL = """
@@ -38,16 +38,57 @@ SELECT * FROM r
 """
 
 
-def _read_plan(plpy: Any, by: str, audited: bool) -> Any:
+# One round trip for tenants that do not audit reads: the prelude (which sets
+# hush.tenant and checks the grant) runs as a CTE, and the read is gated on its
+# verdict by an InitPlan, which PostgreSQL evaluates before the scan starts.
+# Whatever the order, a row comes back only if it matches tenant $1 explicitly,
+# the tenant's RLS policy, a grant for $1, and read auditing being off; when
+# no row comes back, the caller falls back to the two-step path, which decides.
+FAST_READ_SQL = """
+WITH ctx AS MATERIALIZED ({prelude}),
+     r AS MATERIALIZED ({read})
+SELECT ctx.caller, ctx.allowed, ctx.audit_reads, ctx.read_only, r.*
+  FROM ctx LEFT JOIN r ON true
+"""
+FAST_GATE = "(SELECT ctx.allowed AND NOT ctx.audit_reads FROM ctx) AND "
+
+
+def _read_sql(by: str, gate: str = "") -> tuple[str, list[str]]:
     if by == "names":
         where, version, types = f"s.name {EQ} ANY ($2)", "s.current_version", [T, "pg_catalog.text[]"]
     else:
         col, typ = KEYS[by]
         where, version, types = f"{col} {EQ} $2", "COALESCE($3, s.current_version)", [T, typ, "pg_catalog.int4"]
-    sql = READ_SQL.format(where=where, version=version)
+    return READ_SQL.format(where=where, version=version, gate=gate), types
+
+
+def _read_plan(plpy: Any, by: str, audited: bool) -> Any:
+    sql, types = _read_sql(by)
     if audited:
         sql = AUDITED_READ_SQL.format(read=sql)
     return plan(plpy, "read.%s.%s" % (by, audited), sql, types)
+
+
+def _fast_read_plan(plpy: Any, by: str) -> Any:
+    sql, types = _read_sql(by, FAST_GATE)
+    return plan(plpy, "fastread." + by, FAST_READ_SQL.format(prelude=access.PRELUDE_SQL, read=sql), types)
+
+
+def _read(plpy: Any, tenant: str, by: str, key: Any, version: Any) -> list:
+    """The rows asked for, read (and audited) under the caller's grant."""
+    args = [tenant, key] if by == "names" else [tenant, key, version]
+    rows = plpy.execute(_fast_read_plan(plpy, by), args)
+    ctx = rows[0]
+    if not ctx["allowed"]:
+        access.deny(ctx["caller"], tenant)
+    found = [r for r in rows if r["id"] is not None]
+    if found and len(found) == (len(key) if by == "names" else 1):
+        return found
+    # Audited tenant, or something not found: the two-step path decides (the
+    # tenant is set for this transaction now).
+    if ctx["audit_reads"] and ctx["read_only"]:
+        access.deny_read_only(tenant)
+    return list(plpy.execute(_read_plan(plpy, by, ctx["audit_reads"]), args))
 
 
 def _open(plpy: Any, GD: dict, tenant: str, row: dict, asked_version: Any) -> dict:
@@ -73,8 +114,7 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict, asked_version: Any) -> di
 
 def _get(plpy: Any, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
     validate.version(version)
-    ctx = access.enter(plpy, tenant, reads_value=True)
-    rows = plpy.execute(_read_plan(plpy, by, ctx["audit_reads"]), [tenant, key, version])
+    rows = _read(plpy, tenant, by, key, version)
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
     return _open(plpy, GD, tenant, rows[0], version)
@@ -98,8 +138,7 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
     if names is None:
         raise Fail(INVALID_ARGUMENT, "names must not be NULL")
     wanted = list(dict.fromkeys(validate.name(n) for n in names))
-    ctx = access.enter(plpy, tenant, reads_value=True)
-    rows = plpy.execute(_read_plan(plpy, "names", ctx["audit_reads"]), [tenant, wanted])
+    rows = _read(plpy, tenant, "names", wanted, None)
     found = {r["name"]: r for r in rows}
     missing = [n for n in wanted if n not in found]
     if missing:
@@ -374,62 +413,66 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
 
 # -- metadata: list, search, exists, versions ------------------------------------
 
-LIST_SQL = f"""
-SELECT s.id, s.tenant_id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version AS version,
-       s.expires_at, s.created_at, s.updated_at, s.deleted_at, pg_catalog.count(*) OVER () AS total
-  FROM hush.secrets s
- WHERE s.tenant_id {EQ} $1
-   AND ($2 IS NULL OR pg_catalog.starts_with(s.name, $2))
-   AND ($3 IS NULL OR s.tags OPERATOR(pg_catalog.@>) $3)
-   AND ($4 OR s.deleted_at IS NULL)
-   AND ($7 IS NULL OR s.name {EQ} $7)
- ORDER BY s.name, s.id
- LIMIT $5 OFFSET $6
+# Totals are counted up to COUNT_CAP matches (an index-only scan that stops
+# there), so neither the count nor a keyset page costs O(n) in a large tenant.
+COUNT_CAP = 10000
+META_COLS = """s.id, s.tenant_id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version AS version,
+       s.expires_at, s.created_at, s.updated_at, s.deleted_at"""
+LIST_FILTER = f"""{{a}}.tenant_id {EQ} $1
+   AND ($2 IS NULL OR pg_catalog.starts_with({{a}}.name, $2))
+   AND ($3 IS NULL OR {{a}}.tags OPERATOR(pg_catalog.@>) $3)
+   AND ($4 OR {{a}}.deleted_at IS NULL)
+   AND ($7 IS NULL OR {{a}}.name {EQ} $7)"""
+SEARCH_FILTER = f"""{{a}}.tenant_id {EQ} $1 AND {{a}}.deleted_at IS NULL
+   AND (pg_catalog.strpos(pg_catalog.lower({{a}}.name), $2) OPERATOR(pg_catalog.>) 0
+        OR pg_catalog.strpos(pg_catalog.lower(COALESCE({{a}}.description, '')), $2) OPERATOR(pg_catalog.>) 0
+        OR EXISTS (SELECT 1 FROM pg_catalog.unnest({{a}}.tags) AS t(tag)
+                    WHERE pg_catalog.strpos(pg_catalog.lower(t.tag), $2) OPERATOR(pg_catalog.>) 0))"""
+PAGE_SQL = f"""
+SELECT {META_COLS}, LEAST(n.total, {COUNT_CAP}) AS total, n.total OPERATOR(pg_catalog.<=) {COUNT_CAP} AS total_exact
+  FROM hush.secrets s,
+       (SELECT pg_catalog.count(*) AS total
+          FROM (SELECT 1 FROM hush.secrets c WHERE {{count_filter}} LIMIT {COUNT_CAP + 1}) AS capped) AS n
+ WHERE {{filter}} AND ({{after}} IS NULL OR s.name OPERATOR(pg_catalog.>) {{after}})
+ ORDER BY s.name
+ LIMIT {{limit}} OFFSET {{offset}}
 """
-SEARCH_SQL = f"""
-SELECT s.id, s.tenant_id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version AS version,
-       s.expires_at, s.created_at, s.updated_at, s.deleted_at, pg_catalog.count(*) OVER () AS total
-  FROM hush.secrets s
- WHERE s.tenant_id {EQ} $1 AND s.deleted_at IS NULL
-   AND (pg_catalog.strpos(pg_catalog.lower(s.name), $2) OPERATOR(pg_catalog.>) 0
-        OR pg_catalog.strpos(pg_catalog.lower(COALESCE(s.description, '')), $2) OPERATOR(pg_catalog.>) 0
-        OR EXISTS (SELECT 1 FROM pg_catalog.unnest(s.tags) AS t(tag)
-                    WHERE pg_catalog.strpos(pg_catalog.lower(t.tag), $2) OPERATOR(pg_catalog.>) 0))
- ORDER BY s.name, s.id
- LIMIT $3 OFFSET $4
-"""
+LIST_SQL = PAGE_SQL.format(count_filter=LIST_FILTER.format(a="c"), filter=LIST_FILTER.format(a="s"),
+                           after="$8", limit="$5", offset="$6")
+SEARCH_SQL = PAGE_SQL.format(count_filter=SEARCH_FILTER.format(a="c"), filter=SEARCH_FILTER.format(a="s"),
+                             after="$5", limit="$3", offset="$4")
 
 
 def _list(plpy: Any, tenant: str, page: int, per_page: int, prefix: Any, tags: Any, include_deleted: bool,
-          exact: Any = None) -> list:
+          exact: Any = None, after: Any = None) -> list:
     p = plan(plpy, "list", LIST_SQL, [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4",
-                                      "pg_catalog.int4", T])
+                                      "pg_catalog.int4", T, T])
     return list(plpy.execute(p, [tenant, prefix, tags, bool(include_deleted), per_page, (page - 1) * per_page,
-                                 exact]))
+                                 exact, after]))
 
 
 @api
 def list_secrets(plpy: Any, tenant: str, page: Any, per_page: Any, name_prefix: Any, tags: Any,
-                 include_deleted: Any) -> list:
-    """Sorted by name; tags match when the secret has all of them."""
+                 include_deleted: Any, after: Any) -> list:
+    """Sorted by name; tags match when the secret has all of them; `after` = keyset pagination."""
     validate.tenant(tenant)
     page, per_page = validate.page(page, per_page)
     if tags is not None:
         validate.tags(tags)
     access.enter(plpy, tenant)
-    return _list(plpy, tenant, page, per_page, name_prefix, tags, include_deleted)
+    return _list(plpy, tenant, page, per_page, name_prefix, tags, include_deleted, after=after)
 
 
 @api
-def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any) -> list:
+def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any, after: Any) -> list:
     """Case-insensitive substring match on name, description and tags; live secrets only."""
     validate.tenant(tenant)
     page, per_page = validate.page(page, per_page)
     if not query:
         raise Fail(INVALID_ARGUMENT, "query must not be empty")
     access.enter(plpy, tenant)
-    p = plan(plpy, "search", SEARCH_SQL, [T, T, "pg_catalog.int4", "pg_catalog.int4"])
-    return list(plpy.execute(p, [tenant, query.lower(), per_page, (page - 1) * per_page]))
+    p = plan(plpy, "search", SEARCH_SQL, [T, T, "pg_catalog.int4", "pg_catalog.int4", T])
+    return list(plpy.execute(p, [tenant, query.lower(), per_page, (page - 1) * per_page, after]))
 
 
 EXISTS_SQL = f"""

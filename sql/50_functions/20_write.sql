@@ -55,3 +55,12 @@ LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_t
 AS $py${{py: secrets.destroy_secret(tenant, name, versions)}}$py$;
 COMMENT ON FUNCTION hush.destroy_secret(text, text, integer[]) IS
     'Erase the ciphertext and data keys of the given versions (all when NULL) for good.';
+
+CREATE FUNCTION hush.save_secrets(
+    tenant text, names text[], "values" text[],
+    kind text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS SETOF hush.saved_secret
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: bulk.save_secrets(GD, tenant, names, values, kind, tags, metadata)}}$py$;
+COMMENT ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], jsonb) IS
+    'save_secret for many secrets in one set-based call (up to 10,000); all or nothing; one audit row each.';

@@ -3,18 +3,20 @@
 
 CREATE FUNCTION hush.list_secrets(
     tenant text, page integer DEFAULT 1, per_page integer DEFAULT 50,
-    name_prefix text DEFAULT NULL, tags text[] DEFAULT NULL, include_deleted boolean DEFAULT false)
+    name_prefix text DEFAULT NULL, tags text[] DEFAULT NULL, include_deleted boolean DEFAULT false,
+    after text DEFAULT NULL)
 RETURNS SETOF hush.secret_metadata
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.list_secrets(tenant, page, per_page, name_prefix, tags, include_deleted)}}$py$;
-COMMENT ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean) IS
-    'One page of a tenant''s secrets by name (metadata only); every row carries the total.';
+AS $py${{py: secrets.list_secrets(tenant, page, per_page, name_prefix, tags, include_deleted, after)}}$py$;
+COMMENT ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean, text) IS
+    'One page of a tenant''s secrets by name (metadata only), by page number or after a name; rows carry the total.';
 
-CREATE FUNCTION hush.search_secrets(tenant text, query text, page integer DEFAULT 1, per_page integer DEFAULT 50)
+CREATE FUNCTION hush.search_secrets(tenant text, query text, page integer DEFAULT 1, per_page integer DEFAULT 50,
+                                    after text DEFAULT NULL)
 RETURNS SETOF hush.secret_metadata
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.search_secrets(tenant, query, page, per_page)}}$py$;
-COMMENT ON FUNCTION hush.search_secrets(text, text, integer, integer) IS
+AS $py${{py: secrets.search_secrets(tenant, query, page, per_page, after)}}$py$;
+COMMENT ON FUNCTION hush.search_secrets(text, text, integer, integer, text) IS
     'Case-insensitive substring search over names, descriptions and tags (metadata only).';
 
 CREATE FUNCTION hush.secret_exists(tenant text, name text)

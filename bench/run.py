@@ -1,0 +1,171 @@
+"""`make bench`: hush's read and write paths against plain-SQL baselines, on a
+throwaway cluster, measured in the same run with pgbench (2 clients,
+prepared statements). Prints one table: ops/s, p50/p99 latency, and each hush
+row's ratio to its baseline. Not part of the test suite: speed is measured
+here, never asserted in tests.
+
+    python bench/run.py [--sizes 1000,100000,1000000] [--seconds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import pgcluster  # noqa: E402
+
+TENANT = "bench"
+BATCH = 5000
+VALUE = "v" * 40  # a 40-byte secret, e.g. an API key
+
+SETUP = """
+CREATE EXTENSION hush CASCADE;
+CREATE ROLE bench_app LOGIN IN ROLE hush_writer;
+CREATE ROLE bench_admin LOGIN IN ROLE hush_admin;
+SELECT hush.grant_tenant('bench_app', 'bench');
+CREATE SCHEMA plain;
+-- The baselines: the same shape as hush's rows, no encryption, tenants or audit.
+CREATE TABLE plain.secrets (tenant_id text, name text, value bytea, PRIMARY KEY (tenant_id, name));
+CREATE TABLE plain.audit (id bigserial PRIMARY KEY, tenant_id text, name text, at timestamptz DEFAULT clock_timestamp(),
+                          db_role name DEFAULT session_user, txid bigint DEFAULT txid_current());
+CREATE TABLE plain.inserts (id bigserial PRIMARY KEY, tenant_id text, name text, value bytea);
+GRANT USAGE ON SCHEMA plain TO bench_app;
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA plain TO bench_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA plain TO bench_app;
+"""
+
+# name -> (pgbench script, baseline row name or None, how the ratio is taken)
+SCRIPTS = {
+    "plain SELECT by name (baseline 1)":
+        "\\set i random(1, :n)\nSELECT value FROM plain.secrets WHERE tenant_id = 'bench' AND name = 's' || :i;\n",
+    "hush.get_secret, read audit off":
+        "\\set i random(1, :n)\nSELECT value FROM hush.get_secret('bench', 's' || :i);\n",
+    "plain SELECT + audit INSERT (baseline 2)":
+        "\\set i random(1, :n)\nBEGIN;\nSELECT value FROM plain.secrets WHERE tenant_id = 'bench' AND name = 's' || :i;\n"
+        "INSERT INTO plain.audit (tenant_id, name) VALUES ('bench', 's' || :i);\nEND;\n",
+    "hush.get_secret, read audit on":
+        "\\set i random(1, :n)\nSELECT value FROM hush.get_secret('bench', 's' || :i);\n",
+    "hush.get_secrets, 20 names (per secret)":
+        "\\set i random(1, :n - 20)\nSELECT count(*) FROM hush.get_secrets('bench', "
+        "ARRAY(SELECT 's' || (:i + g) FROM generate_series(0, 19) g));\n",
+    "plain INSERT (baseline 3)":
+        "\\set i random(1, :n)\nINSERT INTO plain.inserts (tenant_id, name, value) "
+        "VALUES ('bench', 's' || :i, convert_to(:v, 'UTF8'));\n",
+    "hush.save_secret, new version":
+        "\\set i random(1, :n)\nSELECT version FROM hush.save_secret('bench', 's' || :i, :v);\n",
+}
+RATIOS = {  # row -> (baseline row, factor): ratio = ops/s / (baseline ops/s * factor)
+    "hush.get_secret, read audit off": ("plain SELECT by name (baseline 1)", 1),
+    "hush.get_secret, read audit on": ("plain SELECT + audit INSERT (baseline 2)", 1),
+    "hush.get_secrets, 20 names (per secret)": ("hush.get_secret, read audit off", 1),
+    "hush.save_secret, new version": ("plain INSERT (baseline 3)", 1),
+}
+LIST_SCRIPTS = {
+    "hush.list_secrets, first page of 50":
+        "SELECT count(*) FROM hush.list_secrets('bench', 1, 50);\n",
+    "hush.list_secrets, deep page (keyset, after s90000)":
+        "SELECT count(*) FROM hush.list_secrets('bench', per_page => 50, after => 's90000');\n",
+    "hush.list_secrets, deep page (page 1800 by offset)":
+        "SELECT count(*) FROM hush.list_secrets('bench', 1800, 50);\n",
+}
+
+
+def load(c: pgcluster.Cluster, have: int, want: int) -> None:
+    """Top the tenant up from `have` to `want` secrets through the bulk path."""
+    t0 = time.monotonic()
+    with psycopg.connect(c.dsn("bench", user="bench_app"), autocommit=True) as conn:
+        for start in range(have + 1, want + 1, BATCH):
+            stop = min(start + BATCH, want + 1)
+            names = [f"s{i}" for i in range(start, stop)]
+            conn.execute("SELECT count(*) FROM hush.save_secrets(%s, %s, %s)", [TENANT, names, [VALUE] * len(names)])
+            conn.execute("INSERT INTO plain.secrets SELECT 'bench', 's' || i, convert_to(%s, 'UTF8')"
+                         " FROM generate_series(%s::int, %s::int) i", [VALUE, start, stop - 1])
+            done = stop - 1
+            rate = (done - have) / max(time.monotonic() - t0, 1e-9)
+            print(f"\r  loading: {done:,}/{want:,} secrets ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+    with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
+        su.execute("VACUUM ANALYZE")
+    print(file=sys.stderr)
+
+
+def pgbench(c: pgcluster.Cluster, script: str, seconds: int, n: int) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "script.sql"
+        f.write_text(script)
+        r = c.run_bin("pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2", "-T", str(seconds),
+                      "-D", f"n={n}", "-D", f"v={VALUE}", "-l", "--log-prefix", f"{d}/log", "-f", str(f),
+                      "-U", "bench_app", "bench", capture_output=True, text=True)
+        # run_bin passes -U postgres first; pgbench takes the last -U.
+        if r.returncode != 0:
+            raise SystemExit(f"pgbench failed:\n{r.stdout}\n{r.stderr}")
+        tps = next(float(line.split("=")[1].split()[0]) for line in r.stdout.splitlines()
+                   if line.startswith("tps =") and "without" in line)
+        lat = sorted(int(line.split()[2]) for p in Path(d).glob("log.*") for line in p.read_text().splitlines())
+    q = statistics.quantiles(lat, n=100)
+    return tps, q[49] / 1000, q[98] / 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,100000,1000000")
+    ap.add_argument("--seconds", type=int, default=5)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    c = pgcluster.Cluster(settings={"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'",
+                                    "max_wal_size": "'4GB'"}).start()
+    results: list[tuple[int, str, float, float, float, str]] = []
+    try:
+        with psycopg.connect(c.dsn(), autocommit=True) as su:
+            su.execute("CREATE DATABASE bench")
+            settings = {k: su.execute(f"SHOW {k}").fetchone()[0]
+                        for k in ("server_version", "synchronous_commit", "fsync", "shared_buffers")}
+        with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
+            su.execute(SETUP)
+        have = 0
+        for n in sizes:
+            load(c, have, n)
+            have = n
+            got: dict[str, float] = {}
+            for name, script in SCRIPTS.items():
+                audit = "audit on" in name
+                with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+                    adm.execute("SELECT hush.configure_tenant('bench', audit_reads => %s)", [audit])
+                print(f"  {n:,} secrets: {name} ...", file=sys.stderr, flush=True)
+                tps, p50, p99 = pgbench(c, script, args.seconds, n)
+                ops = tps * 20 if "20 names" in name else tps
+                got[name] = ops
+                ratio = ""
+                if name in RATIOS:
+                    base, factor = RATIOS[name]
+                    ratio = f"{ops / (got[base] * factor):.2f}"
+                results.append((n, name, ops, p50, p99, ratio))
+            if n >= 100000 and not any(r[0] >= 100000 and "list" in r[1] for r in results):
+                for name, script in LIST_SCRIPTS.items():
+                    print(f"  {n:,} secrets: {name} ...", file=sys.stderr, flush=True)
+                    tps, p50, p99 = pgbench(c, script, args.seconds, n)
+                    results.append((n, name, tps, p50, p99, ""))
+    finally:
+        c.stop()
+    print(f"\nhush benchmark, {time.strftime('%Y-%m-%d')}: PostgreSQL {settings['server_version']}, "
+          f"{os.cpu_count()} cores, synchronous_commit={settings['synchronous_commit']}, fsync={settings['fsync']}, "
+          f"shared_buffers={settings['shared_buffers']}; pgbench -M prepared, 2 clients, {args.seconds} s per row\n")
+    print("| secrets | operation | ops/s | p50 ms | p99 ms | ratio |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for n, name, ops, p50, p99, ratio in results:
+        print(f"| {n:,} | {name} | {ops:,.0f} | {p50:.3f} | {p99:.3f} | {ratio} |")
+    print("\nratio: get_secret (audit off) / baseline 1; get_secret (audit on) / baseline 2; "
+          "get_secrets per secret / get_secret (audit off); save_secret / baseline 3. "
+          "get_secrets and list rows are read with audit off.")
+
+
+if __name__ == "__main__":
+    main()
