@@ -30,7 +30,7 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps venv install-ext demo test keygen
+.PHONY: deps venv install-ext demo test bench keygen
 
 # System packages (PostgreSQL 15 server, headers, PL/Python, PyNaCl for the
 # server's Python); skipped when already installed.
@@ -53,6 +53,10 @@ demo: deps venv install-ext
 
 test: deps venv install-ext
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Not part of the tests: hush against plain-SQL baselines, printed side by side.
+bench: deps venv install-ext
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 # Print a new root key line (append it to a keyring file with mode 0600).
 keygen:

@@ -30,7 +30,7 @@ CREATE TYPE hush.saved_secret AS (
 
 -- A secret without its value (list_secrets, search_secrets, restore_secret);
 -- total is the number of matching secrets across all pages, counted up to
--- 10,000 (total_exact is false when there are more).
+-- 1,000 (total_exact is false when there are more).
 CREATE TYPE hush.secret_metadata AS (
     id          uuid,
     tenant_id   text,

@@ -84,5 +84,5 @@ def test_examples_never_inline_a_value(doc):
     for call in calls:
         args = [a.strip() for a in call.split(",")]
         if len(args) > 2 and "=>" not in args[2]:
-            assert re.fullmatch(r"\$\d+", args[2]), call
+            assert re.fullmatch(r"\$\d+(::[\w\[\]]+)?", args[2]), call
         assert not re.search(r"value\s*=>\s*'", call), call

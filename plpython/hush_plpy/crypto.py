@@ -22,8 +22,8 @@ __all__ = ["CryptoError", "seal", "open_"]
 
 def _aad(part: bytes, tenant: str, secret_id: str, version: int, key_id: str) -> bytes:
     # Length-prefixed, so no two different tuples encode alike.
-    fields = [FORMAT, part, tenant.encode(), secret_id.encode(), str(version).encode(), key_id.encode()]
-    return b"".join(len(f).to_bytes(4, "big") + f for f in fields)
+    fields = (FORMAT, part, tenant.encode(), secret_id.encode(), str(version).encode(), key_id.encode())
+    return b"".join([len(f).to_bytes(4, "big") + f for f in fields])
 
 
 def _seal(key: bytes, message: bytes, aad: bytes) -> bytes:
