@@ -17,6 +17,11 @@ from .errors import READ_ONLY_AUDIT, TENANT_ACCESS_DENIED, Fail
 _plans: dict[str, Any] = {}
 
 
+def cached_plan(key: str) -> Any:
+    """The plan prepared under `key`, or None: lets hot paths skip building SQL text."""
+    return _plans.get(key)
+
+
 def plan(plpy: Any, key: str, sql: str, types: list[str]) -> Any:
     """A prepared plan kept for the life of the backend."""
     p = _plans.get(key)

@@ -14,7 +14,7 @@ EQ = "OPERATOR(pg_catalog.=)"
 # table's RLS policy checks it on insert too.
 SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 ROLE_SQL = f"SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $1"
-GRANT_SQL = f"""
+GRANT_SQL = """
 INSERT INTO hush.tenant_grants (tenant_id, role_name, granted_by)
 VALUES ($1, $2, CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
                      ELSE pg_catalog.current_setting('role') END::pg_catalog.name)

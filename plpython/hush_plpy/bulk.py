@@ -18,10 +18,10 @@ from .secrets import EQ, T, _active_key
 
 MAX_BATCH = 10000
 
-UPSERT_MANY_SQL = f"""
+UPSERT_MANY_SQL = """
 INSERT INTO hush.secrets AS s (tenant_id, name, kind, tags, metadata, created_by)
-SELECT $1, n.name, COALESCE($3, 'generic'), COALESCE($4, '{{}}'::pg_catalog.text[]),
-       COALESCE($5, '{{}}'::pg_catalog.jsonb), $6
+SELECT $1, n.name, COALESCE($3, 'generic'), COALESCE($4, '{}'::pg_catalog.text[]),
+       COALESCE($5, '{}'::pg_catalog.jsonb), $6
   FROM pg_catalog.unnest($2) AS n(name)
 ON CONFLICT (tenant_id, name) DO UPDATE
    SET current_version = s.current_version OPERATOR(pg_catalog.+) 1,

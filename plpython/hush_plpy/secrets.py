@@ -49,7 +49,7 @@ def _read_sql(by: str) -> tuple[str, list[str]]:
 
 def _read_plan(plpy: Any, by: str, audited: bool) -> Any:
     key = "read.%s.%s" % (by, audited)
-    p = access._plans.get(key)  # looked up before the SQL is formatted: this is the hot path
+    p = access.cached_plan(key)  # before any SQL text is built: this is the hot path
     if p is None:
         sql, types = _read_sql(by)
         if audited:
@@ -171,7 +171,7 @@ SELECT s.name, s.deleted_at IS NOT NULL AS deleted, s.current_version
   FROM hush.secrets s WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2
 """
 
-VERSION_INSERT_SQL = f"""
+VERSION_INSERT_SQL = """
 WITH v AS (INSERT INTO hush.secret_versions (tenant_id, secret_id, version, key_id, wrapped_dek, ciphertext, created_by)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING secret_id, version)
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
@@ -396,9 +396,9 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
 COUNT_CAP = 1000
 META_COLS = """s.id, s.tenant_id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version AS version,
        s.expires_at, s.created_at, s.updated_at, s.deleted_at"""
-SEARCH_MATCH = f"""(pg_catalog.strpos(pg_catalog.lower({{a}}.name), $2) OPERATOR(pg_catalog.>) 0
-        OR pg_catalog.strpos(pg_catalog.lower(COALESCE({{a}}.description, '')), $2) OPERATOR(pg_catalog.>) 0
-        OR EXISTS (SELECT 1 FROM pg_catalog.unnest({{a}}.tags) AS t(tag)
+SEARCH_MATCH = """(pg_catalog.strpos(pg_catalog.lower({a}.name), $2) OPERATOR(pg_catalog.>) 0
+        OR pg_catalog.strpos(pg_catalog.lower(COALESCE({a}.description, '')), $2) OPERATOR(pg_catalog.>) 0
+        OR EXISTS (SELECT 1 FROM pg_catalog.unnest({a}.tags) AS t(tag)
                     WHERE pg_catalog.strpos(pg_catalog.lower(t.tag), $2) OPERATOR(pg_catalog.>) 0))"""
 # The count is an uncorrelated scalar subquery: an InitPlan, run once per call
 # (as a FROM item it could be rescanned for every row).
@@ -424,7 +424,7 @@ def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool,
     (tenant_id, name) that stops after one page, which an `$8 IS NULL OR ...`
     form would not."""
     key = "page.%d%d%d%d%d%d" % (search, prefix, tags, deleted, exact, after)
-    p = access._plans.get(key)
+    p = access.cached_plan(key)
     if p is None:
         conds = [f"{{a}}.tenant_id {EQ} $1"]
         if not deleted:
