@@ -2,8 +2,8 @@
 
 Every API call starts here with one SPI round trip that (1) sets hush.tenant
 for the transaction, which the FORCE'd row-level security policies key on, (2)
-checks the caller's tenant grant, and (3) reads the tenant's settings and the
-active root key id. Inside a SECURITY DEFINER function current_user is the
+checks the caller's tenant grant, and (3) reads the tenant's settings (and,
+for writes, the active root key id). Inside a SECURITY DEFINER function current_user is the
 owner, so the caller is the session's SET ROLE when there is one (PostgREST
 style) and session_user otherwise; grants count through role membership.
 """
@@ -43,14 +43,19 @@ SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
                       AND pg_catalog.pg_has_role(c.caller,
                             pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'MEMBER'))) AS allowed,
        COALESCE(t.audit_reads, true) AS audit_reads,
-       COALESCE(t.max_value_bytes, 65536) AS max_value_bytes,
-       pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AS read_only,
-       (SELECT k.key_id FROM hush.root_keys k WHERE k.state OPERATOR(pg_catalog.=) 'active') AS active_key_id
+       pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AS read_only{write_cols}
   FROM (SELECT CASE pg_catalog.current_setting('role')
                  WHEN 'none' THEN SESSION_USER
                  ELSE pg_catalog.current_setting('role') END::pg_catalog.name AS caller) c
   LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) $1
 """
+# Writes also need the value size limit and the active root key id (read from
+# the table on every write, so a newly activated key is used at once); reads,
+# the hot path, do not.
+PRELUDE_READ_SQL = PRELUDE_SQL.format(write_cols="")
+PRELUDE_WRITE_SQL = PRELUDE_SQL.format(write_cols=""",
+       COALESCE(t.max_value_bytes, 65536) AS max_value_bytes,
+       (SELECT k.key_id FROM hush.root_keys k WHERE k.state OPERATOR(pg_catalog.=) 'active') AS active_key_id""")
 
 
 def deny(caller: str, tenant: str) -> None:
@@ -67,10 +72,15 @@ def deny_read_only(tenant: str) -> None:
                     "off for this tenant with hush.configure_tenant.")
 
 
-def enter(plpy: Any, tenant: Any) -> dict[str, Any]:
-    """Validate the tenant, set it for RLS, check the grant. Returns the prelude row."""
+def enter(plpy: Any, tenant: Any, write: bool = False) -> dict[str, Any]:
+    """Validate the tenant, set it for RLS, check the grant. Returns the prelude row
+    (with max_value_bytes and active_key_id when `write`)."""
     validate.tenant(tenant)
-    row = plpy.execute(plan(plpy, "prelude", PRELUDE_SQL, ["pg_catalog.text"]), [tenant])[0]
+    if write:
+        p = plan(plpy, "prelude.write", PRELUDE_WRITE_SQL, ["pg_catalog.text"])
+    else:
+        p = plan(plpy, "prelude.read", PRELUDE_READ_SQL, ["pg_catalog.text"])
+    row = plpy.execute(p, [tenant])[0]
     if not row["allowed"]:
         deny(row["caller"], tenant)
     return row

@@ -62,7 +62,7 @@ def save_secrets(plpy: Any, GD: dict, tenant: str, names: Any, values: Any, kind
     validate.kind(kind)
     tags = validate.tags(tags)
     validate.metadata(metadata)
-    ctx = access.enter(plpy, tenant)
+    ctx = access.enter(plpy, tenant, write=True)
     raws = {}
     for i, (n, v) in enumerate(zip(names, values)):
         try:

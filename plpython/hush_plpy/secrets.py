@@ -245,7 +245,7 @@ def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, descrip
     validate.name(name)
     fields = _fields(kind, description, tags, metadata, expires_at)
     validate.expected_version(expected_version)
-    ctx = access.enter(plpy, tenant)
+    ctx = access.enter(plpy, tenant, write=True)
     raw = validate.value(value, ctx["max_value_bytes"])
     key = _active_key(plpy, GD, ctx)
     if expected_version is None:
@@ -273,7 +273,7 @@ def _update(plpy: Any, GD: dict, tenant: str, by: str, key: Any, value: Any, des
             metadata: Any, expected_version: Any, kind: Any, expires_at: Any) -> dict:
     fields = _fields(kind, description, tags, metadata, expires_at)
     validate.expected_version(expected_version)
-    ctx = access.enter(plpy, tenant)
+    ctx = access.enter(plpy, tenant, write=True)
     if value is None:
         rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 0, "update_metadata"])
         if not rows:
