@@ -3,8 +3,8 @@
 Every API call starts here with one SPI round trip that (1) sets hush.tenant
 for the transaction, which the FORCE'd row-level security policies key on, (2)
 checks the caller's tenant grant, and (3) reads the tenant's settings (and,
-for writes, the active root key id). Inside a SECURITY DEFINER function current_user is the
-owner, so the caller is the session's SET ROLE when there is one (PostgREST
+for writes, the active root key id). Inside a SECURITY DEFINER function
+current_user is the owner, so the caller is the session's SET ROLE when there is one (PostgREST
 style) and session_user otherwise; grants count through role membership.
 """
 from __future__ import annotations

@@ -35,7 +35,7 @@ RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at
 
 def _role(plpy: Any, role: Any) -> str:
     if not role or not plpy.execute(plan(plpy, "admin.role", ROLE_SQL, ["pg_catalog.name"]), [role]):
-        raise Fail(INVALID_ARGUMENT, "role %s does not exist" % validate._show(role))
+        raise Fail(INVALID_ARGUMENT, "role %s does not exist" % validate.show(role))
     return str(role)
 
 

@@ -9,12 +9,13 @@ and a soft-deleted name fails it after (the statement's writes roll back).
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from . import access, crypto, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, SECRET_DELETED, Fail, api
-from .secrets import EQ, T, _active_key
+from .secrets import EQ, T, active_key
 
 MAX_BATCH = 10000
 
@@ -56,7 +57,7 @@ def save_secrets(plpy: Any, GD: dict, tenant: str, names: Any, values: Any, kind
         raise Fail(INVALID_ARGUMENT, "at most %d secrets per call; split the batch" % MAX_BATCH)
     for n in names:
         validate.name(n)
-    dupes = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    dupes = sorted(n for n, k in Counter(names).items() if k > 1)
     if dupes:
         raise Fail(INVALID_ARGUMENT, "names repeat in one call: %s" % ", ".join(repr(n) for n in dupes[:10]))
     validate.kind(kind)
@@ -69,7 +70,7 @@ def save_secrets(plpy: Any, GD: dict, tenant: str, names: Any, values: Any, kind
             raws[n] = validate.value(v, ctx["max_value_bytes"])
         except Fail as f:
             raise Fail(f.code, "secret %r (element %d): %s" % (n, i + 1, f.message), hint=f.hint) from None
-    kid, root = _active_key(plpy, GD, ctx)
+    kid, root = active_key(plpy, GD, ctx)
 
     rows = plpy.execute(plan(plpy, "bulk.upsert", UPSERT_MANY_SQL,
                              [T, "pg_catalog.text[]", T, "pg_catalog.text[]", "pg_catalog.jsonb", "pg_catalog.name"]),

@@ -186,7 +186,7 @@ ON CONFLICT DO NOTHING
 ACTIVE_KEY_SQL = f"SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active'"
 
 
-def _active_key(plpy: Any, GD: dict, ctx: dict) -> tuple[str, bytes]:
+def active_key(plpy: Any, GD: dict, ctx: dict) -> tuple[str, bytes]:
     """The active root key, checked against the keyring before anything is written.
     With no key registered at all, the keyring's first key becomes the active one."""
     kid = ctx["active_key_id"]
@@ -247,7 +247,7 @@ def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, descrip
     validate.expected_version(expected_version)
     ctx = access.enter(plpy, tenant, write=True)
     raw = validate.value(value, ctx["max_value_bytes"])
-    key = _active_key(plpy, GD, ctx)
+    key = active_key(plpy, GD, ctx)
     if expected_version is None:
         rows = plpy.execute(plan(plpy, "save.upsert", UPSERT_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
                             [tenant, name, *fields, ctx["caller"]])
@@ -280,7 +280,7 @@ def _update(plpy: Any, GD: dict, tenant: str, by: str, key: Any, value: Any, des
             _fail_write(plpy, tenant, by, key, expected_version)
         return _saved(tenant, rows[0])
     raw = validate.value(value, ctx["max_value_bytes"])
-    root = _active_key(plpy, GD, ctx)
+    root = active_key(plpy, GD, ctx)
     rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 1, None])
     if not rows:
         _fail_write(plpy, tenant, by, key, expected_version)

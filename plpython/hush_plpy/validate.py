@@ -25,7 +25,7 @@ def tenant(t: Any, allow_all: bool = False) -> str:
     if allow_all and t == "*":
         return t
     if not isinstance(t, str) or not TENANT_RE.fullmatch(t):
-        raise Fail(INVALID_TENANT, "invalid tenant id %s" % _show(t),
+        raise Fail(INVALID_TENANT, "invalid tenant id %s" % show(t),
                    hint="A tenant id is 1-63 characters: letters, digits and _ . : @ -, starting with a letter or digit.")
     return t
 
@@ -52,7 +52,7 @@ def value(v: Any, limit: int) -> bytes:
 
 def kind(k: Any) -> Any:
     if k is not None and not KIND_RE.fullmatch(k):
-        raise Fail(INVALID_ARGUMENT, "invalid kind %s" % _show(k),
+        raise Fail(INVALID_ARGUMENT, "invalid kind %s" % show(k),
                    hint="A kind is 1-32 characters: lower-case letters, digits and _, e.g. generic, api_key, oauth2, basic.")
     return k
 
@@ -107,7 +107,7 @@ def page(p: Any, per_page: Any) -> tuple[int, int]:
     return p, min(per_page, MAX_PER_PAGE)
 
 
-def _show(x: Any) -> str:
+def show(x: Any) -> str:
     """Quote a rejected identifier for a message, shortened and with controls escaped."""
     if not isinstance(x, str):
         return "NULL" if x is None else type(x).__name__
