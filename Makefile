@@ -37,7 +37,7 @@ endif
 deps:
 	@tools/install-deps.sh
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt python_client/pyproject.toml
 	$(HUSH_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt

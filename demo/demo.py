@@ -14,8 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import pgcluster  # noqa: E402
+from hush import devcluster as pgcluster  # noqa: E402
 
 
 def step(title: str) -> None:

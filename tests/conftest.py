@@ -24,9 +24,8 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 
-import pgcluster  # noqa: E402
+from hush import devcluster as pgcluster  # noqa: E402
 
 TEMPLATE = "hush_template"
 ROLES = {

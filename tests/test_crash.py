@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-import pgcluster
+from hush import devcluster as pgcluster
 from helpers import get
 
 ROLE_SETUP = """

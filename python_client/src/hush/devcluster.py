@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL 15 cluster for the demo, the tests and the benchmarks.
+"""A throwaway PostgreSQL 15 cluster: `hush dev`, the demo, the tests and the benchmarks.
 
 PostgreSQL refuses to run as root, so when we are root the server runs as the
 `postgres` OS user; the directory lives under /tmp (pytest's tmp_path is 0700
@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 PG_BIN = Path(os.environ.get("HUSH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"
@@ -40,14 +41,19 @@ def new_root_key() -> str:
 
 
 class Cluster:
-    """initdb + pg_ctl start/stop in a private temporary directory."""
+    """initdb + pg_ctl start/stop in a private directory (a new temporary one by default)."""
 
-    def __init__(self, settings: dict[str, str] | None = None, keys: int = 1) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="hush-pg-"))
+    def __init__(self, settings: dict[str, str] | None = None, keys: int = 1, base: Path | None = None,
+                 port: int | None = None) -> None:
+        if base is None:
+            base = Path(tempfile.mkdtemp(prefix="hush-pg-"))
+        else:
+            base.mkdir(parents=True, exist_ok=True)
+        self.base = base
         self.data = self.base / "data"
         self.keyfile = self.base / "keys" / "root.keys"
         self.log = self.base / "server.log"
-        self.port = free_port()
+        self.port = port or free_port()
         self.settings = settings or {}
         self.key_lines = [new_root_key() for _ in range(keys)]
         self._owner = pwd.getpwnam(SERVER_USER) if os.geteuid() == 0 else None
@@ -93,7 +99,7 @@ class Cluster:
         }
         conf.update(self.settings)
         with open(self.data / "postgresql.conf", "a") as f:
-            f.write("\n# added by tools/pgcluster.py\n")
+            f.write("\n# added by hush.devcluster\n")
             f.writelines(f"{k} = {v}\n" for k, v in conf.items())
         subprocess.run(
             _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
@@ -122,6 +128,12 @@ class Cluster:
         )
         return sb
 
+    def running(self) -> bool:
+        if not self.data.exists():
+            return False
+        return subprocess.run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"]),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
     def stop(self, remove: bool = True) -> None:
         if self.data.exists():
             subprocess.run(
@@ -137,7 +149,7 @@ class Cluster:
         parts.update(extra)
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
-    def run_bin(self, name: str, *args: str, **kw: object) -> subprocess.CompletedProcess:
+    def run_bin(self, name: str, *args: str, **kw: object) -> subprocess.CompletedProcess[Any]:
         """Run a client program (pg_dump, psql…) against this cluster as the current user."""
         argv = [str(PG_BIN / name), "-h", str(self.base), "-p", str(self.port), "-U", "postgres", *args]
-        return subprocess.run(argv, **kw)  # type: ignore[call-overload]
+        return subprocess.run(argv, **kw)  # type: ignore[call-overload, no-any-return]

@@ -1,0 +1,4 @@
+"""python -m hush: the CLI."""
+from .cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""One exception class per SQLSTATE hush documents, under one base, HushError.
+
+The server's messages name the tenant and the secret, never a value, so they
+are passed on as they are. Only hush's own codes (class SH, and 42501 for a
+role without the hush role a function needs) are translated: everything else,
+serialization failures (40001) above all, reaches the caller untouched so its
+retry logic (DBOS runs SERIALIZABLE) sees what it expects.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HushError(Exception):
+    """Base of every error hush raises; `sqlstate` is the server's code."""
+
+    sqlstate: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if sqlstate is not None:
+            self.code: str | None = sqlstate
+        else:
+            self.code = type(self).sqlstate
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class InvalidInput(HushError):
+    """A name, tenant, value or argument the server refused; nothing was written."""
+
+
+class InvalidName(InvalidInput):
+    sqlstate = "SH001"
+
+
+class InvalidTenant(InvalidInput):
+    sqlstate = "SH002"
+
+
+class ValueTooLarge(InvalidInput):
+    sqlstate = "SH003"
+
+
+class InvalidArgument(InvalidInput):
+    sqlstate = "SH004"
+
+
+class SecretNotFound(HushError):
+    sqlstate = "SH010"
+
+
+class VersionNotFound(SecretNotFound):
+    sqlstate = "SH011"
+
+
+class SecretExpired(HushError):
+    sqlstate = "SH012"
+
+
+class VersionConflict(HushError):
+    """Check-and-set failed: the secret is not at the expected version."""
+
+    sqlstate = "SH013"
+
+
+class SecretDeleted(HushError):
+    """The secret is soft-deleted: restore or destroy it first."""
+
+    sqlstate = "SH014"
+
+
+class VersionDestroyed(HushError):
+    sqlstate = "SH015"
+
+
+class TenantAccessDenied(HushError):
+    """The calling role has no grant for this tenant."""
+
+    sqlstate = "SH020"
+
+
+class AuditedReadOnly(HushError):
+    """An audited read in a read-only transaction or on a standby (fails closed)."""
+
+    sqlstate = "SH021"
+
+
+class KeyUnavailable(HushError):
+    sqlstate = "SH030"
+
+
+class DecryptionFailed(HushError):
+    sqlstate = "SH031"
+
+
+class AuditAppendOnly(HushError):
+    sqlstate = "SH040"
+
+
+class PermissionDenied(HushError):
+    """The role lacks the hush role (hush_reader, hush_writer, ...) the function needs."""
+
+    sqlstate = "42501"
+
+
+_BY_CODE: dict[str, type[HushError]] = {
+    c.sqlstate: c for c in (
+        InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
+        SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
+        AuditedReadOnly, KeyUnavailable, DecryptionFailed, AuditAppendOnly, PermissionDenied,
+    ) if c.sqlstate
+}
+
+
+def from_sqlstate(code: str, message: str, hint: str | None = None) -> HushError:
+    """The exception for a SQLSTATE; unknown SH codes (a newer server) give HushError."""
+    return _BY_CODE.get(code, HushError)(message, sqlstate=code, hint=hint)
+
+
+def translate(exc: BaseException) -> HushError | None:
+    """The HushError for a driver exception, or None when it is not hush's to translate.
+
+    Understands psycopg (e.sqlstate, e.diag), psycopg2 (e.pgcode), asyncpg
+    (e.sqlstate) and SQLAlchemy's DBAPIError wrapper (e.orig)."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None and type(exc).__module__.startswith("sqlalchemy"):
+        exc = orig
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if not isinstance(code, str) or not (code.startswith("SH") or code == PermissionDenied.sqlstate):
+        return None
+    diag = getattr(exc, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(exc).split("\n", 1)[0]
+    hint = getattr(diag, "message_hint", None) or getattr(exc, "hint", None)
+    return from_sqlstate(code, message.removeprefix("hush: "), hint)

@@ -1,0 +1,137 @@
+"""The typed results of hush calls, one class per SQL composite type.
+
+A Secret's repr and str mask its value, so logging a result, or an exception
+whose traceback shows locals, never prints it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def _uuid(v: Any) -> uuid.UUID:
+    return v if isinstance(v, uuid.UUID) else uuid.UUID(str(v))
+
+
+def _json(v: Any) -> dict[str, Any]:
+    # psycopg and psycopg2 load jsonb; asyncpg and some SQLAlchemy set-ups hand over text.
+    if v is None:
+        return {}
+    return json.loads(v) if isinstance(v, (str, bytes)) else dict(v)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Secret:
+    """A secret's value and metadata, as `hush.get_secret` returns it."""
+
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    value: str
+    kind: str
+    description: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> Secret:
+        return cls(_uuid(r[0]), r[1], r[2], r[3], r[4], r[5], list(r[6] or []), _json(r[7]), r[8], r[9], r[10],
+                   r[11])
+
+    def __repr__(self) -> str:
+        return (f"Secret(tenant_id={self.tenant_id!r}, name={self.name!r}, version={self.version}, "
+                f"kind={self.kind!r}, value='***')")
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSecret:
+    """What a save or update returns: the secret's id and its new version."""
+
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> SavedSecret:
+        return cls(_uuid(r[0]), r[1], r[2], r[3], r[4], r[5])
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMetadata:
+    """A secret without its value (list, search, restore)."""
+
+    id: uuid.UUID
+    tenant_id: str
+    name: str
+    kind: str
+    description: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    version: int
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> SecretMetadata:
+        return cls(_uuid(r[0]), r[1], r[2], r[3], r[4], list(r[5] or []), _json(r[6]), r[7], r[8], r[9], r[10],
+                   r[11])
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVersion:
+    """One version of a secret, metadata only."""
+
+    version: int
+    created_at: datetime
+    created_by: str
+    key_id: str | None
+    destroyed: bool
+    destroyed_at: datetime | None
+    is_current: bool
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> SecretVersion:
+        return cls(*r[:7])
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of results, as the seed's PaginatedResponse.
+
+    `total` is counted up to 1,000 by the server; `total_exact` is False when
+    there are more. `next_after` is the name to pass as `after=` for the next
+    page by keyset, which stays fast however deep the page (None on the last page)."""
+
+    data: list[T]
+    page: int
+    per_page: int
+    total: int
+    total_exact: bool
+    next_after: str | None
+
+    @property
+    def total_pages(self) -> int:
+        return math.ceil(self.total / self.per_page) if self.per_page else 0
+
+    def __iter__(self) -> Any:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)

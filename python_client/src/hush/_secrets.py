@@ -1,0 +1,141 @@
+"""hush.Secrets: a tenant's secrets over a connection (yours, or the client's pool)."""
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from uuid import UUID
+
+from . import _calls as q
+from ._exec import executor_for
+from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+
+class Secrets:
+    """The secrets of one tenant.
+
+    `conn` is a psycopg Connection, a psycopg_pool ConnectionPool, or a
+    SQLAlchemy Connection or Session (a DBOS transaction's session). Over a
+    connection, every call joins its open transaction and commits or rolls
+    back with it, audit rows included; hush never commits for you. Errors
+    hush documents are raised as HushError subclasses; anything else, such as
+    a serialization failure (40001), propagates untouched.
+    """
+
+    def __init__(self, conn: Any, tenant: str) -> None:
+        self._exec = executor_for(conn)
+        self.tenant = tenant
+
+    def __repr__(self) -> str:
+        return f"Secrets(tenant={self.tenant!r})"
+
+    def _run(self, call: q.Call[T]) -> T:
+        result: T = self._exec.run([call])[0]
+        return result
+
+    def save(self, name: str, value: str, *, description: str | None = None, tags: Iterable[str] | None = None,
+             metadata: Mapping[str, Any] | None = None, kind: str | None = None,
+             expected_version: int | None = None, expires_at: datetime | None = None) -> SavedSecret:
+        """Create a secret or add a version. `expected_version` makes it check-and-set
+        (0 = create only; VersionConflict otherwise). `kind` None keeps the current kind."""
+        return self._run(q.save(self.tenant, name, value, description=description, tags=tags, metadata=metadata,
+                                kind=kind, expected_version=expected_version, expires_at=expires_at))
+
+    def save_many(self, items: Mapping[str, str] | Iterable[tuple[str, str]], *, kind: str | None = None,
+                  tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                  progress: Progress | None = None, batch_size: int = q.MAX_BATCH) -> builtins.list[SavedSecret]:
+        """Save many secrets, all or nothing, through the bulk path (hush.save_secrets,
+        up to 10,000 a statement, all in one transaction). `progress(done, total)` is
+        called after each statement."""
+        calls: builtins.list[q.Call[Any]] = list(q.save_batches(self.tenant, items, kind=kind, tags=tags,
+                                                                  metadata=metadata, batch_size=batch_size))
+        if progress is not None:
+            total = sum(len(c.params["names"]) for c in calls)
+            calls = [_Reporting(c, i, total, progress) for i, c in enumerate(calls)]
+        out = self._exec.run(calls)
+        return [s for batch in out for s in batch]
+
+    def get(self, name: str, version: int | None = None) -> Secret:
+        """The latest value (or the given version). SecretNotFound, SecretExpired, VersionNotFound..."""
+        return self._run(q.get(self.tenant, name, version))
+
+    def get_by_id(self, id: UUID | str, version: int | None = None) -> Secret:
+        return self._run(q.get_by_id(self.tenant, id, version))
+
+    def get_many(self, names: Sequence[str]) -> builtins.list[Secret]:
+        """Several latest values in one call, in the order named; all or nothing."""
+        return self._run(q.get_many(self.tenant, names))
+
+    def update(self, name: str, value: str | None = None, *, description: str | None = None,
+               tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
+               kind: str | None = None, expected_version: int | None = None,
+               expires_at: datetime | None = None) -> SavedSecret:
+        """Change an existing secret: a value makes a new version; None keeps what is there."""
+        return self._run(q.update(self.tenant, "name", name, value, description=description, tags=tags,
+                                  metadata=metadata, kind=kind, expected_version=expected_version,
+                                  expires_at=expires_at))
+
+    def update_by_id(self, id: UUID | str, value: str | None = None, *, description: str | None = None,
+                     tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                     kind: str | None = None, expected_version: int | None = None,
+                     expires_at: datetime | None = None) -> SavedSecret:
+        return self._run(q.update(self.tenant, "id", id, value, description=description, tags=tags,
+                                  metadata=metadata, kind=kind, expected_version=expected_version,
+                                  expires_at=expires_at))
+
+    def delete(self, name: str) -> None:
+        """Soft-delete: reads fail with SecretNotFound until restore()."""
+        self._run(q.delete(self.tenant, name))
+
+    def delete_by_id(self, id: UUID | str) -> None:
+        self._run(q.delete_by_id(self.tenant, id))
+
+    def restore(self, name: str) -> SecretMetadata:
+        return self._run(q.restore(self.tenant, name))
+
+    def destroy(self, name: str, versions: Iterable[int] | None = None) -> int:
+        """Erase the given versions' ciphertext for good (all when None); returns how many."""
+        return self._run(q.destroy(self.tenant, name, versions))
+
+    def list(self, *, page: int = 1, per_page: int = 50, prefix: str | None = None,
+             tags: Iterable[str] | None = None, include_deleted: bool = False,
+             after: str | None = None) -> Page[SecretMetadata]:
+        """One page of metadata by name. Pass `after=page.next_after` to page by keyset."""
+        return self._run(q.list_(self.tenant, page=page, per_page=per_page, prefix=prefix, tags=tags,
+                                 include_deleted=include_deleted, after=after))
+
+    def iter_all(self, *, prefix: str | None = None, tags: Iterable[str] | None = None,
+                 per_page: int = 500) -> Iterator[SecretMetadata]:
+        """Every live secret's metadata, by keyset pages (one statement per page)."""
+        after: str | None = None
+        while True:
+            page = self.list(per_page=per_page, prefix=prefix, tags=tags, after=after)
+            yield from page.data
+            if len(page.data) < per_page:
+                return
+            after = page.data[-1].name
+
+    def search(self, query: str, *, page: int = 1, per_page: int = 50,
+               after: str | None = None) -> Page[SecretMetadata]:
+        """Case-insensitive substring search over names, descriptions and tags."""
+        return self._run(q.search(self.tenant, query, page=page, per_page=per_page, after=after))
+
+    def exists(self, name: str) -> bool:
+        return self._run(q.exists(self.tenant, name))
+
+    def versions(self, name: str) -> builtins.list[SecretVersion]:
+        return self._run(q.versions(self.tenant, name))
+
+
+class _Reporting(q.Call[Any]):
+    """A batch that reports progress once its rows have come back."""
+
+    def __init__(self, call: q.Call[Any], index: int, total: int, progress: Progress) -> None:
+        def shape(rows: q.Rows) -> Any:
+            result = call.shape(rows)
+            progress(min((index + 1) * q.MAX_BATCH, total), total)
+            return result
+        super().__init__(call.sql, call.params, shape)

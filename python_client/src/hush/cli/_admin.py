@@ -1,0 +1,150 @@
+"""hush keygen, init, grant, revoke: setting a database up."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pwd
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from .. import _calls as q
+from .._exec import PsycopgExecutor
+from ._common import EXIT_INVALID, Fail, connect, fails_cleanly, json_option, print_json
+
+
+def key_id(key: bytes) -> str:
+    """The id hush shows for a root key (the extension's keyring.key_id, recomputed here)."""
+    return hashlib.blake2b(key, digest_size=16, person=b"hush-root-key").hexdigest()
+
+
+def _write_key(path: Path, append: bool, owner: str | None) -> str:
+    key = secrets.token_bytes(32)
+    line = base64.b64encode(key).decode() + "\n"
+    if append:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise Fail(f"{path} does not exist (drop --append to create it)", EXIT_INVALID) from None
+        if st.st_mode & 0o077:
+            raise Fail(f"{path} is readable or writable by group or others (mode {stat.filemode(st.st_mode)}); "
+                       "hush refuses such a keyring: chmod 600 it first", EXIT_INVALID)
+        with open(path, "a", encoding="ascii") as f:
+            f.write(line)
+    else:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise Fail(f"{path} exists: use --append to add a key to it", EXIT_INVALID) from None
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write("# hush root keyring: one base64 key per line; back it up apart from the database\n" + line)
+    if owner:
+        pw = pwd.getpwnam(owner)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return key_id(key)
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--append", is_flag=True, help="Add a key to an existing keyring (for rotation).")
+@click.option("--owner", metavar="USER", help="chown the file to this OS user (the server's, e.g. postgres).")
+@json_option
+def keygen(path: Path, append: bool, owner: str | None, as_json: bool) -> None:
+    """Write a new root key to the keyring file PATH (created 0600) and print its key id.
+
+    The key itself is never printed. Point the server at the file with
+    hush.root_key_file in postgresql.conf."""
+    kid = _write_key(path, append, owner)
+    if as_json:
+        print_json({"key_id": kid, "path": str(path)})
+    else:
+        click.echo(kid)
+
+
+# Run by a superuser right after CREATE EXTENSION: loads the keyring inside the
+# server (the key never leaves it) and registers its first key as the active
+# one, as the first write would. It goes through the extension's own Python.
+REGISTER_KEY = """
+DO $do$
+ver = plpy.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'hush'")[0]["extversion"]
+pkg = GD.get("hush_plpy " + ver)
+if pkg is None:
+    plpy.execute("SELECT hush._load_python()")
+    pkg = GD["hush_plpy " + ver]
+active = plpy.execute("SELECT key_id FROM hush.root_keys WHERE state = 'active'")
+try:
+    kid, _ = pkg.secrets.active_key(plpy, GD, {"active_key_id": active[0]["key_id"] if active else None})
+except pkg.errors.Fail as e:
+    plpy.error("hush: " + e.message, hint=e.hint, sqlstate=e.code)
+plpy.execute(plpy.prepare("SELECT pg_catalog.set_config('hush.init_key_id', $1, false)", ["text"]), [kid])
+$do$ LANGUAGE plpython3u
+"""
+
+
+def install(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """CREATE EXTENSION hush (if missing) and register the keyring's first key."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS hush CASCADE")
+    try:
+        conn.execute(REGISTER_KEY)
+    except psycopg.Error as e:
+        code = e.sqlstate or ""
+        raise Fail(f"hush is installed, but its root key is not usable: {e.diag.message_primary} "
+                   f"({e.diag.message_hint or 'see the README, Install'}) [{code}]", 8) from None
+    row = conn.execute("SELECT e.extversion, current_setting('hush.init_key_id'), current_database() "
+                       "FROM pg_catalog.pg_extension e WHERE e.extname = 'hush'").fetchone()
+    assert row is not None
+    return {"version": row[0], "active_key_id": row[1], "database": row[2]}
+
+
+@click.command()
+@json_option
+@click.pass_context
+@fails_cleanly
+def init(ctx: click.Context, as_json: bool) -> None:
+    """Install hush in a database (as a superuser) and register the root key.
+
+    The server must already have hush's files (`make install`) and
+    hush.root_key_file in its configuration (see `hush keygen`)."""
+    with connect(ctx) as conn:
+        info = install(conn)
+    if as_json:
+        print_json(info)
+        return
+    click.echo(f"hush {info['version']} is installed in database {info['database']}; "
+               f"active root key {info['active_key_id']}.\n"
+               "Back up the keyring file apart from the database: without it no backup can be read.\n\n"
+               "Next, for each application role (run as a superuser or a hush_admin):\n"
+               "  GRANT hush_writer TO app_role;    -- or hush_reader: read-only\n"
+               "  hush grant app_role TENANT        -- = SELECT hush.grant_tenant('app_role', 'TENANT')")
+
+
+@click.command()
+@click.argument("role")
+@click.argument("tenant")
+@click.pass_context
+@fails_cleanly
+def grant(ctx: click.Context, role: str, tenant: str) -> None:
+    """Let ROLE (and its members) act on TENANT ('*' = every tenant); needs hush_admin."""
+    with connect(ctx) as conn:
+        new = PsycopgExecutor(conn).run([q.grant(role, tenant)])[0]
+    click.echo(f"{'granted' if new else 'already granted'}: {role} on {tenant}", err=True)
+
+
+@click.command()
+@click.argument("role")
+@click.argument("tenant")
+@click.pass_context
+@fails_cleanly
+def revoke(ctx: click.Context, role: str, tenant: str) -> None:
+    """Remove ROLE's grant on TENANT; needs hush_admin."""
+    with connect(ctx) as conn:
+        removed = PsycopgExecutor(conn).run([q.revoke(role, tenant)])[0]
+    click.echo(f"{'revoked' if removed else 'no such grant'}: {role} on {tenant}", err=True)
+
+
+COMMANDS = [keygen, init, grant, revoke]
