@@ -53,8 +53,8 @@ class Secrets:
         calls: builtins.list[q.Call[Any]] = list(q.save_batches(self.tenant, items, kind=kind, tags=tags,
                                                                   metadata=metadata, batch_size=batch_size))
         if progress is not None:
-            total = sum(len(c.params["names"]) for c in calls)
-            calls = [_Reporting(c, i, total, progress) for i, c in enumerate(calls)]
+            sizes = [len(c.params["names"]) for c in calls]
+            calls = [_Reporting(c, sum(sizes[:i + 1]), sum(sizes), progress) for i, c in enumerate(calls)]
         out = self._exec.run(calls)
         return [s for batch in out for s in batch]
 
@@ -133,9 +133,9 @@ class Secrets:
 class _Reporting(q.Call[Any]):
     """A batch that reports progress once its rows have come back."""
 
-    def __init__(self, call: q.Call[Any], index: int, total: int, progress: Progress) -> None:
+    def __init__(self, call: q.Call[Any], done: int, total: int, progress: Progress) -> None:
         def shape(rows: q.Rows) -> Any:
             result = call.shape(rows)
-            progress(min((index + 1) * q.MAX_BATCH, total), total)
+            progress(done, total)
             return result
         super().__init__(call.sql, call.params, shape)
