@@ -1,0 +1,277 @@
+"""The `hush` command through its real entry point (the console script in the
+virtualenv), against the real server: output, --json, stdin values, exit codes,
+import/export, run, keygen, init, dev."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+HUSH = str(Path(sys.executable).parent / "hush")
+PLPYTHON = Path(__file__).resolve().parent.parent / "plpython"
+
+
+def hush(db: Any, *args: str, user: str = "alice", input: str | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HUSH_DSN": db.dsn(user), **(env or {})}
+    return subprocess.run([HUSH, *args], input=input if input is not None else "", capture_output=True, text=True,
+                          env=full_env, timeout=120)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_help_everywhere(db: Any) -> None:
+    top = ok(hush(db, "--help"))
+    commands = ["keygen", "init", "grant", "revoke", "put", "get", "ls", "search", "history", "rm", "restore",
+                "destroy", "import", "export", "run", "dev"]
+    for name in commands:
+        assert name in top.stdout
+        assert "Usage: hush " + name in ok(hush(db, name, "--help")).stdout
+    for sub in ("start", "stop", "status"):
+        assert ok(hush(db, "dev", sub, "-h")).stdout.startswith("Usage: hush dev " + sub)
+    assert "Exit codes" in top.stdout
+    assert hush(db, "nosuch").returncode == 2
+
+
+def test_put_from_stdin_and_file_get_and_json(db: Any, tmp_path: Path) -> None:
+    r = ok(hush(db, "put", "acme", "db/pw", "--tag", "prod", "--kind", "password", "--description", "main db",
+                input="s3cret\n"))
+    assert "version 1" in r.stderr and "s3cret" not in r.stderr + r.stdout
+    assert ok(hush(db, "get", "acme", "db/pw")).stdout == "s3cret\n"   # one trailing newline dropped on put
+    assert ok(hush(db, "get", "acme", "db/pw", "-n")).stdout == "s3cret"
+    f = tmp_path / "v"
+    f.write_text("line1\nline2\n")
+    ok(hush(db, "put", "acme", "db/pw", "--from-file", str(f), "--keep-newline"))
+    data = json.loads(ok(hush(db, "get", "acme", "db/pw", "--json")).stdout)
+    assert data["value"] == "line1\nline2\n" and data["version"] == 2 and data["kind"] == "password"
+    assert data["tags"] == ["prod"] and data["tenant_id"] == "acme"
+    assert ok(hush(db, "get", "acme", "db/pw", "--version", "1", "-n")).stdout == "s3cret"
+    saved = json.loads(ok(hush(db, "put", "acme", "m", "--metadata", '{"team": "x"}', "--json", input="v")).stdout)
+    assert saved["version"] == 1 and saved["name"] == "m"
+    assert json.loads(ok(hush(db, "get", "acme", "m", "--json")).stdout)["metadata"] == {"team": "x"}
+
+
+def test_ls_search_history_rm_restore_destroy(db: Any) -> None:
+    for name in ("app/a", "app/b", "other"):
+        ok(hush(db, "put", "acme", name, "--tag", "t1" if name != "other" else "t2", "--description",
+                f"about {name}", input="v"))
+    table = ok(hush(db, "ls", "acme")).stdout.splitlines()
+    assert table[0].split() == ["NAME", "KIND", "VERSION", "UPDATED", "TAGS", "DESCRIPTION"]
+    assert [line.split()[0] for line in table[1:]] == ["app/a", "app/b", "other"]
+    page = json.loads(ok(hush(db, "ls", "acme", "--prefix", "app/", "--per-page", "1", "--json")).stdout)
+    assert [d["name"] for d in page["data"]] == ["app/a"] and page["total"] == 2 and page["total_pages"] == 2
+    assert page["next_after"] == "app/a" and "value" not in page["data"][0]
+    nxt = json.loads(ok(hush(db, "ls", "acme", "--after", "app/a", "--per-page", "1", "--json")).stdout)
+    assert [d["name"] for d in nxt["data"]] == ["app/b"]
+    assert [d["name"] for d in json.loads(ok(hush(db, "ls", "acme", "--tag", "t2", "--json")).stdout)["data"]] \
+        == ["other"]
+    assert [d["name"] for d in json.loads(ok(hush(db, "search", "acme", "ABOUT APP", "--json")).stdout)["data"]] \
+        == ["app/a", "app/b"]
+    ok(hush(db, "put", "acme", "other", input="v2"))
+    hist = json.loads(ok(hush(db, "history", "acme", "other", "--json")).stdout)
+    assert [(h["version"], h["is_current"]) for h in hist] == [(1, False), (2, True)]
+    assert "current" in ok(hush(db, "history", "acme", "other")).stdout
+    ok(hush(db, "rm", "acme", "other"))
+    assert hush(db, "get", "acme", "other").returncode == 3
+    assert "other (deleted)" in ok(hush(db, "ls", "acme", "--deleted")).stdout
+    assert json.loads(ok(hush(db, "restore", "acme", "other", "--json")).stdout)["version"] == 2
+    refused = hush(db, "destroy", "acme", "other", "--version", "1")
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert json.loads(ok(hush(db, "destroy", "acme", "other", "--version", "1", "--yes", "--json")).stdout)[
+        "destroyed"] == 1
+    assert hush(db, "get", "acme", "other", "--version", "1").returncode == 7
+
+
+@pytest.mark.parametrize("args,user,code", [
+    (["get", "acme", "missing"], "alice", 3),
+    (["get", "globex", "x"], "alice", 4),
+    (["get", "acme", "x"], "otto", 4),
+    (["put", "acme", "k", "--expect-version", "5"], "alice", 5),
+    (["put", "acme", ""], "alice", 6),
+    (["put", "acme", "k", "--metadata", "{not json"], "alice", 6),
+    (["ls", "acme", "--per-page", "0"], "alice", 6),
+    (["get", "acme", "expired"], "alice", 7),
+])
+def test_exit_codes(db: Any, args: list[str], user: str, code: int) -> None:
+    ok(hush(db, "put", "acme", "k", input="v"))
+    ok(hush(db, "put", "acme", "expired", "--expires-at", "2001-01-01", input="v"))
+    r = hush(db, *args, user=user, input="value-never-shown")
+    assert r.returncode == code, r.stderr
+    assert r.stderr.startswith("Error: ") and "value-never-shown" not in r.stderr
+
+
+def test_cannot_connect(db: Any) -> None:
+    r = subprocess.run([HUSH, "--dsn", "host=/nonexistent port=1", "ls", "acme"], capture_output=True, text=True)
+    assert r.returncode == 9 and "cannot connect" in r.stderr
+
+
+def test_prompt_does_not_echo(db: Any) -> None:
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:  # the child gets a terminal of its own: the prompt path
+        os.environ["HUSH_DSN"] = db.dsn("alice")
+        os.execv(HUSH, [HUSH, "put", "acme", "prompted"])
+    out = b""
+    for answer in (b"typed-secret\n", b"typed-secret\n"):
+        while b"Value" not in out.split(b"typed")[-1] and b"confirm" not in out.split(b"typed")[-1].lower():
+            out += os.read(fd, 1024)
+        os.write(fd, answer)
+        time.sleep(0.2)
+    try:
+        while chunk := os.read(fd, 1024):
+            out += chunk
+    except OSError:  # the child closed the terminal
+        pass
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"typed-secret" not in out  # never echoed
+    assert ok(hush(db, "get", "acme", "prompted", "-n")).stdout == "typed-secret"
+
+
+def test_import_10000_line_env_file_all_or_nothing(db: Any, tmp_path: Path) -> None:
+    env = tmp_path / "big.env"
+    env.write_text("# generated\n" + "".join(f"KEY_{i}=value-{i}\n" for i in range(10_000)))
+    r = ok(hush(db, "import", "acme", str(env), "--json"))
+    assert json.loads(r.stdout) == {"tenant": "acme", "imported": 10_000, "created": 10_000}
+    assert "importing into acme" in r.stderr
+    assert db.sql("SELECT count(*) FROM hush.secrets WHERE tenant_id = 'acme'") == [(10_000,)]
+    assert ok(hush(db, "get", "acme", "KEY_9999", "-n")).stdout == "value-9999"
+    # A bad name on the last line: nothing of the file is saved.
+    bad = tmp_path / "bad.env"
+    bad.write_text("".join(f"NEW_{i}=v\n" for i in range(9_999)) + "bad\x01name=v\n")
+    r = hush(db, "import", "acme", str(bad))
+    assert r.returncode == 6, r.stderr
+    assert db.sql("SELECT count(*) FROM hush.secrets WHERE tenant_id = 'acme'") == [(10_000,)]
+
+
+def test_import_reports_bad_lines_without_values(db: Any, tmp_path: Path) -> None:
+    for text, line in (("A=1\nB=\"never closed secret-ish\n", 2), ("A=1\nnot a pair\n", 2), ("A=1\nA=2\n", 2)):
+        f = tmp_path / "x.env"
+        f.write_text(text)
+        r = hush(db, "import", "acme", str(f))
+        assert r.returncode == 6 and f"line {line}" in r.stderr and "secret-ish" not in r.stderr
+    f = tmp_path / "x.json"
+    f.write_text('{"a": 1}')
+    assert hush(db, "import", "acme", str(f)).returncode == 6
+    assert db.sql("SELECT count(*) FROM hush.secrets") == [(0,)]
+
+
+def test_export_then_import_round_trips(db: Any, tmp_path: Path) -> None:
+    values = {"PLAIN": "abc", "SPACES": "  padded  ", "QUOTES": "it's \"quoted\"", "MULTI": "a\nb\r\n\tc",
+              "DOLLAR": "$HOME ${X}", "HASH": "a #b", "EMPTY": "", "UNICODE": "clé ✓", "BACKSLASH": "a\\nb"}
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(values))
+    ok(hush(db, "import", "acme", str(src)))
+    out = tmp_path / "out.env"
+    ok(hush(db, "export", "acme", "-o", str(out)))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    ok(hush(db, "import", "globex", str(out), user="postgres"))
+    back = json.loads(ok(hush(db, "export", "globex", "--format", "json", user="postgres")).stdout)
+    assert back == values
+    assert ok(hush(db, "export", "acme", "--format", "json", "--prefix", "MU")).stdout.count("MULTI") == 1
+
+
+def test_env_names_that_are_not_variables_are_skipped_on_export(db: Any) -> None:
+    ok(hush(db, "put", "acme", "app/good_one", input="1"))
+    ok(hush(db, "put", "acme", "app/bad-one", input="2"))
+    r = ok(hush(db, "export", "acme", "--prefix", "app/"))
+    assert r.stdout == "good_one=1\n" and "bad-one" in r.stderr
+
+
+def test_run_injects_variables_never_in_argv(db: Any, tmp_path: Path) -> None:
+    canary = f"run-canary-{uuid.uuid4()}"
+    ok(hush(db, "put", "acme", "prod/API_KEY", input=canary))
+    ok(hush(db, "put", "acme", "prod/not-a-var", input="x"))
+    out = tmp_path / "child.out"
+    child = subprocess.Popen(
+        [HUSH, "run", "acme", "--prefix", "prod/", "--", "sh", "-c", f'printf %s "$API_KEY" > {out}; sleep 3; exit 42'],
+        env={**os.environ, "HUSH_DSN": db.dsn("alice")}, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not (out.exists() and out.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    ps = subprocess.run(["ps", "-eww", "-o", "args="], capture_output=True, text=True).stdout
+    assert "sleep 3" in ps  # the child is running while we look...
+    assert canary not in ps  # ...and the value is in no process's arguments
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 42  # the command's exit code is hush run's
+    assert out.read_text() == canary
+    assert "not-a-var" in stderr and canary not in stderr
+    r = hush(db, "run", "acme", "--", "no-such-command-here")
+    assert r.returncode == 127
+
+
+def test_keygen_writes_a_0600_keyring_and_prints_the_key_id(db: Any, tmp_path: Path) -> None:
+    sys.path.insert(0, str(PLPYTHON))
+    from hush_plpy.keyring import key_id, parse  # the extension's own derivation
+    path = tmp_path / "root.keys"
+    kid = ok(hush(db, "keygen", str(path))).stdout.strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    keys = parse(path.read_text(), str(path))
+    assert list(keys) == [kid] and key_id(next(iter(keys.values()))) == kid
+    assert base64.b64encode(keys[kid]).decode() not in ok(hush(db, "keygen", str(tmp_path / "b"))).stdout
+    assert hush(db, "keygen", str(path)).returncode == 6  # never overwrites a keyring
+    kid2 = json.loads(ok(hush(db, "keygen", str(path), "--append", "--json")).stdout)["key_id"]
+    assert list(parse(path.read_text(), str(path))) == [kid, kid2]
+    path.chmod(0o640)
+    assert hush(db, "keygen", str(path), "--append").returncode == 6
+
+
+def test_init_grant_revoke(cluster: Any, tmp_path: Path) -> None:
+    name = f"init_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
+        su.execute(f"CREATE DATABASE {name}")
+    try:
+        env = {**os.environ, "HUSH_DSN": cluster.dsn(name)}
+        r = subprocess.run([HUSH, "init", "--json"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        sys.path.insert(0, str(PLPYTHON))
+        from hush_plpy.keyring import key_id
+        assert info["active_key_id"] == key_id(base64.b64decode(cluster.key_lines[0]))
+        assert info["database"] == name and info["version"]
+        text = subprocess.run([HUSH, "init"], capture_output=True, text=True, env=env)  # again: idempotent
+        assert text.returncode == 0 and "hush grant" in text.stdout
+        with psycopg.connect(cluster.dsn(name), autocommit=True) as su:
+            su.execute("CREATE ROLE init_app LOGIN IN ROLE hush_writer")
+            assert subprocess.run([HUSH, "grant", "init_app", "t1"], env=env).returncode == 0
+            assert su.execute("SELECT role_name::text, tenant_id FROM hush.tenant_grants").fetchall() == \
+                [("init_app", "t1")]
+            assert subprocess.run([HUSH, "revoke", "init_app", "t1"], env=env).returncode == 0
+            assert su.execute("SELECT count(*) FROM hush.tenant_grants").fetchone() == (0,)
+    finally:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as su:
+            su.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            su.execute("DROP ROLE IF EXISTS init_app")
+
+
+def test_dev_start_status_stop(cluster: Any) -> None:
+    base = Path(f"/tmp/hush-dev-test-{uuid.uuid4().hex[:8]}")
+    try:
+        r = subprocess.run([HUSH, "dev", "start", "--dir", str(base)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        dsn = r.stdout.strip()
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'hush'").fetchone() == ("hush",)
+            assert conn.execute("SELECT count(*) FROM hush.root_keys WHERE state = 'active'").fetchone() == (1,)
+        again = subprocess.run([HUSH, "dev", "start", "--dir", str(base)], capture_output=True, text=True)
+        assert again.stdout.strip() == dsn  # already running: same cluster
+        status = subprocess.run([HUSH, "dev", "status", "--dir", str(base), "--json"], capture_output=True, text=True)
+        assert status.returncode == 0 and json.loads(status.stdout)["running"] is True
+        assert subprocess.run([HUSH, "dev", "stop", "--dir", str(base)]).returncode == 0
+        assert not base.exists()
+        assert subprocess.run([HUSH, "dev", "status", "--dir", str(base)], capture_output=True).returncode == 1
+    finally:
+        subprocess.run([HUSH, "dev", "stop", "--dir", str(base)], capture_output=True)
