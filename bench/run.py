@@ -111,10 +111,53 @@ def pgbench(c: pgcluster.Cluster, script: str, seconds: int, n: int) -> tuple[fl
     return tps, q[49] / 1000, q[98] / 1000
 
 
+def python_rounds(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[str, float, float, float]]:
+    """One Python thread calling get_secret three ways, interleaved call by call: raw psycopg (the baseline), the pooled client, and
+    hush.Secrets over the caller's connection. Read auditing is off, so the
+    commit flush does not hide the wrapper's own cost."""
+    import random
+
+    import hush
+
+    rnd = random.Random(7)
+    raw_sql = "SELECT * FROM hush.get_secret(%s, %s, %s)"
+    dsn = c.dsn("bench", user="bench_app")
+    # Each way has its own connection (its own backend): interleaved calls then all
+    # pay the same wake-up of a backend that sat idle while the others ran.
+    with psycopg.connect(dsn, autocommit=True) as raw, psycopg.connect(dsn, autocommit=True) as conn, \
+            hush.connect(dsn, min_size=1, max_size=1) as client:
+        tenant, own = client.tenant(TENANT), hush.Secrets(conn, TENANT)
+        ways = {
+            "python: psycopg SELECT * FROM hush.get_secret (baseline 4)":
+                lambda name: raw.execute(raw_sql, [TENANT, name, None]).fetchone(),
+            "python: client.tenant(t).get(name), pooled": tenant.get,
+            "python: hush.Secrets(conn, t).get(name)": own.get,
+        }
+        lat: dict[str, list[float]] = {k: [] for k in ways}
+        for fn in ways.values():  # warm-up: psycopg prepares a statement after its 5th run
+            for _ in range(200):
+                fn(f"s{rnd.randint(1, n)}")
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            name = f"s{rnd.randint(1, n)}"
+            order = list(ways.items())
+            rnd.shuffle(order)  # call by call, in a random order, so drift and noise hit all three alike
+            for label, fn in order:
+                t0 = time.perf_counter()
+                fn(name)
+                lat[label].append(time.perf_counter() - t0)
+    out = []
+    for label, xs in lat.items():
+        q = statistics.quantiles(xs, n=100)
+        out.append((label, len(xs) / sum(xs), q[49] * 1000, q[98] * 1000))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--only", choices=["sql", "python"], help="Run only the pgbench rows or the Python client rows.")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     c = pgcluster.Cluster(settings={"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'",
@@ -132,7 +175,15 @@ def main() -> None:
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
-            for name, script in SCRIPTS.items():
+            if args.only != "sql" and n == sizes[0]:
+                with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+                    adm.execute("SELECT hush.configure_tenant('bench', audit_reads => false)")
+                print(f"  {n:,} secrets: Python client rows ...", file=sys.stderr, flush=True)
+                base = None
+                for label, ops, p50, p99 in python_rounds(c, n, args.seconds * 3):
+                    base = base or ops
+                    results.append((n, label, ops, p50, p99, "" if ops == base else f"{ops / base:.2f}"))
+            for name, script in (SCRIPTS.items() if args.only != "python" else ()):
                 audit = "audit on" in name
                 with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
                     adm.execute("SELECT hush.configure_tenant('bench', audit_reads => %s)", [audit])
@@ -144,7 +195,7 @@ def main() -> None:
                 if name in RATIOS:
                     ratio = f"{ops / got[RATIOS[name]]:.2f}"
                 results.append((n, name, ops, p50, p99, ratio))
-            if n >= 100000 and not any(r[0] >= 100000 and "list" in r[1] for r in results):
+            if args.only != "python" and n >= 100000 and not any(r[0] >= 100000 and "list" in r[1] for r in results):
                 for name, script in LIST_SCRIPTS.items():
                     print(f"  {n:,} secrets: {name} ...", file=sys.stderr, flush=True)
                     tps, p50, p99 = pgbench(c, script, args.seconds, n)
@@ -160,7 +211,8 @@ def main() -> None:
         print(f"| {n:,} | {name} | {ops:,.0f} | {p50:.3f} | {p99:.3f} | {ratio} |")
     print("\nratio: get_secret (audit off) / baseline 1; get_secret (audit on) / baseline 2; "
           "get_secrets per secret / get_secret (audit off); save_secret / baseline 3. "
-          "get_secrets and list rows are read with audit off.")
+          "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "
+          "ratio to baseline 4 (the wrapper's overhead).")
 
 
 if __name__ == "__main__":
