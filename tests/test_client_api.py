@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
@@ -242,3 +243,16 @@ def test_expiry_and_check_and_set(client: hush.Client) -> None:
 def test_unknown_connection_type_is_refused() -> None:
     with pytest.raises(TypeError, match="psycopg Connection"):
         hush.Secrets(object(), "acme")
+
+
+def test_readme_quick_start_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Python client"):]
+    code = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python\n"))]
+    monkeypatch.setenv("HUSH_DSN", db.dsn("alice"))
+    scope: dict[str, Any] = {"new_key": "sk_1", "rotated_key": "sk_2"}
+    exec(compile(code, "README.md", "exec"), scope)
+    scope["client"].close()
+    with db.connect("alice") as conn:
+        key = hush.Secrets(conn, "acme").get("stripe_api_key")
+    assert (key.value, key.version, key.kind) == ("sk_2", 2, "api_key")

@@ -31,6 +31,7 @@ class Client:
         self._exec = PoolExecutor(pool)
 
     def tenant(self, tenant: str) -> Secrets:
+        """The Secrets of one tenant, over this client's pool."""
         return Secrets(self._exec, tenant)
 
     @contextmanager
@@ -52,10 +53,12 @@ class Client:
         return result
 
     def revoke(self, role: str, tenant: str) -> bool:
+        """Remove a tenant grant (hush_admin); True when there was one."""
         result: bool = self._exec.run([q.revoke(role, tenant)])[0]
         return result
 
     def close(self) -> None:
+        """Close the pool and its connections."""
         self.pool.close()
 
     def __enter__(self) -> Client:

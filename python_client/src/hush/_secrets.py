@@ -63,6 +63,7 @@ class Secrets:
         return self._run(q.get(self.tenant, name, version))
 
     def get_by_id(self, id: UUID | str, version: int | None = None) -> Secret:
+        """get() by the secret's id."""
         return self._run(q.get_by_id(self.tenant, id, version))
 
     def get_many(self, names: Sequence[str]) -> builtins.list[Secret]:
@@ -82,6 +83,7 @@ class Secrets:
                      tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
                      kind: str | None = None, expected_version: int | None = None,
                      expires_at: datetime | None = None) -> SavedSecret:
+        """update() by the secret's id."""
         return self._run(q.update(self.tenant, "id", id, value, description=description, tags=tags,
                                   metadata=metadata, kind=kind, expected_version=expected_version,
                                   expires_at=expires_at))
@@ -91,9 +93,11 @@ class Secrets:
         self._run(q.delete(self.tenant, name))
 
     def delete_by_id(self, id: UUID | str) -> None:
+        """delete() by the secret's id."""
         self._run(q.delete_by_id(self.tenant, id))
 
     def restore(self, name: str) -> SecretMetadata:
+        """Undo a soft delete (a no-op on a live secret)."""
         return self._run(q.restore(self.tenant, name))
 
     def destroy(self, name: str, versions: Iterable[int] | None = None) -> int:
@@ -124,9 +128,11 @@ class Secrets:
         return self._run(q.search(self.tenant, query, page=page, per_page=per_page, after=after))
 
     def exists(self, name: str) -> bool:
+        """Whether a live (not deleted) secret of this name exists; no audit row."""
         return self._run(q.exists(self.tenant, name))
 
     def versions(self, name: str) -> builtins.list[SecretVersion]:
+        """The versions of a secret, oldest first, metadata only."""
         return self._run(q.versions(self.tenant, name))
 
 

@@ -151,6 +151,18 @@ class AsyncSecrets:
         return await self._run(q.list_(self.tenant, page=page, per_page=per_page, prefix=prefix, tags=tags,
                                        include_deleted=include_deleted, after=after))
 
+    async def iter_all(self, *, prefix: str | None = None, tags: Iterable[str] | None = None,
+                       per_page: int = 500) -> AsyncIterator[SecretMetadata]:
+        """Every live secret's metadata, by keyset pages: `async for meta in s.iter_all()`."""
+        after: str | None = None
+        while True:
+            page = await self.list(per_page=per_page, prefix=prefix, tags=tags, after=after)
+            for meta in page.data:
+                yield meta
+            if len(page.data) < per_page:
+                return
+            after = page.data[-1].name
+
     async def search(self, query: str, *, page: int = 1, per_page: int = 50,
                      after: str | None = None) -> Page[SecretMetadata]:
         return await self._run(q.search(self.tenant, query, page=page, per_page=per_page, after=after))
@@ -170,6 +182,7 @@ class AsyncClient:
         self._exec = _PoolExecutor(pool)
 
     def tenant(self, tenant: str) -> AsyncSecrets:
+        """The AsyncSecrets of one tenant, over this client's pool."""
         return AsyncSecrets(self._exec, tenant)
 
     @asynccontextmanager
@@ -179,6 +192,7 @@ class AsyncClient:
             yield conn
 
     async def close(self) -> None:
+        """Close the pool and its connections."""
         await self.pool.close()
 
     async def __aenter__(self) -> AsyncClient:
