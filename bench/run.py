@@ -112,8 +112,9 @@ def pgbench(c: pgcluster.Cluster, script: str, seconds: int, n: int) -> tuple[fl
 
 
 def python_rounds(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[str, float, float, float]]:
-    """One Python thread calling get_secret three ways, interleaved call by call: raw psycopg (the baseline), the pooled client, and
-    hush.Secrets over the caller's connection. Read auditing is off, so the
+    """One Python thread calling get_secret three ways, interleaved call by call:
+    raw psycopg (the baseline), the pooled client, and hush.Secrets over the
+    caller's connection. Read auditing is off, so the
     commit flush does not hide the wrapper's own cost."""
     import random
 

@@ -9,12 +9,13 @@ Pass --keep to leave the cluster running and print how to connect and stop it.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
+import hush
 import psycopg
-
-from hush import devcluster as pgcluster  # noqa: E402
+from hush import devcluster as pgcluster
 
 
 def step(title: str) -> None:
@@ -106,6 +107,27 @@ def run(c: pgcluster.Cluster) -> None:
                 acme.execute(q)
             except psycopg.Error as e:
                 print(f"   {q}\n     -> SQLSTATE {e.sqlstate}: {e.diag.message_primary}")
+
+    step("the Python client: one import, the same calls")
+    print('   client = hush.connect(dsn); acme = client.tenant("acme")')
+    with hush.connect(c.dsn(user="acme_app", application_name="demo"), max_size=1) as client:
+        key = client.tenant("acme").get("stripe_api_key")
+        print(f"   acme.get('stripe_api_key') -> {key!r}   (repr masks it; key.value has it)")
+        try:
+            client.tenant("globex").get("stripe_api_key")
+        except hush.TenantAccessDenied as e:
+            print(f"   client.tenant('globex').get(...) -> hush.TenantAccessDenied [{e.code}]")
+
+    step("the hush command line: import a .env from stdin, list it, run a command with it")
+    cli = [str(Path(sys.executable).parent / "hush"), "--dsn", c.dsn(user="acme_app", application_name="demo")]
+    for args, stdin in ((["import", "acme", "-", "--prefix", "env/"], "API_TOKEN=tok_123\nREGION=eu-west-1\n"),
+                        (["ls", "acme", "--prefix", "env/"], None),
+                        (["run", "acme", "--prefix", "env/", "--", "sh", "-c",
+                          'echo "REGION=$REGION; API_TOKEN is ${#API_TOKEN} characters long"'], None)):
+        print("   $ hush " + " ".join(args) + (" < .env" if stdin else ""))
+        out = subprocess.run(cli + args, input=stdin or "", capture_output=True, text=True, check=True)
+        for line in (out.stdout + (out.stderr if stdin else "")).splitlines():
+            print("     " + line)
 
     step("the audit trail (as the auditor role): who did what, never a value")
     with psycopg.connect(c.dsn(user="auditor"), autocommit=True) as aud:

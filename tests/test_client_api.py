@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
+import hush
+import hush.aio
 import psycopg
 import pytest
 import sqlalchemy as sa
 from psycopg.rows import dict_row
 from sqlalchemy.orm import Session
-
-import hush
-import hush.aio
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import hush.aio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-import pydoc_md  # noqa: E402
+import pydoc_md
 
 
 def test_docs_python_md_is_current() -> None:

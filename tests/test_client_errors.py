@@ -7,10 +7,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import hush
 import psycopg
 import pytest
-
-import hush
 from hush import _errors
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -16,11 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
+import hush
 import psycopg
 import pytest
 from dbos import SQLAlchemyDatasource
-
-import hush
 
 APP = Path(__file__).resolve().parent.parent / "examples" / "dbos_app" / "app.py"
 
@@ -32,7 +31,7 @@ class Partner(BaseHTTPRequestHandler):
     token = ""
     calls: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         Partner.calls.append(self.path)
         if self.headers.get("Authorization") != "Bearer " + Partner.api_key:
             self.send_response(401)

@@ -32,10 +32,9 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import hush
 import sqlalchemy as sa
 from dbos import DBOS, SQLAlchemyDatasource
-
-import hush
 
 ds = SQLAlchemyDatasource.create(os.environ["APP_DATABASE_URL"], run_migrations=False)
 DBOS(config={"name": "hush-dbos-example", "system_database_url": os.environ["DBOS_SYSTEM_DATABASE_URL"]})

@@ -13,9 +13,24 @@ operation is one call of a hush.* SQL function.
 """
 from ._client import Client, connect
 from ._errors import (
-    AuditAppendOnly, AuditedReadOnly, DecryptionFailed, HushError, InvalidArgument, InvalidInput, InvalidName,
-    InvalidTenant, KeyUnavailable, PermissionDenied, SecretDeleted, SecretExpired, SecretNotFound,
-    TenantAccessDenied, ValueTooLarge, VersionConflict, VersionDestroyed, VersionNotFound,
+    AuditAppendOnly,
+    AuditedReadOnly,
+    DecryptionFailed,
+    HushError,
+    InvalidArgument,
+    InvalidInput,
+    InvalidName,
+    InvalidTenant,
+    KeyUnavailable,
+    PermissionDenied,
+    SecretDeleted,
+    SecretExpired,
+    SecretNotFound,
+    TenantAccessDenied,
+    ValueTooLarge,
+    VersionConflict,
+    VersionDestroyed,
+    VersionNotFound,
 )
 from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion

@@ -11,8 +11,17 @@ import click
 from .._models import Page, SecretMetadata
 from .._secrets import Secrets
 from ._common import (
-    EXIT_INVALID, EXIT_USAGE, Fail, connect, fails_cleanly, json_option, print_json, print_table, read_value,
-    tenant_arg, when,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    Fail,
+    connect,
+    fails_cleanly,
+    json_option,
+    print_json,
+    print_table,
+    read_value,
+    tenant_arg,
+    when,
 )
 
 
