@@ -59,8 +59,13 @@ class PoolExecutor:
         self.pool = pool
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
-        with self.pool.connection() as conn:
+        # getconn/putconn rather than pool.connection(): the connections are autocommit,
+        # so its commit-or-rollback on exit has nothing to do, and skipping it is measurably faster.
+        conn = self.pool.getconn()
+        try:
             return PsycopgExecutor(conn).run(calls)
+        finally:
+            self.pool.putconn(conn)
 
 
 def sqlalchemy_sql(sql: str) -> str:

@@ -51,8 +51,11 @@ class _PoolExecutor:
         self.pool = pool
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
-        async with self.pool.connection() as conn:
+        conn = await self.pool.getconn()  # autocommit connections: see hush._exec.PoolExecutor
+        try:
             return await _PsycopgExecutor(conn).run(calls)
+        finally:
+            await self.pool.putconn(conn)
 
 
 class _SQLAlchemyExecutor(SQLAlchemyExecutor):
