@@ -8,7 +8,7 @@ import pwd
 import secrets
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 import psycopg
@@ -123,28 +123,24 @@ def init(ctx: click.Context, as_json: bool) -> None:
                "  hush grant app_role TENANT        -- = SELECT hush.grant_tenant('app_role', 'TENANT')")
 
 
-@click.command()
-@click.argument("role")
-@click.argument("tenant")
-@click.pass_context
-@fails_cleanly
-def grant(ctx: click.Context, role: str, tenant: str) -> None:
-    """Let ROLE (and its members) act on TENANT ('*' = every tenant); needs hush_admin."""
-    with connect(ctx) as conn:
-        new = PsycopgExecutor(conn).run([q.grant(role, tenant)])[0]
-    click.echo(f"{'granted' if new else 'already granted'}: {role} on {tenant}", err=True)
+def _grant_command(name: str, call: Callable[[str, str], q.Call[bool]], done: str, not_done: str,
+                   help: str) -> click.Command:
+    @click.command(name, help=help)
+    @click.argument("role")
+    @click.argument("tenant")
+    @click.pass_context
+    @fails_cleanly
+    def command(ctx: click.Context, role: str, tenant: str) -> None:
+        with connect(ctx) as conn:
+            changed = PsycopgExecutor(conn).run([call(role, tenant)])[0]
+        click.echo(f"{done if changed else not_done}: {role} on {tenant}", err=True)
+    return command
 
 
-@click.command()
-@click.argument("role")
-@click.argument("tenant")
-@click.pass_context
-@fails_cleanly
-def revoke(ctx: click.Context, role: str, tenant: str) -> None:
-    """Remove ROLE's grant on TENANT; needs hush_admin."""
-    with connect(ctx) as conn:
-        removed = PsycopgExecutor(conn).run([q.revoke(role, tenant)])[0]
-    click.echo(f"{'revoked' if removed else 'no such grant'}: {role} on {tenant}", err=True)
+grant = _grant_command("grant", q.grant, "granted", "already granted",
+                       "Let ROLE (and its members) act on TENANT ('*' = every tenant); needs hush_admin.")
+revoke = _grant_command("revoke", q.revoke, "revoked", "no such grant",
+                        "Remove ROLE's grant on TENANT; needs hush_admin.")
 
 
 COMMANDS = [keygen, init, grant, revoke]

@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import _errors as E
+from .._secrets import Secrets
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,4 +137,29 @@ def when(ts: datetime | None) -> str:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-tenant_arg = click.argument("tenant")
+
+
+def tenant_command(*options: Callable[[Any], Any], name: str | None = None, secret_name: bool = True,
+                   json: bool = True, context_settings: dict[str, Any] | None = None,
+                   ) -> Callable[[Callable[..., Any]], click.Command]:
+    """A command taking TENANT (and NAME), then `options`, then --json; it gets the
+    click context and fails with one line and an exit code."""
+    def wrap(fn: Callable[..., Any]) -> click.Command:
+        fn = click.pass_context(fails_cleanly(fn))
+        if json:
+            fn = json_option(fn)
+        for option in reversed(options):
+            fn = option(fn)
+        if secret_name:
+            fn = click.argument("name")(fn)
+        fn = click.argument("tenant")(fn)
+        command: click.Command = click.command(name, context_settings=context_settings)(fn)
+        return command
+    return wrap
+
+
+@contextmanager
+def tenant_secrets(ctx: click.Context, tenant: str) -> Iterator[Secrets]:
+    """The tenant's Secrets over a connection made for this command."""
+    with connect(ctx) as conn:
+        yield Secrets(conn, tenant)

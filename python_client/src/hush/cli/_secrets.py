@@ -9,37 +9,30 @@ from typing import Any
 import click
 
 from .._models import Page, SecretMetadata
-from .._secrets import Secrets
 from ._common import (
     EXIT_INVALID,
     EXIT_USAGE,
     Fail,
-    connect,
-    fails_cleanly,
-    json_option,
     print_json,
     print_table,
     read_value,
-    tenant_arg,
+    tenant_command,
+    tenant_secrets,
     when,
 )
 
 
-@click.command()
-@tenant_arg
-@click.argument("name")
-@click.option("--from-file", "source", metavar="PATH", help="Read the value from a file ('-' = stdin).")
-@click.option("--keep-newline", is_flag=True, help="Keep a trailing newline of the value read.")
-@click.option("--description")
-@click.option("--tag", "tags", multiple=True, help="A tag (repeat for several); replaces the tags.")
-@click.option("--kind", help="generic, api_key, password, token, certificate, ...")
-@click.option("--metadata", help="A JSON object of non-secret metadata.")
-@click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
-              help="When reads start failing with 'expired' (local time unless an offset is given).")
-@click.option("--expect-version", type=int, help="Check-and-set: fail unless at this version (0 = create only).")
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.option("--from-file", "source", metavar="PATH", help="Read the value from a file ('-' = stdin)."),
+    click.option("--keep-newline", is_flag=True, help="Keep a trailing newline of the value read."),
+    click.option("--description"),
+    click.option("--tag", "tags", multiple=True, help="A tag (repeat for several); replaces the tags."),
+    click.option("--kind", help="generic, api_key, password, token, certificate, ..."),
+    click.option("--metadata", help="A JSON object of non-secret metadata."),
+    click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+                 help="When reads start failing with 'expired' (local time unless an offset is given)."),
+    click.option("--expect-version", type=int, help="Check-and-set: fail unless at this version (0 = create only)."),
+)
 def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_newline: bool,
         description: str | None, tags: tuple[str, ...], kind: str | None, metadata: str | None,
         expires_at: datetime | None, expect_version: int | None, as_json: bool) -> None:
@@ -57,8 +50,8 @@ def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_new
     if expires_at is not None and expires_at.tzinfo is None:
         expires_at = expires_at.astimezone()
     value = read_value(source, keep_newline)
-    with connect(ctx) as conn:
-        saved = Secrets(conn, tenant).save(name, value, description=description, tags=tags or None, metadata=meta,
+    with tenant_secrets(ctx, tenant) as secrets:
+        saved = secrets.save(name, value, description=description, tags=tags or None, metadata=meta,
                                            kind=kind, expected_version=expect_version, expires_at=expires_at)
     if as_json:
         print_json(saved)
@@ -66,18 +59,14 @@ def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_new
         click.echo(f"saved {tenant}/{saved.name} version {saved.version}", err=True)
 
 
-@click.command()
-@tenant_arg
-@click.argument("name")
-@click.option("--version", "version", type=int, help="A given version (default: the latest).")
-@click.option("-n", "--no-newline", is_flag=True, help="Print the value without a newline after it.")
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.option("--version", "version", type=int, help="A given version (default: the latest)."),
+    click.option("-n", "--no-newline", is_flag=True, help="Print the value without a newline after it."),
+)
 def get(ctx: click.Context, tenant: str, name: str, version: int | None, no_newline: bool, as_json: bool) -> None:
     """Print a secret's value (audited). --json prints the value with its metadata."""
-    with connect(ctx) as conn:
-        secret = Secrets(conn, tenant).get(name, version)
+    with tenant_secrets(ctx, tenant) as secrets:
+        secret = secrets.get(name, version)
     if as_json:
         print_json(secret)
     else:
@@ -97,62 +86,42 @@ def _print_page(page: Page[SecretMetadata], as_json: bool) -> None:
         click.echo(f"-- {len(page.data)} of {total}; next page: --after {page.next_after!r}", err=True)
 
 
-page_options = [
+PAGE_OPTIONS = (
     click.option("--page", type=int, default=1, show_default=True),
     click.option("--per-page", type=int, default=50, show_default=True),
     click.option("--after", metavar="NAME", help="Start after this name (keyset paging: fast at any depth)."),
-]
+)
 
 
-def paged(fn: Any) -> Any:
-    for option in reversed(page_options):
-        fn = option(fn)
-    return fn
-
-
-@click.command("ls")
-@tenant_arg
-@click.option("--prefix", help="Only names starting with this.")
-@click.option("--tag", "tags", multiple=True, help="Only secrets with this tag (repeat: all of them).")
-@click.option("--deleted", is_flag=True, help="Include soft-deleted secrets.")
-@paged
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.option("--prefix", help="Only names starting with this."),
+    click.option("--tag", "tags", multiple=True, help="Only secrets with this tag (repeat: all of them)."),
+    click.option("--deleted", is_flag=True, help="Include soft-deleted secrets."),
+    *PAGE_OPTIONS, name="ls", secret_name=False,
+)
 def ls(ctx: click.Context, tenant: str, prefix: str | None, tags: tuple[str, ...], deleted: bool, page: int,
        per_page: int, after: str | None, as_json: bool) -> None:
     """List a tenant's secrets (metadata only, never values)."""
-    with connect(ctx) as conn:
-        result = Secrets(conn, tenant).list(page=page, per_page=per_page, prefix=prefix, tags=tags or None,
+    with tenant_secrets(ctx, tenant) as secrets:
+        result = secrets.list(page=page, per_page=per_page, prefix=prefix, tags=tags or None,
                                             include_deleted=deleted, after=after)
     _print_page(result, as_json)
 
 
-@click.command()
-@tenant_arg
-@click.argument("query")
-@paged
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command(click.argument("query"), *PAGE_OPTIONS, secret_name=False)
 def search(ctx: click.Context, tenant: str, query: str, page: int, per_page: int, after: str | None,
            as_json: bool) -> None:
     """Find secrets whose name, description or tags contain QUERY (case-insensitive)."""
-    with connect(ctx) as conn:
-        result = Secrets(conn, tenant).search(query, page=page, per_page=per_page, after=after)
+    with tenant_secrets(ctx, tenant) as secrets:
+        result = secrets.search(query, page=page, per_page=per_page, after=after)
     _print_page(result, as_json)
 
 
-@click.command()
-@tenant_arg
-@click.argument("name")
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command()
 def history(ctx: click.Context, tenant: str, name: str, as_json: bool) -> None:
     """A secret's versions: when, by whom, under which root key, destroyed or not."""
-    with connect(ctx) as conn:
-        versions = Secrets(conn, tenant).versions(name)
+    with tenant_secrets(ctx, tenant) as secrets:
+        versions = secrets.versions(name)
     if as_json:
         print_json(versions)
         return
@@ -161,42 +130,29 @@ def history(ctx: click.Context, tenant: str, name: str, as_json: bool) -> None:
                   "destroyed" if v.destroyed else ("current" if v.is_current else "")] for v in versions])
 
 
-@click.command()
-@tenant_arg
-@click.argument("name")
-@click.pass_context
-@fails_cleanly
+@tenant_command(json=False)
 def rm(ctx: click.Context, tenant: str, name: str) -> None:
     """Soft-delete a secret (undo with `hush restore`; erase with `hush destroy`)."""
-    with connect(ctx) as conn:
-        Secrets(conn, tenant).delete(name)
+    with tenant_secrets(ctx, tenant) as secrets:
+        secrets.delete(name)
     click.echo(f"deleted {tenant}/{name} (restore with: hush restore {tenant} {name})", err=True)
 
 
-@click.command()
-@tenant_arg
-@click.argument("name")
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command()
 def restore(ctx: click.Context, tenant: str, name: str, as_json: bool) -> None:
     """Undo a soft delete."""
-    with connect(ctx) as conn:
-        meta = Secrets(conn, tenant).restore(name)
+    with tenant_secrets(ctx, tenant) as secrets:
+        meta = secrets.restore(name)
     if as_json:
         print_json(meta)
     else:
         click.echo(f"restored {tenant}/{meta.name} at version {meta.version}", err=True)
 
 
-@click.command()
-@tenant_arg
-@click.argument("name")
-@click.option("--version", "versions", type=int, multiple=True, help="A version to destroy (repeat; default: all).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@json_option
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.option("--version", "versions", type=int, multiple=True, help="A version to destroy (repeat; default: all)."),
+    click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+)
 def destroy(ctx: click.Context, tenant: str, name: str, versions: tuple[int, ...], yes: bool, as_json: bool) -> None:
     """Erase versions of a secret for good: no restore brings them back."""
     what = f"versions {', '.join(map(str, versions))} of" if versions else "every version of"
@@ -204,8 +160,8 @@ def destroy(ctx: click.Context, tenant: str, name: str, versions: tuple[int, ...
         if not sys.stdin.isatty():
             raise Fail(f"destroying {what} {tenant}/{name} needs --yes when stdin is not a terminal", EXIT_USAGE)
         click.confirm(f"Destroy {what} {tenant}/{name} for good?", abort=True, err=True)
-    with connect(ctx) as conn:
-        n = Secrets(conn, tenant).destroy(name, versions or None)
+    with tenant_secrets(ctx, tenant) as secrets:
+        n = secrets.destroy(name, versions or None)
     if as_json:
         print_json({"tenant": tenant, "name": name, "destroyed": n})
     else:

@@ -11,7 +11,7 @@ import click
 
 from .._secrets import Secrets
 from . import _dotenv
-from ._common import EXIT_INVALID, Fail, connect, fails_cleanly, print_json, tenant_arg
+from ._common import EXIT_INVALID, Fail, print_json, tenant_command, tenant_secrets
 
 # get_secrets per statement when reading a tenant's values (export, run).
 READ_BATCH = 500
@@ -43,16 +43,14 @@ def _load(path: str, fmt: str | None) -> list[tuple[str, str]]:
     return list(data.items())
 
 
-@click.command("import")
-@tenant_arg
-@click.argument("file", metavar="FILE")
-@click.option("--format", "fmt", type=click.Choice(["env", "json"]), help="Default: json for *.json, else env.")
-@click.option("--prefix", default="", help="Put this in front of every name (e.g. 'prod/').")
-@click.option("--kind", help="The kind of every imported secret.")
-@click.option("--tag", "tags", multiple=True, help="Tag every imported secret (repeat for several).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.argument("file", metavar="FILE"),
+    click.option("--format", "fmt", type=click.Choice(["env", "json"]), help="Default: json for *.json, else env."),
+    click.option("--prefix", default="", help="Put this in front of every name (e.g. 'prod/')."),
+    click.option("--kind", help="The kind of every imported secret."),
+    click.option("--tag", "tags", multiple=True, help="Tag every imported secret (repeat for several)."),
+    name="import", secret_name=False,
+)
 def import_(ctx: click.Context, tenant: str, file: str, fmt: str | None, prefix: str, kind: str | None,
             tags: tuple[str, ...], as_json: bool) -> None:
     """Save every secret of a .env or JSON file (FILE '-' = stdin), all or nothing.
@@ -62,11 +60,11 @@ def import_(ctx: click.Context, tenant: str, file: str, fmt: str | None, prefix:
     pairs = [(prefix + name, value) for name, value in _load(file, fmt)]
     if not pairs:
         raise Fail(f"{file}: no secrets in it", EXIT_INVALID)
-    with connect(ctx) as conn, click.progressbar(length=len(pairs), label=f"importing into {tenant}",
-                                                 file=sys.stderr) as bar:
+    with tenant_secrets(ctx, tenant) as secrets, click.progressbar(length=len(pairs), file=sys.stderr,
+                                                                  label=f"importing into {tenant}") as bar:
         def progress(done: int, total: int) -> None:
             bar.update(done - bar.pos)
-        saved = Secrets(conn, tenant).save_many(pairs, kind=kind, tags=tags or None, progress=progress,
+        saved = secrets.save_many(pairs, kind=kind, tags=tags or None, progress=progress,
                                                 batch_size=IMPORT_BATCH)
     if as_json:
         print_json({"tenant": tenant, "imported": len(saved),
@@ -101,17 +99,16 @@ def env_pairs(pairs: list[tuple[str, str]], prefix: str | None) -> list[tuple[st
     return out
 
 
-@click.command()
-@tenant_arg
-@click.option("--format", "fmt", type=click.Choice(["env", "json"]), default="env", show_default=True)
-@click.option("--prefix", help="Only names under this prefix (cut off in .env output).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file, created 0600.")
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.option("--format", "fmt", type=click.Choice(["env", "json"]), default="env", show_default=True),
+    click.option("--prefix", help="Only names under this prefix (cut off in .env output)."),
+    click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file, created 0600."),
+    secret_name=False, json=False,
+)
 def export(ctx: click.Context, tenant: str, fmt: str, prefix: str | None, output: str | None) -> None:
     """Write a tenant's secrets as .env or JSON (every value read is audited)."""
-    with connect(ctx) as conn:
-        pairs = list(read_all(Secrets(conn, tenant), prefix))
+    with tenant_secrets(ctx, tenant) as secrets:
+        pairs = list(read_all(secrets, prefix))
     if fmt == "env":
         text = _dotenv.format_pairs(env_pairs(pairs, prefix))
     else:
@@ -125,12 +122,11 @@ def export(ctx: click.Context, tenant: str, fmt: str, prefix: str | None, output
     click.echo(f"exported {len(pairs)} secrets of {tenant} to {output}", err=True)
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@tenant_arg
-@click.option("--prefix", help="Only names under this prefix; the prefix is cut off the variable names.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.pass_context
-@fails_cleanly
+@tenant_command(
+    click.option("--prefix", help="Only names under this prefix; the prefix is cut off the variable names."),
+    click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED),
+    secret_name=False, json=False, context_settings={"ignore_unknown_options": True},
+)
 def run(ctx: click.Context, tenant: str, prefix: str | None, command: tuple[str, ...]) -> None:
     """Run COMMAND with the tenant's secrets as environment variables.
 
@@ -138,8 +134,8 @@ def run(ctx: click.Context, tenant: str, prefix: str | None, command: tuple[str,
 
     Values go into the environment of COMMAND (which replaces hush), never into
     its arguments or onto the terminal. Secrets override variables already set."""
-    with connect(ctx) as conn:
-        pairs = env_pairs(list(read_all(Secrets(conn, tenant), prefix)), prefix)
+    with tenant_secrets(ctx, tenant) as secrets:
+        pairs = env_pairs(list(read_all(secrets, prefix)), prefix)
     env = dict(os.environ)
     env.update(pairs)
     exe = shutil.which(command[0], path=env.get("PATH"))
