@@ -255,3 +255,22 @@ def test_readme_quick_start_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -> No
     with db.connect("alice") as conn:
         key = hush.Secrets(conn, "acme").get("stripe_api_key")
     assert (key.value, key.version, key.kind) == ("sk_2", 2, "api_key")
+
+
+def test_async_sqlalchemy_session(db: Any) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    async def main() -> None:
+        eng = create_async_engine("postgresql+psycopg://", poolclass=sa.NullPool,
+                                  async_creator=lambda: psycopg.AsyncConnection.connect(db.dsn("alice")))
+        async with AsyncSession(eng) as session:
+            s = hush.aio.AsyncSecrets(session, "acme")
+            await s.save("a", "1")
+            await session.commit()
+            await s.save("b", "2")
+            await session.rollback()
+            assert (await s.get("a")).value == "1" and not await s.exists("b")
+            with pytest.raises(hush.TenantAccessDenied):
+                await hush.aio.AsyncSecrets(session, "globex").get("a")
+        await eng.dispose()
+    asyncio.run(main())

@@ -120,7 +120,7 @@ def executor_for(conn: Any) -> Executor:
         return PoolExecutor(conn)
     if is_sqlalchemy(conn):
         return SQLAlchemyExecutor(conn)
-    if hasattr(conn, "run"):
-        return conn  # type: ignore[no-any-return]
+    if isinstance(conn, (PsycopgExecutor, PoolExecutor, SQLAlchemyExecutor)):  # the client's own
+        return conn
     raise TypeError(f"hush.Secrets needs a psycopg Connection, a psycopg_pool ConnectionPool, or a SQLAlchemy "
                     f"Connection or Session, not {type(conn).__name__}")

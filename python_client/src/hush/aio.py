@@ -77,8 +77,8 @@ def _executor_for(conn: Any) -> AsyncExecutor:
         return _PoolExecutor(conn)
     if is_sqlalchemy(conn):
         return _SQLAlchemyExecutor(conn)
-    if hasattr(conn, "run"):
-        return conn  # type: ignore[no-any-return]
+    if isinstance(conn, (_PsycopgExecutor, _PoolExecutor, _SQLAlchemyExecutor)):  # the client's own
+        return conn
     raise TypeError(f"hush.aio.AsyncSecrets needs a psycopg AsyncConnection, an AsyncConnectionPool, or a "
                     f"SQLAlchemy AsyncConnection or AsyncSession, not {type(conn).__name__}")
 
