@@ -15,15 +15,11 @@ Login roles, all non-superusers (superusers bypass row-level security):
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
-from pathlib import Path
 from typing import Iterator
 
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 
 from hush import devcluster as pgcluster  # noqa: E402
 
@@ -41,15 +37,9 @@ ROLES = {
 GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme")]
 
 
-def _installed() -> bool:
-    share = subprocess.run([str(pgcluster.PG_BIN / "pg_config"), "--sharedir"], capture_output=True,
-                           text=True).stdout.strip()
-    return (Path(share) / "extension" / "hush.control").exists()
-
-
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[pgcluster.Cluster]:
-    if not _installed():
+    if not pgcluster.extension_installed():
         pytest.fail("the hush extension is not installed: run `make test` (it builds and installs it)")
     # log_statement = 'all' for the whole session: tests/test_logging.py checks
     # that no secret value reaches the server log even so.

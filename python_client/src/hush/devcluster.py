@@ -29,6 +29,12 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return argv
 
 
+def extension_installed() -> bool:
+    """Whether `make install` has put hush's files into this PostgreSQL's share directory."""
+    share = subprocess.run([str(PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True)
+    return share.returncode == 0 and (Path(share.stdout.strip()) / "extension" / "hush.control").exists()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

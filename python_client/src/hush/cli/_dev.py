@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,6 @@ def _cluster(base: Path, state: dict[str, Any]) -> devcluster.Cluster:
     return devcluster.Cluster(base=base, port=int(state["port"]))
 
 
-def _extension_files_installed() -> bool:
-    share = subprocess.run([str(devcluster.PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True)
-    return share.returncode == 0 and (Path(share.stdout.strip()) / "extension" / "hush.control").exists()
-
-
 dir_option = click.option("--dir", "base", type=click.Path(file_okay=False, path_type=Path),
                           help="Where the cluster lives (default: $HUSH_DEV_DIR or <tmp>/hush-dev-<uid>).")
 
@@ -63,7 +57,7 @@ def start(base: Path | None, as_json: bool) -> None:
     base = base or default_dir()
     state = _state(base)
     if state is None or not _cluster(base, state).running():
-        if not _extension_files_installed():
+        if not devcluster.extension_installed():
             raise Fail(f"hush is not installed in the PostgreSQL at {devcluster.PG_BIN}: run `make install` in "
                        "the hush source tree first", EXIT_ERROR)
         if state is not None:  # left over from a reboot or a crash: start afresh
