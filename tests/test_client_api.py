@@ -274,3 +274,21 @@ def test_async_sqlalchemy_session(db: Any) -> None:
                 await hush.aio.AsyncSecrets(session, "globex").get("a")
         await eng.dispose()
     asyncio.run(main())
+
+
+def test_readme_fastapi_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("```python\nfrom contextlib import asynccontextmanager\nfrom fastapi")
+    code = readme[start + 10:readme.index("```\n", start + 10)]
+    monkeypatch.setenv("HUSH_DSN", db.dsn("alice"))
+    with db.connect("alice") as conn:
+        hush.Secrets(conn, "acme").save("stripe_api_key", "sk_1")
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    with TestClient(scope["app"]) as http:  # runs the lifespan: the pool opens and closes
+        assert http.get("/charge/acme").json() == {"ok": True}
+        with pytest.raises(hush.TenantAccessDenied):  # the typed error reaches the app's handlers
+            http.get("/charge/globex")
+    assert db.sql("SELECT count(*) FROM hush.audit_log WHERE action = 'read' AND db_role = 'alice'") == [(1,)]
