@@ -209,19 +209,17 @@ def test_values_stay_out_of_query_text_and_the_log(db: Any, cluster: Any) -> Non
         acme.save("a", canary)
         acme.update("a", canary + "u")
         acme.save_many({"b": canary + "b"})
-        with client.connection() as conn:
-            activity = conn.execute("SELECT query FROM pg_catalog.pg_stat_activity "
-                                    "WHERE application_name = 'hush-canary'").fetchall()
     with Session(engine(db, "alice")) as session:
         hush.Secrets(session, "acme").save("c", canary + "c")
         session.commit()
     with psycopg.connect(db.dsn("alice"), application_name="hush-canary") as conn:
         hush.Secrets(conn, "acme").save("d", canary + "d")
         with psycopg.connect(db.dsn()) as su:  # the superuser sees every session's query text
-            texts = [r[0] for r in su.execute("SELECT query FROM pg_catalog.pg_stat_activity").fetchall()]
+            texts = [r[0] for r in su.execute("SELECT query FROM pg_catalog.pg_stat_activity "
+                                              "WHERE application_name = 'hush-canary'").fetchall()]
         conn.commit()
-    assert activity == [] and any("hush.save_secret" in (t or "") for t in texts)
-    assert not any(canary in (t or "") for t in texts)
+    assert any("hush.save_secret" in (t or "") for t in texts)  # the session's last statement is visible...
+    assert not any(canary in (t or "") for t in texts)  # ...without its value
     db.sql("SELECT pg_catalog.pg_sleep(0.2)")  # let the logger flush
     log = cluster.log.read_text(errors="replace")
     assert "hush.save_secrets" in log and canary not in log
