@@ -14,16 +14,25 @@ VENV        ?= .venv
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 BUILT_SQL  = build/hush--$(EXTVERSION).sql
-DATA_built = $(BUILT_SQL)
-DATA       = $(wildcard sql/updates/hush--*--*.sql)
+# Update scripts are built from sql/updates/hush--A--B.sql.in (they inline the Python);
+# earlier versions' install scripts are frozen in sql/releases/ (so upgrades can be tested).
+UPDATE_SQL = $(patsubst sql/updates/%.sql.in,build/%.sql,$(wildcard sql/updates/hush--*--*.sql.in))
+DATA_built = $(BUILT_SQL) $(UPDATE_SQL)
+DATA       = $(wildcard sql/releases/hush--*.sql)
 EXTRA_CLEAN = build
 
 # `all` must come before the PGXS include, or its first target becomes the default.
-all: $(BUILT_SQL)
+all: $(BUILT_SQL) $(UPDATE_SQL)
 
-$(BUILT_SQL): hush.control tools/build_sql.py $(sort $(wildcard sql/*.sql sql/*/*.sql)) $(wildcard plpython/hush_plpy/*.py)
+SQL_SOURCES = hush.control tools/build_sql.py $(sort $(wildcard sql/*.sql sql/50_functions/*.sql)) $(wildcard plpython/hush_plpy/*.py)
+
+$(BUILT_SQL): $(SQL_SOURCES)
 	@mkdir -p build
 	$(HUSH_PYTHON) tools/build_sql.py --version $(EXTVERSION) --output $@
+
+$(UPDATE_SQL): build/%.sql: sql/updates/%.sql.in $(SQL_SOURCES)
+	@mkdir -p build
+	$(HUSH_PYTHON) tools/build_sql.py --update $< --output $@
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

@@ -5,7 +5,7 @@
 -- of its choosing could make hush seal new secrets under a key it knows.
 -- pg_file_settings is superuser-only, so this one function stays owned by the
 -- superuser who ran CREATE EXTENSION; it returns a path, never key material.
-CREATE FUNCTION hush._root_key_file() RETURNS text
+CREATE OR REPLACE FUNCTION hush._root_key_file() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     SELECT f.setting FROM pg_catalog.pg_file_settings f
      WHERE f.name OPERATOR(pg_catalog.=) 'hush.root_key_file' AND f.error IS NULL
@@ -13,5 +13,5 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f
 $fn$;
 
 -- Loads plpython/hush_plpy (inlined at build time) into this backend's GD once.
-CREATE FUNCTION hush._load_python() RETURNS void
+CREATE OR REPLACE FUNCTION hush._load_python() RETURNS void
 LANGUAGE plpython3u VOLATILE AS $py${{python_modules}}$py$;

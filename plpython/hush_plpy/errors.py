@@ -25,6 +25,7 @@ READ_ONLY_AUDIT = "SH021"
 KEY_UNAVAILABLE = "SH030"
 DECRYPTION_FAILED = "SH031"
 AUDIT_APPEND_ONLY = "SH040"
+DROP_REFUSED = "SH050"  # raised by the plpgsql event trigger hush._guard_drop
 
 CODES = {
     INVALID_NAME: "invalid secret name",
@@ -42,6 +43,7 @@ CODES = {
     KEY_UNAVAILABLE: "root key unavailable",
     DECRYPTION_FAILED: "decryption failed",
     AUDIT_APPEND_ONLY: "audit log is append-only",
+    DROP_REFUSED: "DROP EXTENSION/SCHEMA hush without hush.allow_drop()",
 }
 
 

@@ -3,21 +3,21 @@
 -- grant and writes the audit row. search_path is pinned and every name inside
 -- is schema-qualified, so the caller's search_path cannot steer them.
 
-CREATE FUNCTION hush.get_secret(tenant text, name text, version integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION hush.get_secret(tenant text, name text, version integer DEFAULT NULL)
 RETURNS hush.secret
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secret(GD, tenant, name, version)}}$py$;
 COMMENT ON FUNCTION hush.get_secret(text, text, integer) IS
     'Read a secret''s value (latest version, or the given one); audited.';
 
-CREATE FUNCTION hush.get_secret_by_id(tenant text, id uuid, version integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION hush.get_secret_by_id(tenant text, id uuid, version integer DEFAULT NULL)
 RETURNS hush.secret
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secret_by_id(GD, tenant, id, version)}}$py$;
 COMMENT ON FUNCTION hush.get_secret_by_id(text, uuid, integer) IS
     'Read a secret''s value by id (latest version, or the given one); audited.';
 
-CREATE FUNCTION hush.get_secrets(tenant text, names text[])
+CREATE OR REPLACE FUNCTION hush.get_secrets(tenant text, names text[])
 RETURNS SETOF hush.secret
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secrets(GD, tenant, names)}}$py$;

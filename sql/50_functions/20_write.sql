@@ -1,6 +1,6 @@
 -- Writing secrets. Each write adds its audit row in the same transaction.
 
-CREATE FUNCTION hush.save_secret(
+CREATE OR REPLACE FUNCTION hush.save_secret(
     tenant text, name text, value text,
     description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
     kind text DEFAULT NULL, expected_version integer DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
@@ -10,7 +10,7 @@ AS $py${{py: secrets.save_secret(GD, tenant, name, value, description, tags, met
 COMMENT ON FUNCTION hush.save_secret(text, text, text, text, text[], jsonb, text, integer, timestamptz) IS
     'Create a secret or add a version; expected_version makes it check-and-set (0 = create only).';
 
-CREATE FUNCTION hush.update_secret(
+CREATE OR REPLACE FUNCTION hush.update_secret(
     tenant text, name text, value text DEFAULT NULL,
     description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
     expected_version integer DEFAULT NULL, kind text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
@@ -20,7 +20,7 @@ AS $py${{py: secrets.update_secret(GD, tenant, name, value, description, tags, m
 COMMENT ON FUNCTION hush.update_secret(text, text, text, text, text[], jsonb, integer, text, timestamptz) IS
     'Update an existing secret: a new value makes a new version; NULL arguments keep what is there.';
 
-CREATE FUNCTION hush.update_secret_by_id(
+CREATE OR REPLACE FUNCTION hush.update_secret_by_id(
     tenant text, id uuid, value text DEFAULT NULL,
     description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
     expected_version integer DEFAULT NULL, kind text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
@@ -30,33 +30,33 @@ AS $py${{py: secrets.update_secret_by_id(GD, tenant, id, value, description, tag
 COMMENT ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, text[], jsonb, integer, text, timestamptz) IS
     'update_secret by id.';
 
-CREATE FUNCTION hush.delete_secret(tenant text, name text)
+CREATE OR REPLACE FUNCTION hush.delete_secret(tenant text, name text)
 RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.delete_secret(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.delete_secret(text, text) IS
     'Soft-delete a secret: reads fail as not found until restore_secret.';
 
-CREATE FUNCTION hush.delete_secret_by_id(tenant text, id uuid)
+CREATE OR REPLACE FUNCTION hush.delete_secret_by_id(tenant text, id uuid)
 RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.delete_secret_by_id(tenant, id)}}$py$;
 COMMENT ON FUNCTION hush.delete_secret_by_id(text, uuid) IS 'delete_secret by id.';
 
-CREATE FUNCTION hush.restore_secret(tenant text, name text)
+CREATE OR REPLACE FUNCTION hush.restore_secret(tenant text, name text)
 RETURNS hush.secret_metadata
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.restore_secret(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.restore_secret(text, text) IS 'Undo a soft delete.';
 
-CREATE FUNCTION hush.destroy_secret(tenant text, name text, versions integer[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION hush.destroy_secret(tenant text, name text, versions integer[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.destroy_secret(tenant, name, versions)}}$py$;
 COMMENT ON FUNCTION hush.destroy_secret(text, text, integer[]) IS
     'Erase the ciphertext and data keys of the given versions (all when NULL) for good.';
 
-CREATE FUNCTION hush.save_secrets(
+CREATE OR REPLACE FUNCTION hush.save_secrets(
     tenant text, names text[], "values" text[],
     kind text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS SETOF hush.saved_secret

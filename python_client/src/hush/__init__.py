@@ -16,6 +16,7 @@ from ._errors import (
     AuditAppendOnly,
     AuditedReadOnly,
     DecryptionFailed,
+    DropRefused,
     HushError,
     InvalidArgument,
     InvalidInput,
@@ -44,6 +45,6 @@ __all__ = [
     "get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets", "search_secrets",
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
-    "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "AuditAppendOnly",
+    "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "AuditAppendOnly", "DropRefused",
     "PermissionDenied",
 ]

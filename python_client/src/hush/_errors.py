@@ -101,6 +101,12 @@ class AuditAppendOnly(HushError):
     sqlstate = "SH040"
 
 
+class DropRefused(HushError):
+    """DROP EXTENSION hush or DROP SCHEMA hush without hush.allow_drop() in the same transaction."""
+
+    sqlstate = "SH050"
+
+
 class PermissionDenied(HushError):
     """The role lacks the hush role (hush_reader, hush_writer, ...) the function needs."""
 
@@ -111,7 +117,7 @@ _BY_CODE: dict[str, type[HushError]] = {
     c.sqlstate: c for c in (
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
-        AuditedReadOnly, KeyUnavailable, DecryptionFailed, AuditAppendOnly, PermissionDenied,
+        AuditedReadOnly, KeyUnavailable, DecryptionFailed, AuditAppendOnly, DropRefused, PermissionDenied,
     ) if c.sqlstate
 }
 
