@@ -7,6 +7,9 @@
 --   hush_writer  hush_reader + save, update, delete, restore, destroy.
 --   hush_admin   tenants, grants, keys; reads no secret values.
 --   hush_auditor reads the audit trail; reads no secret values.
+--   hush_keykeeper NOLOGIN, BYPASSRLS: owns only the root key functions, which
+--                count and re-seal data keys across every tenant; it reads
+--                no secret value and no application role is a member of it.
 DO $roles$
 DECLARE
     r text;
@@ -16,6 +19,9 @@ BEGIN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
         END IF;
     END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'hush_keykeeper') THEN
+        CREATE ROLE hush_keykeeper NOLOGIN BYPASSRLS;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'hush_owner' AND (rolsuper OR rolbypassrls)) THEN
         RAISE EXCEPTION 'role hush_owner must be neither superuser nor BYPASSRLS: row-level security would not apply to it';
     END IF;
@@ -27,4 +33,4 @@ GRANT hush_reader TO hush_writer;
 
 -- The owner must reach its own schema; application roles get USAGE only
 -- through the hush_* roles (see 90_privileges.sql).
-GRANT USAGE ON SCHEMA hush TO hush_owner;
+GRANT USAGE ON SCHEMA hush TO hush_owner, hush_keykeeper;

@@ -75,6 +75,8 @@ CREATE TABLE hush.secret_versions (
     FOREIGN KEY (tenant_id, secret_id) REFERENCES hush.secrets (tenant_id, id),
     CHECK ((destroyed_at IS NULL) = (ciphertext IS NOT NULL AND wrapped_dek IS NOT NULL AND key_id IS NOT NULL))
 );
+-- Which data keys a root key seals: status counts, retire checks, rewrap batches.
+CREATE INDEX IF NOT EXISTS secret_versions_key_id ON hush.secret_versions (key_id) WHERE key_id IS NOT NULL;
 CREATE INDEX secret_versions_key ON hush.secret_versions (key_id) WHERE key_id IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('hush.secret_versions'::regclass, '');
 

@@ -22,6 +22,20 @@ BEGIN
 END
 $own$;
 
+-- The root key functions run as hush_keykeeper (BYPASSRLS): they count and
+-- re-seal data keys of every tenant. It may read key ids and wrapped data keys,
+-- never run the secret API, and write only key states and audit rows.
+ALTER FUNCTION hush.root_key_status() OWNER TO hush_keykeeper;
+ALTER FUNCTION hush.add_root_key(text) OWNER TO hush_keykeeper;
+ALTER FUNCTION hush.activate_root_key(text) OWNER TO hush_keykeeper;
+ALTER FUNCTION hush.retire_root_key(text) OWNER TO hush_keykeeper;
+GRANT SELECT ON hush.secret_versions TO hush_keykeeper;
+GRANT SELECT, INSERT, UPDATE ON hush.root_keys TO hush_keykeeper;
+GRANT INSERT ON hush.audit_log TO hush_keykeeper;
+GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
+GRANT EXECUTE ON FUNCTION hush._root_key_file() TO hush_keykeeper;
+GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
+
 -- Nothing is callable or readable by PUBLIC; access comes only through the
 -- hush_* roles below.
 REVOKE ALL ON ALL TABLES IN SCHEMA hush FROM PUBLIC;
@@ -57,6 +71,10 @@ GRANT EXECUTE ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], 
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.revoke_tenant(name, text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.activate_root_key(text) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.retire_root_key(text) TO hush_admin;
 GRANT SELECT ON hush.tenants, hush.tenant_grants, hush.root_keys TO hush_admin;
 
 -- Auditors and admins read the audit trail (RLS policy audit_readers); no one

@@ -277,3 +277,20 @@ def test_dev_start_status_stop(cluster: Any) -> None:
         assert subprocess.run([HUSH, "dev", "status", "--dir", str(base)], capture_output=True).returncode == 1
     finally:
         subprocess.run([HUSH, "dev", "stop", "--dir", str(base)], capture_output=True)
+
+
+def test_keys_status_add_activate_retire(db: Any, cluster: Any) -> None:
+    from test_keys import key_id
+    first, second = key_id(cluster.key_lines[0]), key_id(cluster.key_lines[1])
+    ok(hush(db, "put", "acme", "k", input="v"))
+    st = {r["key_id"]: r for r in json.loads(ok(hush(db, "keys", "status", "--json", user="adam")).stdout)}
+    assert (st[first]["state"], st[first]["data_keys"]) == ("active", 1) and st[second]["state"] == "unregistered"
+    table = ok(hush(db, "keys", "status", user="adam")).stdout
+    assert table.split("\n")[0].split()[:3] == ["KEY", "ID", "STATE"] and second in table
+    assert json.loads(ok(hush(db, "keys", "add", second, "--json", user="adam")).stdout)["state"] == "decrypt_only"
+    ok(hush(db, "keys", "activate", second, user="adam"))
+    assert hush(db, "keys", "retire", first, user="adam").returncode == 5  # still seals a data key
+    assert hush(db, "keys", "activate", "f" * 32, user="adam").returncode == 3
+    assert hush(db, "keys", "status", user="alice").returncode == 4  # not an admin
+    ok(hush(db, "put", "acme", "k", input="v2"))
+    assert [h["key_id"] for h in json.loads(ok(hush(db, "history", "acme", "k", "--json")).stdout)] == [first, second]

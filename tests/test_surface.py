@@ -49,6 +49,9 @@ def test_public_surface_matches_golden_file(db):
     assert got == GOLDEN.read_text()
 
 
+KEY_FUNCTIONS = {"root_key_status", "add_root_key", "activate_root_key", "retire_root_key"}
+
+
 def test_security_invariants(db):
     """What the golden file must always show, stated outright."""
     funcs = db.sql("""SELECT p.proname, pg_get_userbyid(p.proowner), p.prosecdef, p.proconfig::text, p.proacl::text
@@ -57,13 +60,19 @@ def test_security_invariants(db):
         if secdef:
             assert config == "{\"search_path=pg_catalog, pg_temp\"}", name
         if name == "_root_key_file":
-            assert acl == "{postgres=X/postgres,hush_owner=X/postgres}"
+            assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
+                                                        "hush_keykeeper=X/postgres"}
+        elif name in KEY_FUNCTIONS:  # the only functions that see every tenant's (wrapped) data keys
+            assert owner == "hush_keykeeper" and secdef, name
         else:
             assert owner == "hush_owner", name
         # An ACL entry for PUBLIC has no grantee before '='.
         assert acl and not any(e.startswith("=") for e in acl.strip("{}").split(",")), f"{name}: PUBLIC may execute"
     owners = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_owner'")
     assert owners == [(False, False, False)]
+    keeper = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_keykeeper'")
+    assert keeper == [(False, True, False)]
+    assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_keykeeper'::regrole") == [(0,)]
     for relname, force in db.sql("""SELECT relname, relforcerowsecurity FROM pg_class
                                      WHERE relnamespace = 'hush'::regnamespace AND relkind = 'r'
                                        AND relname IN ('secrets', 'secret_versions', 'audit_log')"""):

@@ -25,6 +25,8 @@ READ_ONLY_AUDIT = "SH021"
 KEY_UNAVAILABLE = "SH030"
 DECRYPTION_FAILED = "SH031"
 AUDIT_APPEND_ONLY = "SH040"
+ROOT_KEY_IN_USE = "SH032"
+ROOT_KEY_UNKNOWN = "SH033"
 DROP_REFUSED = "SH050"  # raised by the plpgsql event trigger hush._guard_drop
 
 CODES = {
@@ -43,6 +45,8 @@ CODES = {
     KEY_UNAVAILABLE: "root key unavailable",
     DECRYPTION_FAILED: "decryption failed",
     AUDIT_APPEND_ONLY: "audit log is append-only",
+    ROOT_KEY_IN_USE: "root key still in use (active, or sealing data keys)",
+    ROOT_KEY_UNKNOWN: "root key not registered",
     DROP_REFUSED: "DROP EXTENSION/SCHEMA hush without hush.allow_drop()",
 }
 

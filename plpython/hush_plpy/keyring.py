@@ -70,10 +70,10 @@ def read_file(path: str) -> dict[str, bytes]:
     return parse(text, path)
 
 
-def load(plpy: Any, GD: dict) -> dict[str, bytes]:
-    """The keyring of this backend, read once; failures are not cached, so a
-    fixed file is picked up by the next call."""
-    keys = GD.get(CACHE)
+def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
+    """The keyring of this backend, read once (again when `fresh`); failures are
+    not cached, so a fixed file is picked up by the next call."""
+    keys = None if fresh else GD.get(CACHE)
     if keys is None:
         path = plpy.execute("SELECT hush._root_key_file() AS path")[0]["path"]
         if not path:
@@ -85,6 +85,8 @@ def load(plpy: Any, GD: dict) -> dict[str, bytes]:
 
 def get(plpy: Any, GD: dict, kid: str) -> bytes:
     key = load(plpy, GD).get(kid)
+    if key is None and CACHE in GD:  # a key added to the file since this backend read it
+        key = load(plpy, GD, fresh=True).get(kid)
     if key is None:
         raise Fail(KEY_UNAVAILABLE, "root key %s is not in the server's keyring" % kid,
                    hint="Add the key with this id back to the keyring file and reconnect.")

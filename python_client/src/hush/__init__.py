@@ -24,6 +24,8 @@ from ._errors import (
     InvalidTenant,
     KeyUnavailable,
     PermissionDenied,
+    RootKeyInUse,
+    RootKeyUnknown,
     SecretDeleted,
     SecretExpired,
     SecretNotFound,
@@ -45,6 +47,7 @@ __all__ = [
     "get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets", "search_secrets",
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
-    "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "AuditAppendOnly", "DropRefused",
+    "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "RootKeyInUse", "RootKeyUnknown",
+    "AuditAppendOnly", "DropRefused",
     "PermissionDenied",
 ]

@@ -192,3 +192,19 @@ def grant(role: str, tenant: str) -> Call[bool]:
 def revoke(role: str, tenant: str) -> Call[bool]:
     return Call("SELECT hush.revoke_tenant(CAST(%(role)s AS name), CAST(%(tenant)s AS text))",
                 {"role": role, "tenant": tenant}, lambda rows: bool(rows[0][0]))
+
+
+KEY_STATUS_COLS = ("key_id", "state", "loaded", "data_keys", "created_at", "activated_at")
+
+
+def root_key_status() -> Call[list[dict[str, Any]]]:
+    return Call(f"SELECT {', '.join(KEY_STATUS_COLS)} FROM hush.root_key_status()", {},
+                lambda rows: [dict(zip(KEY_STATUS_COLS, r)) for r in rows])
+
+
+def root_key(function: str, key_id: str) -> Call[str]:
+    """add_root_key, activate_root_key or retire_root_key; returns the key's state."""
+    if function not in ("add_root_key", "activate_root_key", "retire_root_key"):
+        raise ValueError(function)
+    return Call(f"SELECT hush.{function}(CAST(%(key_id)s AS text))", {"key_id": key_id},
+                lambda rows: str(rows[0][0]))

@@ -97,6 +97,18 @@ class DecryptionFailed(HushError):
     sqlstate = "SH031"
 
 
+class RootKeyInUse(HushError):
+    """The root key is active, or still seals data keys: it cannot be retired yet."""
+
+    sqlstate = "SH032"
+
+
+class RootKeyUnknown(HushError):
+    """No registered root key has this id (or it is retired)."""
+
+    sqlstate = "SH033"
+
+
 class AuditAppendOnly(HushError):
     sqlstate = "SH040"
 
@@ -117,7 +129,8 @@ _BY_CODE: dict[str, type[HushError]] = {
     c.sqlstate: c for c in (
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
-        AuditedReadOnly, KeyUnavailable, DecryptionFailed, AuditAppendOnly, DropRefused, PermissionDenied,
+        AuditedReadOnly, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, DropRefused,
+        PermissionDenied,
     ) if c.sqlstate
 }
 

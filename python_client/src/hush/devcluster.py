@@ -121,8 +121,8 @@ class Cluster:
         os.chmod(sb.base, 0o755)
         sb._chown(sb.base)
         subprocess.run(
-            _as_server_user([str(PG_BIN / "pg_basebackup"), "-D", str(sb.data), "-R", "-X", "stream", "--checkpoint=fast",
-                             "-h", str(self.base), "-p", str(self.port), "-U", "postgres"]),
+            _as_server_user([str(PG_BIN / "pg_basebackup"), "-D", str(sb.data), "-R", "-X", "stream",
+                             "--checkpoint=fast", "-h", str(self.base), "-p", str(self.port), "-U", "postgres"]),
             check=True, stdout=subprocess.DEVNULL,
         )
         with open(sb.data / "postgresql.conf", "a") as f:  # later lines win over the primary's

@@ -15,7 +15,8 @@ import psycopg
 
 from .. import _calls as q
 from .._exec import PsycopgExecutor
-from ._common import EXIT_INVALID, Fail, connect, fails_cleanly, json_option, print_json
+from ._common import EXIT_INVALID, EXIT_KEY, Fail, connect, fails_cleanly, json_option, print_json
+from ._keys import key_status
 
 
 def key_id(key: bytes) -> str:
@@ -66,39 +67,27 @@ def keygen(path: Path, append: bool, owner: str | None, as_json: bool) -> None:
         click.echo(kid)
 
 
-# Run by a superuser right after CREATE EXTENSION: loads the keyring inside the
-# server (the key never leaves it) and registers its first key as the active
-# one, as the first write would. It goes through the extension's own Python.
-REGISTER_KEY = """
-DO $do$
-ver = plpy.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'hush'")[0]["extversion"]
-pkg = GD.get("hush_plpy " + ver)
-if pkg is None:
-    plpy.execute("SELECT hush._load_python()")
-    pkg = GD["hush_plpy " + ver]
-active = plpy.execute("SELECT key_id FROM hush.root_keys WHERE state = 'active'")
-try:
-    kid, _ = pkg.secrets.active_key(plpy, GD, {"active_key_id": active[0]["key_id"] if active else None})
-except pkg.errors.Fail as e:
-    plpy.error("hush: " + e.message, hint=e.hint, sqlstate=e.code)
-plpy.execute(plpy.prepare("SELECT pg_catalog.set_config('hush.init_key_id', $1, false)", ["text"]), [kid])
-$do$ LANGUAGE plpython3u
-"""
-
-
 def install(conn: psycopg.Connection[Any]) -> dict[str, str]:
-    """CREATE EXTENSION hush (if missing) and register the keyring's first key."""
+    """CREATE EXTENSION hush (or update it to the installed version), and make a
+    keyring key the active root key when none is: the keyring's first key."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS hush CASCADE")
-    try:
-        conn.execute(REGISTER_KEY)
-    except psycopg.Error as e:
-        code = e.sqlstate or ""
-        raise Fail(f"hush is installed, but its root key is not usable: {e.diag.message_primary} "
-                   f"({e.diag.message_hint or 'see the README, Install'}) [{code}]", 8) from None
-    row = conn.execute("SELECT e.extversion, current_setting('hush.init_key_id'), current_database() "
-                       "FROM pg_catalog.pg_extension e WHERE e.extname = 'hush'").fetchone()
+    row = conn.execute("SELECT e.extversion, a.default_version, current_database() FROM pg_catalog.pg_extension e "
+                       "JOIN pg_catalog.pg_available_extensions a ON a.name = e.extname "
+                       "WHERE e.extname = 'hush'").fetchone()
     assert row is not None
-    return {"version": row[0], "active_key_id": row[1], "database": row[2]}
+    if row[0] != row[1]:
+        conn.execute("ALTER EXTENSION hush UPDATE")
+    keys, warnings = key_status(conn)
+    active = [k["key_id"] for k in keys if k["state"] == "active"]
+    if not active:
+        usable = [k["key_id"] for k in keys if k["loaded"] and k["state"] in ("unregistered", "decrypt_only")]
+        if not usable:
+            why = "; ".join(warnings) or "the keyring holds no key"
+            raise Fail(f"hush is installed, but no root key can be made active: {why} "
+                       "(see the README, Install)", EXIT_KEY)
+        PsycopgExecutor(conn).run([q.root_key("add_root_key", usable[0]), q.root_key("activate_root_key", usable[0])])
+        active = usable[:1]
+    return {"version": row[1], "active_key_id": active[0], "database": row[2]}
 
 
 @click.command()

@@ -39,6 +39,7 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.InvalidInput, EXIT_INVALID),
     (E.SecretExpired, EXIT_GONE), (E.VersionDestroyed, EXIT_GONE),
     (E.KeyUnavailable, EXIT_KEY), (E.DecryptionFailed, EXIT_KEY),
+    (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT),
 ]
 
 EXIT_HELP = """Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 access denied,

@@ -1,0 +1,113 @@
+"""Root key lifecycle (hush_admin): which keys exist, register, activate, retire.
+
+These functions run as hush_keykeeper (BYPASSRLS): counting the data keys a
+root key seals spans every tenant. They read key ids and counts, never a
+value or a data key. Each change is audited under tenant '*'.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import audit, keyring
+from .access import plan
+from .errors import INVALID_ARGUMENT, KEY_UNAVAILABLE, ROOT_KEY_IN_USE, ROOT_KEY_UNKNOWN, Fail, api
+
+T = "pg_catalog.text"
+EQ = "OPERATOR(pg_catalog.=)"
+KEY_ID = re.compile(r"[0-9a-f]{32}")
+
+STATUS_SQL = f"""
+SELECT k.key_id, k.state, k.created_at, k.activated_at,
+       (SELECT pg_catalog.count(*) FROM hush.secret_versions v WHERE v.key_id {EQ} k.key_id) AS data_keys
+  FROM hush.root_keys k ORDER BY k.created_at, k.key_id
+"""
+STATE_SQL = f"SELECT k.state FROM hush.root_keys k WHERE k.key_id {EQ} $1"
+ADD_SQL = f"""
+INSERT INTO hush.root_keys AS k (key_id, state) VALUES ($1, 'decrypt_only')
+ON CONFLICT (key_id) DO UPDATE SET state = 'decrypt_only' WHERE k.state {EQ} 'retired'
+"""
+DEMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'decrypt_only' WHERE k.state {EQ} 'active' AND k.key_id <> $1"
+PROMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'active', activated_at = pg_catalog.now() WHERE k.key_id {EQ} $1"
+IN_USE_SQL = f"SELECT pg_catalog.count(*) AS n FROM hush.secret_versions v WHERE v.key_id {EQ} $1"
+RETIRE_SQL = f"UPDATE hush.root_keys k SET state = 'retired' WHERE k.key_id {EQ} $1"
+
+
+def _key_id(kid: Any) -> str:
+    if not isinstance(kid, str) or not KEY_ID.fullmatch(kid):
+        raise Fail(INVALID_ARGUMENT, "a root key id is 32 lowercase hex characters",
+                   hint="hush.root_key_status() lists the key ids.")
+    return kid
+
+
+def _state(plpy: Any, kid: str) -> str | None:
+    rows = plpy.execute(plan(plpy, "keys.state", STATE_SQL, [T]), [kid])
+    return rows[0]["state"] if rows else None
+
+
+def _in_keyring(plpy: Any, GD: dict, kid: str) -> None:
+    if kid not in keyring.load(plpy, GD, fresh=True):
+        raise Fail(KEY_UNAVAILABLE, "root key %s is not in the server's keyring" % kid,
+                   hint="Add it to the keyring file first (hush keygen --append), then retry.")
+
+
+@api
+def status(plpy: Any, GD: dict) -> list[dict]:
+    """Registered keys with their state and data-key counts, then keyring keys not registered yet."""
+    try:
+        loaded = keyring.load(plpy, GD, fresh=True)
+    except Fail as f:  # still show what is registered, and say why nothing is loaded
+        plpy.warning("hush: " + f.message)
+        loaded = {}
+    rows = [dict(r, loaded=r["key_id"] in loaded) for r in plpy.execute(plan(plpy, "keys.status", STATUS_SQL, []))]
+    known = {r["key_id"] for r in rows}
+    rows += [{"key_id": kid, "state": "unregistered", "loaded": True, "data_keys": 0, "created_at": None,
+              "activated_at": None} for kid in loaded if kid not in known]
+    return rows
+
+
+@api
+def add(plpy: Any, GD: dict, kid: Any) -> str:
+    """Register a keyring key as decrypt_only (a retired key comes back as decrypt_only)."""
+    kid = _key_id(kid)
+    _in_keyring(plpy, GD, kid)
+    plpy.execute(plan(plpy, "keys.add", ADD_SQL, [T]), [kid])
+    state = _state(plpy, kid)
+    audit.record(plpy, "*", "add_root_key", detail={"key_id": kid, "state": state})
+    return str(state)
+
+
+@api
+def activate(plpy: Any, GD: dict, kid: Any) -> str:
+    """Make a registered key the one new data keys are sealed with; the old one decrypts only."""
+    kid = _key_id(kid)
+    state = _state(plpy, kid)
+    if state is None or state == "retired":
+        raise Fail(ROOT_KEY_UNKNOWN, "root key %s is %s" % (kid, "retired" if state else "not registered"),
+                   hint="Register it with hush.add_root_key first.")
+    _in_keyring(plpy, GD, kid)
+    if state != "active":
+        plpy.execute(plan(plpy, "keys.demote", DEMOTE_SQL, [T]), [kid])
+        plpy.execute(plan(plpy, "keys.promote", PROMOTE_SQL, [T]), [kid])
+        audit.record(plpy, "*", "activate_root_key", detail={"key_id": kid})
+    return "active"
+
+
+@api
+def retire(plpy: Any, GD: dict, kid: Any) -> str:
+    """Retire a key no data key needs any more; refused for the active key and keys in use."""
+    kid = _key_id(kid)
+    state = _state(plpy, kid)
+    if state is None:
+        raise Fail(ROOT_KEY_UNKNOWN, "root key %s is not registered" % kid)
+    if state == "active":
+        raise Fail(ROOT_KEY_IN_USE, "root key %s is the active key" % kid,
+                   hint="Activate another key first, then rewrap.")
+    n = plpy.execute(plan(plpy, "keys.in_use", IN_USE_SQL, [T]), [kid])[0]["n"]
+    if n:
+        raise Fail(ROOT_KEY_IN_USE, "root key %s still seals %d data key(s)" % (kid, n),
+                   hint="Re-seal them under the active key first (rewrap), or destroy those versions.")
+    if state != "retired":
+        plpy.execute(plan(plpy, "keys.retire", RETIRE_SQL, [T]), [kid])
+        audit.record(plpy, "*", "retire_root_key", detail={"key_id": kid})
+    return "retired"
