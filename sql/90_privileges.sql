@@ -17,7 +17,7 @@ BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
                 AND p.proname OPERATOR(pg_catalog.<>) '_root_key_file' LOOP
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO hush_owner', f);
+        EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', f);
     END LOOP;
 END
 $own$;
@@ -29,7 +29,9 @@ ALTER FUNCTION hush.root_key_status() OWNER TO hush_keykeeper;
 ALTER FUNCTION hush.add_root_key(text) OWNER TO hush_keykeeper;
 ALTER FUNCTION hush.activate_root_key(text) OWNER TO hush_keykeeper;
 ALTER FUNCTION hush.retire_root_key(text) OWNER TO hush_keykeeper;
+ALTER FUNCTION hush._rewrap_batch(integer) OWNER TO hush_keykeeper;
 GRANT SELECT ON hush.secret_versions TO hush_keykeeper;
+GRANT UPDATE (key_id, wrapped_dek) ON hush.secret_versions TO hush_keykeeper;
 GRANT SELECT, INSERT, UPDATE ON hush.root_keys TO hush_keykeeper;
 GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
@@ -40,7 +42,7 @@ GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
 -- hush_* roles below.
 REVOKE ALL ON ALL TABLES IN SCHEMA hush FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA hush FROM PUBLIC;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hush FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedures
 
 -- Every hush role must be able to name the schema's functions.
 GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor;
@@ -75,6 +77,10 @@ GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.activate_root_key(text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.retire_root_key(text) TO hush_admin;
+-- CALL hush.rewrap() is an invoker procedure (it commits per batch): admins run
+-- its batches, and the batch function checks nothing else.
+GRANT EXECUTE ON PROCEDURE hush.rewrap(integer, integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush._rewrap_batch(integer) TO hush_admin;
 GRANT SELECT ON hush.tenants, hush.tenant_grants, hush.root_keys TO hush_admin;
 
 -- Auditors and admins read the audit trail (RLS policy audit_readers); no one

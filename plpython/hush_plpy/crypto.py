@@ -17,7 +17,7 @@ from nacl.utils import random
 
 FORMAT = b"hush/1"
 
-__all__ = ["CryptoError", "seal", "open_"]
+__all__ = ["CryptoError", "seal", "open_", "rewrap"]
 
 
 def _aad(part: bytes, tenant: str, secret_id: str, version: int, key_id: str) -> bytes:
@@ -51,3 +51,11 @@ def open_(root_key: bytes, key_id: str, tenant: str, secret_id: str, version: in
     """Raises CryptoError when either seal does not match its row."""
     dek = _open(root_key, bytes(wrapped_dek), _aad(b"dek", tenant, secret_id, version, key_id))
     return _open(dek, bytes(ciphertext), _aad(b"value", tenant, secret_id, version, ""))
+
+
+def rewrap(old_root: bytes, old_key_id: str, new_root: bytes, new_key_id: str, tenant: str, secret_id: str,
+           version: int, wrapped_dek: bytes) -> bytes:
+    """The same data key sealed under another root key; the value's ciphertext is untouched
+    (its associated data names no root key). Raises CryptoError when the seal does not match."""
+    dek = _open(old_root, bytes(wrapped_dek), _aad(b"dek", tenant, secret_id, version, old_key_id))
+    return _seal(new_root, dek, _aad(b"dek", tenant, secret_id, version, new_key_id))

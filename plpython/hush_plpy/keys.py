@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import audit, keyring
+from . import audit, crypto, keyring
 from .access import plan
-from .errors import INVALID_ARGUMENT, KEY_UNAVAILABLE, ROOT_KEY_IN_USE, ROOT_KEY_UNKNOWN, Fail, api
+from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, ROOT_KEY_IN_USE, ROOT_KEY_UNKNOWN,
+                     Fail, api)
 
 T = "pg_catalog.text"
 EQ = "OPERATOR(pg_catalog.=)"
@@ -111,3 +112,54 @@ def retire(plpy: Any, GD: dict, kid: Any) -> str:
         plpy.execute(plan(plpy, "keys.retire", RETIRE_SQL, [T]), [kid])
         audit.record(plpy, "*", "retire_root_key", detail={"key_id": kid})
     return "retired"
+
+
+ACTIVE_SQL = f"SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active'"
+# Rows still sealed by another key; SKIP LOCKED lets two rewraps (or a destroy) proceed side by side.
+PICK_SQL = f"""
+SELECT v.tenant_id, v.secret_id::pg_catalog.text AS secret_id, v.version, v.key_id, v.wrapped_dek
+  FROM hush.secret_versions v
+ WHERE v.key_id IS NOT NULL AND v.key_id OPERATOR(pg_catalog.<>) $1
+ LIMIT $2 FOR UPDATE SKIP LOCKED
+"""
+# One statement per batch, set-based: no subtransaction per row.
+REWRAP_SQL = f"""
+UPDATE hush.secret_versions v SET key_id = $1, wrapped_dek = u.w
+  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.uuid[]),
+                  pg_catalog.unnest($4::pg_catalog.int4[]), pg_catalog.unnest($5::pg_catalog.text[]),
+                  pg_catalog.unnest($6::pg_catalog.bytea[])) AS u(t, s, n, old, w)
+ WHERE v.tenant_id {EQ} u.t AND v.secret_id {EQ} u.s AND v.version {EQ} u.n AND v.key_id {EQ} u.old
+"""
+
+
+@api
+def rewrap_batch(plpy: Any, GD: dict, batch_size: Any) -> int:
+    """Re-seal up to batch_size data keys from older root keys to the active one;
+    returns how many (0 = done). The caller commits each batch."""
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
+        raise Fail(INVALID_ARGUMENT, "batch_size must be between 1 and 10000")
+    active = plpy.execute(plan(plpy, "keys.active", ACTIVE_SQL, []))
+    if not active:  # no key registered yet, so no data key either
+        return 0
+    new_kid = active[0]["key_id"]
+    new_root = keyring.get(plpy, GD, new_kid)
+    rows = plpy.execute(plan(plpy, "keys.pick", PICK_SQL, [T, "pg_catalog.int4"]), [new_kid, batch_size])
+    if not rows:
+        return 0
+    cols: tuple[list[Any], ...] = ([], [], [], [], [])
+    for r in rows:
+        old_root = keyring.get(plpy, GD, r["key_id"])  # SH030 naming the key when it is missing
+        try:
+            wrapped = crypto.rewrap(old_root, r["key_id"], new_root, new_kid, r["tenant_id"], r["secret_id"],
+                                    r["version"], r["wrapped_dek"])
+        except crypto.CryptoError:
+            raise Fail(DECRYPTION_FAILED, "the data key of version %d of secret %s (tenant %s) does not open "
+                       "with root key %s; nothing in this batch was changed"
+                       % (r["version"], r["secret_id"], r["tenant_id"], r["key_id"])) from None
+        for col, v in zip(cols, (r["tenant_id"], r["secret_id"], r["version"], r["key_id"], wrapped)):
+            col.append(v)
+    p = plan(plpy, "keys.rewrap", REWRAP_SQL, [T, "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.int4[]",
+                                               "pg_catalog.text[]", "pg_catalog.bytea[]"])
+    plpy.execute(p, [new_kid, *cols])
+    audit.record(plpy, "*", "rewrap", detail={"key_id": new_kid, "data_keys": len(rows)})
+    return len(rows)

@@ -27,3 +27,40 @@ RETURNS text
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: keys.retire(GD, key_id)}}$py$;
 COMMENT ON FUNCTION hush.retire_root_key(text) IS 'Retire a key that is not active and seals no data key.';
+
+-- One committed batch of CALL hush.rewrap(); callable by hush_admin through it.
+CREATE OR REPLACE FUNCTION hush._rewrap_batch(batch_size integer)
+RETURNS integer
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: keys.rewrap_batch(GD, batch_size)}}$py$;
+
+-- An invoker procedure without a SET clause: PostgreSQL allows COMMIT only
+-- there, and only when it is not called inside an explicit transaction block.
+-- Every name is schema-qualified, operators included.
+CREATE OR REPLACE PROCEDURE hush.rewrap(batch_size integer DEFAULT 1000, pause_ms integer DEFAULT 0)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    total bigint;
+    done bigint := 0;
+    n integer;
+BEGIN
+    IF pause_ms IS NULL OR pause_ms OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'hush: pause_ms must be 0 or more' USING ERRCODE = 'SH004';
+    END IF;
+    SELECT COALESCE(pg_catalog.sum(s.data_keys), 0) INTO total
+      FROM hush.root_key_status() s WHERE s.state OPERATOR(pg_catalog.<>) 'active';
+    LOOP
+        n := hush._rewrap_batch(batch_size);
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.=) 0;
+        done := done OPERATOR(pg_catalog.+) n;
+        RAISE NOTICE 'hush rewrap: % of % data keys re-sealed', done, GREATEST(total, done);
+        IF pause_ms OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM pg_catalog.pg_sleep(pause_ms OPERATOR(pg_catalog./) 1000.0);
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'hush rewrap: done, % data keys re-sealed', done;
+END
+$fn$;
+COMMENT ON PROCEDURE hush.rewrap(integer, integer) IS
+    'Re-seal data keys from older root keys to the active one, in committed batches (CALL outside a transaction block); resumable.';
