@@ -294,3 +294,9 @@ def test_keys_status_add_activate_retire(db: Any, cluster: Any) -> None:
     assert hush(db, "keys", "status", user="alice").returncode == 4  # not an admin
     ok(hush(db, "put", "acme", "k", input="v2"))
     assert [h["key_id"] for h in json.loads(ok(hush(db, "history", "acme", "k", "--json")).stdout)] == [first, second]
+    r = ok(hush(db, "keys", "rewrap", "--batch-size", "1", "--json", user="adam"))
+    assert json.loads(r.stdout) == {"rewrapped": 1} and "re-sealing data keys" in r.stderr
+    assert [h["key_id"] for h in json.loads(ok(hush(db, "history", "acme", "k", "--json")).stdout)] == [second, second]
+    assert ok(hush(db, "get", "acme", "k", "--version", "1", "-n")).stdout == "v"
+    ok(hush(db, "keys", "retire", first, user="adam"))
+    assert hush(db, "keys", "rewrap", "--batch-size", "0", user="adam").returncode == 6

@@ -1,13 +1,15 @@
 """hush keys status|add|activate|retire: root key rotation (needs hush_admin)."""
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any
 
 import click
 import psycopg
 
 from .. import _calls as q
-from .._exec import PsycopgExecutor
+from .._exec import PsycopgExecutor, raise_translated
 from ._common import connect, fails_cleanly, json_option, print_json, print_table, when
 
 
@@ -26,13 +28,17 @@ def key_status(conn: psycopg.Connection[Any]) -> tuple[list[dict[str, Any]], lis
     return rows, warnings
 
 
+PROGRESS = re.compile(r"hush rewrap: (\d+) of \d+ data keys re-sealed")
+
+
 @click.group()
 def keys() -> None:
     """Root keys: see them, register one from the keyring, activate it, retire an old one.
 
     Rotation: add the new key to the keyring file (hush keygen PATH --append),
     then `hush keys add ID` and `hush keys activate ID`: new secrets are sealed
-    with it at once, older ones stay readable with the old key."""
+    with it at once, older ones stay readable with the old key. `hush keys
+    rewrap` moves the older ones over; then `hush keys retire OLD_ID`."""
 
 
 @keys.command()
@@ -74,5 +80,38 @@ keys.add_command(_key_command("activate", "activate_root_key",
                               "Seal new data keys with KEY_ID from now on; the old active key keeps decrypting."))
 keys.add_command(_key_command("retire", "retire_root_key",
                               "Retire KEY_ID once it is not active and seals no data key."))
+
+@keys.command()
+@click.option("--batch-size", type=int, default=1000, show_default=True, help="Data keys per committed batch.")
+@click.option("--pause-ms", type=int, default=0, show_default=True,
+              help="Pause between batches: trades rewrap speed for less load on live traffic.")
+@json_option
+@click.pass_context
+@fails_cleanly
+def rewrap(ctx: click.Context, batch_size: int, pause_ms: int, as_json: bool) -> None:
+    """Re-seal every data key under the active root key (CALL hush.rewrap), with a progress bar.
+
+    Batches commit one by one: interrupt it any time and run it again to finish.
+    Values' ciphertext is never touched."""
+    with connect(ctx) as conn:
+        rows, _ = key_status(conn)
+        total = sum(r["data_keys"] for r in rows if r["state"] != "active")
+        done = [0]
+        with click.progressbar(length=max(total, 1), label="re-sealing data keys", file=sys.stderr) as bar:
+            def progress(diag: psycopg.errors.Diagnostic) -> None:
+                m = PROGRESS.match(diag.message_primary or "")
+                if m:
+                    done[0] = int(m[1])
+                    bar.update(min(done[0], total) - bar.pos)
+            conn.add_notice_handler(progress)
+            try:
+                conn.execute("CALL hush.rewrap(%s, %s)", [batch_size, pause_ms])
+            except psycopg.Error as e:
+                raise_translated(e)
+    if as_json:
+        print_json({"rewrapped": done[0]})
+    else:
+        click.echo(f"re-sealed {done[0]} data keys under the active root key", err=True)
+
 
 COMMANDS = [keys]
