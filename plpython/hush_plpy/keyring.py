@@ -1,8 +1,9 @@
-"""The root keyring: read from the file named by hush.root_key_file.
+"""The root keyring: the output of hush.root_key_command when it is set, else
+the file named by hush.root_key_file.
 
-The path comes from hush._root_key_file(), which reads pg_file_settings (the
-server's configuration files, ALTER SYSTEM included) and ignores session SETs,
-so a role cannot point hush at a keyring of its choosing. The keys are cached
+Both settings come from pg_file_settings (the server's configuration files,
+ALTER SYSTEM included) through superuser-owned readers, and session SETs are
+ignored, so a role cannot point hush at a keyring of its choosing. The keys are cached
 in a dictionary private to this backend's PL/Python; SQL only ever sees key ids.
 """
 from __future__ import annotations
@@ -11,14 +12,18 @@ import base64
 import binascii
 import hashlib
 import os
+import shlex
 import stat
+import subprocess
 from typing import Any
 
 from .errors import KEY_UNAVAILABLE, Fail
 
 KEY_BYTES = 32
 CACHE = "hush keyring"
-SETTING_HINT = "Set hush.root_key_file in postgresql.conf (or with ALTER SYSTEM) and reload; see the README."
+SETTING_HINT = ("Set hush.root_key_file (or hush.root_key_command) in postgresql.conf or with ALTER SYSTEM; "
+                "see the README.")
+COMMAND_TIMEOUT = 30
 
 
 def key_id(key: bytes) -> str:
@@ -26,7 +31,7 @@ def key_id(key: bytes) -> str:
     return hashlib.blake2b(key, digest_size=16, person=b"hush-root-key").hexdigest()
 
 
-def parse(text: str, path: str) -> dict[str, bytes]:
+def parse(text: str, path: str, source: str = "root key file") -> dict[str, bytes]:
     """One base64 32-byte key per line; blank lines and # comments allowed.
     Errors name the line, never its content."""
     keys: dict[str, bytes] = {}
@@ -39,11 +44,11 @@ def parse(text: str, path: str) -> dict[str, bytes]:
         except (binascii.Error, ValueError):
             key = b""
         if len(key) != KEY_BYTES:
-            raise Fail(KEY_UNAVAILABLE, "root key file %s, line %d: not a base64-encoded 32-byte key" % (path, n),
+            raise Fail(KEY_UNAVAILABLE, "%s %s, line %d: not a base64-encoded 32-byte key" % (source, path, n),
                        hint="Generate a key with `make keygen` (or tools/keygen.py).")
         keys[key_id(key)] = key
     if not keys:
-        raise Fail(KEY_UNAVAILABLE, "root key file %s holds no key" % path, hint=SETTING_HINT)
+        raise Fail(KEY_UNAVAILABLE, "%s %s holds no key" % (source, path), hint=SETTING_HINT)
     return keys
 
 
@@ -70,15 +75,40 @@ def read_file(path: str) -> dict[str, bytes]:
     return parse(text, path)
 
 
+def run_command(command: str) -> dict[str, bytes]:
+    """The keyring a command prints. Its output and error output never reach a message."""
+    try:
+        argv = shlex.split(command)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT)
+    except ValueError:
+        raise Fail(KEY_UNAVAILABLE, "root key command %s cannot be parsed" % command) from None
+    except subprocess.TimeoutExpired:
+        raise Fail(KEY_UNAVAILABLE, "root key command %s did not finish within %d s" % (command, COMMAND_TIMEOUT)) \
+            from None
+    except OSError as e:
+        raise Fail(KEY_UNAVAILABLE, "root key command %s cannot be run: %s" % (command, e.strerror)) from None
+    if done.returncode != 0:
+        raise Fail(KEY_UNAVAILABLE, "root key command %s exited with status %d" % (command, done.returncode),
+                   hint="Run it as the server's OS user to see why; hush does not show its output.")
+    try:
+        text = done.stdout.decode("ascii")
+    except UnicodeDecodeError:
+        raise Fail(KEY_UNAVAILABLE, "root key command %s printed something that is not ASCII" % command) from None
+    return parse(text, command, "root key command")
+
+
 def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
     """The keyring of this backend, read once (again when `fresh`); failures are
     not cached, so a fixed file is picked up by the next call."""
     keys = None if fresh else GD.get(CACHE)
     if keys is None:
-        path = plpy.execute("SELECT hush._root_key_file() AS path")[0]["path"]
-        if not path:
+        row = plpy.execute("SELECT hush._root_key_command() AS command, hush._root_key_file() AS path")[0]
+        if row["command"]:
+            keys = run_command(row["command"])
+        elif row["path"]:
+            keys = read_file(row["path"])
+        else:
             raise Fail(KEY_UNAVAILABLE, "hush.root_key_file is not set in the server configuration", hint=SETTING_HINT)
-        keys = read_file(path)
         GD[CACHE] = keys
     return keys
 
