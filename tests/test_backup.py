@@ -3,8 +3,10 @@ restored database keeps working (sequences continue, saves succeed)."""
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from helpers import get, rows, save
+from test_keys import key_id, keyfile_setting  # noqa: F401 (keyfile_setting is a fixture)
 
 
 def test_dump_and_restore_round_trip(db, cluster, tmp_path):
@@ -46,5 +48,36 @@ def test_dump_and_restore_round_trip(db, cluster, tmp_path):
             assert [r["action"] for r in audit_after[len(audit_before):]] == ["read"] * 7 + ["create", "read"]
             assert audit_after[-1]["id"] > audit_before[-1][1]
             assert su.execute("SELECT audit_reads FROM hush.tenants WHERE tenant_id = 'globex'").fetchone() == (False,)
+    finally:
+        db.sql(f"DROP DATABASE {target} WITH (FORCE)")
+
+
+def test_restore_reads_with_the_keyring_and_fails_clearly_without(db, cluster, tmp_path, keyfile_setting):
+    """Secrets sealed under two root keys (a rotation half done) come back from a
+    dump; on a server whose keyring lacks the old key, exactly those fail, naming it."""
+    old, new = key_id(cluster.key_lines[0]), key_id(cluster.key_lines[1])
+    with db.connect("alice") as a:
+        save(a, "acme", "before-rotation", "old-key-value")
+    with db.connect("adam") as adm:
+        adm.execute("SELECT hush.add_root_key(%s)", [new])
+        adm.execute("SELECT hush.activate_root_key(%s)", [new])
+    with db.connect("alice") as a:
+        save(a, "acme", "after-rotation", "new-key-value")
+    dump = tmp_path / "hush.dump"
+    assert cluster.run_bin("pg_dump", "-Fc", "-f", str(dump), db.name).returncode == 0
+    target = db.name + "_keys"
+    db.sql(f"CREATE DATABASE {target}")
+    try:
+        assert cluster.run_bin("pg_restore", "--exit-on-error", "-d", target, str(dump)).returncode == 0
+        with psycopg.connect(cluster.dsn(target, user="alice"), autocommit=True) as a:
+            assert get(a, "acme", "before-rotation")["value"] == "old-key-value"
+            assert get(a, "acme", "after-rotation")["value"] == "new-key-value"
+        # The same restore on a server that has only the new key.
+        keyfile_setting(cluster.write_keyfile([cluster.key_lines[1]], path=cluster.base / "keys" / "new-only.keys"))
+        with psycopg.connect(cluster.dsn(target, user="alice"), autocommit=True) as a:
+            assert get(a, "acme", "after-rotation")["value"] == "new-key-value"
+            with pytest.raises(psycopg.Error) as ei:
+                get(a, "acme", "before-rotation")
+            assert ei.value.sqlstate == "SH030" and old in str(ei.value)
     finally:
         db.sql(f"DROP DATABASE {target} WITH (FORCE)")
