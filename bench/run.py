@@ -111,6 +111,45 @@ def pgbench(c: pgcluster.Cluster, script: str, seconds: int, n: int) -> tuple[fl
     return tps, q[49] / 1000, q[98] / 1000
 
 
+def rewrap_rows(c: pgcluster.Cluster, n: int, seconds: int, idle: float) -> list[tuple[str, float, float, float, str]]:
+    """Rotate to the other root key and CALL hush.rewrap over all n data keys: alone,
+    then beside pgbench reading (audit off), then beside it with a pause between batches."""
+    import threading
+
+    def rotate(adm: psycopg.Connection) -> None:
+        keys = adm.execute("SELECT key_id, state FROM hush.root_key_status()").fetchall()
+        target = next(k for k, state in keys if state != "active")
+        adm.execute("SELECT hush.add_root_key(%s)", [target])
+        adm.execute("SELECT hush.activate_root_key(%s)", [target])
+
+    def rewrap(pause: int, took: list[float]) -> None:
+        with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as conn:
+            t0 = time.monotonic()
+            conn.execute("CALL hush.rewrap(1000, %s)", [pause])
+            took.append(time.monotonic() - t0)
+
+    out: list[tuple[str, float, float, float, str]] = []
+    with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+        adm.execute("SELECT hush.configure_tenant('bench', audit_reads => false)")
+        print(f"  {n:,} secrets: rewrap alone ...", file=sys.stderr, flush=True)
+        rotate(adm)
+        took: list[float] = []
+        rewrap(0, took)
+        out.append(("hush.rewrap alone, batches of 1,000 (data keys/s)", n / took[0], 0.0, 0.0, ""))
+        for pause in (0, 100):
+            rotate(adm)
+            took = []
+            print(f"  {n:,} secrets: rewrap (pause {pause} ms) beside get_secret ...", file=sys.stderr, flush=True)
+            th = threading.Thread(target=rewrap, args=(pause, took))
+            th.start()
+            tps, p50, p99 = pgbench(c, SCRIPTS["hush.get_secret, read audit off"], seconds, n)
+            th.join()
+            out.append((f"hush.rewrap beside get_secret, pause {pause} ms (data keys/s)", n / took[0], 0.0, 0.0, ""))
+            out.append((f"hush.get_secret during that rewrap, audit off ({took[0]:.0f} s of rewrap, {seconds} s read)",
+                        tps, p50, p99, f"{tps / idle:.2f}"))
+    return out
+
+
 def python_rounds(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[str, float, float, float]]:
     """One Python thread calling get_secret three ways, interleaved call by call:
     raw psycopg (the baseline), the pooled client, and hush.Secrets over the
@@ -158,11 +197,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", choices=["sql", "python"], help="Run only the pgbench rows or the Python client rows.")
+    ap.add_argument("--only", choices=["sql", "python", "rewrap"],
+                    help="Run only the pgbench rows, the Python client rows, or the rewrap rows.")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     c = pgcluster.Cluster(settings={"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'",
-                                    "max_wal_size": "'4GB'"}).start()
+                                    "max_wal_size": "'4GB'"}, keys=2).start()
     results: list[tuple[int, str, float, float, float, str]] = []
     try:
         with psycopg.connect(c.dsn(), autocommit=True) as su:
@@ -176,7 +216,7 @@ def main() -> None:
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
-            if args.only != "sql" and n == sizes[0]:
+            if args.only in (None, "python") and n == sizes[0]:
                 with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
                     adm.execute("SELECT hush.configure_tenant('bench', audit_reads => false)")
                 print(f"  {n:,} secrets: Python client rows ...", file=sys.stderr, flush=True)
@@ -184,7 +224,7 @@ def main() -> None:
                 for label, ops, p50, p99 in python_rounds(c, n, args.seconds * 3):
                     base = base or ops
                     results.append((n, label, ops, p50, p99, "" if ops == base else f"{ops / base:.2f}"))
-            for name, script in (SCRIPTS.items() if args.only != "python" else ()):
+            for name, script in (SCRIPTS.items() if args.only in (None, "sql") else ()):
                 audit = "audit on" in name
                 with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
                     adm.execute("SELECT hush.configure_tenant('bench', audit_reads => %s)", [audit])
@@ -196,11 +236,20 @@ def main() -> None:
                 if name in RATIOS:
                     ratio = f"{ops / got[RATIOS[name]]:.2f}"
                 results.append((n, name, ops, p50, p99, ratio))
-            if args.only != "python" and n >= 100000 and not any(r[0] >= 100000 and "list" in r[1] for r in results):
+            if args.only in (None, "sql") and n >= 100000 and not any(r[0] >= 100000 and "list" in r[1] for r in results):
                 for name, script in LIST_SCRIPTS.items():
                     print(f"  {n:,} secrets: {name} ...", file=sys.stderr, flush=True)
                     tps, p50, p99 = pgbench(c, script, args.seconds, n)
                     results.append((n, name, tps, p50, p99, ""))
+            if args.only in (None, "rewrap") and n == max(s for s in sizes if s <= 100000):
+                idle = got.get("hush.get_secret, read audit off")
+                if idle is None:
+                    print(f"  {n:,} secrets: get_secret idle ...", file=sys.stderr, flush=True)
+                    with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+                        adm.execute("SELECT hush.configure_tenant('bench', audit_reads => false)")
+                    idle = pgbench(c, SCRIPTS["hush.get_secret, read audit off"], args.seconds, n)[0]
+                    results.append((n, "hush.get_secret, read audit off", idle, 0.0, 0.0, ""))
+                results.extend((n, *row) for row in rewrap_rows(c, n, args.seconds, idle))
     finally:
         c.stop()
     print(f"\nhush benchmark, {time.strftime('%Y-%m-%d')}: PostgreSQL {settings['server_version']}, "
@@ -209,11 +258,13 @@ def main() -> None:
     print("| secrets | operation | ops/s | p50 ms | p99 ms | ratio |")
     print("|---:|---|---:|---:|---:|---:|")
     for n, name, ops, p50, p99, ratio in results:
-        print(f"| {n:,} | {name} | {ops:,.0f} | {p50:.3f} | {p99:.3f} | {ratio} |")
+        lat = f"{p50:.3f} | {p99:.3f}" if p50 else " | "
+        print(f"| {n:,} | {name} | {ops:,.0f} | {lat} | {ratio} |")
     print("\nratio: get_secret (audit off) / baseline 1; get_secret (audit on) / baseline 2; "
           "get_secrets per secret / get_secret (audit off); save_secret / baseline 3. "
           "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "
-          "ratio to baseline 4 (the wrapper's overhead).")
+          "ratio to baseline 4 (the wrapper's overhead). Rewrap rows: data keys re-sealed per second over the whole "
+          "rewrap; the get_secret row beside it has its ratio to get_secret (audit off) at rest.")
 
 
 if __name__ == "__main__":
