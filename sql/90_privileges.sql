@@ -1,6 +1,6 @@
 -- Ownership and privileges, all in one place.
 
--- Everything but hush._root_key_file and hush._root_key_command belongs to hush_owner (NOLOGIN, not a
+-- Everything but hush._root_key_source belongs to hush_owner (NOLOGIN, not a
 -- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS.
 -- ALTER TABLE ... OWNER also moves the owned audit_log_id_seq.
 ALTER TABLE hush.root_keys OWNER TO hush_owner;
@@ -16,7 +16,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
-                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_file', '_root_key_command']) LOOP
+                AND p.proname OPERATOR(pg_catalog.<>) '_root_key_source' LOOP
         EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', f);
     END LOOP;
 END
@@ -35,7 +35,7 @@ GRANT UPDATE (key_id, wrapped_dek) ON hush.secret_versions TO hush_keykeeper;
 GRANT SELECT, INSERT, UPDATE ON hush.root_keys TO hush_keykeeper;
 GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
-GRANT EXECUTE ON FUNCTION hush._root_key_file(), hush._root_key_command() TO hush_keykeeper;
+GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
 
 -- Nothing is callable or readable by PUBLIC; access comes only through the
@@ -48,7 +48,7 @@ REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedu
 GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor;
 
 -- The API functions read the keyring path through this superuser-owned reader.
-GRANT EXECUTE ON FUNCTION hush._root_key_file(), hush._root_key_command() TO hush_owner;
+GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_owner;
 
 -- Readers read values and metadata of the tenants granted to them.
 GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer) TO hush_reader;

@@ -59,7 +59,7 @@ def test_security_invariants(db):
     for name, owner, secdef, config, acl in funcs:
         if secdef:
             assert config == "{\"search_path=pg_catalog, pg_temp\"}", name
-        if name in ("_root_key_file", "_root_key_command"):
+        if name == "_root_key_source":
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
                                                         "hush_keykeeper=X/postgres"}
         elif name in KEY_FUNCTIONS:  # the only functions that see every tenant's (wrapped) data keys

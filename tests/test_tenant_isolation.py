@@ -91,7 +91,7 @@ def test_role_without_hush_role_cannot_call(two_tenants):
 
 def test_internal_functions_are_not_callable(two_tenants):
     with two_tenants.connect("alice") as a:
-        for q in ("SELECT hush._root_key_file()", "SELECT hush._load_python()"):
+        for q in ("SELECT hush._root_key_source()", "SELECT hush._load_python()"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 a.execute(q)
 

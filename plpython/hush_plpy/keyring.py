@@ -102,11 +102,11 @@ def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
     not cached, so a fixed file is picked up by the next call."""
     keys = None if fresh else GD.get(CACHE)
     if keys is None:
-        row = plpy.execute("SELECT hush._root_key_command() AS command, hush._root_key_file() AS path")[0]
+        row = plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0]
         if row["command"]:
             keys = run_command(row["command"])
-        elif row["path"]:
-            keys = read_file(row["path"])
+        elif row["file"]:
+            keys = read_file(row["file"])
         else:
             raise Fail(KEY_UNAVAILABLE, "hush.root_key_file is not set in the server configuration", hint=SETTING_HINT)
         GD[CACHE] = keys
