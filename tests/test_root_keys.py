@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from helpers import get, raises_sqlstate, rows, save
-from test_keys import key_id
+from test_keys import key_id, keyfile_setting  # noqa: F401 (keyfile_setting is a fixture)
 
 
 def kid(cluster: Any, n: int) -> str:
@@ -100,3 +100,18 @@ def test_no_key_material_through_sql(db: Any, cluster: Any) -> None:
                 conn.execute("SELECT wrapped_dek FROM hush.secret_versions")
     for line in cluster.key_lines:
         assert line not in text and base64.b64decode(line).hex() not in text
+
+
+def test_a_key_appended_to_the_keyring_is_used_without_reconnecting(db: Any, cluster: Any,
+                                                                    keyfile_setting: Any) -> None:
+    path = cluster.base / "keys" / "growing.keys"
+    keyfile_setting(cluster.write_keyfile([cluster.key_lines[0]], path=path))
+    with db.connect("alice") as alice:
+        save(alice, "acme", "a", "v1")  # this backend now holds a keyring of one key
+        cluster.write_keyfile(cluster.key_lines, path=path)  # the operator appends the second
+        with db.connect("adam") as adam:
+            adam.execute("SELECT hush.add_root_key(%s)", [kid(cluster, 1)])
+            adam.execute("SELECT hush.activate_root_key(%s)", [kid(cluster, 1)])
+        save(alice, "acme", "a", "v2")  # same session: the missing key makes it read the file again
+        assert get(alice, "acme", "a")["value"] == "v2" and get(alice, "acme", "a", 1)["value"] == "v1"
+    assert version_keys(db, "a") == [kid(cluster, 0), kid(cluster, 1)]
