@@ -76,25 +76,30 @@ def read_file(path: str) -> dict[str, bytes]:
 
 
 def run_command(command: str) -> dict[str, bytes]:
-    """The keyring a command prints. Its output and error output never reach a message."""
+    """The keyring a command prints. Messages name the program only: neither its
+    arguments (they may hold a credential) nor its output reach them."""
     try:
         argv = shlex.split(command)
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT)
     except ValueError:
-        raise Fail(KEY_UNAVAILABLE, "root key command %s cannot be parsed" % command) from None
+        argv = []
+    if not argv:
+        raise Fail(KEY_UNAVAILABLE, "hush.root_key_command cannot be parsed", hint=SETTING_HINT)
+    program = argv[0]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise Fail(KEY_UNAVAILABLE, "root key command %s did not finish within %d s" % (command, COMMAND_TIMEOUT)) \
+        raise Fail(KEY_UNAVAILABLE, "root key command %s did not finish within %d s" % (program, COMMAND_TIMEOUT)) \
             from None
     except OSError as e:
-        raise Fail(KEY_UNAVAILABLE, "root key command %s cannot be run: %s" % (command, e.strerror)) from None
+        raise Fail(KEY_UNAVAILABLE, "root key command %s cannot be run: %s" % (program, e.strerror)) from None
     if done.returncode != 0:
-        raise Fail(KEY_UNAVAILABLE, "root key command %s exited with status %d" % (command, done.returncode),
+        raise Fail(KEY_UNAVAILABLE, "root key command %s exited with status %d" % (program, done.returncode),
                    hint="Run it as the server's OS user to see why; hush does not show its output.")
     try:
         text = done.stdout.decode("ascii")
     except UnicodeDecodeError:
-        raise Fail(KEY_UNAVAILABLE, "root key command %s printed something that is not ASCII" % command) from None
-    return parse(text, command, "root key command")
+        raise Fail(KEY_UNAVAILABLE, "root key command %s printed something that is not ASCII" % program) from None
+    return parse(text, program, "root key command")
 
 
 def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
