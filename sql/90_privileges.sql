@@ -58,6 +58,7 @@ GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, text[]
 GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer) TO hush_reader;
 
 -- Writers (who are also readers) change secrets.
 GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, text[], jsonb, text, integer, timestamptz) TO hush_writer;
