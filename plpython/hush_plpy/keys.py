@@ -13,9 +13,9 @@ from . import audit, crypto, keyring
 from .access import plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, ROOT_KEY_IN_USE, ROOT_KEY_UNKNOWN,
                      Fail, api)
+from .secrets import EQ, T
 
-T = "pg_catalog.text"
-EQ = "OPERATOR(pg_catalog.=)"
+NE = "OPERATOR(pg_catalog.<>)"
 KEY_ID = re.compile(r"[0-9a-f]{32}")
 
 STATUS_SQL = f"""
@@ -28,7 +28,7 @@ ADD_SQL = f"""
 INSERT INTO hush.root_keys AS k (key_id, state) VALUES ($1, 'decrypt_only')
 ON CONFLICT (key_id) DO UPDATE SET state = 'decrypt_only' WHERE k.state {EQ} 'retired'
 """
-DEMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'decrypt_only' WHERE k.state {EQ} 'active' AND k.key_id <> $1"
+DEMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'decrypt_only' WHERE k.state {EQ} 'active' AND k.key_id {NE} $1"
 PROMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'active', activated_at = pg_catalog.now() WHERE k.key_id {EQ} $1"
 IN_USE_SQL = f"SELECT pg_catalog.count(*) AS n FROM hush.secret_versions v WHERE v.key_id {EQ} $1"
 RETIRE_SQL = f"UPDATE hush.root_keys k SET state = 'retired' WHERE k.key_id {EQ} $1"
@@ -115,12 +115,14 @@ def retire(plpy: Any, GD: dict, kid: Any) -> str:
 
 
 ACTIVE_SQL = f"SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active'"
-# Rows still sealed by another key; SKIP LOCKED lets two rewraps (or a destroy) proceed side by side.
+# Rows still sealed by another registered key, found through the key_id index
+# (a `<>` filter would rescan the already re-sealed rows on every batch); SKIP
+# LOCKED lets two rewraps (or a destroy) proceed side by side.
 PICK_SQL = f"""
 SELECT v.tenant_id, v.secret_id::pg_catalog.text AS secret_id, v.version, v.key_id, v.wrapped_dek
   FROM hush.secret_versions v
- WHERE v.key_id IS NOT NULL AND v.key_id OPERATOR(pg_catalog.<>) $1
- LIMIT $2 FOR UPDATE SKIP LOCKED
+ WHERE v.key_id IN (SELECT k.key_id FROM hush.root_keys k WHERE k.key_id {NE} $1)
+ LIMIT $2 FOR UPDATE OF v SKIP LOCKED
 """
 # One statement per batch, set-based: no subtransaction per row.
 REWRAP_SQL = f"""
