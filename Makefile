@@ -14,8 +14,10 @@ VENV        ?= .venv
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 BUILT_SQL  = build/hush--$(EXTVERSION).sql
-# Update scripts are built from sql/updates/hush--A--B.sql.in (they inline the Python);
-# earlier versions' install scripts are frozen in sql/releases/ (so upgrades can be tested).
+# The update script to this version is built from sql/updates/hush--A--B.sql.in (it
+# inlines the Python and includes today's sql/ parts). Released versions are frozen in
+# sql/releases/: their install scripts (so upgrades can be tested) and the update scripts
+# that led to them (built once, when the next version began, since their sql/ parts move on).
 UPDATE_SQL = $(patsubst sql/updates/%.sql.in,build/%.sql,$(wildcard sql/updates/hush--*--*.sql.in))
 DATA_built = $(BUILT_SQL) $(UPDATE_SQL)
 DATA       = $(wildcard sql/releases/hush--*.sql)

@@ -10,6 +10,10 @@
 --   hush_keykeeper NOLOGIN, BYPASSRLS: owns only the root key functions, which
 --                count and re-seal data keys across every tenant; it reads
 --                no secret value and no application role is a member of it.
+--   hush_retention NOLOGIN, a member of hush_owner: owns only the audit
+--                maintenance functions (partitions, seals, retention, purge).
+--                The audit trail's trigger lets a DELETE through only when it
+--                runs as this role, and no one logs in as it or is its member.
 DO $roles$
 DECLARE
     r text;
@@ -22,6 +26,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'hush_keykeeper') THEN
         CREATE ROLE hush_keykeeper NOLOGIN BYPASSRLS;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'hush_retention') THEN
+        CREATE ROLE hush_retention NOLOGIN;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'hush_owner' AND (rolsuper OR rolbypassrls)) THEN
         RAISE EXCEPTION 'role hush_owner must be neither superuser nor BYPASSRLS: row-level security would not apply to it';
     END IF;
@@ -30,7 +37,12 @@ $roles$;
 
 -- A writer can read: the writer role includes the reader role.
 GRANT hush_reader TO hush_writer;
+-- The maintenance functions create, own and drop audit partitions: rights that
+-- come with the owner role.
+GRANT hush_owner TO hush_retention;
 
 -- The owner must reach its own schema; application roles get USAGE only
 -- through the hush_* roles (see 90_privileges.sql).
 GRANT USAGE ON SCHEMA hush TO hush_owner, hush_keykeeper;
+-- Monthly audit partitions are created at run time, in the hush schema.
+GRANT CREATE ON SCHEMA hush TO hush_retention;

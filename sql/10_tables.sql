@@ -22,7 +22,9 @@ CREATE TABLE hush.tenants (
     audit_reads     boolean NOT NULL DEFAULT true,
     max_value_bytes integer NOT NULL DEFAULT 65536 CHECK (max_value_bytes BETWEEN 1 AND 1048576),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- how long a soft-deleted secret can be restored before maintenance purges it
+    recovery_days   integer NOT NULL DEFAULT 30 CHECK (recovery_days BETWEEN 1 AND 3650)
 );
 SELECT pg_catalog.pg_extension_config_dump('hush.tenants'::regclass, '');
 
@@ -76,33 +78,7 @@ CREATE TABLE hush.secret_versions (
     CHECK ((destroyed_at IS NULL) = (ciphertext IS NOT NULL AND wrapped_dek IS NOT NULL AND key_id IS NOT NULL))
 );
 -- Which data keys a root key seals: status counts, retire checks, rewrap batches.
-CREATE INDEX IF NOT EXISTS secret_versions_key_id ON hush.secret_versions (key_id) WHERE key_id IS NOT NULL;
 CREATE INDEX secret_versions_key ON hush.secret_versions (key_id) WHERE key_id IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('hush.secret_versions'::regclass, '');
 
--- The audit trail: who did what to which secret, never a value. The sequence
--- is registered too, or ids would restart after a restore and collide.
-CREATE SEQUENCE hush.audit_log_id_seq;
-SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_id_seq'::regclass, '');
-CREATE TABLE hush.audit_log (
-    tenant_id        text NOT NULL,
-    id               bigint NOT NULL DEFAULT pg_catalog.nextval('hush.audit_log_id_seq'::regclass),
-    at               timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    action           text NOT NULL,
-    secret_id        uuid,
-    secret_name      text,
-    version          integer,
-    -- the role the call acted as: the session's SET ROLE if any, else the login role
-    db_role          name NOT NULL DEFAULT (CASE pg_catalog.current_setting('role')
-                         WHEN 'none' THEN SESSION_USER ELSE pg_catalog.current_setting('role')::name END),
-    session_role     name NOT NULL DEFAULT SESSION_USER,
-    application_name text DEFAULT pg_catalog.current_setting('application_name'),
-    client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
-    txid             bigint NOT NULL DEFAULT pg_catalog.txid_current(),
-    outcome          text NOT NULL DEFAULT 'ok',
-    detail           jsonb,
-    PRIMARY KEY (tenant_id, id)
-);
-ALTER SEQUENCE hush.audit_log_id_seq OWNED BY hush.audit_log.id;
-CREATE INDEX audit_log_at ON hush.audit_log (tenant_id, at);
-SELECT pg_catalog.pg_extension_config_dump('hush.audit_log'::regclass, '');
+-- The audit trail's tables are in 15_audit.sql.

@@ -63,5 +63,6 @@ CREATE TYPE hush.tenant_settings AS (
     tenant_id       text,
     audit_reads     boolean,
     max_value_bytes integer,
-    updated_at      timestamptz
+    updated_at      timestamptz,
+    recovery_days   integer
 );

@@ -20,24 +20,9 @@ CREATE POLICY tenant_isolation ON hush.secret_versions
     USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
     WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
 
-ALTER TABLE hush.audit_log ENABLE ROW LEVEL SECURITY;
-ALTER TABLE hush.audit_log FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hush.audit_log
-    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
-    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
--- Auditors and admins read the whole trail (they read no secret values).
-CREATE POLICY audit_readers ON hush.audit_log FOR SELECT TO hush_auditor, hush_admin USING (true);
+-- The audit trail's policies and append-only triggers are in 15_audit.sql.
 
--- The audit trail is append-only: UPDATE, DELETE and TRUNCATE fail for every
--- role, the table owner included (retention comes with its own routine).
-CREATE FUNCTION hush._audit_append_only() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-    RAISE EXCEPTION 'hush.audit_log is append-only: % is not allowed', TG_OP
-        USING ERRCODE = 'SH040';
-END
-$fn$;
-CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON hush.audit_log
-    FOR EACH ROW EXECUTE FUNCTION hush._audit_append_only();
-CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only();
+-- Maintenance (hush_retention) finds soft-deleted secrets past their tenant's
+-- recovery window in every tenant; it then purges them tenant by tenant, with
+-- hush.tenant set, under tenant_isolation.
+CREATE POLICY purge_scan ON hush.secrets FOR SELECT TO hush_retention USING (deleted_at IS NOT NULL);

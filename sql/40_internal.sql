@@ -22,3 +22,16 @@ $fn$;
 -- Loads plpython/hush_plpy (inlined at build time) into this backend's GD once.
 CREATE OR REPLACE FUNCTION hush._load_python() RETURNS void
 LANGUAGE plpython3u VOLATILE AS $py${{python_modules}}$py$;
+
+-- The hash of an audit seal: SHA-256 of a JSON array of its fields (times in
+-- UTC, hashes in hex), so no session setting changes it. The README shows how
+-- to recompute it by hand.
+CREATE OR REPLACE FUNCTION hush._seal_digest(id bigint, kind text, sealed_at timestamptz, after_txid bigint,
+                                             after_id bigint, last_txid bigint, last_id bigint, row_count bigint,
+                                             rows_hash bytea, prev_hash bytea)
+RETURNS bytea LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.jsonb_build_array(
+        'hush-seal-v1', id, kind, pg_catalog.to_char(sealed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        after_txid, after_id, last_txid, last_id, row_count, pg_catalog.encode(rows_hash, 'hex'),
+        pg_catalog.encode(prev_hash, 'hex'))::pg_catalog.text, 'UTF8'))
+$fn$;

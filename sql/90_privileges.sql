@@ -9,6 +9,9 @@ ALTER TABLE hush.tenant_grants OWNER TO hush_owner;
 ALTER TABLE hush.secrets OWNER TO hush_owner;
 ALTER TABLE hush.secret_versions OWNER TO hush_owner;
 ALTER TABLE hush.audit_log OWNER TO hush_owner;
+ALTER TABLE hush.audit_log_default OWNER TO hush_owner;
+ALTER TABLE hush.audit_seals OWNER TO hush_owner;
+ALTER TABLE hush.maintenance_log OWNER TO hush_owner;
 
 DO $own$
 DECLARE
@@ -37,6 +40,22 @@ GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
+
+-- The audit maintenance functions run as hush_retention (a member of
+-- hush_owner, so it may create, attach and drop partitions).
+ALTER FUNCTION hush.create_audit_partitions(integer) OWNER TO hush_retention;
+ALTER FUNCTION hush.seal_audit() OWNER TO hush_retention;
+ALTER FUNCTION hush.verify_audit(timestamptz) OWNER TO hush_retention;
+ALTER FUNCTION hush.cleanup_audit_logs(integer) OWNER TO hush_retention;
+ALTER FUNCTION hush.purge_deleted_secrets() OWNER TO hush_retention;
+
+-- Append-only, in privileges as in triggers (15_audit.sql): the owner may
+-- insert and read but not change or remove rows; only hush_retention deletes
+-- (expired rows, by way of hush.cleanup_audit_logs). Each monthly partition
+-- gets the same when it is created (plpython/hush_plpy/maintenance.py).
+REVOKE UPDATE, DELETE, TRUNCATE ON hush.audit_log, hush.audit_log_default, hush.audit_seals, hush.maintenance_log
+    FROM hush_owner;
+GRANT DELETE ON hush.audit_log_default TO hush_retention;
 
 -- Nothing is callable or readable by PUBLIC; access comes only through the
 -- hush_* roles below.
@@ -73,7 +92,7 @@ GRANT EXECUTE ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], 
 -- Admins manage tenants and grants, and may look at configuration (no values there).
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.revoke_tenant(name, text) TO hush_admin;
-GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.activate_root_key(text) TO hush_admin;
@@ -84,6 +103,13 @@ GRANT EXECUTE ON PROCEDURE hush.rewrap(integer, integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush._rewrap_batch(integer) TO hush_admin;
 GRANT SELECT ON hush.tenants, hush.tenant_grants, hush.root_keys TO hush_admin;
 
--- Auditors and admins read the audit trail (RLS policy audit_readers); no one
--- but the owner inserts, and a trigger stops UPDATE, DELETE and TRUNCATE.
-GRANT SELECT ON hush.audit_log TO hush_auditor, hush_admin;
+-- Auditors and admins read the audit trail, its seals and the maintenance log
+-- (RLS policy audit_readers); no one but the owner inserts.
+GRANT SELECT ON hush.audit_log, hush.audit_seals, hush.maintenance_log TO hush_auditor, hush_admin;
+-- Either may seal and verify; only admins change storage or schedule it.
+GRANT EXECUTE ON FUNCTION hush.seal_audit() TO hush_auditor, hush_admin;
+GRANT EXECUTE ON FUNCTION hush.verify_audit(timestamptz) TO hush_auditor, hush_admin;
+GRANT EXECUTE ON FUNCTION hush.create_audit_partitions(integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.cleanup_audit_logs(integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.purge_deleted_secrets() TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.schedule_maintenance(integer) TO hush_admin;

@@ -81,3 +81,49 @@ def test_restore_reads_with_the_keyring_and_fails_clearly_without(db, cluster, t
             assert ei.value.sqlstate == "SH030" and old in str(ei.value)
     finally:
         db.sql(f"DROP DATABASE {target} WITH (FORCE)")
+
+
+def test_partitioned_audit_trail_survives_dump_and_restore(db, cluster, tmp_path):
+    """Monthly partitions are dumped as tables attached to the parent, the DEFAULT
+    partition as extension configuration: restore exits 0, every audit row and
+    seal comes back, the chain verifies, and inserts and maintenance go on."""
+    with db.connect() as su:
+        for at in ("2031-11-30 23:59:59+00", "2031-12-01 00:00:00+00", "2032-03-03 03:03:03+00"):
+            su.execute("INSERT INTO hush.audit_log (tenant_id, action, at) VALUES ('acme', 'fixture', %s)", [at])
+        su.execute("SELECT hush.create_audit_partitions(1)")
+        su.execute("INSERT INTO hush.audit_log (tenant_id, action, at) VALUES ('acme', 'waiting', '2045-01-01+00')")
+    with db.connect("alice") as a:
+        save(a, "acme", "k", "v")
+        get(a, "acme", "k")
+    with db.connect("audrey") as aud:
+        aud.execute("SELECT hush.seal_audit()")
+    every_row = "SELECT tableoid::regclass::text, * FROM hush.audit_log ORDER BY id"
+    before, seals = db.sql(every_row), db.sql("SELECT * FROM hush.audit_seals ORDER BY id")
+    assert {r[0] for r in before} >= {"hush.audit_log_2031_11", "hush.audit_log_2031_12", "hush.audit_log_default"}
+    dump = tmp_path / "hush.dump"
+    r = cluster.run_bin("pg_dump", "-Fc", "-f", str(dump), db.name, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    target = db.name + "_parts"
+    db.sql(f"CREATE DATABASE {target}")
+    try:
+        r = cluster.run_bin("pg_restore", "--exit-on-error", "-d", target, str(dump), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        with psycopg.connect(cluster.dsn(target), autocommit=True) as su:
+            assert su.execute(every_row).fetchall() == before
+            assert su.execute("SELECT * FROM hush.audit_seals ORDER BY id").fetchall() == seals
+            # Restored partitions keep their guard and have one copy of each index.
+            with pytest.raises(psycopg.Error) as ei:
+                su.execute("TRUNCATE hush.audit_log_2031_11")
+            assert ei.value.sqlstate == "SH040"
+            assert su.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'audit_log_2031_11'").fetchone() == (2,)
+        with psycopg.connect(cluster.dsn(target, user="alice"), autocommit=True) as a:
+            save(a, "acme", "after", "v")
+            assert get(a, "acme", "after")["value"] == "v"
+        with psycopg.connect(cluster.dsn(target, user="adam"), autocommit=True) as adm:
+            made = rows(adm, "SELECT partition, rows_moved FROM hush.create_audit_partitions(1)")
+            assert ("hush.audit_log_2045_01", 1) in [(m["partition"], m["rows_moved"]) for m in made]
+            adm.execute("SELECT hush.seal_audit()")
+            v = rows(adm, "SELECT ok, unsealed_rows FROM hush.verify_audit()")[0]
+            assert v == {"ok": True, "unsealed_rows": 0}
+    finally:
+        db.sql(f"DROP DATABASE {target} WITH (FORCE)")

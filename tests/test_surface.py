@@ -50,6 +50,12 @@ def test_public_surface_matches_golden_file(db):
 
 
 KEY_FUNCTIONS = {"root_key_status", "add_root_key", "activate_root_key", "retire_root_key", "_rewrap_batch"}
+# Run as hush_retention, the only role the audit trail lets delete, with the
+# time settings pinned as well.
+MAINTENANCE_FUNCTIONS = {"create_audit_partitions", "seal_audit", "verify_audit", "cleanup_audit_logs",
+                         "purge_deleted_secrets"}
+PINNED = "{\"search_path=pg_catalog, pg_temp\"}"
+PINNED_TIME = "{\"search_path=pg_catalog, pg_temp\",TimeZone=UTC,\"DateStyle=ISO, YMD\"}"
 
 
 def test_security_invariants(db):
@@ -58,12 +64,14 @@ def test_security_invariants(db):
                         FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace""")
     for name, owner, secdef, config, acl in funcs:
         if secdef:
-            assert config == "{\"search_path=pg_catalog, pg_temp\"}", name
+            assert config == (PINNED_TIME if name in MAINTENANCE_FUNCTIONS else PINNED), name
         if name == "_root_key_source":
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
                                                         "hush_keykeeper=X/postgres"}
         elif name in KEY_FUNCTIONS:  # the only functions that see every tenant's (wrapped) data keys
             assert owner == "hush_keykeeper" and secdef, name
+        elif name in MAINTENANCE_FUNCTIONS:
+            assert owner == "hush_retention" and secdef, name
         else:
             assert owner == "hush_owner", name
         # An ACL entry for PUBLIC has no grantee before '='.
@@ -73,7 +81,11 @@ def test_security_invariants(db):
     keeper = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_keykeeper'")
     assert keeper == [(False, True, False)]
     assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_keykeeper'::regrole") == [(0,)]
+    retention = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_retention'")
+    assert retention == [(False, False, False)]
+    # No one may become hush_retention: its DELETE is the one the audit trail lets through.
+    assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_retention'::regrole") == [(0,)]
     for relname, force in db.sql("""SELECT relname, relforcerowsecurity FROM pg_class
-                                     WHERE relnamespace = 'hush'::regnamespace AND relkind = 'r'
+                                     WHERE relnamespace = 'hush'::regnamespace AND relkind IN ('r', 'p')
                                        AND relname IN ('secrets', 'secret_versions', 'audit_log')"""):
         assert force, relname

@@ -24,13 +24,14 @@ REVOKE_SQL = f"""
 DELETE FROM hush.tenant_grants g WHERE g.tenant_id {EQ} $1 AND g.role_name {EQ} $2 RETURNING g.role_name
 """
 CONFIGURE_SQL = """
-INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes)
-VALUES ($1, COALESCE($2, true), COALESCE($3, 65536))
+INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days)
+VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30))
 ON CONFLICT (tenant_id) DO UPDATE
    SET audit_reads = COALESCE($2, t.audit_reads), max_value_bytes = COALESCE($3, t.max_value_bytes),
-       updated_at = pg_catalog.now()
-RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at
+       recovery_days = COALESCE($4, t.recovery_days), updated_at = pg_catalog.now()
+RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days
 """
+MAX_RECOVERY_DAYS = 3650
 
 
 def _role(plpy: Any, role: Any) -> str:
@@ -67,13 +68,17 @@ def revoke_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
 
 
 @api
-def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any) -> dict:
+def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any, recovery_days: Any) -> dict:
     validate.tenant(tenant)
     if max_value_bytes is not None and not 1 <= max_value_bytes <= 1048576:
         raise Fail(INVALID_ARGUMENT, "max_value_bytes must be between 1 and 1048576")
+    if recovery_days is not None and not 1 <= recovery_days <= MAX_RECOVERY_DAYS:
+        raise Fail(INVALID_ARGUMENT, "recovery_days must be between 1 and %d" % MAX_RECOVERY_DAYS)
     _set_tenant(plpy, tenant)
-    row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL, [T, "pg_catalog.bool", "pg_catalog.int4"]),
-                       [tenant, audit_reads, max_value_bytes])[0]
+    row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL,
+                            [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4"]),
+                       [tenant, audit_reads, max_value_bytes, recovery_days])[0]
     audit.record(plpy, tenant, "configure_tenant",
-                 detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"]})
+                 detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"],
+                         "recovery_days": row["recovery_days"]})
     return row

@@ -8,6 +8,9 @@ value. The README's SQLSTATE table mirrors CODES.
 from __future__ import annotations
 
 import functools
+import inspect
+import json
+import re
 from typing import Any, Callable, TypeVar
 
 INVALID_NAME = "SH001"
@@ -25,9 +28,11 @@ READ_ONLY_AUDIT = "SH021"
 KEY_UNAVAILABLE = "SH030"
 DECRYPTION_FAILED = "SH031"
 AUDIT_APPEND_ONLY = "SH040"
+AUDIT_TAMPERED = "SH041"
 ROOT_KEY_IN_USE = "SH032"
 ROOT_KEY_UNKNOWN = "SH033"
 DROP_REFUSED = "SH050"  # raised by the plpgsql event trigger hush._guard_drop
+NO_SCHEDULER = "SH060"  # raised by the plpgsql function hush.schedule_maintenance
 
 CODES = {
     INVALID_NAME: "invalid secret name",
@@ -45,9 +50,11 @@ CODES = {
     KEY_UNAVAILABLE: "root key unavailable",
     DECRYPTION_FAILED: "decryption failed",
     AUDIT_APPEND_ONLY: "audit log is append-only",
+    AUDIT_TAMPERED: "audit trail does not match its seals",
     ROOT_KEY_IN_USE: "root key still in use (active, or sealing data keys)",
     ROOT_KEY_UNKNOWN: "root key not registered",
     DROP_REFUSED: "DROP EXTENSION/SCHEMA hush without hush.allow_drop()",
+    NO_SCHEDULER: "pg_cron is not installed in this database",
 }
 
 
@@ -84,14 +91,57 @@ def to_plpy_error(plpy: Any, f: Fail) -> Exception:
     return e
 
 
+# A failed call rolls back with its transaction, audit row and all: PostgreSQL
+# has no autonomous transactions, and a dblink back to the server would turn a
+# flood of refused calls into a flood of connections. What stays is one server
+# log line per failure, "hush-failure " + a JSON object (README, "Logs"). It
+# names the caller, never an argument but a well-formed tenant id.
+FAILURE_TAG = "hush-failure "
+CALLER_SQL = """
+SELECT CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
+            ELSE pg_catalog.current_setting('role') END::pg_catalog.text AS role,
+       SESSION_USER::pg_catalog.text AS session_role,
+       pg_catalog.current_setting('application_name') AS application_name
+"""
+_TENANT_RE = re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,62}")
+_caller_plan: Any = None
+
+
+def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any]) -> str:
+    fields = {"action": action, "sqlstate": sqlstate,
+              "tenant": tenant if isinstance(tenant, str) and _TENANT_RE.fullmatch(tenant) else None,
+              "role": caller.get("role"), "session_role": caller.get("session_role"),
+              "application_name": caller.get("application_name")}
+    return FAILURE_TAG + json.dumps(fields, sort_keys=True)
+
+
+def log_failure(plpy: Any, action: str, tenant: Any, sqlstate: str) -> None:
+    global _caller_plan
+    try:
+        if _caller_plan is None:
+            _caller_plan = plpy.prepare(CALLER_SQL, [])
+        caller = dict(plpy.execute(_caller_plan)[0])
+    except Exception:  # the error being reported matters more than who made it
+        caller = {}
+    plpy.log(failure_line(action, tenant, sqlstate, caller))
+
+
 def api(fn: F) -> F:
-    """Entry point of an SQL function: Fail becomes a PostgreSQL error with its SQLSTATE."""
+    """Entry point of an SQL function: Fail becomes a PostgreSQL error with its
+    SQLSTATE, and every failure (Fail or a database error) leaves a log line."""
+    params = list(inspect.signature(fn).parameters)
+    tenant_at = params.index("tenant") - 1 if "tenant" in params else None
 
     @functools.wraps(fn)
     def wrapper(plpy: Any, *args: Any) -> Any:
         try:
             return fn(plpy, *args)
         except Fail as f:
+            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
             raise to_plpy_error(plpy, f) from None
+        except plpy.SPIError as e:
+            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at],
+                        getattr(e, "sqlstate", None) or "XX000")
+            raise
 
     return wrapper  # type: ignore[return-value]

@@ -25,7 +25,9 @@ def tenant(t: Any, allow_all: bool = False) -> str:
     if allow_all and t == "*":
         return t
     if not isinstance(t, str) or not TENANT_RE.fullmatch(t):
-        raise Fail(INVALID_TENANT, "invalid tenant id %s" % show(t),
+        # Not echoed: a value passed in the tenant's place would reach the log.
+        raise Fail(INVALID_TENANT, "invalid tenant id (%s)" % (
+                       "%d characters" % len(t) if isinstance(t, str) else show(t)),
                    hint="A tenant id is 1-63 characters: letters, digits and _ . : @ -, starting with a letter or digit.")
     return t
 

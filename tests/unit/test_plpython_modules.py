@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,23 @@ class FakePlpy:
     class Error(Exception):
         pass
 
+    class SPIError(Exception):
+        pass
+
+    logged: list[str] = []
+
+    @classmethod
+    def log(cls, msg: str) -> None:
+        cls.logged.append(msg)
+
+    @staticmethod
+    def prepare(sql, types):
+        return sql
+
+    @staticmethod
+    def execute(plan, args=None):
+        return [{"role": "alice", "session_role": "gateway", "application_name": "app"}]
+
 
 def test_api_turns_fail_into_plpy_error_with_sqlstate():
     @errors.api
@@ -29,6 +47,20 @@ def test_api_turns_fail_into_plpy_error_with_sqlstate():
     e = ei.value
     assert (str(e), e.sqlstate, e.hint, type(e).__name__, type(e).__module__) == ("nope 1", "SH010", "h", "hush", "__main__")
     assert not hasattr(e, "detail")
+
+
+def test_api_logs_each_failure_as_one_json_line():
+    @errors.api
+    def get_thing(plpy, GD, tenant, name):
+        raise errors.Fail(errors.TENANT_ACCESS_DENIED, "no")
+
+    FakePlpy.logged.clear()
+    for tenant in ("acme", "not a tenant id"):
+        with pytest.raises(FakePlpy.Error):
+            get_thing(FakePlpy, {}, tenant, "secret-name")
+    lines = [json.loads(line.removeprefix("hush-failure ")) for line in FakePlpy.logged]
+    assert lines == [{"action": "get_thing", "tenant": t, "role": "alice", "session_role": "gateway",
+                      "application_name": "app", "sqlstate": "SH020"} for t in ("acme", None)]
 
 
 def test_every_code_is_class_sh_and_unique():

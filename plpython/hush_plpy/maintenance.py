@@ -1,0 +1,261 @@
+"""Keeping the audit trail: monthly partitions ahead of time, retention by
+dropping whole partitions, and the purge of soft-deleted secrets whose
+recovery window has passed. Every function here runs as hush_retention (see
+sql/50_functions/70_maintenance.sql) with TimeZone pinned to UTC and DateStyle
+to ISO, so month bounds and the text of a partition bound are UTC whatever the
+caller set; times are compared in SQL, never as text.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import seal
+from .access import plan
+from .errors import INVALID_ARGUMENT, Fail, api
+
+T = "pg_catalog.text"
+I8 = "pg_catalog.int8"
+TS = "pg_catalog.timestamptz"
+MAX_MONTHS_AHEAD = 60
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 36500
+
+# Partition creation, retention and purge exclude one another through an
+# advisory lock (seal.py explains the key; sealers hold (.., 1)); none of them
+# blocks a secret call.
+LOCK_SQL = "SELECT pg_catalog.pg_advisory_xact_lock(1752527720, 2)"
+LOG_SQL = "INSERT INTO hush.maintenance_log (task, detail) VALUES ($1, $2::pg_catalog.jsonb) RETURNING id"
+
+# The monthly partitions, with bounds parsed from their text (UTC here).
+PARTITIONS_SQL = """
+SELECT n.nspname AS schema, c.relname AS name,
+       CAST((pg_catalog.regexp_match(b.bound, 'FROM \\(''([^'']*)''\\)'))[1] AS pg_catalog.timestamptz) AS lo,
+       CAST((pg_catalog.regexp_match(b.bound, 'TO \\(''([^'']*)''\\)'))[1] AS pg_catalog.timestamptz) AS hi
+  FROM pg_catalog.pg_inherits i
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound) b
+ WHERE i.inhparent OPERATOR(pg_catalog.=) 'hush.audit_log'::pg_catalog.regclass
+   AND b.bound OPERATOR(pg_catalog.<>) 'DEFAULT'
+ ORDER BY 3
+"""
+# The months to have: this one, $1 ahead, and any month whose rows wait in the
+# DEFAULT partition (no empty partitions for the months in between).
+MONTHS_SQL = """
+SELECT m.lo, m.lo OPERATOR(pg_catalog.+) '1 month'::pg_catalog.interval AS hi,
+       'audit_log_' OPERATOR(pg_catalog.||) pg_catalog.to_char(m.lo, 'YYYY_MM') AS name
+  FROM (SELECT g.m AS lo
+          FROM pg_catalog.generate_series(pg_catalog.date_trunc('month', pg_catalog.now()),
+                 pg_catalog.date_trunc('month', pg_catalog.now()) OPERATOR(pg_catalog.+) pg_catalog.make_interval(months => $1),
+                 '1 month'::pg_catalog.interval) AS g(m)
+        UNION
+        SELECT DISTINCT pg_catalog.date_trunc('month', d.at) FROM hush.audit_log_default d) AS m
+ ORDER BY m.lo
+"""
+IN_DEFAULT_SQL = """
+SELECT pg_catalog.count(*) AS n FROM hush.audit_log_default d
+ WHERE d.at OPERATOR(pg_catalog.>=) $1 AND d.at OPERATOR(pg_catalog.<) $2
+"""
+# A partition is built beside the parent and then attached: ATTACH PARTITION
+# takes SHARE UPDATE EXCLUSIVE on the parent, which inserts do not wait for
+# (CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE). Rows that waited
+# in the DEFAULT partition move over first, ids and all, so seals still hold.
+CREATE_SQL = "CREATE TABLE hush.{name} (LIKE hush.audit_log)"
+MOVE_SQL = """
+WITH moved AS (DELETE FROM hush.audit_log_default d
+                WHERE d.at OPERATOR(pg_catalog.>=) $1 AND d.at OPERATOR(pg_catalog.<) $2 RETURNING d.*)
+INSERT INTO hush.{name} SELECT * FROM moved
+"""
+ATTACH_SQL = "ALTER TABLE hush.audit_log ATTACH PARTITION hush.{name} FOR VALUES FROM ({lo}) TO ({hi})"
+# The same indexes and TRUNCATE trigger as the DEFAULT partition
+# (sql/15_audit.sql). A monthly partition belongs to hush_retention, the role
+# that drops it when it expires; it keeps only the rights to read and delete,
+# and no other role has any (rows come in through the parent).
+SETUP_SQL = [
+    "CREATE INDEX {name}_tenant_at ON hush.{name} (tenant_id, at)",
+    "CREATE INDEX {name}_position ON hush.{name} (txid, id)",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.{name}"
+    " FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only()",
+    "REVOKE ALL ON hush.{name} FROM PUBLIC",
+    "REVOKE INSERT, UPDATE, TRUNCATE, REFERENCES, TRIGGER ON hush.{name} FROM hush_retention",
+]
+QUOTE_SQL = "SELECT pg_catalog.quote_literal(CAST($1 AS pg_catalog.text)) AS q"
+
+
+def _lock(plpy: Any) -> None:
+    plpy.execute(plan(plpy, "maint.lock", LOCK_SQL, []))
+
+
+def _log(plpy: Any, task: str, detail_sql: str, types: list[str], args: list) -> None:
+    """A maintenance_log row whose detail jsonb is built in SQL (timestamps in ISO form)."""
+    p = plan(plpy, "maint.log." + task, "INSERT INTO hush.maintenance_log (task, detail) SELECT '%s', %s"
+             % (task, detail_sql), types)
+    plpy.execute(p, args)
+
+
+def _partitions(plpy: Any) -> list[dict]:
+    return list(plpy.execute(plan(plpy, "maint.partitions", PARTITIONS_SQL, [])))
+
+
+@api
+def create_partitions(plpy: Any, months_ahead: Any) -> list[dict]:
+    """Create the missing monthly partitions up to `months_ahead` months from now; the new ones."""
+    if months_ahead is None or not 0 <= months_ahead <= MAX_MONTHS_AHEAD:
+        raise Fail(INVALID_ARGUMENT, "months_ahead must be between 0 and %d" % MAX_MONTHS_AHEAD)
+    _lock(plpy)
+    have = {p["name"] for p in _partitions(plpy)}
+    made = []
+    for m in list(plpy.execute(plan(plpy, "maint.months", MONTHS_SQL, ["pg_catalog.int4"]), [months_ahead])):
+        name = m["name"]
+        if name in have:
+            continue
+        waiting = plpy.execute(plan(plpy, "maint.in_default", IN_DEFAULT_SQL, [TS, TS]), [m["lo"], m["hi"]])[0]["n"]
+        plpy.execute(CREATE_SQL.format(name=name))
+        if waiting:
+            plpy.execute(plpy.prepare(MOVE_SQL.format(name=name), [TS, TS]), [m["lo"], m["hi"]])
+        q = plan(plpy, "maint.quote", QUOTE_SQL, [TS])
+        lo, hi = (plpy.execute(q, [v])[0]["q"] for v in (m["lo"], m["hi"]))
+        plpy.execute(ATTACH_SQL.format(name=name, lo=lo, hi=hi))
+        for sql in SETUP_SQL:
+            plpy.execute(sql.format(name=name))
+        _log(plpy, "create_audit_partition",
+             "pg_catalog.jsonb_build_object('partition', $1, 'from', $2, 'to', $3, 'rows_moved', $4)",
+             [T, TS, TS, I8], ["hush." + name, m["lo"], m["hi"], waiting])
+        made.append({"partition": "hush." + name, "range_from": m["lo"], "range_to": m["hi"], "rows_moved": waiting})
+    return made
+
+
+# -- retention --------------------------------------------------------------------
+
+CUTOFF_SQL = "SELECT pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $1) AS cutoff"
+# Facts about rows about to go: how many, their time span, the newest position.
+GOING_SQL = """
+SELECT pg_catalog.count(*) AS n, pg_catalog.min(a.at) AS oldest, pg_catalog.max(a.at) AS newest,
+       (SELECT ARRAY[l.txid, l.id] FROM hush.{name} l WHERE {cond}
+         ORDER BY l.txid DESC, l.id DESC LIMIT 1) AS last
+  FROM hush.{name} a WHERE {cond_a}
+"""
+EXPIRING_SQL = f"""
+SELECT p.name, p.hi OPERATOR(pg_catalog.<=) $1 AS whole FROM ({PARTITIONS_SQL}) p WHERE p.lo OPERATOR(pg_catalog.<) $1
+"""
+DROP_SQL = "DROP TABLE hush.{name}"
+DELETE_SQL = "DELETE FROM hush.{name} a WHERE a.at OPERATOR(pg_catalog.<) $1"
+# Rows that stay but sit at or below `last`: where an anchor must start checking.
+FIRST_SURVIVOR_SQL = """
+SELECT ARRAY[a.txid, a.id] AS pos FROM hush.audit_log a
+ WHERE a.at OPERATOR(pg_catalog.>=) $1 AND ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW($2, $3)
+ ORDER BY a.txid, a.id LIMIT 1
+"""
+
+
+def _going(plpy: Any, name: str, cutoff: Any, whole: bool) -> dict:
+    cond = "true" if whole else "l.at OPERATOR(pg_catalog.<) $1"
+    cond_a = "true" if whole else "a.at OPERATOR(pg_catalog.<) $1"
+    sql = GOING_SQL.format(name=name, cond=cond, cond_a=cond_a)
+    return plpy.execute(plpy.prepare(sql, [] if whole else [TS]), [] if whole else [cutoff])[0]
+
+
+def _anchor_end(seals: list[dict], newest_removed: tuple) -> tuple:
+    """The end of the seal holding the newest removed row (or of the last seal, if that row was unsealed)."""
+    ends = sorted((s["last_txid"], s["last_id"]) for s in seals)
+    return next((e for e in ends if e >= newest_removed), ends[-1])
+
+
+@api
+def cleanup(plpy: Any, retention_days: Any) -> list[dict]:
+    """Remove audit rows older than `retention_days`: whole partitions are dropped, the one
+    straddling the cutoff (and the DEFAULT partition) lose their expired rows. Logged, and anchored."""
+    if retention_days is None or not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
+        raise Fail(INVALID_ARGUMENT, "retention_days must be between %d and %d" % (MIN_RETENTION_DAYS,
+                                                                                   MAX_RETENTION_DAYS))
+    _lock(plpy)
+    plpy.execute(plan(plpy, "seal.lock_write", seal.LOCK_WRITE_SQL, []))
+    cutoff = plpy.execute(plan(plpy, "maint.cutoff", CUTOFF_SQL, ["pg_catalog.int4"]), [retention_days])[0]["cutoff"]
+    # What goes: partitions wholly before the cutoff (empty ones too), and expired rows of the rest.
+    plans = [(p["name"], p["whole"]) for p in plpy.execute(plan(plpy, "maint.expiring", EXPIRING_SQL, [TS]), [cutoff])]
+    plans.append(("audit_log_default", False))
+    gone = [(name, whole, _going(plpy, name, cutoff, whole)) for name, whole in plans]
+    gone = [g for g in gone if g[1] or g[2]["n"]]
+    removed = sum(g[2]["n"] for g in gone)
+    result = {"cutoff": cutoff, "partitions_dropped": sum(1 for g in gone if g[1]), "rows_removed": removed,
+              "oldest_removed": min((g[2]["oldest"] for g in gone if g[2]["n"]), default=None),
+              "newest_removed": max((g[2]["newest"] for g in gone if g[2]["n"]), default=None),
+              "anchor_seal_id": None}
+    if not gone:
+        return [result]
+    seals, _ = seal.chain(plpy, None) if removed else ([], None)
+    end = None
+    if seals:
+        end = _anchor_end(seals, max(tuple(g[2]["last"]) for g in gone if g[2]["n"]))
+        # Check what will be re-sealed before anything goes, so an anchor never blesses an edit.
+        first = plpy.execute(plan(plpy, "maint.first_survivor", FIRST_SURVIVOR_SQL, [TS, I8, I8]),
+                             [cutoff, end[0], end[1]])
+        start = tuple(first[0]["pos"]) if first else end
+        seal.require_intact(plpy, [s for s in seal.effective(seals) if first
+                                   and (s["last_txid"], s["last_id"]) >= start
+                                   and (s["after_txid"] is None or (s["after_txid"], s["after_id"]) < end)])
+    for name, whole, _facts in gone:
+        if whole:
+            plpy.execute(DROP_SQL.format(name=name))
+        else:
+            plpy.execute(plpy.prepare(DELETE_SQL.format(name=name), [TS]), [cutoff])
+    if end is not None:
+        kept = seal.range_from_start(plpy, end)
+        made = seal.insert_seal(plpy, "anchor", None, end, kept["n"], kept["rows_hash"], seals[-1]["hash"])
+        result["anchor_seal_id"] = made["id"]
+    _log(plpy, "cleanup_audit_logs",
+         "pg_catalog.jsonb_build_object('retention_days', $1, 'cutoff', $2, 'rows_removed', $3, "
+         "'partitions_dropped', $4, 'oldest_removed', $5, 'newest_removed', $6, 'anchor_seal_id', $7)",
+         ["pg_catalog.int4", TS, I8, "pg_catalog.text[]", TS, TS, I8],
+         [retention_days, cutoff, removed, ["hush." + g[0] for g in gone if g[1]], result["oldest_removed"],
+          result["newest_removed"], result["anchor_seal_id"]])
+    return [result]
+
+
+# -- purge of soft-deleted secrets -------------------------------------------------
+
+# Soft-deleted secrets past their tenant's recovery window, every tenant (the
+# purge_scan policy lets hush_retention see deleted rows of every tenant).
+EXPIRED_SQL = """
+SELECT s.tenant_id, pg_catalog.array_agg(s.id) AS ids
+  FROM hush.secrets s LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
+ WHERE s.deleted_at IS NOT NULL
+   AND s.deleted_at OPERATOR(pg_catalog.<) (pg_catalog.now()
+       OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => COALESCE(t.recovery_days, 30)))
+ GROUP BY s.tenant_id ORDER BY s.tenant_id
+"""
+SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
+# Versions go with the secret (ciphertext and wrapped data key included); one
+# audit row per secret says how many.
+PURGE_SQL = """
+WITH v AS (DELETE FROM hush.secret_versions v
+            WHERE v.tenant_id OPERATOR(pg_catalog.=) $1 AND v.secret_id OPERATOR(pg_catalog.=) ANY ($2)
+           RETURNING v.secret_id),
+     s AS (DELETE FROM hush.secrets s
+            WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.id OPERATOR(pg_catalog.=) ANY ($2)
+              AND s.deleted_at IS NOT NULL
+           RETURNING s.id, s.name, s.current_version, s.deleted_at),
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail)
+           SELECT $1, 'purge', s.id, s.name, s.current_version,
+                  pg_catalog.jsonb_build_object('deleted_at', s.deleted_at, 'versions',
+                      (SELECT pg_catalog.count(*) FROM v WHERE v.secret_id OPERATOR(pg_catalog.=) s.id))
+             FROM s)
+SELECT pg_catalog.count(*) AS n FROM s
+"""
+
+
+@api
+def purge_deleted(plpy: Any) -> list[dict]:
+    """Purge soft-deleted secrets whose tenant's recovery window has passed; per tenant, how many."""
+    _lock(plpy)
+    done = []
+    for row in plpy.execute(plan(plpy, "maint.expired", EXPIRED_SQL, [])):
+        plpy.execute(plan(plpy, "maint.set_tenant", SET_TENANT_SQL, [T]), [row["tenant_id"]])
+        n = plpy.execute(plan(plpy, "maint.purge", PURGE_SQL, [T, "pg_catalog.uuid[]"]),
+                         [row["tenant_id"], row["ids"]])[0]["n"]
+        done.append({"tenant_id": row["tenant_id"], "secrets_purged": n})
+    if done:
+        _log(plpy, "purge_deleted_secrets", "pg_catalog.jsonb_build_object('tenants', $1::pg_catalog.jsonb)",
+             [T], [json.dumps({d["tenant_id"]: d["secrets_purged"] for d in done}, sort_keys=True)])
+    return done

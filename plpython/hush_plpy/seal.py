@@ -1,0 +1,276 @@
+"""Tamper evidence for the audit trail: seals chained by SHA-256.
+
+A row's place in the trail is its position (txid, id). A seal covers the rows
+after the previous seal's end up to its own end, in position order, and only
+rows whose transaction is older than the oldest one still running: a row with
+a smaller id can commit after a seal is taken, but no transaction can start
+with a txid below the snapshot's xmin, so nothing ever lands in a sealed range
+again. Each row is hashed in a canonical text form that no session setting
+changes (UTC times with an explicit format, jsonb text, hex), and the seal's
+hash covers its own fields and the previous seal's hash (hush._seal_digest).
+
+An anchor is the seal retention writes after it removed rows: it re-seals what
+survives from the start of the trail up to the end of the seal holding the
+newest removed row, and chains to the seal before it like any other. From the
+newest anchor on, verification checks rows against the anchor and the seals
+after it; the seals it supersedes are checked as links of the chain only.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .access import plan
+from .errors import AUDIT_TAMPERED, INVALID_ARGUMENT, Fail, api
+
+T = "pg_catalog.text"
+I8 = "pg_catalog.int8"
+TS = "pg_catalog.timestamptz"
+# Rows per seal: one seal's canonical text is aggregated in memory.
+MAX_SEAL_ROWS = 100000
+# Seals checked per statement by verify.
+VERIFY_CHUNK = 500
+
+# The canonical form of a row: a JSON array whose text does not depend on
+# TimeZone, DateStyle or bytea_output. The README ("Audit trail") prints it.
+CANON = """pg_catalog.jsonb_build_array(a.txid, a.id, a.tenant_id,
+    pg_catalog.to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), a.action,
+    CAST(a.secret_id AS pg_catalog.text), a.secret_name, a.version, CAST(a.db_role AS pg_catalog.text),
+    CAST(a.session_role AS pg_catalog.text), a.application_name, CAST(a.client_addr AS pg_catalog.text),
+    a.outcome, a.detail)::pg_catalog.text"""
+# The rows hash of a range: SHA-256 of the canonical rows joined by newlines.
+RANGE_AGG = f"""pg_catalog.count(*) AS n,
+       pg_catalog.sha256(pg_catalog.convert_to(COALESCE(
+           pg_catalog.string_agg({CANON}, E'\\n' ORDER BY a.txid, a.id), ''), 'UTF8')) AS rows_hash"""
+AFTER = "ROW(a.txid, a.id) OPERATOR(pg_catalog.>) ROW($1, $2)"
+UPTO = "ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW($3, $4)"
+
+# A batch to seal: the next rows (at most $4) after ($1, $2) below horizon $3.
+NEXT_SQL = """
+WITH b AS (SELECT a.txid, a.id, {canon} AS c FROM hush.audit_log a
+            WHERE {after} a.txid OPERATOR(pg_catalog.<) $3
+            ORDER BY a.txid, a.id LIMIT $4)
+SELECT pg_catalog.count(*) AS n,
+       pg_catalog.sha256(pg_catalog.convert_to(COALESCE(pg_catalog.string_agg(b.c, E'\\n' ORDER BY b.txid, b.id), ''),
+                                               'UTF8')) AS rows_hash,
+       (SELECT ARRAY[l.txid, l.id] FROM b l ORDER BY l.txid DESC, l.id DESC LIMIT 1) AS last
+  FROM b
+"""
+NEXT_FIRST_SQL = NEXT_SQL.format(canon=CANON, after="$1 IS NULL AND $2 IS NULL AND")
+NEXT_AFTER_SQL = NEXT_SQL.format(canon=CANON, after=AFTER + " AND")
+
+HORIZON_SQL = "SELECT pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) AS xmin"
+# Transaction-level advisory locks, keyed (b'hush' as int4, 1): sealers and
+# retention take it exclusive, verification shared. A table lock would need
+# UPDATE or DELETE rights on the seals, which no one has.
+LOCK_WRITE_SQL = "SELECT pg_catalog.pg_advisory_xact_lock(1752527720, 1)"
+LOCK_READ_SQL = "SELECT pg_catalog.pg_advisory_xact_lock_shared(1752527720, 1)"
+HEAD_SQL = "SELECT s.id, s.hash FROM hush.audit_seals s ORDER BY s.id DESC LIMIT 1"
+# Where sealed rows end: the furthest end of any seal (anchors never go past it).
+COVERAGE_SQL = """
+SELECT s.last_txid, s.last_id FROM hush.audit_seals s ORDER BY s.last_txid DESC, s.last_id DESC LIMIT 1
+"""
+UNSEALED_SQL = f"SELECT pg_catalog.count(*) AS n FROM hush.audit_log a WHERE {AFTER}"
+ALL_UNSEALED_SQL = "SELECT pg_catalog.count(*) AS n FROM hush.audit_log a"
+
+INSERT_SQL = """
+INSERT INTO hush.audit_seals (id, kind, sealed_at, sealed_by, after_txid, after_id, last_txid, last_id,
+                              row_count, rows_hash, prev_hash, hash)
+SELECT s.id, s.kind, s.sealed_at, s.sealed_by, s.after_txid, s.after_id, s.last_txid, s.last_id,
+       s.row_count, s.rows_hash, s.prev_hash,
+       hush._seal_digest(s.id, s.kind, s.sealed_at, s.after_txid, s.after_id, s.last_txid, s.last_id,
+                         s.row_count, s.rows_hash, s.prev_hash)
+  FROM (SELECT pg_catalog.nextval('hush.audit_seals_id_seq'::pg_catalog.regclass) AS id, $1 AS kind,
+               pg_catalog.clock_timestamp() AS sealed_at,
+               CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
+                    ELSE pg_catalog.current_setting('role') END::pg_catalog.name AS sealed_by,
+               $2 AS after_txid, $3 AS after_id, $4 AS last_txid, $5 AS last_id, $6 AS row_count,
+               $7 AS rows_hash, $8 AS prev_hash) s
+RETURNING id, hash
+"""
+INSERT_TYPES = [T, I8, I8, I8, I8, I8, "pg_catalog.bytea", "pg_catalog.bytea"]
+
+
+def _hex(b: Any) -> str | None:
+    return None if b is None else bytes(b).hex()
+
+
+def insert_seal(plpy: Any, kind: str, after: Any, last: tuple, n: int, rows_hash: Any, prev_hash: Any) -> dict:
+    p = plan(plpy, "seal.insert", INSERT_SQL, INSERT_TYPES)
+    a_txid, a_id = after if after else (None, None)
+    return plpy.execute(p, [kind, a_txid, a_id, last[0], last[1], n, rows_hash, prev_hash])[0]
+
+
+def coverage(plpy: Any) -> tuple | None:
+    rows = plpy.execute(plan(plpy, "seal.coverage", COVERAGE_SQL, []))
+    return (rows[0]["last_txid"], rows[0]["last_id"]) if rows else None
+
+
+def unsealed(plpy: Any, end: tuple | None) -> int:
+    if end is None:
+        return plpy.execute(plan(plpy, "seal.all_unsealed", ALL_UNSEALED_SQL, []))[0]["n"]
+    return plpy.execute(plan(plpy, "seal.unsealed", UNSEALED_SQL, [I8, I8]), [end[0], end[1]])[0]["n"]
+
+
+@api
+def seal(plpy: Any) -> list[dict]:
+    """Seal every row below the horizon that no seal covers yet, in seals of at most MAX_SEAL_ROWS."""
+    # One sealer at a time (two would fork the chain); the audit table, and so
+    # every secret call, is left alone.
+    plpy.execute(plan(plpy, "seal.lock_write", LOCK_WRITE_SQL, []))
+    head = plpy.execute(plan(plpy, "seal.head", HEAD_SQL, []))
+    prev_hash = head[0]["hash"] if head else None
+    head_id = head[0]["id"] if head else None
+    end = coverage(plpy)
+    horizon = plpy.execute(plan(plpy, "seal.horizon", HORIZON_SQL, []))[0]["xmin"]
+    first = plan(plpy, "seal.next_first", NEXT_FIRST_SQL, [I8, I8, I8, "pg_catalog.int4"])
+    after = plan(plpy, "seal.next_after", NEXT_AFTER_SQL, [I8, I8, I8, "pg_catalog.int4"])
+    seals, rows = 0, 0
+    while True:
+        batch = plpy.execute(first if end is None else after,
+                             [None if end is None else end[0], None if end is None else end[1], horizon,
+                              MAX_SEAL_ROWS])[0]
+        if not batch["n"]:
+            break
+        last = (batch["last"][0], batch["last"][1])
+        made = insert_seal(plpy, "seal", end, last, batch["n"], batch["rows_hash"], prev_hash)
+        prev_hash, head_id, end = made["hash"], made["id"], last
+        seals += 1
+        rows += batch["n"]
+    return [{"seals_created": seals, "rows_sealed": rows, "unsealed_rows": unsealed(plpy, end),
+             "head_seal_id": head_id, "head_hash": _hex(prev_hash)}]
+
+
+# -- verification ---------------------------------------------------------------
+
+SEALS_SQL = """
+SELECT s.id, s.kind, s.sealed_at OPERATOR(pg_catalog.>=) $1 OR $1 IS NULL AS recent,
+       s.after_txid, s.after_id, s.last_txid, s.last_id, s.row_count, s.rows_hash, s.prev_hash, s.hash,
+       s.hash OPERATOR(pg_catalog.=) hush._seal_digest(s.id, s.kind, s.sealed_at, s.after_txid, s.after_id,
+                                                       s.last_txid, s.last_id, s.row_count, s.rows_hash,
+                                                       s.prev_hash) AS intact
+  FROM hush.audit_seals s ORDER BY s.id
+"""
+# Rows of many ranges in one statement: each range is an index range scan.
+RANGES_SQL = f"""
+SELECT r.seal_id, x.n, x.rows_hash
+  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[]),
+                  pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]),
+                  pg_catalog.unnest($5::pg_catalog.int8[])) AS r(seal_id, after_txid, after_id, last_txid, last_id)
+ CROSS JOIN LATERAL (
+       SELECT {RANGE_AGG} FROM hush.audit_log a
+        WHERE ROW(a.txid, a.id) OPERATOR(pg_catalog.>) ROW(r.after_txid, r.after_id)
+          AND ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW(r.last_txid, r.last_id)) AS x
+"""
+FROM_START_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {UPTO.replace('$3', '$1').replace('$4', '$2')}"
+
+
+def range_from_start(plpy: Any, last: tuple) -> dict:
+    """Count and rows hash of every row up to `last` (a seal or anchor starting at the beginning)."""
+    return plpy.execute(plan(plpy, "seal.from_start", FROM_START_SQL, [I8, I8]), [last[0], last[1]])[0]
+
+
+def _pos(txid: Any, id_: Any) -> tuple | None:
+    return None if txid is None else (txid, id_)
+
+
+def _range_text(s: dict) -> str:
+    start = _pos(s["after_txid"], s["after_id"])
+    return "rows after position %s up to %s" % (
+        "(start of trail)" if start is None else "(txid %d, id %d)" % start,
+        "(txid %d, id %d)" % (s["last_txid"], s["last_id"]))
+
+
+def check_rows(plpy: Any, seals: list[dict]) -> tuple[int, dict | None]:
+    """Recompute the rows of `seals` (in position order); the rows counted and the first mismatch."""
+    checked = 0
+    for s in seals:
+        if s["after_txid"] is None:
+            got = range_from_start(plpy, (s["last_txid"], s["last_id"]))
+            s["_n"], s["_hash"] = got["n"], got["rows_hash"]
+    rest = [s for s in seals if s["after_txid"] is not None]
+    p = plan(plpy, "seal.ranges", RANGES_SQL, ["pg_catalog.int8[]"] * 5)
+    for i in range(0, len(rest), VERIFY_CHUNK):
+        chunk = rest[i:i + VERIFY_CHUNK]
+        got = {r["seal_id"]: r for r in plpy.execute(p, [[s[k] for s in chunk] for k in
+                                                          ("id", "after_txid", "after_id", "last_txid", "last_id")])}
+        for s in chunk:
+            s["_n"], s["_hash"] = got[s["id"]]["n"], got[s["id"]]["rows_hash"]
+    for s in seals:
+        checked += s["_n"]
+        if s["_n"] != s["row_count"] or bytes(s["_hash"]) != bytes(s["rows_hash"]):
+            problem = ("rows_missing" if s["_n"] < s["row_count"] else
+                       "rows_added" if s["_n"] > s["row_count"] else "rows_changed")
+            return checked, {"bad_seal_id": s["id"], "problem": problem,
+                             "detail": "%s %d: %s: sealed %d rows, found %d%s" % (
+                                 s["kind"], s["id"], _range_text(s), s["row_count"], s["_n"],
+                                 "" if problem != "rows_changed" else ", and their hash differs")}
+    return checked, None
+
+
+def chain(plpy: Any, since: Any) -> tuple[list[dict], dict | None]:
+    """Every seal, each link checked; the seals whose rows are to be checked; the first broken link."""
+    seals = [dict(r) for r in plpy.execute(plan(plpy, "seal.all", SEALS_SQL, [TS]), [since])]
+    prev: dict | None = None
+    end: tuple | None = None
+    for s in seals:
+        if not s["intact"]:
+            return seals, _bad(s, "seal_altered", "its hash does not match its fields")
+        want = None if prev is None else bytes(prev["hash"])
+        got = None if s["prev_hash"] is None else bytes(s["prev_hash"])
+        if got != want:
+            return seals, _bad(s, "chain_broken", "it does not link to seal %s: a seal was removed, inserted or "
+                                                  "reordered" % (prev["id"] if prev else "(none)"))
+        start, last = _pos(s["after_txid"], s["after_id"]), (s["last_txid"], s["last_id"])
+        if s["kind"] == "seal":
+            if start != end:
+                return seals, _bad(s, "gap", "it starts at %s, but the previous seal ends at %s" % (start, end))
+            end = last
+        elif start is not None or end is None or last > end:
+            return seals, _bad(s, "seal_altered", "an anchor must start at the beginning and end within the sealed rows")
+        prev = s
+    return seals, None
+
+
+def _bad(s: dict, problem: str, why: str) -> dict:
+    return {"bad_seal_id": s["id"], "problem": problem, "detail": "%s %d: %s" % (s["kind"], s["id"], why)}
+
+
+def effective(seals: list[dict]) -> list[dict]:
+    """The seals rows are checked against: the newest anchor and the seals after its end."""
+    anchors = [s for s in seals if s["kind"] == "anchor"]
+    if not anchors:
+        return [s for s in seals if s["kind"] == "seal"]
+    a = anchors[-1]
+    a_end = (a["last_txid"], a["last_id"])
+    return [a] + [s for s in seals if s["kind"] == "seal" and s["after_txid"] is not None
+                  and (s["after_txid"], s["after_id"]) >= a_end]
+
+
+@api
+def verify(plpy: Any, since: Any) -> list[dict]:
+    plpy.execute(plan(plpy, "seal.lock_read", LOCK_READ_SQL, []))
+    seals, bad = chain(plpy, since)
+    end = max(((s["last_txid"], s["last_id"]) for s in seals), default=None)
+    result = {"ok": bad is None, "seals_checked": len(seals), "rows_checked": 0,
+              "unsealed_rows": unsealed(plpy, end), "head_hash": _hex(seals[-1]["hash"]) if seals else None,
+              "bad_seal_id": None, "problem": None, "detail": None}
+    if bad is None:
+        todo = [s for s in effective(seals) if s["recent"]]
+        result["rows_checked"], bad = check_rows(plpy, todo)
+        result["ok"] = bad is None
+    if bad is not None:
+        result.update(bad)
+    return [result]
+
+
+def require_intact(plpy: Any, chosen: list[dict]) -> None:
+    """Raise AUDIT_TAMPERED unless the chain and the rows of `chosen` verify (retention calls this
+    before it re-seals what survives, so it never blesses an edited row)."""
+    _, bad = chain(plpy, None)
+    if bad is None:
+        _, bad = check_rows(plpy, chosen)
+    if bad is not None:
+        raise Fail(AUDIT_TAMPERED, "the audit trail does not match its seals (%s); nothing was removed" % bad["detail"],
+                   hint="Run hush.verify_audit() and investigate before any retention run.",
+                   detail=json.dumps(bad, sort_keys=True))

@@ -1,0 +1,127 @@
+-- The audit trail: who did what to which secret, never a value; its seals and
+-- the log of the maintenance that keeps it.
+--
+-- Storage is partitioned by month (bounds in UTC) so that retention drops
+-- whole partitions instead of deleting rows. The install script creates only
+-- the DEFAULT partition, the safety net for rows with no monthly partition
+-- yet; hush.create_audit_partitions() creates the monthly ones ahead of time
+-- (run by the maintenance schedule, never on the hot path). What that means
+-- for pg_dump:
+--   * the parent holds no rows, so it is not registered with
+--     pg_extension_config_dump (a partitioned parent dumps nothing anyway);
+--   * the DEFAULT partition is an extension member, so it is registered, and
+--     its rows are dumped as configuration data;
+--   * monthly partitions are not members: pg_dump dumps them whole, as tables
+--     attached to the parent. So the parent has no indexes of its own (CREATE
+--     EXTENSION would give a restored partition a second, clashing copy of
+--     each) and every partition gets its indexes when it is created.
+-- The sequence is registered too, or ids would restart after a restore.
+CREATE SEQUENCE IF NOT EXISTS hush.audit_log_id_seq;
+SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_id_seq'::regclass, '');
+CREATE TABLE hush.audit_log (
+    tenant_id        text NOT NULL,
+    id               bigint NOT NULL DEFAULT pg_catalog.nextval('hush.audit_log_id_seq'::regclass),
+    at               timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    action           text NOT NULL,
+    secret_id        uuid,
+    secret_name      text,
+    version          integer,
+    -- the role the call acted as: the session's SET ROLE if any, else the login role
+    db_role          name NOT NULL DEFAULT (CASE pg_catalog.current_setting('role')
+                         WHEN 'none' THEN SESSION_USER ELSE pg_catalog.current_setting('role')::name END),
+    session_role     name NOT NULL DEFAULT SESSION_USER,
+    application_name text DEFAULT pg_catalog.current_setting('application_name'),
+    client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
+    -- the writing transaction: seals cover rows by (txid, id), below the
+    -- oldest transaction still running, so no late commit slips under a seal
+    txid             bigint NOT NULL DEFAULT pg_catalog.txid_current(),
+    outcome          text NOT NULL DEFAULT 'ok',
+    detail           jsonb
+) PARTITION BY RANGE (at);
+ALTER SEQUENCE hush.audit_log_id_seq OWNED BY hush.audit_log.id;
+
+CREATE TABLE hush.audit_log_default PARTITION OF hush.audit_log DEFAULT;
+-- Every partition carries the same two indexes (hush._audit_partition_setup
+-- gives them to the monthly ones): a tenant's trail by time, and seal order.
+CREATE INDEX audit_log_default_tenant_at ON hush.audit_log_default (tenant_id, at);
+CREATE INDEX audit_log_default_position ON hush.audit_log_default (txid, id);
+SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_default'::regclass, '');
+
+ALTER TABLE hush.audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hush.audit_log FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON hush.audit_log
+    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
+    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+-- Auditors and admins read the whole trail (they read no secret values), and
+-- so do the maintenance functions, which seal and expire every tenant's rows.
+CREATE POLICY audit_readers ON hush.audit_log FOR SELECT TO hush_auditor, hush_admin, hush_retention USING (true);
+
+-- Seals: a hash chain over the trail. A regular seal covers the rows after the
+-- previous seal's end up to (last_txid, last_id), in (txid, id) order; an
+-- anchor, written by retention, re-seals what survives up to its end after
+-- rows before it were removed. hash = SHA-256 of the seal's own fields and the
+-- previous seal's hash (hush._seal_digest).
+CREATE TABLE hush.audit_seals (
+    id          bigint PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('seal', 'anchor')),
+    sealed_at   timestamptz NOT NULL,
+    sealed_by   name NOT NULL,
+    after_txid  bigint,
+    after_id    bigint,
+    last_txid   bigint NOT NULL,
+    last_id     bigint NOT NULL,
+    row_count   bigint NOT NULL,
+    rows_hash   bytea NOT NULL,
+    prev_hash   bytea,
+    hash        bytea NOT NULL
+);
+CREATE SEQUENCE hush.audit_seals_id_seq OWNED BY hush.audit_seals.id;
+SELECT pg_catalog.pg_extension_config_dump('hush.audit_seals'::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump('hush.audit_seals_id_seq'::regclass, '');
+
+-- What maintenance did: partitions created, rows expired, secrets purged.
+CREATE TABLE hush.maintenance_log (
+    id      bigint PRIMARY KEY,
+    at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    task    text NOT NULL,
+    run_by  name NOT NULL DEFAULT SESSION_USER,
+    detail  jsonb NOT NULL
+);
+CREATE SEQUENCE hush.maintenance_log_id_seq OWNED BY hush.maintenance_log.id;
+ALTER TABLE hush.maintenance_log ALTER COLUMN id SET DEFAULT pg_catalog.nextval('hush.maintenance_log_id_seq'::regclass);
+SELECT pg_catalog.pg_extension_config_dump('hush.maintenance_log'::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump('hush.maintenance_log_id_seq'::regclass, '');
+
+-- Append-only, for every role the table owner included: UPDATE and TRUNCATE
+-- always fail; DELETE fails unless it runs as hush_retention, which only the
+-- retention routine does (a SECURITY DEFINER function owned by that NOLOGIN
+-- role, which has no members). Privileges say the same (90_privileges.sql).
+-- Not SECURITY DEFINER: current_user must be whoever runs the statement.
+-- TG_ARGV[0] = 'expires' marks tables retention may delete from.
+CREATE OR REPLACE FUNCTION hush._audit_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND TG_NARGS OPERATOR(pg_catalog.>) 0
+       AND TG_ARGV[0] OPERATOR(pg_catalog.=) 'expires' AND CURRENT_USER OPERATOR(pg_catalog.=) 'hush_retention' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'hush.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'SH040', HINT = 'Rows leave the audit trail only through hush.cleanup_audit_logs().';
+END
+$fn$;
+-- Row triggers on the parent are cloned onto every partition; statement-level
+-- TRUNCATE triggers are not, so each partition gets its own.
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON hush.audit_log
+    FOR EACH ROW EXECUTE FUNCTION hush._audit_append_only('expires');
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.audit_log_default
+    FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only();
+CREATE TRIGGER audit_seals_append_only BEFORE UPDATE OR DELETE ON hush.audit_seals
+    FOR EACH ROW EXECUTE FUNCTION hush._audit_append_only();
+CREATE TRIGGER audit_seals_no_truncate BEFORE TRUNCATE ON hush.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only();
+CREATE TRIGGER maintenance_log_append_only BEFORE UPDATE OR DELETE ON hush.maintenance_log
+    FOR EACH ROW EXECUTE FUNCTION hush._audit_append_only();
+CREATE TRIGGER maintenance_log_no_truncate BEFORE TRUNCATE ON hush.maintenance_log
+    FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only();

@@ -1,0 +1,87 @@
+-- Audit maintenance: partitions, seals, retention, the purge of soft-deleted
+-- secrets, and their schedule. The PL/Python ones run as hush_retention
+-- (90_privileges.sql), the only role whose DELETE the audit trigger lets
+-- through, with TimeZone and DateStyle pinned so that no caller setting moves
+-- a month bound or a hashed timestamp.
+
+CREATE OR REPLACE FUNCTION hush.create_audit_partitions(months_ahead integer DEFAULT 3)
+RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz, rows_moved bigint)
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: maintenance.create_partitions(months_ahead)}}$py$;
+COMMENT ON FUNCTION hush.create_audit_partitions(integer) IS
+    'Create the monthly audit partitions (UTC bounds) missing from the oldest row waiting in the DEFAULT partition (or this month) to months_ahead months ahead; rows waiting move in.';
+
+CREATE OR REPLACE FUNCTION hush.seal_audit()
+RETURNS TABLE (seals_created integer, rows_sealed bigint, unsealed_rows bigint, head_seal_id bigint, head_hash text)
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: seal.seal()}}$py$;
+COMMENT ON FUNCTION hush.seal_audit() IS
+    'Seal the audit rows of finished transactions not sealed yet (SHA-256, chained to the previous seal).';
+
+CREATE OR REPLACE FUNCTION hush.verify_audit(since timestamptz DEFAULT NULL)
+RETURNS TABLE (ok boolean, seals_checked bigint, rows_checked bigint, unsealed_rows bigint, head_hash text,
+               bad_seal_id bigint, problem text, detail text)
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: seal.verify(since)}}$py$;
+COMMENT ON FUNCTION hush.verify_audit(timestamptz) IS
+    'Recompute the seal chain and the rows under it (seals made since `since`, or all): ok, or the first seal that differs and why.';
+
+CREATE OR REPLACE FUNCTION hush.cleanup_audit_logs(retention_days integer DEFAULT 2555)
+RETURNS TABLE (cutoff timestamptz, partitions_dropped integer, rows_removed bigint, oldest_removed timestamptz,
+               newest_removed timestamptz, anchor_seal_id bigint)
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: maintenance.cleanup(retention_days)}}$py$;
+COMMENT ON FUNCTION hush.cleanup_audit_logs(integer) IS
+    'Remove audit rows older than retention_days (default 2,555, 7 years): drop whole partitions, delete in the one straddling the cutoff; logged in hush.maintenance_log, the seal chain anchored.';
+
+CREATE OR REPLACE FUNCTION hush.purge_deleted_secrets()
+RETURNS TABLE (tenant_id text, secrets_purged bigint)
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: maintenance.purge_deleted()}}$py$;
+COMMENT ON FUNCTION hush.purge_deleted_secrets() IS
+    'Erase soft-deleted secrets (every version) whose tenant''s recovery window (default 30 days) has passed; one audit row each.';
+
+-- pg_cron runs a job as the role that scheduled it, which must be able to log
+-- in: so this is an invoker function, called by a superuser or by an admin
+-- with USAGE on schema cron. Jobs are named, so calling it again updates them.
+CREATE OR REPLACE FUNCTION hush.schedule_maintenance(retention_days integer DEFAULT 2555)
+RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    jobs text[][] := ARRAY[
+        ARRAY['hush-audit-partitions', '7 0 * * *', 'SELECT hush.create_audit_partitions()'],
+        ARRAY['hush-audit-seal', '* * * * *', 'SELECT hush.seal_audit()'],
+        ARRAY['hush-audit-retention', '17 0 * * *',
+              pg_catalog.format('SELECT hush.cleanup_audit_logs(%s)', retention_days)],
+        ARRAY['hush-purge-deleted', '27 0 * * *', 'SELECT hush.purge_deleted_secrets()']];
+    i integer;
+BEGIN
+    IF retention_days IS NULL OR retention_days NOT BETWEEN 1 AND 36500 THEN
+        RAISE EXCEPTION 'retention_days must be between 1 and 36500' USING ERRCODE = 'SH004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database, so nothing was scheduled'
+            USING ERRCODE = 'SH060',
+                  HINT = 'Install pg_cron (shared_preload_libraries, cron.database_name, CREATE EXTENSION pg_cron), '
+                      || 'or run these from another scheduler as a hush_admin role: every minute '
+                      || '"SELECT hush.seal_audit()"; daily "SELECT hush.create_audit_partitions()", '
+                      || pg_catalog.format('"SELECT hush.cleanup_audit_logs(%s)"', retention_days)
+                      || ' and "SELECT hush.purge_deleted_secrets()"; or `hush audit maintain` from cron.';
+    END IF;
+    FOR i IN 1 .. pg_catalog.array_length(jobs, 1) LOOP
+        jobname := jobs[i][1];
+        schedule := jobs[i][2];
+        command := jobs[i][3];
+        EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, pg_catalog.current_database())'
+           INTO jobid USING jobname, schedule, command;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION hush.schedule_maintenance(integer) IS
+    'Register the audit maintenance jobs with pg_cron (sealing every minute; partitions, retention and purge daily); SH060 with what to run instead when pg_cron is missing.';

@@ -1,0 +1,67 @@
+"""Denied and failed calls roll back with their transaction, audit row and
+all, so each leaves one structured server log line instead:
+`hush-failure {"action": ..., "tenant": ..., "role": ..., "sqlstate": ...}`
+(README, "Logs"). The tests read the line back from the server log."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import psycopg
+
+from helpers import get, raises_sqlstate, save
+
+TAG = "hush-failure "
+
+
+def failures(cluster, app: str) -> list[dict]:
+    """The failure lines of connections named `app`, waiting briefly for the logger."""
+    found: list[dict] = []
+    for _ in range(50):
+        found = []
+        for line in cluster.log.read_text(errors="replace").splitlines():
+            if TAG in line:
+                entry = json.loads(line.split(TAG, 1)[1])
+                if entry["application_name"] == app:
+                    found.append(entry)
+        if found:
+            return found
+        time.sleep(0.1)
+    return found
+
+
+def test_refused_and_failed_calls_leave_a_log_line(db, cluster):
+    app = f"failure-log-{uuid.uuid4().hex[:8]}"
+    canary = f"value-{uuid.uuid4()}"
+    with db.connect("alice") as a:
+        save(a, "acme", "k", canary)
+    # Break the stored ciphertext behind hush's back: the next read fails to decrypt.
+    db.sql("UPDATE hush.secret_versions SET ciphertext = set_byte(ciphertext, 30, get_byte(ciphertext, 30) # 1)")
+    with psycopg.connect(db.dsn("bob") + f" application_name={app}", autocommit=False) as b:
+        with raises_sqlstate("SH020"):
+            get(b, "acme", "k")   # a cross-tenant read, refused
+        b.rollback()
+    with psycopg.connect(db.dsn("alice") + f" application_name={app}", autocommit=True) as a:
+        with raises_sqlstate("SH031"):
+            get(a, "acme", "k")   # a failed decrypt
+        with raises_sqlstate("SH010"):
+            get(a, "acme", "missing")
+        with raises_sqlstate("SH002"):
+            # A value passed where the tenant goes is not a tenant id, and is not logged.
+            a.execute("SELECT hush.save_secret(%s, 'k', %s)", ["pass phrase " + canary, canary])
+    with psycopg.connect(db.dsn("gateway") + f" application_name={app}", autocommit=True) as g:
+        g.execute("SET ROLE acme_app")
+        with raises_sqlstate("SH020"):
+            save(g, "globex", "k", canary)
+    got = failures(cluster, app)
+    assert [(f["action"], f["tenant"], f["role"], f["session_role"], f["sqlstate"]) for f in got] == [
+        ("get_secret", "acme", "bob", "bob", "SH020"),
+        ("get_secret", "acme", "alice", "alice", "SH031"),
+        ("get_secret", "acme", "alice", "alice", "SH010"),
+        ("save_secret", None, "alice", "alice", "SH002"),
+        ("save_secret", "globex", "acme_app", "gateway", "SH020"),
+    ]
+    assert canary not in cluster.log.read_text(errors="replace")
+    # The refused calls left no audit row: the log line is their only trace.
+    assert db.sql("SELECT count(*) FROM hush.audit_log WHERE outcome <> 'ok' OR db_role = 'bob'") == [(0,)]
