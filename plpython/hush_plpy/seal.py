@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from .access import plan
-from .errors import AUDIT_TAMPERED, INVALID_ARGUMENT, Fail, api
+from .errors import AUDIT_TAMPERED, Fail, api
 
 T = "pg_catalog.text"
 I8 = "pg_catalog.int8"

@@ -15,6 +15,7 @@ from ._client import Client, connect
 from ._errors import (
     AuditAppendOnly,
     AuditedReadOnly,
+    AuditTampered,
     DecryptionFailed,
     DropRefused,
     HushError,
@@ -23,6 +24,7 @@ from ._errors import (
     InvalidName,
     InvalidTenant,
     KeyUnavailable,
+    NoScheduler,
     PermissionDenied,
     RootKeyInUse,
     RootKeyUnknown,
@@ -48,6 +50,6 @@ __all__ = [
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
     "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "RootKeyInUse", "RootKeyUnknown",
-    "AuditAppendOnly", "DropRefused",
+    "AuditAppendOnly", "AuditTampered", "DropRefused", "NoScheduler",
     "PermissionDenied",
 ]

@@ -113,6 +113,18 @@ class AuditAppendOnly(HushError):
     sqlstate = "SH040"
 
 
+class AuditTampered(HushError):
+    """The audit trail does not match its seals: retention refused to run (see hush.verify_audit())."""
+
+    sqlstate = "SH041"
+
+
+class NoScheduler(HushError):
+    """pg_cron is not installed in this database; the hint says what to schedule instead."""
+
+    sqlstate = "SH060"
+
+
 class DropRefused(HushError):
     """DROP EXTENSION hush or DROP SCHEMA hush without hush.allow_drop() in the same transaction."""
 
@@ -129,8 +141,8 @@ _BY_CODE: dict[str, type[HushError]] = {
     c.sqlstate: c for c in (
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
-        AuditedReadOnly, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, DropRefused,
-        PermissionDenied,
+        AuditedReadOnly, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
+        DropRefused, NoScheduler, PermissionDenied,
     ) if c.sqlstate
 }
 

@@ -31,6 +31,7 @@ EXIT_INVALID = 6
 EXIT_GONE = 7           # expired or destroyed
 EXIT_KEY = 8            # root key unavailable, decryption failed
 EXIT_CONNECT = 9        # cannot reach the database
+EXIT_TAMPERED = 10      # the audit trail does not match its seals
 
 EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.SecretNotFound, EXIT_NOT_FOUND),          # VersionNotFound included
@@ -40,11 +41,12 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.SecretExpired, EXIT_GONE), (E.VersionDestroyed, EXIT_GONE),
     (E.KeyUnavailable, EXIT_KEY), (E.DecryptionFailed, EXIT_KEY),
     (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT),
+    (E.AuditTampered, EXIT_TAMPERED),
 ]
 
 EXIT_HELP = """Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 access denied,
 5 conflict (check-and-set, deleted), 6 invalid input, 7 expired or destroyed,
-8 root key or decryption, 9 cannot connect."""
+8 root key or decryption, 9 cannot connect, 10 audit trail does not match its seals."""
 
 
 class Fail(click.ClickException):
@@ -62,6 +64,11 @@ def exit_code(err: E.HushError) -> int:
     return EXIT_ERROR
 
 
+def db_exit_code(e: psycopg.Error) -> int:
+    """The exit code of a database error the library did not translate (SQL run by the CLI itself)."""
+    return exit_code(E.from_sqlstate(e.sqlstate, str(e))) if e.sqlstate else EXIT_ERROR
+
+
 def fails_cleanly(fn: F) -> F:
     """Turn hush and connection errors into one line on stderr and an exit code."""
     @functools.wraps(fn)
@@ -73,7 +80,7 @@ def fails_cleanly(fn: F) -> F:
         except psycopg.OperationalError as e:
             raise Fail(f"cannot connect: {str(e).strip()}", EXIT_CONNECT) from None
         except psycopg.Error as e:
-            raise Fail(f"{str(e).strip()} [{e.sqlstate}]") from None
+            raise Fail(f"{str(e).strip()} [{e.sqlstate}]", db_exit_code(e)) from None
     return wrapper  # type: ignore[return-value]
 
 

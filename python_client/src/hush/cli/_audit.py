@@ -1,0 +1,184 @@
+"""hush audit seal|verify|export|tail|maintain: the audit trail from the shell.
+
+export and tail read the trail itself, so they need hush_auditor or hush_admin;
+an application role reads its own tenants' rows with hush.audit_log(). Rows
+come in seal order (txid, id) and only below the oldest running transaction:
+a row that commits late is never skipped by `tail --follow`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+import psycopg
+from psycopg.rows import dict_row
+
+from ._common import (EXIT_TAMPERED, Fail, connect, db_exit_code, fails_cleanly, json_option, jsonable,
+                      print_json)
+
+COLS = ("id, tenant_id, at, action, secret_id, secret_name, version, db_role, session_role, application_name, "
+        "client_addr::text AS client_addr, txid, outcome, detail")
+HORIZON = "txid < pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot())"
+
+
+def _filters(tenant: str | None, since: datetime | None, until: datetime | None,
+             action: str | None) -> tuple[str, dict[str, Any]]:
+    where, params = [HORIZON], {}
+    for col, op, val in (("tenant_id", "=", tenant), ("at", ">=", since), ("at", "<", until), ("action", "=", action)):
+        if val is not None:
+            where.append(f"{col} {op} %({col}{op})s")
+            params[f"{col}{op}"] = val
+    return " AND ".join(where), params
+
+
+def _line(row: dict[str, Any]) -> str:
+    return json.dumps(jsonable(row), sort_keys=True, default=str)
+
+
+filters = [
+    click.option("--tenant", help="Only this tenant's rows."),
+    click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+                 help="Rows at or after this time (ISO 8601; no zone = the server's)."),
+    click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+                 help="Rows before this time."),
+    click.option("--action", help="Only this action (read, create, new_version, delete, purge, ...)."),
+]
+
+
+def with_filters(fn: Any) -> Any:
+    for opt in reversed(filters):
+        fn = opt(fn)
+    return fn
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail: seal it, verify it, export it as JSON lines, follow it, maintain it."""
+
+
+@audit.command()
+@json_option
+@click.pass_context
+@fails_cleanly
+def seal(ctx: click.Context, as_json: bool) -> None:
+    """Seal the rows not sealed yet; prints the chain's head hash (keep it somewhere else too)."""
+    with connect(ctx) as conn:
+        r = conn.cursor(row_factory=dict_row).execute("SELECT * FROM hush.seal_audit()").fetchone()
+    if as_json:
+        print_json(r)
+    else:
+        click.echo(f"sealed {r['rows_sealed']} rows in {r['seals_created']} seals; {r['unsealed_rows']} rows wait "
+                   f"for running transactions\nhead {r['head_seal_id']} {r['head_hash']}")
+
+
+@audit.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+              help="Check the rows of seals made since then (the chain itself is always checked whole).")
+@json_option
+@click.pass_context
+@fails_cleanly
+def verify(ctx: click.Context, since: datetime | None, as_json: bool) -> None:
+    """Recompute the seal chain and the rows under it. Exit 10 when anything differs."""
+    with connect(ctx) as conn:
+        r = conn.cursor(row_factory=dict_row).execute("SELECT * FROM hush.verify_audit(%s)", [since]).fetchone()
+    if as_json:
+        print_json(r)
+    elif r["ok"]:
+        click.echo(f"ok: {r['seals_checked']} seals, {r['rows_checked']} rows checked, {r['unsealed_rows']} unsealed"
+                   f"\nhead {r['head_hash']}")
+    else:
+        click.echo(f"TAMPERED: {r['problem']}: {r['detail']}", err=True)
+    if not r["ok"]:
+        ctx.exit(EXIT_TAMPERED)
+
+
+@audit.command()
+@with_filters
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.pass_context
+@fails_cleanly
+def export(ctx: click.Context, tenant: str | None, since: datetime | None, until: datetime | None,
+           action: str | None, output: str | None) -> None:
+    """Audit rows as JSON lines (one object per row, in seal order) for a SIEM. Needs hush_auditor or hush_admin."""
+    where, params = _filters(tenant, since, until, action)
+    out = click.open_file(output or "-", "w", encoding="utf-8")
+    n = 0
+    with connect(ctx) as conn, conn.transaction(), out:
+        with conn.cursor("hush_audit_export", row_factory=dict_row) as cur:
+            cur.itersize = 5000
+            cur.execute(f"SELECT {COLS} FROM hush.audit_log WHERE {where} ORDER BY txid, id", params)
+            for row in cur:
+                out.write(_line(row) + "\n")
+                n += 1
+                if output and n % 50000 == 0:
+                    click.echo(f"{n} rows", err=True)
+    if output:
+        click.echo(f"exported {n} rows to {output}", err=True)
+
+
+@audit.command()
+@with_filters
+@click.option("-n", "--lines", default=20, show_default=True, help="How many of the latest rows.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing rows as their transactions finish.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with --follow.")
+@click.pass_context
+@fails_cleanly
+def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: datetime | None,
+         action: str | None, lines: int, follow: bool, interval: float) -> None:
+    """The latest audit rows as JSON lines; with --follow, new ones as they come."""
+    where, params = _filters(tenant, since, until, action)
+    with connect(ctx) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        rows = cur.execute(f"SELECT * FROM (SELECT {COLS} FROM hush.audit_log WHERE {where} "
+                           "ORDER BY txid DESC, id DESC LIMIT %(n)s) r ORDER BY txid, id", {**params, "n": lines}
+                           ).fetchall()
+        last = (rows[-1]["txid"], rows[-1]["id"]) if rows else (-1, -1)
+        for row in rows:
+            click.echo(_line(row))
+        try:
+            while follow:
+                time.sleep(interval)
+                for row in cur.execute(f"SELECT {COLS} FROM hush.audit_log WHERE {where} "
+                                       "AND (txid, id) > (%(lt)s, %(li)s) ORDER BY txid, id",
+                                       {**params, "lt": last[0], "li": last[1]}):
+                    click.echo(_line(row))
+                    last = (row["txid"], row["id"])
+        except KeyboardInterrupt:
+            pass
+
+
+@audit.command()
+@click.option("--retention-days", default=2555, show_default=True, help="Audit rows older than this are removed.")
+@click.option("--months-ahead", default=3, show_default=True, help="Monthly partitions to create ahead.")
+@json_option
+@click.pass_context
+@fails_cleanly
+def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json: bool) -> None:
+    """All maintenance once (for cron without pg_cron): partitions, seal, retention, purge. Needs hush_admin."""
+    done: dict[str, Any] = {}
+    with connect(ctx) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        steps = [("partitions", "SELECT * FROM hush.create_audit_partitions(%s)", [months_ahead]),
+                 ("seal", "SELECT * FROM hush.seal_audit()", []),
+                 ("retention", "SELECT * FROM hush.cleanup_audit_logs(%s)", [retention_days]),
+                 ("purge", "SELECT * FROM hush.purge_deleted_secrets()", [])]
+        for name, sql, args in steps:
+            try:
+                done[name] = cur.execute(sql, args).fetchall()
+            except psycopg.Error as e:
+                raise Fail(f"{name}: {str(e).strip().splitlines()[0]} [{e.sqlstate}]", db_exit_code(e)) from None
+    if as_json:
+        print_json(done)
+        return
+    r, s = done["retention"][0], done["seal"][0]
+    click.echo(f"partitions created: {len(done['partitions'])}\n"
+               f"sealed: {s['rows_sealed']} rows, head {s['head_hash']}\n"
+               f"retention: {r['rows_removed']} rows removed, {r['partitions_dropped']} partitions dropped "
+               f"(cutoff {r['cutoff'].isoformat()})\n"
+               f"purged: {sum(p['secrets_purged'] for p in done['purge'])} soft-deleted secrets")
+
+
+COMMANDS = [audit]
