@@ -193,12 +193,69 @@ def python_rounds(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[str,
     return out
 
 
+AUDIT_ROW = ("INSERT INTO {table} (tenant_id, action, secret_name, version, at) "
+             "SELECT 'bench', 'read', 's' || g, 1, {at} FROM generate_series(1, {n}) g")
+
+
+def timed(conn: psycopg.Connection, sql: str) -> tuple[float, list[tuple]]:
+    t0 = time.monotonic()
+    cur = conn.execute(sql)
+    got = cur.fetchall() if cur.description else []
+    return time.monotonic() - t0, got
+
+
+def audit_rows(c: pgcluster.Cluster, seal_n: int, year_n: int) -> list[tuple[int, str, float, float, float, str]]:
+    """Sealing and verifying `seal_n` audit rows beside a plain SELECT of the same rows; then
+    cleanup_audit_logs over a year of `year_n` rows in 12 monthly partitions beside a DELETE of
+    the same rows from an unpartitioned copy. Own database, as the superuser (rows written directly)."""
+    out = []
+    with psycopg.connect(c.dsn(), autocommit=True) as su:
+        su.execute("CREATE DATABASE bench_audit")
+    with psycopg.connect(c.dsn("bench_audit"), autocommit=True) as su:
+        su.execute("CREATE EXTENSION hush CASCADE")
+        # A year of rows, ending two months before the 7-year cutoff: 12 monthly partitions, then the rows.
+        start = "date_trunc('month', now() - interval '2555 days') - interval '14 months'"
+        su.execute(f"INSERT INTO hush.audit_log (tenant_id, action, at) SELECT 'bench', 'seed', "
+                   f"{start} + make_interval(months => m) FROM generate_series(0, 11) m")
+        su.execute("SELECT hush.create_audit_partitions(0)")
+        print(f"  audit: {year_n:,} rows over a year ...", file=sys.stderr, flush=True)
+        at = f"{start} + (g::float8 / {year_n}) * interval '365 days'"
+        su.execute(AUDIT_ROW.format(table="hush.audit_log", n=year_n, at=at))
+        su.execute("CREATE TABLE plain_audit AS SELECT * FROM hush.audit_log")
+        su.execute("CREATE INDEX ON plain_audit (tenant_id, at)")
+        su.execute("SELECT hush.seal_audit()")  # retention anchors a sealed trail
+        su.execute(AUDIT_ROW.format(table="hush.audit_log", n=seal_n, at="clock_timestamp()"))
+        su.execute("VACUUM ANALYZE")
+        print(f"  audit: seal and verify {seal_n:,} rows ...", file=sys.stderr, flush=True)
+        recent = f"SELECT * FROM hush.audit_log WHERE at > now() - interval '1 day'"
+        base, got = timed(su, recent)
+        assert len(got) == seal_n
+        out.append((seal_n, "plain SELECT of the same audit rows (baseline 5, s)", base, 0.0, 0.0, ""))
+        took, (row,) = timed(su, "SELECT rows_sealed FROM hush.seal_audit()")
+        assert row[0] == seal_n
+        out.append((seal_n, "hush.seal_audit (s)", took, 0.0, 0.0, f"{took / base:.1f}"))
+        took, (row,) = timed(su, f"SELECT ok FROM hush.verify_audit(now() - interval '1 minute')")
+        assert row[0]
+        out.append((seal_n, "hush.verify_audit of those seals (s)", took, 0.0, 0.0, f"{took / base:.1f}"))
+        print(f"  audit: cleanup of {year_n:,} rows ...", file=sys.stderr, flush=True)
+        base, _ = timed(su, "DELETE FROM plain_audit WHERE at < now() - interval '2555 days'")
+        out.append((year_n, "DELETE of a year from an unpartitioned copy (baseline 6, s)", base, 0.0, 0.0, ""))
+        took, (row,) = timed(su, "SELECT partitions_dropped, rows_removed FROM hush.cleanup_audit_logs()")
+        assert row[1] == year_n + 12, row
+        out.append((year_n, f"hush.cleanup_audit_logs, {row[0]} partitions dropped (s)", took, 0.0, 0.0,
+                    f"{took / base:.3f}"))
+        out.append((year_n, "  per partition (ms)", took / row[0] * 1000, 0.0, 0.0, ""))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", choices=["sql", "python", "rewrap"],
-                    help="Run only the pgbench rows, the Python client rows, or the rewrap rows.")
+    ap.add_argument("--only", choices=["sql", "python", "rewrap", "audit"],
+                    help="Run only the pgbench rows, the Python client rows, the rewrap rows or the audit rows.")
+    ap.add_argument("--audit-rows", default="100000,1000000",
+                    help="Rows sealed, and rows in the year cleanup_audit_logs removes.")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     c = pgcluster.Cluster(settings={"fsync": "on", "synchronous_commit": "on", "shared_buffers": "'512MB'",
@@ -212,7 +269,7 @@ def main() -> None:
         with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
             su.execute(SETUP)
         have = 0
-        for n in sizes:
+        for n in (sizes if args.only != "audit" else []):
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
@@ -250,6 +307,9 @@ def main() -> None:
                     idle = pgbench(c, SCRIPTS["hush.get_secret, read audit off"], args.seconds, n)[0]
                     results.append((n, "hush.get_secret, read audit off", idle, 0.0, 0.0, ""))
                 results.extend((n, *row) for row in rewrap_rows(c, n, args.seconds, idle))
+        if args.only in (None, "audit"):
+            seal_n, year_n = (int(x) for x in args.audit_rows.split(","))
+            results.extend(audit_rows(c, seal_n, year_n))
     finally:
         c.stop()
     print(f"\nhush benchmark, {time.strftime('%Y-%m-%d')}: PostgreSQL {settings['server_version']}, "
@@ -259,12 +319,14 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|")
     for n, name, ops, p50, p99, ratio in results:
         lat = f"{p50:.3f} | {p99:.3f}" if p50 else " | "
-        print(f"| {n:,} | {name} | {ops:,.0f} | {lat} | {ratio} |")
+        shown = f"{ops:,.3f}" if name.endswith("(s)") else f"{ops:,.0f}"
+        print(f"| {n:,} | {name} | {shown} | {lat} | {ratio} |")
     print("\nratio: get_secret (audit off) / baseline 1; get_secret (audit on) / baseline 2; "
           "get_secrets per secret / get_secret (audit off); save_secret / baseline 3. "
           "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "
           "ratio to baseline 4 (the wrapper's overhead). Rewrap rows: data keys re-sealed per second over the whole "
-          "rewrap; the get_secret row beside it has its ratio to get_secret (audit off) at rest.")
+          "rewrap; the get_secret row beside it has its ratio to get_secret (audit off) at rest. Audit rows: seconds "
+          "(the ops/s column) for one call; seal and verify ratios to baseline 5, cleanup to baseline 6.")
 
 
 if __name__ == "__main__":

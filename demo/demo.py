@@ -133,6 +133,10 @@ def run(c: pgcluster.Cluster) -> None:
     with psycopg.connect(c.dsn(user="auditor"), autocommit=True) as aud:
         show(aud.execute("SELECT id, tenant_id, action, secret_name, version, db_role, application_name"
                          " FROM hush.audit_log ORDER BY id"))
+        step("the trail sealed (SHA-256, chained) and verified; the head hash is worth keeping elsewhere")
+        show(aud.execute("SELECT seals_created, rows_sealed, unsealed_rows, left(head_hash, 16) || '...' AS head"
+                         " FROM hush.seal_audit()"))
+        show(aud.execute("SELECT ok, seals_checked, rows_checked, problem FROM hush.verify_audit()"))
     with psycopg.connect(c.dsn(), autocommit=True) as su:
         step("what is stored: ciphertext and a wrapped data key per version, sealed under root key")
         show(su.execute("SELECT s.tenant_id, s.name, v.version, v.key_id, length(v.ciphertext) AS ct_bytes,"

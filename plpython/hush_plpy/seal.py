@@ -28,8 +28,6 @@ I8 = "pg_catalog.int8"
 TS = "pg_catalog.timestamptz"
 # Rows per seal: one seal's canonical text is aggregated in memory.
 MAX_SEAL_ROWS = 100000
-# Seals checked per statement by verify.
-VERIFY_CHUNK = 500
 
 # The canonical form of a row: a JSON array whose text does not depend on
 # TimeZone, DateStyle or bytea_output. The README ("Audit trail") prints it.
@@ -151,17 +149,7 @@ SELECT s.id, s.kind, s.sealed_at OPERATOR(pg_catalog.>=) $1 OR $1 IS NULL AS rec
                                                        s.prev_hash) AS intact
   FROM hush.audit_seals s ORDER BY s.id
 """
-# Rows of many ranges in one statement: each range is an index range scan.
-RANGES_SQL = f"""
-SELECT r.seal_id, x.n, x.rows_hash
-  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[]),
-                  pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]),
-                  pg_catalog.unnest($5::pg_catalog.int8[])) AS r(seal_id, after_txid, after_id, last_txid, last_id)
- CROSS JOIN LATERAL (
-       SELECT {RANGE_AGG} FROM hush.audit_log a
-        WHERE ROW(a.txid, a.id) OPERATOR(pg_catalog.>) ROW(r.after_txid, r.after_id)
-          AND ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW(r.last_txid, r.last_id)) AS x
-"""
+RANGE_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {AFTER} AND {UPTO}"
 FROM_START_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {UPTO.replace('$3', '$1').replace('$4', '$2')}"
 
 
@@ -182,28 +170,22 @@ def _range_text(s: dict) -> str:
 
 
 def check_rows(plpy: Any, seals: list[dict]) -> tuple[int, dict | None]:
-    """Recompute the rows of `seals` (in position order); the rows counted and the first mismatch."""
+    """Recompute the rows of `seals` (in position order); the rows counted and the first mismatch.
+    One statement per seal: a range scan of the (txid, id) index of each partition."""
     checked = 0
+    p = plan(plpy, "seal.range", RANGE_SQL, [I8, I8, I8, I8])
     for s in seals:
         if s["after_txid"] is None:
             got = range_from_start(plpy, (s["last_txid"], s["last_id"]))
-            s["_n"], s["_hash"] = got["n"], got["rows_hash"]
-    rest = [s for s in seals if s["after_txid"] is not None]
-    p = plan(plpy, "seal.ranges", RANGES_SQL, ["pg_catalog.int8[]"] * 5)
-    for i in range(0, len(rest), VERIFY_CHUNK):
-        chunk = rest[i:i + VERIFY_CHUNK]
-        got = {r["seal_id"]: r for r in plpy.execute(p, [[s[k] for s in chunk] for k in
-                                                          ("id", "after_txid", "after_id", "last_txid", "last_id")])}
-        for s in chunk:
-            s["_n"], s["_hash"] = got[s["id"]]["n"], got[s["id"]]["rows_hash"]
-    for s in seals:
-        checked += s["_n"]
-        if s["_n"] != s["row_count"] or bytes(s["_hash"]) != bytes(s["rows_hash"]):
-            problem = ("rows_missing" if s["_n"] < s["row_count"] else
-                       "rows_added" if s["_n"] > s["row_count"] else "rows_changed")
+        else:
+            got = plpy.execute(p, [s["after_txid"], s["after_id"], s["last_txid"], s["last_id"]])[0]
+        checked += got["n"]
+        if got["n"] != s["row_count"] or bytes(got["rows_hash"]) != bytes(s["rows_hash"]):
+            problem = ("rows_missing" if got["n"] < s["row_count"] else
+                       "rows_added" if got["n"] > s["row_count"] else "rows_changed")
             return checked, {"bad_seal_id": s["id"], "problem": problem,
                              "detail": "%s %d: %s: sealed %d rows, found %d%s" % (
-                                 s["kind"], s["id"], _range_text(s), s["row_count"], s["_n"],
+                                 s["kind"], s["id"], _range_text(s), s["row_count"], got["n"],
                                  "" if problem != "rows_changed" else ", and their hash differs")}
     return checked, None
 

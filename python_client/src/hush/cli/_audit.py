@@ -34,6 +34,12 @@ def _filters(tenant: str | None, since: datetime | None, until: datetime | None,
     return " AND ".join(where), params
 
 
+def _one(conn: psycopg.Connection[Any], sql: str, args: list[Any] | None = None) -> dict[str, Any]:
+    row = conn.cursor(row_factory=dict_row).execute(sql, args).fetchone()
+    assert row is not None  # these functions always return one row
+    return row
+
+
 def _line(row: dict[str, Any]) -> str:
     return json.dumps(jsonable(row), sort_keys=True, default=str)
 
@@ -66,7 +72,7 @@ def audit() -> None:
 def seal(ctx: click.Context, as_json: bool) -> None:
     """Seal the rows not sealed yet; prints the chain's head hash (keep it somewhere else too)."""
     with connect(ctx) as conn:
-        r = conn.cursor(row_factory=dict_row).execute("SELECT * FROM hush.seal_audit()").fetchone()
+        r = _one(conn, "SELECT * FROM hush.seal_audit()")
     if as_json:
         print_json(r)
     else:
@@ -83,7 +89,7 @@ def seal(ctx: click.Context, as_json: bool) -> None:
 def verify(ctx: click.Context, since: datetime | None, as_json: bool) -> None:
     """Recompute the seal chain and the rows under it. Exit 10 when anything differs."""
     with connect(ctx) as conn:
-        r = conn.cursor(row_factory=dict_row).execute("SELECT * FROM hush.verify_audit(%s)", [since]).fetchone()
+        r = _one(conn, "SELECT * FROM hush.verify_audit(%s)", [since])
     if as_json:
         print_json(r)
     elif r["ok"]:
