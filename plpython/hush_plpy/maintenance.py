@@ -3,7 +3,9 @@ dropping whole partitions, and the purge of soft-deleted secrets whose
 recovery window has passed. Every function here runs as hush_retention (see
 sql/50_functions/70_maintenance.sql) with TimeZone pinned to UTC and DateStyle
 to ISO, so month bounds and the text of a partition bound are UTC whatever the
-caller set; times are compared in SQL, never as text.
+caller set. Times are compared in SQL; the one exception, the oldest and
+newest removed row across partitions, compares ISO text in UTC, which sorts in
+time order.
 """
 from __future__ import annotations
 
