@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import re
 from typing import Any, Callable, TypeVar
 
 INVALID_NAME = "SH001"
@@ -97,19 +96,20 @@ def to_plpy_error(plpy: Any, f: Fail) -> Exception:
 # log line per failure, "hush-failure " + a JSON object (README, "Logs"). It
 # names the caller, never an argument but a well-formed tenant id.
 FAILURE_TAG = "hush-failure "
-CALLER_SQL = """
-SELECT CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
-            ELSE pg_catalog.current_setting('role') END::pg_catalog.text AS role,
-       SESSION_USER::pg_catalog.text AS session_role,
+# The role a call acts as: the session's SET ROLE if any, else the login role.
+CALLER_EXPR = """CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
+            ELSE pg_catalog.current_setting('role') END::pg_catalog.name"""
+CALLER_SQL = f"""
+SELECT {CALLER_EXPR}::pg_catalog.text AS role, SESSION_USER::pg_catalog.text AS session_role,
        pg_catalog.current_setting('application_name') AS application_name
 """
-_TENANT_RE = re.compile(r"\*|[A-Za-z0-9][A-Za-z0-9_.:@-]{0,62}")
 _caller_plan: Any = None
 
 
 def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any]) -> str:
-    fields = {"action": action, "sqlstate": sqlstate,
-              "tenant": tenant if isinstance(tenant, str) and _TENANT_RE.fullmatch(tenant) else None,
+    from .validate import TENANT_RE  # validate imports this module
+    well_formed = isinstance(tenant, str) and (tenant == "*" or TENANT_RE.fullmatch(tenant) is not None)
+    fields = {"action": action, "sqlstate": sqlstate, "tenant": tenant if well_formed else None,
               "role": caller.get("role"), "session_role": caller.get("session_role"),
               "application_name": caller.get("application_name")}
     return FAILURE_TAG + json.dumps(fields, sort_keys=True)

@@ -27,7 +27,6 @@ MAX_RETENTION_DAYS = 36500
 # advisory lock (seal.py explains the key; sealers hold (.., 1)); none of them
 # blocks a secret call.
 LOCK_SQL = "SELECT pg_catalog.pg_advisory_xact_lock(1752527720, 2)"
-LOG_SQL = "INSERT INTO hush.maintenance_log (task, detail) VALUES ($1, $2::pg_catalog.jsonb) RETURNING id"
 
 # The monthly partitions, with bounds parsed from their text (UTC here).
 PARTITIONS_SQL = """
@@ -45,15 +44,19 @@ SELECT n.nspname AS schema, c.relname AS name,
 # The months to have: this one, $1 ahead, and any month whose rows wait in the
 # DEFAULT partition (no empty partitions for the months in between).
 MONTHS_SQL = """
-SELECT m.lo, m.lo OPERATOR(pg_catalog.+) '1 month'::pg_catalog.interval AS hi,
-       'audit_log_' OPERATOR(pg_catalog.||) pg_catalog.to_char(m.lo, 'YYYY_MM') AS name
+SELECT b.lo, b.hi, b.name,
+       -- the bounds as literals for ATTACH PARTITION (ISO, UTC: pinned by the function)
+       pg_catalog.quote_literal(CAST(b.lo AS pg_catalog.text)) AS lo_literal,
+       pg_catalog.quote_literal(CAST(b.hi AS pg_catalog.text)) AS hi_literal
+  FROM (SELECT m.lo, m.lo OPERATOR(pg_catalog.+) '1 month'::pg_catalog.interval AS hi,
+               'audit_log_' OPERATOR(pg_catalog.||) pg_catalog.to_char(m.lo, 'YYYY_MM') AS name
   FROM (SELECT g.m AS lo
           FROM pg_catalog.generate_series(pg_catalog.date_trunc('month', pg_catalog.now()),
                  pg_catalog.date_trunc('month', pg_catalog.now()) OPERATOR(pg_catalog.+) pg_catalog.make_interval(months => $1),
                  '1 month'::pg_catalog.interval) AS g(m)
         UNION
-        SELECT DISTINCT pg_catalog.date_trunc('month', d.at) FROM hush.audit_log_default d) AS m
- ORDER BY m.lo
+        SELECT DISTINCT pg_catalog.date_trunc('month', d.at) FROM hush.audit_log_default d) AS m) AS b
+ ORDER BY b.lo
 """
 IN_DEFAULT_SQL = """
 SELECT pg_catalog.count(*) AS n FROM hush.audit_log_default d
@@ -82,7 +85,6 @@ SETUP_SQL = [
     "REVOKE ALL ON hush.{name} FROM PUBLIC",
     "REVOKE INSERT, UPDATE, TRUNCATE, REFERENCES, TRIGGER ON hush.{name} FROM hush_retention",
 ]
-QUOTE_SQL = "SELECT pg_catalog.quote_literal(CAST($1 AS pg_catalog.text)) AS q"
 
 
 def _lock(plpy: Any) -> None:
@@ -116,9 +118,7 @@ def create_partitions(plpy: Any, months_ahead: Any) -> list[dict]:
         plpy.execute(CREATE_SQL.format(name=name))
         if waiting:
             plpy.execute(plpy.prepare(MOVE_SQL.format(name=name), [TS, TS]), [m["lo"], m["hi"]])
-        q = plan(plpy, "maint.quote", QUOTE_SQL, [TS])
-        lo, hi = (plpy.execute(q, [v])[0]["q"] for v in (m["lo"], m["hi"]))
-        plpy.execute(ATTACH_SQL.format(name=name, lo=lo, hi=hi))
+        plpy.execute(ATTACH_SQL.format(name=name, lo=m["lo_literal"], hi=m["hi_literal"]))
         for sql in SETUP_SQL:
             plpy.execute(sql.format(name=name))
         _log(plpy, "create_audit_partition",
@@ -186,7 +186,7 @@ def cleanup(plpy: Any, retention_days: Any) -> list[dict]:
               "anchor_seal_id": None}
     if not gone:
         return [result]
-    seals, _ = seal.chain(plpy, None) if removed else ([], None)
+    seals, broken_link = seal.chain(plpy, None) if removed else ([], None)
     end = None
     if seals:
         end = _anchor_end(seals, max(tuple(g[2]["last"]) for g in gone if g[2]["n"]))
@@ -194,7 +194,7 @@ def cleanup(plpy: Any, retention_days: Any) -> list[dict]:
         first = plpy.execute(plan(plpy, "maint.first_survivor", FIRST_SURVIVOR_SQL, [TS, I8, I8]),
                              [cutoff, end[0], end[1]])
         start = tuple(first[0]["pos"]) if first else end
-        seal.require_intact(plpy, [s for s in seal.effective(seals) if first
+        seal.require_intact(plpy, broken_link, [s for s in seal.effective(seals) if first
                                    and (s["last_txid"], s["last_id"]) >= start
                                    and (s["after_txid"] is None or (s["after_txid"], s["after_id"]) < end)])
     for name, whole, _facts in gone:

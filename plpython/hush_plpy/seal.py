@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from .access import plan
-from .errors import AUDIT_TAMPERED, Fail, api
+from .errors import AUDIT_TAMPERED, CALLER_EXPR, Fail, api
 
 T = "pg_catalog.text"
 I8 = "pg_catalog.int8"
@@ -36,10 +36,15 @@ CANON = """pg_catalog.jsonb_build_array(a.txid, a.id, a.tenant_id,
     CAST(a.secret_id AS pg_catalog.text), a.secret_name, a.version, CAST(a.db_role AS pg_catalog.text),
     CAST(a.session_role AS pg_catalog.text), a.application_name, CAST(a.client_addr AS pg_catalog.text),
     a.outcome, a.detail)::pg_catalog.text"""
-# The rows hash of a range: SHA-256 of the canonical rows joined by newlines.
-RANGE_AGG = f"""pg_catalog.count(*) AS n,
-       pg_catalog.sha256(pg_catalog.convert_to(COALESCE(
-           pg_catalog.string_agg({CANON}, E'\\n' ORDER BY a.txid, a.id), ''), 'UTF8')) AS rows_hash"""
+
+
+def rows_hash(text: str, alias: str) -> str:
+    """The rows hash of a range: SHA-256 of the rows' canonical texts in position order, joined by newlines."""
+    return (f"pg_catalog.sha256(pg_catalog.convert_to(COALESCE(pg_catalog.string_agg({text}, E'\\n' "
+            f"ORDER BY {alias}.txid, {alias}.id), ''), 'UTF8'))")
+
+
+RANGE_AGG = f"pg_catalog.count(*) AS n, {rows_hash(CANON, 'a')} AS rows_hash"
 AFTER = "ROW(a.txid, a.id) OPERATOR(pg_catalog.>) ROW($1, $2)"
 UPTO = "ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW($3, $4)"
 
@@ -48,14 +53,13 @@ NEXT_SQL = """
 WITH b AS (SELECT a.txid, a.id, {canon} AS c FROM hush.audit_log a
             WHERE {after} a.txid OPERATOR(pg_catalog.<) $3
             ORDER BY a.txid, a.id LIMIT $4)
-SELECT pg_catalog.count(*) AS n,
-       pg_catalog.sha256(pg_catalog.convert_to(COALESCE(pg_catalog.string_agg(b.c, E'\\n' ORDER BY b.txid, b.id), ''),
-                                               'UTF8')) AS rows_hash,
+SELECT pg_catalog.count(*) AS n, {rows_hash} AS rows_hash,
        (SELECT ARRAY[l.txid, l.id] FROM b l ORDER BY l.txid DESC, l.id DESC LIMIT 1) AS last
   FROM b
 """
-NEXT_FIRST_SQL = NEXT_SQL.format(canon=CANON, after="$1 IS NULL AND $2 IS NULL AND")
-NEXT_AFTER_SQL = NEXT_SQL.format(canon=CANON, after=AFTER + " AND")
+# The first seal starts at the beginning ($1 and $2 unused).
+NEXT_FIRST_SQL = NEXT_SQL.format(canon=CANON, after="", rows_hash=rows_hash("b.c", "b"))
+NEXT_AFTER_SQL = NEXT_SQL.format(canon=CANON, after=AFTER + " AND", rows_hash=rows_hash("b.c", "b"))
 
 HORIZON_SQL = "SELECT pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) AS xmin"
 # Transaction-level advisory locks, keyed (b'hush' as int4, 1): sealers and
@@ -71,7 +75,7 @@ SELECT s.last_txid, s.last_id FROM hush.audit_seals s ORDER BY s.last_txid DESC,
 UNSEALED_SQL = f"SELECT pg_catalog.count(*) AS n FROM hush.audit_log a WHERE {AFTER}"
 ALL_UNSEALED_SQL = "SELECT pg_catalog.count(*) AS n FROM hush.audit_log a"
 
-INSERT_SQL = """
+INSERT_SQL = f"""
 INSERT INTO hush.audit_seals (id, kind, sealed_at, sealed_by, after_txid, after_id, last_txid, last_id,
                               row_count, rows_hash, prev_hash, hash)
 SELECT s.id, s.kind, s.sealed_at, s.sealed_by, s.after_txid, s.after_id, s.last_txid, s.last_id,
@@ -80,8 +84,7 @@ SELECT s.id, s.kind, s.sealed_at, s.sealed_by, s.after_txid, s.after_id, s.last_
                          s.row_count, s.rows_hash, s.prev_hash)
   FROM (SELECT pg_catalog.nextval('hush.audit_seals_id_seq'::pg_catalog.regclass) AS id, $1 AS kind,
                pg_catalog.clock_timestamp() AS sealed_at,
-               CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
-                    ELSE pg_catalog.current_setting('role') END::pg_catalog.name AS sealed_by,
+               {CALLER_EXPR} AS sealed_by,
                $2 AS after_txid, $3 AS after_id, $4 AS last_txid, $5 AS last_id, $6 AS row_count,
                $7 AS rows_hash, $8 AS prev_hash) s
 RETURNING id, hash
@@ -246,10 +249,10 @@ def verify(plpy: Any, since: Any) -> list[dict]:
     return [result]
 
 
-def require_intact(plpy: Any, chosen: list[dict]) -> None:
-    """Raise AUDIT_TAMPERED unless the chain and the rows of `chosen` verify (retention calls this
-    before it re-seals what survives, so it never blesses an edited row)."""
-    _, bad = chain(plpy, None)
+def require_intact(plpy: Any, broken_link: dict | None, chosen: list[dict]) -> None:
+    """Raise AUDIT_TAMPERED unless the chain (its first broken link, from chain()) and the rows of
+    `chosen` verify: retention calls this before it re-seals what survives, so it never blesses an edit."""
+    bad = broken_link
     if bad is None:
         _, bad = check_rows(plpy, chosen)
     if bad is not None:
