@@ -12,6 +12,9 @@ ALTER TABLE hush.audit_log OWNER TO hush_owner;
 ALTER TABLE hush.audit_log_default OWNER TO hush_owner;
 ALTER TABLE hush.audit_seals OWNER TO hush_owner;
 ALTER TABLE hush.maintenance_log OWNER TO hush_owner;
+ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
+ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
+ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
 
 DO $own$
 DECLARE
@@ -35,6 +38,9 @@ ALTER FUNCTION hush.retire_root_key(text) OWNER TO hush_keykeeper;
 ALTER FUNCTION hush._rewrap_batch(integer) OWNER TO hush_keykeeper;
 GRANT SELECT ON hush.secret_versions TO hush_keykeeper;
 GRANT UPDATE (key_id, wrapped_dek) ON hush.secret_versions TO hush_keykeeper;
+-- OAuth client secrets, pending authorizations and tokens are sealed the same way.
+GRANT SELECT, UPDATE (key_id, wrapped_dek) ON hush.oauth_providers, hush.oauth_pending, hush.oauth_connections
+    TO hush_keykeeper;
 GRANT SELECT, INSERT, UPDATE ON hush.root_keys TO hush_keykeeper;
 GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
@@ -88,6 +94,23 @@ GRANT EXECUTE ON FUNCTION hush.delete_secret_by_id(text, uuid) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.restore_secret(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.destroy_secret(text, text, integer[]) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], jsonb) TO hush_writer;
+
+-- OAuth: readers read access tokens and keep them fresh (the refresh lease);
+-- writers register providers, authorize, store, revoke and disconnect.
+GRANT EXECUTE ON FUNCTION hush.oauth_providers(text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_provider(text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_token(text, text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integer, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_connections(text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_save_provider(text, text, jsonb, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_remove_provider(text, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, text[], text, integer) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_consume(text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_store_tokens(text, text, text, text, jsonb) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_connection_tokens(text, text, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_disconnect(text, text, text) TO hush_writer;
 
 -- Admins manage tenants and grants, and may look at configuration (no values there).
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;

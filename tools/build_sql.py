@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Import order: a module comes after the modules it imports.
-MODULES = ["errors", "validate", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys", "seal", "maintenance"]
+MODULES = ["errors", "validate", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys", "seal", "maintenance", "oauth"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 

@@ -17,7 +17,7 @@ from nacl.utils import random
 
 FORMAT = b"hush/1"
 
-__all__ = ["CryptoError", "seal", "open_", "rewrap"]
+__all__ = ["CryptoError", "seal", "open_", "rewrap", "seal_part", "open_part"]
 
 
 def _aad(part: bytes, tenant: str, secret_id: str, version: int, key_id: str) -> bytes:
@@ -37,20 +37,35 @@ def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
     return crypto_aead_xchacha20poly1305_ietf_decrypt(sealed[NONCEBYTES:], aad, sealed[:NONCEBYTES], key)
 
 
+def seal_part(root_key: bytes, key_id: str, part: bytes, tenant: str, row_id: str, version: int,
+              plaintext: bytes) -> tuple[bytes, bytes]:
+    """-> (wrapped_dek, ciphertext). `part` names what is sealed (b"value" for a
+    secret version, b"oauth-tokens" and so on), so a ciphertext moved to a
+    column of another kind does not open; the data key's seal is the same for
+    every part, which lets rewrap treat all of them alike."""
+    dek = random(KEYBYTES)
+    ciphertext = _seal(dek, plaintext, _aad(part, tenant, row_id, version, ""))
+    wrapped = _seal(root_key, dek, _aad(b"dek", tenant, row_id, version, key_id))
+    return wrapped, ciphertext
+
+
+def open_part(root_key: bytes, key_id: str, part: bytes, tenant: str, row_id: str, version: int,
+              wrapped_dek: bytes, ciphertext: bytes) -> bytes:
+    """Raises CryptoError when either seal does not match its row."""
+    dek = _open(root_key, bytes(wrapped_dek), _aad(b"dek", tenant, row_id, version, key_id))
+    return _open(dek, bytes(ciphertext), _aad(part, tenant, row_id, version, ""))
+
+
 def seal(root_key: bytes, key_id: str, tenant: str, secret_id: str, version: int,
          plaintext: bytes) -> tuple[bytes, bytes]:
-    """-> (wrapped_dek, ciphertext)"""
-    dek = random(KEYBYTES)
-    ciphertext = _seal(dek, plaintext, _aad(b"value", tenant, secret_id, version, ""))
-    wrapped = _seal(root_key, dek, _aad(b"dek", tenant, secret_id, version, key_id))
-    return wrapped, ciphertext
+    """A secret version's value -> (wrapped_dek, ciphertext)."""
+    return seal_part(root_key, key_id, b"value", tenant, secret_id, version, plaintext)
 
 
 def open_(root_key: bytes, key_id: str, tenant: str, secret_id: str, version: int,
           wrapped_dek: bytes, ciphertext: bytes) -> bytes:
     """Raises CryptoError when either seal does not match its row."""
-    dek = _open(root_key, bytes(wrapped_dek), _aad(b"dek", tenant, secret_id, version, key_id))
-    return _open(dek, bytes(ciphertext), _aad(b"value", tenant, secret_id, version, ""))
+    return open_part(root_key, key_id, b"value", tenant, secret_id, version, wrapped_dek, ciphertext)
 
 
 def rewrap(old_root: bytes, old_key_id: str, new_root: bytes, new_key_id: str, tenant: str, secret_id: str,

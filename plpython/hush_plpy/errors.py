@@ -32,6 +32,12 @@ ROOT_KEY_IN_USE = "SH032"
 ROOT_KEY_UNKNOWN = "SH033"
 DROP_REFUSED = "SH050"  # raised by the plpgsql event trigger hush._guard_drop
 NO_SCHEDULER = "SH060"  # raised by the plpgsql function hush.schedule_maintenance
+OAUTH_PROVIDER_NOT_FOUND = "SH070"
+OAUTH_CONNECTION_NOT_FOUND = "SH071"
+OAUTH_ACCOUNT_AMBIGUOUS = "SH072"
+OAUTH_STATE_INVALID = "SH073"
+OAUTH_REAUTH_REQUIRED = "SH074"
+OAUTH_LEASE_LOST = "SH075"
 
 CODES = {
     INVALID_NAME: "invalid secret name",
@@ -54,6 +60,12 @@ CODES = {
     ROOT_KEY_UNKNOWN: "root key not registered",
     DROP_REFUSED: "DROP EXTENSION/SCHEMA hush without hush.allow_drop()",
     NO_SCHEDULER: "pg_cron is not installed in this database",
+    OAUTH_PROVIDER_NOT_FOUND: "OAuth provider not registered",
+    OAUTH_CONNECTION_NOT_FOUND: "no OAuth connection for this provider and account",
+    OAUTH_ACCOUNT_AMBIGUOUS: "several OAuth accounts: name one",
+    OAUTH_STATE_INVALID: "OAuth state unknown, already used or expired",
+    OAUTH_REAUTH_REQUIRED: "OAuth connection needs re-authorization",
+    OAUTH_LEASE_LOST: "OAuth refresh lease lost to another refresh",
 }
 
 

@@ -18,9 +18,17 @@ from .secrets import EQ, T
 NE = "OPERATOR(pg_catalog.<>)"
 KEY_ID = re.compile(r"[0-9a-f]{32}")
 
+# Every table holding data keys sealed by a root key: (table, row id, generation).
+# Each seals its data keys with associated data (tenant, row id, generation,
+# key id), so one rewrap serves them all (crypto.rewrap).
+SEALED = (("secret_versions", "secret_id", "version"),
+          ("oauth_providers", "id", "generation"),
+          ("oauth_pending", "id", "generation"),
+          ("oauth_connections", "id", "generation"))
+USES = " OPERATOR(pg_catalog.+) ".join(
+    f"(SELECT pg_catalog.count(*) FROM hush.{t} v WHERE v.key_id {EQ} k.key_id)" for t, _, _ in SEALED)
 STATUS_SQL = f"""
-SELECT k.key_id, k.state, k.created_at, k.activated_at,
-       (SELECT pg_catalog.count(*) FROM hush.secret_versions v WHERE v.key_id {EQ} k.key_id) AS data_keys
+SELECT k.key_id, k.state, k.created_at, k.activated_at, {USES} AS data_keys
   FROM hush.root_keys k ORDER BY k.created_at, k.key_id
 """
 STATE_SQL = f"SELECT k.state FROM hush.root_keys k WHERE k.key_id {EQ} $1"
@@ -30,7 +38,7 @@ ON CONFLICT (key_id) DO UPDATE SET state = 'decrypt_only' WHERE k.state {EQ} 're
 """
 DEMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'decrypt_only' WHERE k.state {EQ} 'active' AND k.key_id {NE} $1"
 PROMOTE_SQL = f"UPDATE hush.root_keys k SET state = 'active', activated_at = pg_catalog.now() WHERE k.key_id {EQ} $1"
-IN_USE_SQL = f"SELECT pg_catalog.count(*) AS n FROM hush.secret_versions v WHERE v.key_id {EQ} $1"
+IN_USE_SQL = f"SELECT {USES} AS n FROM (SELECT $1 AS key_id) k"
 RETIRE_SQL = f"UPDATE hush.root_keys k SET state = 'retired' WHERE k.key_id {EQ} $1"
 
 
@@ -117,21 +125,32 @@ def retire(plpy: Any, GD: dict, kid: Any) -> str:
 ACTIVE_SQL = f"SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active'"
 # Rows still sealed by another registered key, found through the key_id index
 # (a `<>` filter would rescan the already re-sealed rows on every batch); SKIP
-# LOCKED lets two rewraps (or a destroy) proceed side by side.
+# LOCKED lets two rewraps (or a destroy, or a token refresh) proceed side by side.
 PICK_SQL = f"""
-SELECT v.tenant_id, v.secret_id::pg_catalog.text AS secret_id, v.version, v.key_id, v.wrapped_dek
-  FROM hush.secret_versions v
+SELECT v.tenant_id, v.{{id}}::pg_catalog.text AS row_id, v.{{gen}} AS generation, v.key_id, v.wrapped_dek
+  FROM hush.{{table}} v
  WHERE v.key_id IN (SELECT k.key_id FROM hush.root_keys k WHERE k.key_id {NE} $1)
  LIMIT $2 FOR UPDATE OF v SKIP LOCKED
 """
 # One statement per batch, set-based: no subtransaction per row.
 REWRAP_SQL = f"""
-UPDATE hush.secret_versions v SET key_id = $1, wrapped_dek = u.w
+UPDATE hush.{{table}} v SET key_id = $1, wrapped_dek = u.w
   FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.uuid[]),
                   pg_catalog.unnest($4::pg_catalog.int4[]), pg_catalog.unnest($5::pg_catalog.text[]),
                   pg_catalog.unnest($6::pg_catalog.bytea[])) AS u(t, s, n, old, w)
- WHERE v.tenant_id {EQ} u.t AND v.secret_id {EQ} u.s AND v.version {EQ} u.n AND v.key_id {EQ} u.old
+ WHERE v.tenant_id {EQ} u.t AND v.{{id}} {EQ} u.s AND v.{{gen}} {EQ} u.n AND v.key_id {EQ} u.old
 """
+
+
+def _pick(plpy: Any, new_kid: str, batch_size: int) -> tuple[tuple[str, str, str], list]:
+    """The first sealed table with rows left to re-seal, and up to batch_size of them."""
+    for table in SEALED:
+        t, id_col, gen_col = table
+        p = plan(plpy, "keys.pick." + t, PICK_SQL.format(table=t, id=id_col, gen=gen_col), [T, "pg_catalog.int4"])
+        rows = list(plpy.execute(p, [new_kid, batch_size]))
+        if rows:
+            return table, rows
+    return SEALED[0], []
 
 
 @api
@@ -145,23 +164,24 @@ def rewrap_batch(plpy: Any, GD: dict, batch_size: Any) -> int:
         return 0
     new_kid = active[0]["key_id"]
     new_root = keyring.get(plpy, GD, new_kid)
-    rows = plpy.execute(plan(plpy, "keys.pick", PICK_SQL, [T, "pg_catalog.int4"]), [new_kid, batch_size])
+    (table, id_col, gen_col), rows = _pick(plpy, new_kid, batch_size)
     if not rows:
         return 0
     cols: tuple[list[Any], ...] = ([], [], [], [], [])
     for r in rows:
         old_root = keyring.get(plpy, GD, r["key_id"])  # SH030 naming the key when it is missing
         try:
-            wrapped = crypto.rewrap(old_root, r["key_id"], new_root, new_kid, r["tenant_id"], r["secret_id"],
-                                    r["version"], r["wrapped_dek"])
+            wrapped = crypto.rewrap(old_root, r["key_id"], new_root, new_kid, r["tenant_id"], r["row_id"],
+                                    r["generation"], r["wrapped_dek"])
         except crypto.CryptoError:
-            raise Fail(DECRYPTION_FAILED, "the data key of version %d of secret %s (tenant %s) does not open "
+            raise Fail(DECRYPTION_FAILED, "the data key of %s row %s, generation %d (tenant %s) does not open "
                        "with root key %s; nothing in this batch was changed"
-                       % (r["version"], r["secret_id"], r["tenant_id"], r["key_id"])) from None
-        for col, v in zip(cols, (r["tenant_id"], r["secret_id"], r["version"], r["key_id"], wrapped)):
+                       % (table, r["row_id"], r["generation"], r["tenant_id"], r["key_id"])) from None
+        for col, v in zip(cols, (r["tenant_id"], r["row_id"], r["generation"], r["key_id"], wrapped)):
             col.append(v)
-    p = plan(plpy, "keys.rewrap", REWRAP_SQL, [T, "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.int4[]",
-                                               "pg_catalog.text[]", "pg_catalog.bytea[]"])
+    p = plan(plpy, "keys.rewrap." + table, REWRAP_SQL.format(table=table, id=id_col, gen=gen_col),
+             [T, "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.int4[]", "pg_catalog.text[]",
+              "pg_catalog.bytea[]"])
     plpy.execute(p, [new_kid, *cols])
     audit.record(plpy, "*", "rewrap", detail={"key_id": new_kid, "data_keys": len(rows)})
     return len(rows)

@@ -8,29 +8,44 @@
 
 Over a connection you already have (its transaction decides):
 `hush.Secrets(conn, "acme")`, with a psycopg Connection or a SQLAlchemy
-Connection/Session. Asyncio: `hush.aio`. This package holds no key: every
+Connection/Session. Asyncio: `hush.aio`. OAuth2/OIDC tokens:
+`client.tenant("acme").oauth` (or `hush.OAuth(conn, "acme")`). This package holds no key: every
 operation is one call of a hush.* SQL function.
 """
 from ._client import Client, connect
 from ._errors import (
+    AccessDenied,
     AuditAppendOnly,
     AuditedReadOnly,
     AuditTampered,
+    AuthorizationPending,
     DecryptionFailed,
     DropRefused,
+    ExpiredToken,
     HushError,
+    InvalidCallback,
+    InvalidIdToken,
     InvalidArgument,
     InvalidInput,
     InvalidName,
     InvalidTenant,
     KeyUnavailable,
     NoScheduler,
+    OAuthAccountAmbiguous,
+    OAuthConnectionNotFound,
+    OAuthError,
+    OAuthLeaseLost,
+    OAuthProviderNotFound,
+    OAuthStateInvalid,
     PermissionDenied,
+    ProviderUnavailable,
+    ReauthorizationRequired,
     RootKeyInUse,
     RootKeyUnknown,
     SecretDeleted,
     SecretExpired,
     SecretNotFound,
+    SlowDown,
     TenantAccessDenied,
     ValueTooLarge,
     VersionConflict,
@@ -39,6 +54,8 @@ from ._errors import (
 )
 from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+from ._oauth import OAuth
+from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, Provider, TokenSet
 from ._secrets import Secrets
 
 __version__ = "0.1.0"
@@ -52,4 +69,8 @@ __all__ = [
     "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "RootKeyInUse", "RootKeyUnknown",
     "AuditAppendOnly", "AuditTampered", "DropRefused", "NoScheduler",
     "PermissionDenied",
+    "OAuth", "TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection",
+    "OAuthProviderNotFound", "OAuthConnectionNotFound", "OAuthAccountAmbiguous", "OAuthStateInvalid",
+    "ReauthorizationRequired", "OAuthLeaseLost", "OAuthError", "AccessDenied", "AuthorizationPending", "SlowDown",
+    "ExpiredToken", "InvalidCallback", "InvalidIdToken", "ProviderUnavailable",
 ]

@@ -131,6 +131,81 @@ class DropRefused(HushError):
     sqlstate = "SH050"
 
 
+class OAuthProviderNotFound(HushError):
+    """No OAuth provider of this name is registered in the tenant."""
+
+    sqlstate = "SH070"
+
+
+class OAuthConnectionNotFound(HushError):
+    """No account of the tenant is connected to the provider (or not the one named)."""
+
+    sqlstate = "SH071"
+
+
+class OAuthAccountAmbiguous(HushError):
+    """The tenant has several accounts at the provider: name one (the message lists them)."""
+
+    sqlstate = "SH072"
+
+
+class OAuthStateInvalid(HushError):
+    """A callback's state is unknown, already used, or expired: start the authorization again."""
+
+    sqlstate = "SH073"
+
+
+class ReauthorizationRequired(HushError):
+    """The provider refused the refresh token (invalid_grant): the account must authorize again."""
+
+    sqlstate = "SH074"
+
+
+class OAuthLeaseLost(HushError):
+    """Another call stored new tokens while this one was refreshing; read the token again."""
+
+    sqlstate = "SH075"
+
+
+class OAuthError(HushError):
+    """The provider answered with an OAuth error (`error`, `description`), or broke the protocol."""
+
+    def __init__(self, message: str, *, error: str | None = None, description: str | None = None,
+                 status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+class AccessDenied(OAuthError):
+    """The user (or the provider) refused the authorization (error=access_denied)."""
+
+
+class AuthorizationPending(OAuthError):
+    """Device flow: the user has not finished yet; poll again after the interval."""
+
+
+class SlowDown(AuthorizationPending):
+    """Device flow: polling too fast; the interval went up by 5 seconds."""
+
+
+class ExpiredToken(OAuthError):
+    """Device flow: the device code expired before the user finished; start again."""
+
+
+class InvalidCallback(OAuthError):
+    """A callback that must not be trusted: no code, or an `iss` that is not the provider's (RFC 9207)."""
+
+
+class InvalidIdToken(OAuthError):
+    """The ID token failed verification: signature (JWKS), iss, aud, exp or nonce."""
+
+
+class ProviderUnavailable(OAuthError):
+    """The provider kept failing (5xx, timeouts) through every retry; stored tokens were kept."""
+
+
 class PermissionDenied(HushError):
     """The role lacks the hush role (hush_reader, hush_writer, ...) the function needs."""
 
@@ -142,7 +217,8 @@ _BY_CODE: dict[str, type[HushError]] = {
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
         AuditedReadOnly, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
-        DropRefused, NoScheduler, PermissionDenied,
+        DropRefused, NoScheduler, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
+        OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost,
     ) if c.sqlstate
 }
 

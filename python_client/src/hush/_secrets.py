@@ -8,6 +8,7 @@ from uuid import UUID
 
 from . import _calls as q
 from ._exec import executor_for
+from ._oauth import OAuth
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 
 T = TypeVar("T")
@@ -28,6 +29,15 @@ class Secrets:
     def __init__(self, conn: Any, tenant: str) -> None:
         self._exec = executor_for(conn)
         self.tenant = tenant
+        self._oauth: OAuth | None = None
+
+    @property
+    def oauth(self) -> OAuth:
+        """This tenant's OAuth providers and tokens (hush.OAuth), over the same connection;
+        token state commits on its own (the pool, or a connection beside yours)."""
+        if self._oauth is None:
+            self._oauth = OAuth(self._exec, self.tenant)
+        return self._oauth
 
     def __repr__(self) -> str:
         return f"Secrets(tenant={self.tenant!r})"

@@ -1,0 +1,570 @@
+"""OAuth2/OIDC storage: providers, pending authorizations, connections, and the
+refresh lease (DESIGN.md section 6).
+
+The database never speaks HTTP: the Python client does, with no transaction
+open, and comes here before and after. What is secret (client secrets, PKCE
+verifiers and nonces, tokens) is sealed like a secret value (crypto.seal_part)
+and opened only in these functions; every opening and every store writes an
+audit row (secret_name = the provider, detail.account = the account), never a
+value. Single-flight refresh is a lease: claim() takes it in one committed
+UPDATE, the client calls the token endpoint, finish() stores the result over
+the generation it claimed and frees the lease, release() frees it on failure.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from . import access, audit, crypto, keyring, validate
+from .access import plan
+from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS, OAUTH_CONNECTION_NOT_FOUND,
+                     OAUTH_LEASE_LOST, OAUTH_PROVIDER_NOT_FOUND, OAUTH_REAUTH_REQUIRED, OAUTH_STATE_INVALID, Fail, api)
+from .secrets import EQ, T, active_key
+
+J, I4, TS, U, B, NM, TA, BOOL = ("pg_catalog.jsonb", "pg_catalog.int4", "pg_catalog.timestamptz", "pg_catalog.uuid",
+                                 "pg_catalog.bytea", "pg_catalog.name", "pg_catalog.text[]", "pg_catalog.bool")
+LE = "OPERATOR(pg_catalog.<=)"
+CLIENT_SECRET, PENDING, TOKENS = b"oauth-client-secret", b"oauth-pending", b"oauth-tokens"
+MAX_CONFIG_BYTES = 65536
+MAX_TOKEN_BYTES = 65536
+MAX_ERROR_CHARS = 200
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+
+
+# -- sealing -------------------------------------------------------------------
+
+def _seal(key: tuple[str, bytes], part: bytes, tenant: str, row_id: str, generation: int,
+          plain: bytes) -> tuple[str, bytes, bytes]:
+    kid, root = key
+    wrapped, ciphertext = crypto.seal_part(root, kid, part, tenant, row_id, generation, plain)
+    return kid, wrapped, ciphertext
+
+
+def _open(plpy: Any, GD: dict, part: bytes, tenant: str, row: dict, what: str) -> bytes:
+    root = keyring.get(plpy, GD, row["key_id"])
+    try:
+        return crypto.open_part(root, row["key_id"], part, tenant, str(row["id"]), row["generation"],
+                                row["wrapped_dek"], row["ciphertext"])
+    except crypto.CryptoError:
+        raise Fail(DECRYPTION_FAILED, "%s of tenant %s does not decrypt: its ciphertext or data key does not "
+                   "belong to this row (tampered with or copied)" % (what, tenant)) from None
+
+
+def _json_object(value: Any, what: str, limit: int) -> dict:
+    if value is None:
+        raise Fail(INVALID_ARGUMENT, "%s must not be NULL" % what)
+    if len(value) > limit:
+        raise Fail(INVALID_ARGUMENT, "%s is %d bytes; the limit is %d" % (what, len(value), limit))
+    obj = json.loads(value)  # jsonb arrives as its text; it is valid JSON
+    if not isinstance(obj, dict):
+        raise Fail(INVALID_ARGUMENT, "%s must be a JSON object" % what)
+    return obj
+
+
+def _read_audited(plpy: Any, ctx: dict, tenant: str) -> bool:
+    """Whether reads of this tenant are audited; fails closed in a read-only transaction."""
+    if ctx["audit_reads"] and ctx["read_only"]:
+        access.deny_read_only(tenant)
+    return bool(ctx["audit_reads"])
+
+
+def _record(plpy: Any, tenant: str, action: str, row_id: Any, provider: str, generation: Any = None,
+            **detail: Any) -> None:
+    audit.record(plpy, tenant, action, secret_id=row_id, secret_name=provider, version=generation,
+                 detail={k: v for k, v in detail.items() if v is not None} or None)
+
+
+# -- providers -------------------------------------------------------------------
+
+PROVIDER_SQL = f"""
+SELECT p.id, p.generation, p.config, p.key_id, p.wrapped_dek, p.ciphertext
+  FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 AND p.name {EQ} $2
+"""
+PROVIDER_INSERT_SQL = """
+INSERT INTO hush.oauth_providers (tenant_id, name, id, generation, config, key_id, wrapped_dek, ciphertext, created_by)
+VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)
+ON CONFLICT (tenant_id, name) DO NOTHING
+RETURNING id
+"""
+PROVIDER_UPDATE_SQL = f"""
+UPDATE hush.oauth_providers p
+   SET generation = $3, config = $4, key_id = $5, wrapped_dek = $6, ciphertext = $7, updated_at = pg_catalog.now()
+ WHERE p.tenant_id {EQ} $1 AND p.name {EQ} $2 AND p.generation {EQ} ($3 OPERATOR(pg_catalog.-) 1)
+RETURNING p.id
+"""
+PROVIDERS_SQL = f"""
+SELECT p.name, p.config, p.ciphertext IS NOT NULL AS has_client_secret, p.created_at, p.updated_at
+  FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 ORDER BY p.name
+"""
+PROVIDER_DELETE_SQL = f"""
+DELETE FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 AND p.name {EQ} $2 RETURNING p.id
+"""
+
+
+def _provider_row(plpy: Any, tenant: str, name: str) -> dict:
+    rows = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
+    if not rows:
+        raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %r is not registered in tenant %s" % (name, tenant),
+                   hint="Register it with register_provider (hush oauth provider add).")
+    return rows[0]
+
+
+def _provider_secret(plpy: Any, GD: dict, tenant: str, name: str, row: dict) -> Any:
+    if row["ciphertext"] is None:
+        return None
+    return _open(plpy, GD, CLIENT_SECRET, tenant, row, "the client secret of OAuth provider %r" % name).decode()
+
+
+@api
+def save_provider(plpy: Any, GD: dict, tenant: str, name: Any, config: Any, client_secret: Any) -> dict:
+    """Register a provider, or replace its configuration and client secret."""
+    validate.tenant(tenant)
+    name = validate.name(name, "provider name")
+    conf = _json_object(config, "config", MAX_CONFIG_BYTES)
+    if not isinstance(conf.get("client_id"), str) or not conf["client_id"]:
+        raise Fail(INVALID_ARGUMENT, "config must name a client_id")
+    ctx = access.enter(plpy, tenant, write=True)
+    old = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
+    row_id = str(old[0]["id"]) if old else str(uuid.uuid4())
+    generation = old[0]["generation"] + 1 if old else 1
+    sealed: tuple[Any, Any, Any] = (None, None, None)
+    if client_secret is not None:
+        secret = validate.value(client_secret, ctx["max_value_bytes"])
+        sealed = _seal(active_key(plpy, GD, ctx), CLIENT_SECRET, tenant, row_id, generation, secret)
+    args = [tenant, name, row_id if not old else generation, config, *sealed]
+    if old:
+        p = plan(plpy, "oauth.provider_update", PROVIDER_UPDATE_SQL, [T, T, I4, J, T, B, B])
+        rows = plpy.execute(p, args)
+    else:
+        p = plan(plpy, "oauth.provider_insert", PROVIDER_INSERT_SQL, [T, T, U, J, T, B, B, NM])
+        rows = plpy.execute(p, args + [ctx["caller"]])
+    if not rows:
+        raise Fail(INVALID_ARGUMENT, "OAuth provider %r of tenant %s was changed by another call meanwhile"
+                   % (name, tenant), hint="Retry.")
+    _record(plpy, tenant, "oauth_provider_save", row_id, name, generation)
+    return {"name": name, "created": not old, "generation": generation}
+
+
+@api
+def providers(plpy: Any, tenant: str) -> list:
+    validate.tenant(tenant)
+    access.enter(plpy, tenant)
+    return list(plpy.execute(plan(plpy, "oauth.providers", PROVIDERS_SQL, [T]), [tenant]))
+
+
+@api
+def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
+    """A provider's configuration and client secret (audited as a read)."""
+    validate.tenant(tenant)
+    name = validate.name(name, "provider name")
+    ctx = access.enter(plpy, tenant)
+    audited = _read_audited(plpy, ctx, tenant)
+    row = _provider_row(plpy, tenant, name)
+    secret = _provider_secret(plpy, GD, tenant, name, row)
+    if audited and secret is not None:
+        _record(plpy, tenant, "oauth_client_secret_read", row["id"], name, row["generation"])
+    return {"name": name, "config": row["config"], "client_secret": secret}
+
+
+@api
+def remove_provider(plpy: Any, tenant: str, name: Any) -> bool:
+    """Remove a provider with its pending authorizations and connections (no revocation)."""
+    validate.tenant(tenant)
+    name = validate.name(name, "provider name")
+    access.enter(plpy, tenant)
+    rows = plpy.execute(plan(plpy, "oauth.provider_delete", PROVIDER_DELETE_SQL, [T, T]), [tenant, name])
+    if rows:
+        _record(plpy, tenant, "oauth_provider_remove", rows[0]["id"], name)
+    return bool(rows)
+
+
+# -- authorization code: begin and callback ------------------------------------------------
+
+PENDING_PURGE_SQL = f"""
+DELETE FROM hush.oauth_pending p WHERE p.tenant_id {EQ} $1 AND p.expires_at {LE} pg_catalog.now()
+"""
+PENDING_INSERT_SQL = """
+INSERT INTO hush.oauth_pending (tenant_id, state_hash, id, provider, account, redirect_uri, scopes, key_id,
+                                wrapped_dek, ciphertext, expires_at, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $11), $12)
+RETURNING expires_at
+"""
+# The row policy by_state shows this one row whatever its tenant; deleting it
+# is what makes a state single-use.
+PENDING_TAKE_SQL = f"""
+DELETE FROM hush.oauth_pending p WHERE p.state_hash {EQ} $1
+RETURNING p.tenant_id, p.id, p.generation, p.provider, p.account, p.redirect_uri, p.scopes, p.key_id,
+          p.wrapped_dek, p.ciphertext, p.expires_at {LE} pg_catalog.now() AS expired
+"""
+SET_STATE_SQL = "SELECT pg_catalog.set_config('hush.oauth_state', $1, true)"
+
+
+def _state_hash(state: Any) -> bytes:
+    if not isinstance(state, str) or not 16 <= len(state) <= 512:
+        raise Fail(OAUTH_STATE_INVALID, "an OAuth state is 16 to 512 characters")
+    return hashlib.sha256(state.encode()).digest()
+
+
+@api
+def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code_verifier: Any, nonce: Any,
+          redirect_uri: Any, scopes: Any, account: Any, ttl_seconds: Any) -> Any:
+    """Store a pending authorization: the state's hash, the sealed PKCE verifier and nonce."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    digest = _state_hash(state)
+    if account is not None:
+        validate.name(account, "account")
+    if not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= 86400:
+        raise Fail(INVALID_ARGUMENT, "ttl_seconds must be between 1 and 86400")
+    ctx = access.enter(plpy, tenant, write=True)
+    _provider_row(plpy, tenant, provider_name)
+    plpy.execute(plan(plpy, "oauth.pending_purge", PENDING_PURGE_SQL, [T]), [tenant])
+    row_id = str(uuid.uuid4())
+    plain = json.dumps({"code_verifier": code_verifier, "nonce": nonce}).encode()
+    sealed = _seal(active_key(plpy, GD, ctx), PENDING, tenant, row_id, 1, plain)
+    p = plan(plpy, "oauth.pending_insert", PENDING_INSERT_SQL, [T, B, U, T, T, T, TA, T, B, B, I4, NM])
+    expires = plpy.execute(p, [tenant, digest, row_id, provider_name, account, redirect_uri, list(scopes or []),
+                               *sealed, ttl_seconds, ctx["caller"]])[0]["expires_at"]
+    _record(plpy, tenant, "oauth_authorize", row_id, provider_name, account=account)
+    return expires
+
+
+@api
+def consume(plpy: Any, GD: dict, state: Any) -> dict:
+    """The pending authorization a callback's state names, removed for good, with what the
+    code exchange needs. Spans tenants; the caller must be granted the one it belongs to."""
+    digest = _state_hash(state)
+    plpy.execute(plan(plpy, "oauth.set_state", SET_STATE_SQL, [T]), [digest.hex()])
+    rows = plpy.execute(plan(plpy, "oauth.pending_take", PENDING_TAKE_SQL, [B]), [digest])
+    plpy.execute(plan(plpy, "oauth.set_state", SET_STATE_SQL, [T]), [""])
+    if not rows:
+        raise Fail(OAUTH_STATE_INVALID, "this OAuth state is unknown or was already used",
+                   hint="Start the authorization again; a callback can be completed once.")
+    row = rows[0]
+    tenant = row["tenant_id"]
+    access.enter(plpy, tenant)  # a caller without a grant on that tenant gets nothing, and nothing is consumed
+    out = {"tenant_id": tenant, "provider": row["provider"], "account": row["account"],
+           "redirect_uri": row["redirect_uri"], "scopes": row["scopes"], "expired": row["expired"],
+           "code_verifier": None, "nonce": None, "config": None, "client_secret": None}
+    _record(plpy, tenant, "oauth_callback", row["id"], row["provider"], account=row["account"],
+            expired=row["expired"] or None)
+    if row["expired"]:  # consumed all the same: an expired state is never any good again
+        return out
+    pending = json.loads(_open(plpy, GD, PENDING, tenant, row, "a pending OAuth authorization"))
+    prov = _provider_row(plpy, tenant, row["provider"])
+    out.update(code_verifier=pending["code_verifier"], nonce=pending["nonce"], config=prov["config"],
+               client_secret=_provider_secret(plpy, GD, tenant, row["provider"], prov))
+    return out
+
+
+# -- connections ---------------------------------------------------------------------------
+
+CONN_COLS = """c.id, c.generation, c.account, c.grant_type, c.key_id, c.wrapped_dek, c.ciphertext, c.token_type,
+       c.scopes, c.expires_at, c.status, c.lease_holder, c.lease_until,
+       pg_catalog.date_part('epoch', c.expires_at OPERATOR(pg_catalog.-) pg_catalog.now()) AS valid_for"""
+CONN_SQL = f"""
+SELECT {CONN_COLS} FROM hush.oauth_connections c
+ WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3
+"""
+CONN_LOCK_SQL = CONN_SQL + " FOR UPDATE"
+ACCOUNTS_SQL = f"""
+SELECT c.account FROM hush.oauth_connections c WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2
+ ORDER BY c.account LIMIT 21
+"""
+CONN_INSERT_SQL = """
+INSERT INTO hush.oauth_connections (tenant_id, provider, account, id, generation, grant_type, key_id, wrapped_dek,
+                                    ciphertext, token_type, scopes, expires_at, has_refresh_token, created_by,
+                                    refreshed_at)
+VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10,
+        pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $11), $12, $13, pg_catalog.now())
+ON CONFLICT (tenant_id, provider, account) DO NOTHING
+RETURNING generation, expires_at
+"""
+# Every store (a new authorization or a refresh) replaces the sealed tokens,
+# moves the generation on, clears any lease, error and needs_reauth.
+CONN_UPDATE_SQL = f"""
+UPDATE hush.oauth_connections c
+   SET generation = $4 OPERATOR(pg_catalog.+) 1, grant_type = $5, key_id = $6, wrapped_dek = $7, ciphertext = $8,
+       token_type = $9, scopes = $10,
+       expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $11),
+       has_refresh_token = $12, status = 'active', last_error = NULL, last_error_at = NULL,
+       lease_holder = NULL, lease_until = NULL, refreshed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+ WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 AND c.generation {EQ} $4
+RETURNING c.generation, c.expires_at
+"""
+CLAIM_SQL = f"""
+UPDATE hush.oauth_connections c
+   SET lease_holder = $4, lease_until = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5)
+ WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 AND c.generation {EQ} $6
+   AND c.status {EQ} 'active' AND (c.lease_until IS NULL OR c.lease_until {LE} pg_catalog.now())
+RETURNING {CONN_COLS}
+"""
+RELEASE_SQL = f"""
+UPDATE hush.oauth_connections c
+   SET lease_holder = NULL, lease_until = NULL, last_error = $6, last_error_at = pg_catalog.now(),
+       status = CASE WHEN $7 THEN 'needs_reauth' ELSE c.status END, updated_at = pg_catalog.now()
+ WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 AND c.generation {EQ} $4
+   AND c.lease_holder {EQ} $5
+RETURNING c.id
+"""
+CONNECTIONS_SQL = f"""
+SELECT c.provider, c.account, c.grant_type, c.status, c.token_type, c.scopes, c.expires_at, c.has_refresh_token,
+       c.last_error, c.last_error_at, c.refreshed_at, c.lease_until, c.created_at, c.updated_at
+  FROM hush.oauth_connections c
+ WHERE c.tenant_id {EQ} $1 AND ($2 IS NULL OR c.provider {EQ} $2)
+ ORDER BY c.provider, c.account
+"""
+CONN_DELETE_SQL = f"""
+DELETE FROM hush.oauth_connections c
+ WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 RETURNING c.id
+"""
+
+
+def _account(plpy: Any, tenant: str, provider_name: str, account: Any) -> str:
+    """The account named, or the provider's only one; SH072 lists them when there are several."""
+    if account is not None:
+        return validate.name(account, "account")
+    found = [r["account"] for r in plpy.execute(plan(plpy, "oauth.accounts", ACCOUNTS_SQL, [T, T]),
+                                                [tenant, provider_name])]
+    if len(found) == 1:
+        return str(found[0])
+    if not found:
+        _provider_row(plpy, tenant, provider_name)  # SH070 when the provider itself is missing
+        raise Fail(OAUTH_CONNECTION_NOT_FOUND, "no account of tenant %s is connected to OAuth provider %r"
+                   % (tenant, provider_name), hint="Authorize one first (start_authorization, hush oauth login).")
+    listed = ", ".join(repr(a) for a in found[:20]) + (", ..." if len(found) > 20 else "")
+    raise Fail(OAUTH_ACCOUNT_AMBIGUOUS, "tenant %s has several accounts at OAuth provider %r: %s; name one"
+               % (tenant, provider_name, listed))
+
+
+def _connection(plpy: Any, tenant: str, provider_name: str, account: str, lock: bool = False) -> dict:
+    key = "oauth.conn_lock" if lock else "oauth.conn"
+    rows = plpy.execute(plan(plpy, key, CONN_LOCK_SQL if lock else CONN_SQL, [T, T, T]),
+                        [tenant, provider_name, account])
+    if not rows:
+        _provider_row(plpy, tenant, provider_name)
+        raise Fail(OAUTH_CONNECTION_NOT_FOUND, "account %r of tenant %s is not connected to OAuth provider %r"
+                   % (account, tenant, provider_name))
+    return rows[0]
+
+
+def _tokens(plpy: Any, GD: dict, tenant: str, provider_name: str, row: dict) -> dict:
+    return json.loads(_open(plpy, GD, TOKENS, tenant, row, "the tokens of account %r at OAuth provider %r"
+                            % (row["account"], provider_name)))
+
+
+def _token_response(value: Any) -> tuple[dict, dict]:
+    """A token endpoint response -> (the sealed part, the clear columns)."""
+    tokens = _json_object(value, "tokens", MAX_TOKEN_BYTES)
+    if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
+        raise Fail(INVALID_ARGUMENT, "tokens must hold an access_token")
+    expires_in = tokens.get("expires_in")
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))):
+        raise Fail(INVALID_ARGUMENT, "expires_in must be a number of seconds")
+    scope = tokens.get("scope")
+    scopes = scope.split() if isinstance(scope, str) else [str(s) for s in scope] if isinstance(scope, list) else []
+    sealed = {k: tokens.get(k) for k in TOKEN_FIELDS if isinstance(tokens.get(k), str)}
+    clear = {"token_type": tokens.get("token_type"), "scopes": scopes,
+             "expires_in": None if expires_in is None else float(expires_in)}
+    return sealed, clear
+
+
+def _store(plpy: Any, GD: dict, ctx: dict, tenant: str, provider_name: str, account: str, grant_type: str,
+           sealed: dict, clear: dict, old: Any) -> dict:
+    """Insert or replace the tokens of a connection; `old` is its locked current row or None.
+    A response without a refresh token keeps the one stored (providers send it only once)."""
+    if old is not None and "refresh_token" not in sealed:
+        kept = _tokens(plpy, GD, tenant, provider_name, old).get("refresh_token")
+        if kept:
+            sealed["refresh_token"] = kept
+    if old is not None:  # RFC 6749 5.1: a response without scope was granted the scope asked for, the old one
+        clear["scopes"] = clear["scopes"] or list(old["scopes"] or [])
+        clear["token_type"] = clear["token_type"] or old["token_type"]
+    row_id = str(old["id"]) if old is not None else str(uuid.uuid4())
+    generation = old["generation"] + 1 if old is not None else 1
+    sealed_cols = _seal(active_key(plpy, GD, ctx), TOKENS, tenant, row_id, generation,
+                        json.dumps(sealed).encode())
+    common = [grant_type, *sealed_cols, clear["token_type"], clear["scopes"], clear["expires_in"],
+              "refresh_token" in sealed]
+    if old is None:
+        p = plan(plpy, "oauth.conn_insert", CONN_INSERT_SQL, [T, T, T, U, T, T, B, B, T, TA, "pg_catalog.float8",
+                                                              BOOL, NM])
+        rows = plpy.execute(p, [tenant, provider_name, account, row_id, *common, ctx["caller"]])
+    else:
+        p = plan(plpy, "oauth.conn_update", CONN_UPDATE_SQL, [T, T, T, I4, T, T, B, B, T, TA, "pg_catalog.float8",
+                                                              BOOL])
+        rows = plpy.execute(p, [tenant, provider_name, account, old["generation"], *common])
+    if not rows:
+        raise Fail(OAUTH_LEASE_LOST, "the tokens of account %r at OAuth provider %r (tenant %s) were stored by "
+                   "another call meanwhile" % (account, provider_name, tenant), hint="Read the token again.")
+    return {"account": account, "generation": rows[0]["generation"], "expires_at": rows[0]["expires_at"],
+            "row_id": row_id}
+
+
+@api
+def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, grant_type: Any,
+                 tokens: Any) -> dict:
+    """Store a token endpoint response as the connection (tenant, provider, account)."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    account = validate.name(account, "account")
+    grant_type = validate.name(grant_type, "grant type")
+    sealed, clear = _token_response(tokens)
+    ctx = access.enter(plpy, tenant, write=True)
+    _provider_row(plpy, tenant, provider_name)
+    rows = plpy.execute(plan(plpy, "oauth.conn_lock", CONN_LOCK_SQL, [T, T, T]), [tenant, provider_name, account])
+    out = _store(plpy, GD, ctx, tenant, provider_name, account, grant_type, sealed, clear,
+                 rows[0] if rows else None)
+    _record(plpy, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
+            grant_type=grant_type)
+    return out
+
+
+@api
+def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
+    """The stored access token of a connection with its expiry as the database sees it
+    (valid_for, seconds). SH074 when the connection needs re-authorization."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    ctx = access.enter(plpy, tenant)
+    audited = _read_audited(plpy, ctx, tenant)
+    account = _account(plpy, tenant, provider_name, account)
+    row = _connection(plpy, tenant, provider_name, account)
+    if row["status"] == "needs_reauth":
+        raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again "
+                   "(its refresh token was refused)" % (account, tenant, provider_name),
+                   hint="Run the authorization again; connections() shows the last error.")
+    access_token = _tokens(plpy, GD, tenant, provider_name, row)["access_token"]
+    if audited:
+        _record(plpy, tenant, "oauth_token_read", row["id"], provider_name, row["generation"], account=account)
+    return {"account": account, "access_token": access_token, "token_type": row["token_type"],
+            "scopes": row["scopes"], "expires_at": row["expires_at"], "valid_for": row["valid_for"],
+            "generation": row["generation"], "grant_type": row["grant_type"], "lease_until": row["lease_until"]}
+
+
+def _lease_args(holder: Any, lease_seconds: Any) -> None:
+    if not isinstance(holder, str) or not 1 <= len(holder) <= 200:
+        raise Fail(INVALID_ARGUMENT, "a lease holder is 1 to 200 characters")
+    if lease_seconds is not None and (not isinstance(lease_seconds, int) or not 1 <= lease_seconds <= 3600):
+        raise Fail(INVALID_ARGUMENT, "lease_seconds must be between 1 and 3600")
+
+
+@api
+def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, holder: Any, lease_seconds: Any,
+          seen_generation: Any) -> dict:
+    """Take the refresh lease of a connection still at seen_generation. Outcomes:
+    'claimed' (with the refresh token and the client's secret: refresh now, then finish
+    or release), 'fresh' (another call stored new tokens since: read them), 'leased'
+    (another call is refreshing: wait, then try again), 'needs_reauth'."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    account = validate.name(account, "account")
+    _lease_args(holder, lease_seconds)
+    if not isinstance(seen_generation, int):
+        raise Fail(INVALID_ARGUMENT, "seen_generation must be the generation last read")
+    ctx = access.enter(plpy, tenant)
+    p = plan(plpy, "oauth.claim", CLAIM_SQL, [T, T, T, T, I4, I4])
+    rows = plpy.execute(p, [tenant, provider_name, account, holder, lease_seconds, seen_generation])
+    if not rows:
+        row = _connection(plpy, tenant, provider_name, account)
+        outcome = ("needs_reauth" if row["status"] == "needs_reauth" else
+                   "fresh" if row["generation"] != seen_generation else "leased")
+        return {"outcome": outcome, "account": account, "generation": row["generation"],
+                "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
+                "refresh_token": None, "config": None, "client_secret": None}
+    row = rows[0]
+    refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
+    prov = _provider_row(plpy, tenant, provider_name)
+    if ctx["audit_reads"]:
+        _record(plpy, tenant, "oauth_refresh_claim", row["id"], provider_name, row["generation"], account=account)
+    return {"outcome": "claimed", "account": account, "generation": row["generation"],
+            "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
+            "refresh_token": refresh_token, "config": prov["config"],
+            "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov)}
+
+
+@api
+def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, holder: Any, generation: Any,
+           tokens: Any) -> dict:
+    """Store a refresh's response over the generation claimed and free the lease; SH075
+    when another call stored tokens since (its result wins)."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    account = validate.name(account, "account")
+    _lease_args(holder, None)
+    sealed, clear = _token_response(tokens)
+    ctx = access.enter(plpy, tenant, write=True)
+    row = _connection(plpy, tenant, provider_name, account, lock=True)
+    if row["generation"] != generation:
+        raise Fail(OAUTH_LEASE_LOST, "the tokens of account %r at OAuth provider %r (tenant %s) were refreshed by "
+                   "another call meanwhile" % (account, provider_name, tenant), hint="Read the token again.")
+    out = _store(plpy, GD, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row)
+    _record(plpy, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account)
+    return out
+
+
+def _error_text(error: Any) -> Any:
+    if error is None:
+        return None
+    return validate.CONTROL_RE.sub(" ", str(error))[:MAX_ERROR_CHARS]
+
+
+@api
+def release(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: Any, generation: Any, error: Any,
+            needs_reauth: Any) -> bool:
+    """Free a lease after a failed refresh, recording the error (and needs_reauth on invalid_grant)."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    account = validate.name(account, "account")
+    _lease_args(holder, None)
+    access.enter(plpy, tenant)
+    error = _error_text(error)
+    p = plan(plpy, "oauth.release", RELEASE_SQL, [T, T, T, I4, T, T, BOOL])
+    rows = plpy.execute(p, [tenant, provider_name, account, generation, holder, error, bool(needs_reauth)])
+    if rows:
+        _record(plpy, tenant, "oauth_refresh_failed", rows[0]["id"], provider_name, generation, account=account,
+                error=error, needs_reauth=bool(needs_reauth) or None)
+    return bool(rows)
+
+
+@api
+def connections(plpy: Any, tenant: str, provider_name: Any) -> list:
+    """Connections with status, expiry, scopes and last error; never a token."""
+    validate.tenant(tenant)
+    if provider_name is not None:
+        validate.name(provider_name, "provider name")
+    access.enter(plpy, tenant)
+    return list(plpy.execute(plan(plpy, "oauth.connections", CONNECTIONS_SQL, [T, T]), [tenant, provider_name]))
+
+
+@api
+def connection_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
+    """Every token of a connection and the client's secret, for revocation (audited)."""
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    ctx = access.enter(plpy, tenant)
+    audited = _read_audited(plpy, ctx, tenant)
+    account = _account(plpy, tenant, provider_name, account)
+    row = _connection(plpy, tenant, provider_name, account)
+    tokens = _tokens(plpy, GD, tenant, provider_name, row)
+    prov = _provider_row(plpy, tenant, provider_name)
+    if audited:
+        _record(plpy, tenant, "oauth_tokens_read", row["id"], provider_name, row["generation"], account=account)
+    return {"account": account, "access_token": tokens.get("access_token"),
+            "refresh_token": tokens.get("refresh_token"), "id_token": tokens.get("id_token"),
+            "config": prov["config"], "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov)}
+
+
+@api
+def delete_connection(plpy: Any, tenant: str, provider_name: Any, account: Any) -> bool:
+    validate.tenant(tenant)
+    provider_name = validate.name(provider_name, "provider name")
+    account = validate.name(account, "account")
+    access.enter(plpy, tenant)
+    rows = plpy.execute(plan(plpy, "oauth.conn_delete", CONN_DELETE_SQL, [T, T, T]), [tenant, provider_name, account])
+    if rows:
+        _record(plpy, tenant, "oauth_disconnect", rows[0]["id"], provider_name, account=account)
+    return bool(rows)

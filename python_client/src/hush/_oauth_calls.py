@@ -1,0 +1,130 @@
+"""The OAuth storage functions (hush.oauth_*) as Calls, like _calls.py: one
+statement each, every value a bind parameter (tokens and client secrets never
+in query text)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping, Sequence
+
+from ._calls import Call, Rows
+from ._oauth_models import Connection, Provider
+
+LEASE_COLS = ("outcome", "account", "generation", "lease_until", "grant_type", "scopes", "refresh_token", "config",
+              "client_secret")
+ACCESS_COLS = ("account", "access_token", "token_type", "scopes", "expires_at", "valid_for", "generation",
+               "grant_type", "lease_until")
+CALLBACK_COLS = ("tenant_id", "provider", "account", "redirect_uri", "scopes", "expired", "code_verifier", "nonce",
+                 "config", "client_secret")
+STORED_COLS = ("account", "generation", "expires_at")
+CLIENT_COLS = ("name", "config", "client_secret")
+TOKENS_COLS = ("account", "access_token", "refresh_token", "id_token", "config", "client_secret")
+
+
+def _dict(cols: Sequence[str]) -> Callable[[Rows], dict[str, Any]]:
+    return lambda rows: dict(zip(cols, rows[0]))
+
+
+def _scalar(rows: Rows) -> Any:
+    return rows[0][0]
+
+
+def _fn(name: str, args: Mapping[str, str], cols: Sequence[str] | None) -> str:
+    params = ", ".join(f"{k} => CAST(%({k})s AS {t})" for k, t in args.items())
+    if cols is None:
+        return f"SELECT hush.{name}({params})"
+    return f"SELECT {', '.join(cols)} FROM hush.{name}({params})"
+
+
+def save_provider(tenant: str, provider: str, config: Mapping[str, Any], client_secret: str | None) -> Call[Any]:
+    return Call(_fn("oauth_save_provider", {"tenant": "text", "provider": "text", "config": "jsonb",
+                                            "client_secret": "text"}, ("name", "created", "generation")),
+                {"tenant": tenant, "provider": provider, "config": json.dumps(config), "client_secret": client_secret},
+                _dict(("name", "created", "generation")))
+
+
+def providers(tenant: str) -> Call[list[Provider]]:
+    return Call("SELECT name, config, has_client_secret, created_at, updated_at "
+                "FROM hush.oauth_providers(CAST(%(tenant)s AS text))",
+                {"tenant": tenant}, lambda rows: [Provider.from_row(r) for r in rows])
+
+
+def provider(tenant: str, name: str) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_provider", {"tenant": "text", "provider": "text"}, CLIENT_COLS),
+                {"tenant": tenant, "provider": name}, _dict(CLIENT_COLS))
+
+
+def remove_provider(tenant: str, name: str) -> Call[bool]:
+    return Call(_fn("oauth_remove_provider", {"tenant": "text", "provider": "text"}, None),
+                {"tenant": tenant, "provider": name}, _scalar)
+
+
+def begin(tenant: str, provider: str, state: str, code_verifier: str | None, nonce: str | None,
+          redirect_uri: str | None, scopes: Sequence[str], account: str | None, ttl_seconds: int) -> Call[Any]:
+    return Call(_fn("oauth_begin", {"tenant": "text", "provider": "text", "state": "text", "code_verifier": "text",
+                                    "nonce": "text", "redirect_uri": "text", "scopes": "text[]", "account": "text",
+                                    "ttl_seconds": "integer"}, None),
+                {"tenant": tenant, "provider": provider, "state": state, "code_verifier": code_verifier,
+                 "nonce": nonce, "redirect_uri": redirect_uri, "scopes": list(scopes), "account": account,
+                 "ttl_seconds": ttl_seconds}, _scalar)
+
+
+def consume(state: str) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_consume", {"state": "text"}, CALLBACK_COLS), {"state": state}, _dict(CALLBACK_COLS))
+
+
+def store_tokens(tenant: str, provider: str, account: str, grant_type: str,
+                 tokens: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_store_tokens", {"tenant": "text", "provider": "text", "account": "text",
+                                           "grant_type": "text", "tokens": "jsonb"}, STORED_COLS),
+                {"tenant": tenant, "provider": provider, "account": account, "grant_type": grant_type,
+                 "tokens": json.dumps(dict(tokens))}, _dict(STORED_COLS))
+
+
+def token(tenant: str, provider: str, account: str | None) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_token", {"tenant": "text", "provider": "text", "account": "text"}, ACCESS_COLS),
+                {"tenant": tenant, "provider": provider, "account": account}, _dict(ACCESS_COLS))
+
+
+def claim(tenant: str, provider: str, account: str, holder: str, lease_seconds: int,
+          seen_generation: int) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_claim_refresh", {"tenant": "text", "provider": "text", "account": "text",
+                                            "holder": "text", "lease_seconds": "integer",
+                                            "seen_generation": "integer"}, LEASE_COLS),
+                {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
+                 "lease_seconds": lease_seconds, "seen_generation": seen_generation}, _dict(LEASE_COLS))
+
+
+def finish(tenant: str, provider: str, account: str, holder: str, generation: int,
+           tokens: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_finish_refresh", {"tenant": "text", "provider": "text", "account": "text",
+                                             "holder": "text", "generation": "integer", "tokens": "jsonb"},
+                    STORED_COLS),
+                {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
+                 "generation": generation, "tokens": json.dumps(dict(tokens))}, _dict(STORED_COLS))
+
+
+def release(tenant: str, provider: str, account: str, holder: str, generation: int, error: str | None,
+            needs_reauth: bool) -> Call[bool]:
+    return Call(_fn("oauth_release_refresh", {"tenant": "text", "provider": "text", "account": "text",
+                                              "holder": "text", "generation": "integer", "error": "text",
+                                              "needs_reauth": "boolean"}, None),
+                {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
+                 "generation": generation, "error": error, "needs_reauth": needs_reauth}, _scalar)
+
+
+def connections(tenant: str, provider: str | None) -> Call[list[Connection]]:
+    return Call("SELECT provider, account, grant_type, status, token_type, scopes, expires_at, has_refresh_token, "
+                "last_error, last_error_at, refreshed_at, lease_until, created_at, updated_at "
+                "FROM hush.oauth_connections(CAST(%(tenant)s AS text), CAST(%(provider)s AS text))",
+                {"tenant": tenant, "provider": provider}, lambda rows: [Connection.from_row(r) for r in rows])
+
+
+def connection_tokens(tenant: str, provider: str, account: str | None) -> Call[dict[str, Any]]:
+    return Call(_fn("oauth_connection_tokens", {"tenant": "text", "provider": "text", "account": "text"},
+                    TOKENS_COLS),
+                {"tenant": tenant, "provider": provider, "account": account}, _dict(TOKENS_COLS))
+
+
+def disconnect(tenant: str, provider: str, account: str) -> Call[bool]:
+    return Call(_fn("oauth_disconnect", {"tenant": "text", "provider": "text", "account": "text"}, None),
+                {"tenant": tenant, "provider": provider, "account": account}, _scalar)

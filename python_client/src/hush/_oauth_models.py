@@ -1,0 +1,94 @@
+"""What the OAuth API returns. Token values are never in a repr: a TokenSet
+printed in a log or a traceback shows which tokens it holds, not them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens of one account at one provider, as the provider issued them."""
+
+    provider: str
+    account: str
+    access_token: str = field(repr=False)
+    token_type: str | None
+    expires_at: datetime | None
+    scopes: tuple[str, ...]
+    refresh_token: str | None = field(default=None, repr=False)
+    id_token: str | None = field(default=None, repr=False)
+    # The verified ID token's claims (sub, email, ...), when there was one.
+    claims: dict[str, Any] | None = field(default=None, repr=False)
+    # The tenant the tokens are stored in (a callback completes the tenant that started it).
+    tenant: str | None = None
+
+    def __repr__(self) -> str:
+        held = [k for k in ("access_token", "refresh_token", "id_token") if getattr(self, k)]
+        return (f"TokenSet(provider={self.provider!r}, account={self.account!r}, token_type={self.token_type!r}, "
+                f"expires_at={self.expires_at!r}, scopes={self.scopes!r}, tenant={self.tenant!r}, holds={held!r})")
+
+
+class AuthorizationRequest(NamedTuple):
+    """Where to send the user (`url`), and the state that will come back on the callback."""
+
+    url: str
+    state: str
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    """RFC 8628: show the user `user_code` and `verification_uri` (or the _complete one)."""
+
+    device_code: str = field(repr=False)
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: int
+    interval: int
+    # when it expires, on the OAuth object's clock (seconds since the epoch)
+    expires_at: float
+    scopes: tuple[str, ...] = ()
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A registered provider: its configuration, never its client secret."""
+
+    name: str
+    config: dict[str, Any]
+    has_client_secret: bool
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Provider:
+        return cls(row[0], dict(row[1]), bool(row[2]), row[3], row[4])
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One account's connection to a provider: status and expiry, never a token."""
+
+    provider: str
+    account: str
+    grant_type: str
+    status: str
+    token_type: str | None
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    has_refresh_token: bool
+    last_error: str | None
+    last_error_at: datetime | None
+    refreshed_at: datetime | None
+    lease_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Connection:
+        r = list(row)
+        r[5] = tuple(r[5] or ())
+        return cls(*r)

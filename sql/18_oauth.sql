@@ -1,0 +1,142 @@
+-- OAuth2 / OIDC state (DESIGN.md section 6): providers, pending authorizations
+-- and connections (tokens per tenant, provider and account). Everything secret
+-- (client secrets, PKCE verifiers and nonces, tokens) is sealed like a secret
+-- value: its own data key under the active root key, with associated data
+-- naming the table's part, the tenant, the row id and its generation, so a
+-- sealed column copied to another row or table does not open. Each row keeps
+-- the same three columns as hush.secret_versions (key_id, wrapped_dek,
+-- ciphertext), so rotation (hush.rewrap) re-seals them alongside secrets.
+
+-- One registered client per (tenant, provider name). config holds endpoints,
+-- client id, auth method, scopes, redirect URIs, grant types and the discovery
+-- document's cache: nothing secret. The sealed part is the client secret
+-- (NULL columns for a public client).
+CREATE TABLE hush.oauth_providers (
+    tenant_id   text NOT NULL,
+    name        text NOT NULL,
+    id          uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    generation  integer NOT NULL DEFAULT 1 CHECK (generation > 0),
+    config      jsonb NOT NULL,
+    key_id      text REFERENCES hush.root_keys (key_id),
+    wrapped_dek bytea,
+    ciphertext  bytea,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by  name NOT NULL,
+    PRIMARY KEY (tenant_id, name),
+    UNIQUE (id),
+    CHECK ((ciphertext IS NULL) = (wrapped_dek IS NULL) AND (ciphertext IS NULL) = (key_id IS NULL))
+);
+CREATE INDEX oauth_providers_key ON hush.oauth_providers (key_id) WHERE key_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('hush.oauth_providers'::regclass, '');
+
+-- An authorization started and not yet completed. The state value itself is
+-- only in the authorization URL; the table keeps its SHA-256, which the
+-- callback looks up across tenants (the callback handler does not know the
+-- tenant). Sealed: the PKCE code verifier and the OIDC nonce. Single use:
+-- the callback deletes the row.
+CREATE TABLE hush.oauth_pending (
+    tenant_id    text NOT NULL,
+    state_hash   bytea NOT NULL CHECK (pg_catalog.length(state_hash) = 32),
+    id           uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    generation   integer NOT NULL DEFAULT 1 CHECK (generation > 0),
+    provider     text NOT NULL,
+    account      text,
+    redirect_uri text,
+    scopes       text[] NOT NULL DEFAULT '{}',
+    key_id       text NOT NULL REFERENCES hush.root_keys (key_id),
+    wrapped_dek  bytea NOT NULL,
+    ciphertext   bytea NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at   timestamptz NOT NULL,
+    created_by   name NOT NULL,
+    PRIMARY KEY (tenant_id, state_hash),
+    FOREIGN KEY (tenant_id, provider) REFERENCES hush.oauth_providers (tenant_id, name) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX oauth_pending_state ON hush.oauth_pending (state_hash);
+CREATE INDEX oauth_pending_key ON hush.oauth_pending (key_id);
+SELECT pg_catalog.pg_extension_config_dump('hush.oauth_pending'::regclass, '');
+
+-- Tokens of one account at one provider. The sealed part is a JSON object of
+-- access_token, refresh_token and id_token; type, scopes and expiry stay in
+-- clear for listing and scheduling. generation goes up with every store, so
+-- a refresh finishes only over the generation it claimed. The refresh lease
+-- (lease_holder, lease_until) is what makes refresh single-flight without a
+-- transaction held open across HTTP: claimed and released in committed UPDATEs.
+CREATE TABLE hush.oauth_connections (
+    tenant_id         text NOT NULL,
+    provider          text NOT NULL,
+    account           text NOT NULL,
+    id                uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    generation        integer NOT NULL DEFAULT 1 CHECK (generation > 0),
+    grant_type        text NOT NULL,
+    key_id            text NOT NULL REFERENCES hush.root_keys (key_id),
+    wrapped_dek       bytea NOT NULL,
+    ciphertext        bytea NOT NULL,
+    token_type        text,
+    scopes            text[] NOT NULL DEFAULT '{}',
+    expires_at        timestamptz,
+    has_refresh_token boolean NOT NULL DEFAULT false,
+    status            text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'needs_reauth')),
+    last_error        text,
+    last_error_at     timestamptz,
+    lease_holder      text,
+    lease_until       timestamptz,
+    refreshed_at      timestamptz,
+    created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by        name NOT NULL,
+    PRIMARY KEY (tenant_id, provider, account),
+    UNIQUE (id),
+    FOREIGN KEY (tenant_id, provider) REFERENCES hush.oauth_providers (tenant_id, name) ON DELETE CASCADE
+);
+CREATE INDEX oauth_connections_key ON hush.oauth_connections (key_id);
+CREATE INDEX oauth_connections_expiry ON hush.oauth_connections (expires_at) WHERE status = 'active';
+SELECT pg_catalog.pg_extension_config_dump('hush.oauth_connections'::regclass, '');
+
+ALTER TABLE hush.oauth_providers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hush.oauth_providers FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON hush.oauth_providers
+    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
+    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+
+ALTER TABLE hush.oauth_connections ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hush.oauth_connections FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON hush.oauth_connections
+    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
+    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+
+ALTER TABLE hush.oauth_pending ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hush.oauth_pending FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON hush.oauth_pending
+    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
+    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+-- The callback's lookup: the one row whose state hash the function set in
+-- hush.oauth_state (hex), whatever its tenant. Knowing the hash means having
+-- had the state value, which only the authorization URL carried.
+CREATE POLICY by_state ON hush.oauth_pending FOR ALL
+    USING (state_hash OPERATOR(pg_catalog.=)
+           pg_catalog.decode(COALESCE(NULLIF(pg_catalog.current_setting('hush.oauth_state', true), ''), '00'), 'hex'));
+
+-- Result types of the OAuth functions (composite types, as in 20_types.sql:
+-- output columns named like arguments would clash in RETURNS TABLE).
+CREATE TYPE hush.oauth_provider_saved AS (name text, created boolean, generation integer);
+CREATE TYPE hush.oauth_provider_info AS (
+    name text, config jsonb, has_client_secret boolean, created_at timestamptz, updated_at timestamptz);
+CREATE TYPE hush.oauth_client AS (name text, config jsonb, client_secret text);
+CREATE TYPE hush.oauth_callback AS (
+    tenant_id text, provider text, account text, redirect_uri text, scopes text[], expired boolean,
+    code_verifier text, nonce text, config jsonb, client_secret text);
+CREATE TYPE hush.oauth_stored AS (account text, generation integer, expires_at timestamptz);
+CREATE TYPE hush.oauth_access AS (
+    account text, access_token text, token_type text, scopes text[], expires_at timestamptz,
+    valid_for double precision, generation integer, grant_type text, lease_until timestamptz);
+CREATE TYPE hush.oauth_lease AS (
+    outcome text, account text, generation integer, lease_until timestamptz, grant_type text, scopes text[],
+    refresh_token text, config jsonb, client_secret text);
+CREATE TYPE hush.oauth_connection AS (
+    provider text, account text, grant_type text, status text, token_type text, scopes text[],
+    expires_at timestamptz, has_refresh_token boolean, last_error text, last_error_at timestamptz,
+    refreshed_at timestamptz, lease_until timestamptz, created_at timestamptz, updated_at timestamptz);
+CREATE TYPE hush.oauth_tokens AS (
+    account text, access_token text, refresh_token text, id_token text, config jsonb, client_secret text);

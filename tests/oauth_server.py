@@ -1,0 +1,473 @@
+"""A real OAuth 2.0 / OpenID Connect authorization server on loopback, built
+from authlib's own server components (Flask integration): authorization code
+with PKCE (required) and OIDC ID tokens (RS256, JWKS), RFC 9207 `iss` in the
+callback, client credentials, password, refresh token with rotation, device
+code (RFC 8628), revocation (RFC 7009), token exchange (RFC 8693, a custom
+grant), discovery and userinfo. Tests drive it like a browser would (GET the
+authorization URL, follow nothing, read the redirect) and through `control`:
+token request counts, injected 503s, token lifetime, tampering switches.
+
+Storage is in memory, behind one lock; the server runs in a thread with
+werkzeug's threaded server, so clients in other processes reach it too.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core.grants import OpenIDCode
+from flask import Flask, jsonify, request
+from joserfc.jwk import RSAKey
+from werkzeug.serving import make_server
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+USERS = {"alice": "alice-password", "bob": "bob-password"}
+
+
+@dataclass
+class Client:
+    client_id: str
+    client_secret: str | None
+    redirect_uris: list[str]
+    auth_method: str
+    grant_types: list[str]
+    scope: str = "openid profile email offline_access api:read api:write"
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str:
+        return self.redirect_uris[0]
+
+    def get_allowed_scope(self, scope: str) -> str:
+        allowed = set(self.scope.split())
+        return " ".join(s for s in (scope or "").split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.client_secret is not None and secrets.compare_digest(client_secret, self.client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+@dataclass
+class Code:
+    code: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user: str
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    auth_time: int = field(default_factory=lambda: int(time.time()))
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> None:
+        return None
+
+    def get_amr(self) -> None:
+        return None
+
+
+@dataclass
+class Token:
+    client_id: str
+    user: str | None
+    scope: str
+    access_token: str
+    refresh_token: str | None
+    issued_at: float
+    expires_in: int
+    revoked: bool = False
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.issued_at + self.expires_in
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+    def get_user(self) -> str | None:
+        return self.user
+
+    def get_client(self) -> Any:
+        return None
+
+
+@dataclass
+class DeviceCredential:
+    client_id: str
+    scope: str
+    device_code: str
+    user_code: str
+    expires_at: float
+    last_poll: float = 0.0
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_user_code(self) -> str:
+        return self.user_code
+
+    def get_nonce(self) -> None:
+        return None
+
+    def get_auth_time(self) -> None:
+        return None
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
+class Control:
+    """What a test steers and reads. Counters are per grant type."""
+
+    def __init__(self) -> None:
+        self.token_requests: Counter[str] = Counter()
+        self.fail_token_requests = 0          # answer the next N token requests with 503
+        self.token_lifetime = 3600            # expires_in of the tokens issued
+        self.rotate_refresh_tokens = True
+        self.tamper_id_token = False
+        self.wrong_nonce = False
+        self.callback_issuer: str | None = None  # RFC 9207 iss in the callback (default: the issuer)
+        self.user = "alice"                    # who "logs in" at /authorize
+        self.deny = False                      # the user refuses at /authorize
+        self.device_slow_down_within = 0.0     # polls closer than this answer slow_down
+        self.token_delay = 0.0                 # seconds the token endpoint takes
+        self.revoked: list[str] = []           # token_type_hint of every revocation that hit a token
+        self.userinfo_requests = 0
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class OAuthServer:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.control = Control()
+        self.clients: dict[str, Client] = {}
+        self.codes: dict[str, Code] = {}
+        self.tokens: dict[str, Token] = {}          # by access token
+        self.refresh: dict[str, Token] = {}         # by refresh token
+        self.devices: dict[str, DeviceCredential] = {}
+        self.device_grants: dict[str, tuple[str, bool]] = {}  # user_code -> (user, approved)
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
+        self.app = Flask("hush-test-oauth-server")
+        self._http = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.issuer = f"http://127.0.0.1:{self._http.server_port}"
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self.server = AuthorizationServer(self.app, query_client=self.clients.get, save_token=self._save_token)
+        self.server.register_token_generator("default", self._generate_token)
+        self._grants()
+        self._routes()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> OAuthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+
+    def url(self, path: str) -> str:
+        return self.issuer + path
+
+    def add_client(self, client_id: str, secret: str | None, auth_method: str = "client_secret_basic",
+                   grant_types: list[str] | None = None, redirect_uris: list[str] | None = None) -> Client:
+        c = Client(client_id, secret, redirect_uris or ["http://127.0.0.1/callback"], auth_method,
+                   grant_types or ["authorization_code", "refresh_token", "client_credentials", "password",
+                                   DeviceCodeGrant.GRANT_TYPE, TOKEN_EXCHANGE])
+        self.clients[client_id] = c
+        return c
+
+    # -- tokens ------------------------------------------------------------------------
+    def _generate_token(self, grant_type: str, client: Client, user: Any = None, scope: str | None = None,
+                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        token = {"token_type": "Bearer", "access_token": "at-" + secrets.token_urlsafe(24),
+                 "expires_in": self.control.token_lifetime, "scope": scope or ""}
+        if include_refresh_token and client.check_grant_type("refresh_token"):
+            token["refresh_token"] = "rt-" + secrets.token_urlsafe(24)
+        return token
+
+    def _save_token(self, token: dict[str, Any], req: Any) -> None:
+        with self.lock:
+            t = Token(req.client.client_id, req.user, token.get("scope", ""), token["access_token"],
+                      token.get("refresh_token"), time.time(), token["expires_in"])
+            self.tokens[t.access_token] = t
+            if t.refresh_token:
+                self.refresh[t.refresh_token] = t
+
+    def _grants(self) -> None:
+        outer = self
+
+        class AuthorizationCode(grants.AuthorizationCodeGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+            def save_authorization_code(self, code: str, req: Any) -> None:
+                with outer.lock:
+                    outer.codes[code] = Code(code, req.client.client_id, req.payload.redirect_uri,
+                                             req.payload.scope or "", req.user, req.payload.data.get("nonce"),
+                                             req.payload.data.get("code_challenge"),
+                                             req.payload.data.get("code_challenge_method"))
+
+            def query_authorization_code(self, code: str, client: Client) -> Code | None:
+                c = outer.codes.get(code)
+                return c if c and c.client_id == client.client_id else None
+
+            def delete_authorization_code(self, code: Code) -> None:
+                outer.codes.pop(code.code, None)
+
+            def authenticate_user(self, code: Code) -> str:
+                return code.user
+
+        class OIDC(OpenIDCode):
+            def resolve_client_private_key(self, client: Client) -> Any:
+                return outer.key
+
+            def get_client_claims(self, client: Client) -> dict[str, Any]:
+                return {"iss": outer.issuer, "aud": [client.client_id]}
+
+            def get_encode_header(self, client: Client) -> dict[str, Any]:
+                return {"alg": "RS256", "kid": "k1"}
+
+            def exists_nonce(self, nonce: str, req: Any) -> bool:
+                return False
+
+            def generate_user_info(self, user: str, scope: str) -> dict[str, Any]:
+                return {"sub": f"sub-{user}", "email": f"{user}@example.com"}
+
+            def get_authorization_code_claims(self, code: Any) -> dict[str, Any]:
+                claims = super().get_authorization_code_claims(code)
+                if outer.control.wrong_nonce:
+                    claims["nonce"] = "not-the-nonce"
+                return claims
+
+            def process_token(self, grant: Any, response: Any) -> Any:
+                token = super().process_token(grant, response)
+                if outer.control.tamper_id_token:
+                    head, body, sig = token["id_token"].split(".")
+                    token["id_token"] = ".".join([head, body, ("A" if sig[0] != "A" else "B") + sig[1:]])
+                return token
+
+        class ClientCredentials(grants.ClientCredentialsGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+        class Password(grants.ResourceOwnerPasswordCredentialsGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+            def authenticate_user(self, username: str, password: str) -> str | None:
+                return username if USERS.get(username) == password else None
+
+        class Refresh(grants.RefreshTokenGrant):
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+            @property
+            def INCLUDE_NEW_REFRESH_TOKEN(self) -> bool:  # type: ignore[override]
+                return outer.control.rotate_refresh_tokens
+
+            def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+                t = outer.refresh.get(refresh_token)
+                return t if t and not t.revoked else None
+
+            def authenticate_user(self, credential: Token) -> str | None:
+                return credential.user
+
+            def revoke_old_credential(self, credential: Token) -> None:
+                if outer.control.rotate_refresh_tokens:  # a used refresh token is dead
+                    credential.revoked = True
+
+        class Device(DeviceCodeGrant):
+            def query_device_credential(self, device_code: str) -> DeviceCredential | None:
+                return outer.devices.get(device_code)
+
+            def query_user_grant(self, user_code: str) -> tuple[str, bool] | None:
+                return outer.device_grants.get(user_code)
+
+            def should_slow_down(self, credential: DeviceCredential) -> bool:
+                now = time.time()
+                slow = now - credential.last_poll < outer.control.device_slow_down_within
+                credential.last_poll = now
+                return slow
+
+        class DeviceEndpoint(DeviceAuthorizationEndpoint):
+            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+            EXPIRES_IN = 600
+            INTERVAL = 5
+
+            def get_verification_uri(self) -> str:
+                return outer.url("/device")
+
+            def save_device_credential(self, client_id: str, scope: str, data: dict[str, Any]) -> None:
+                outer.devices[data["device_code"]] = DeviceCredential(
+                    client_id, scope or "", data["device_code"], data["user_code"], time.time() + data["expires_in"])
+
+        class TokenExchange(BaseGrant, TokenEndpointMixin):
+            """RFC 8693: an access token of ours for a new one with the same user."""
+            GRANT_TYPE = TOKEN_EXCHANGE
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+            def validate_token_request(self) -> None:
+                client = self.authenticate_token_endpoint_client()
+                data = self.request.payload.data
+                if data.get("subject_token_type") != ACCESS_TOKEN_TYPE:
+                    raise InvalidGrantError("unsupported subject_token_type")
+                subject = outer.tokens.get(data.get("subject_token", ""))
+                if subject is None or subject.revoked:
+                    raise InvalidGrantError("unknown subject_token")
+                self.request.client = client
+                self.request.user = subject.user
+
+            def create_token_response(self) -> Any:
+                scope = self.request.payload.data.get("scope") or ""
+                token = self.generate_token(user=self.request.user, scope=scope, include_refresh_token=False)
+                token["issued_token_type"] = ACCESS_TOKEN_TYPE
+                self.save_token(token)
+                return 200, token, self.TOKEN_RESPONSE_HEADER
+
+        class Revocation(RevocationEndpoint):
+            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+            def query_token(self, token_string: str, hint: str | None) -> Token | None:
+                return outer.refresh.get(token_string) or outer.tokens.get(token_string)
+
+            def revoke_token(self, token: Token, req: Any) -> None:
+                token.revoked = True
+                outer.control.revoked.append(req.form.get("token_type_hint") or "")
+
+        class Issuer(IssuerParameter):
+            def get_issuer(self) -> str:
+                return outer.control.callback_issuer or outer.issuer
+
+        s = self.server
+        s.register_grant(AuthorizationCode, [CodeChallenge(required=True), OIDC(require_nonce=False)])
+        s.register_grant(ClientCredentials)
+        s.register_grant(Password)
+        s.register_grant(Refresh)
+        s.register_grant(Device)
+        s.register_grant(TokenExchange)
+        s.register_endpoint(Revocation)
+        s.register_endpoint(DeviceEndpoint)
+        s.register_extension(Issuer())
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _routes(self) -> None:
+        app, outer = self.app, self
+
+        @app.get("/.well-known/openid-configuration")
+        def discovery() -> Any:
+            return jsonify({
+                "issuer": outer.issuer,
+                "authorization_endpoint": outer.url("/authorize"),
+                "token_endpoint": outer.url("/token"),
+                "revocation_endpoint": outer.url("/revoke"),
+                "userinfo_endpoint": outer.url("/userinfo"),
+                "device_authorization_endpoint": outer.url("/device_authorization"),
+                "jwks_uri": outer.url("/jwks"),
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "password",
+                                          DeviceCodeGrant.GRANT_TYPE, TOKEN_EXCHANGE],
+                "code_challenge_methods_supported": ["S256"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "authorization_response_iss_parameter_supported": True,
+            })
+
+        @app.get("/jwks")
+        def jwks() -> Any:
+            return jsonify({"keys": [outer.key.as_dict(private=False)]})
+
+        @app.get("/authorize")
+        def authorize() -> Any:
+            user = None if outer.control.deny else outer.control.user
+            grant = outer.server.get_consent_grant(end_user=user)
+            return outer.server.create_authorization_response(grant=grant, grant_user=user)
+
+        @app.post("/token")
+        def token() -> Any:
+            with outer.lock:
+                outer.control.token_requests[request.form.get("grant_type", "")] += 1
+                fail = outer.control.fail_token_requests > 0
+                if fail:
+                    outer.control.fail_token_requests -= 1
+            if outer.control.token_delay:
+                time.sleep(outer.control.token_delay)
+            if fail:
+                return jsonify({"error": "temporarily_unavailable"}), 503
+            with outer.lock:
+                return outer.server.create_token_response()
+
+        @app.post("/revoke")
+        def revoke() -> Any:
+            with outer.lock:
+                return outer.server.create_endpoint_response(RevocationEndpoint.ENDPOINT_NAME)
+
+        @app.post("/device_authorization")
+        def device_authorization() -> Any:
+            with outer.lock:
+                return outer.server.create_endpoint_response(DeviceAuthorizationEndpoint.ENDPOINT_NAME)
+
+        @app.get("/userinfo")
+        def userinfo() -> Any:
+            outer.control.userinfo_requests += 1
+            auth = request.headers.get("Authorization", "")
+            t = outer.tokens.get(auth.removeprefix("Bearer "))
+            if t is None or t.revoked or t.is_expired():
+                return jsonify({"error": "invalid_token"}), 401
+            return jsonify({"sub": f"sub-{t.user}", "email": f"{t.user}@example.com"})
+
+    # -- what a user does in a browser or on a device ------------------------------------
+    def approve_device(self, user_code: str, user: str = "alice", approved: bool = True) -> None:
+        self.device_grants[user_code] = (user, approved)
+
+    def expire_device(self, user_code: str) -> None:
+        for d in self.devices.values():
+            if d.user_code == user_code:
+                d.expires_at = 0.0
+
+    def token_count(self, grant_type: str | None = None) -> int:
+        c = self.control.token_requests
+        return sum(c.values()) if grant_type is None else c[grant_type]
