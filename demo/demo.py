@@ -129,6 +129,8 @@ def run(c: pgcluster.Cluster) -> None:
         for line in (out.stdout + (out.stderr if stdin else "")).splitlines():
             print("     " + line)
 
+    oauth_demo(c)
+
     step("the audit trail (as the auditor role): who did what, never a value")
     with psycopg.connect(c.dsn(user="auditor"), autocommit=True) as aud:
         show(aud.execute("SELECT id, tenant_id, action, secret_name, version, db_role, application_name"
@@ -143,6 +145,53 @@ def run(c: pgcluster.Cluster) -> None:
                         " encode(substr(v.ciphertext, 25, 12), 'hex') || '...' AS ciphertext"
                         " FROM hush.secrets s JOIN hush.secret_versions v ON v.tenant_id = s.tenant_id"
                         " AND v.secret_id = s.id ORDER BY 1, 2, 3"))
+
+
+def oauth_demo(c: pgcluster.Cluster) -> None:
+    """OAuth against the loopback OIDC server the tests use (tests/oauth_server.py), standing in for Google."""
+    import logging
+    import threading
+
+    import httpx2
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from oauth_server import OAuthServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    step("OAuth: register a provider (OIDC discovery), log a user in (PKCE), tokens sealed in hush")
+    srv = OAuthServer().start()
+    srv.add_client("demo-app", "demo-client-secret", redirect_uris=["https://app.example/oauth/callback"])
+    srv.control.token_lifetime = 30  # short-lived tokens, so the refresh below is needed at once
+    try:
+        with hush.connect(c.dsn(user="acme_app", application_name="demo"), max_size=10) as client:
+            oauth = client.tenant("acme").oauth
+            oauth.register_provider("idp", issuer_url=srv.issuer, client_id="demo-app",
+                                    client_secret="demo-client-secret", scopes=["openid", "email"],
+                                    redirect_uris=["https://app.example/oauth/callback"])
+            url, _state = oauth.start_authorization("idp")
+            print(f"   start_authorization -> {url[:90]}...")
+            callback = httpx2.get(url).headers["location"]  # the user's browser, sent back to the app
+            tokens = client.complete_authorization(callback)
+            print(f"   complete_authorization -> {tokens!r}")
+            print(f"   ID token verified: sub={tokens.claims['sub'] if tokens.claims else None}, "
+                  f"email={tokens.claims['email'] if tokens.claims else None}")
+            srv.control.token_lifetime = 3600
+            got: list[str] = []
+            callers = [threading.Thread(target=lambda: got.append(oauth.access_token("idp"))) for _ in range(10)]
+            for t in callers:
+                t.start()
+            for t in callers:
+                t.join()
+            print(f"   10 threads call access_token() on a token about to expire: {len(set(got))} distinct "
+                  f"token, {srv.token_count('refresh_token')} refresh request at the server")
+            for conn in oauth.connections():
+                print(f"   connection {conn.provider}/{conn.account}: {conn.status}, scopes {' '.join(conn.scopes)}, "
+                      f"refresh token held: {conn.has_refresh_token}")
+    finally:
+        srv.stop()
+    with psycopg.connect(c.dsn(), autocommit=True) as su:
+        show(su.execute("SELECT provider, account, generation, length(ciphertext) AS sealed_tokens_bytes, "
+                        "encode(substr(ciphertext, 25, 12), 'hex') || '...' AS ciphertext "
+                        "FROM hush.oauth_connections"))
 
 
 def main() -> None:

@@ -89,3 +89,15 @@ def db(cluster: pgcluster.Cluster) -> Iterator[Db]:
     yield Db(cluster, name)
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def oauth_server() -> Iterator[object]:
+    """The loopback OAuth 2.0 / OIDC server (tests/oauth_server.py), one per session."""
+    import logging
+
+    from oauth_server import OAuthServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request lines in the test output
+    srv = OAuthServer().start()
+    yield srv
+    srv.stop()

@@ -127,3 +127,33 @@ def test_partitioned_audit_trail_survives_dump_and_restore(db, cluster, tmp_path
             assert v == {"ok": True, "unsealed_rows": 0}
     finally:
         db.sql(f"DROP DATABASE {target} WITH (FORCE)")
+
+
+def test_oauth_state_survives_dump_and_restore(db, cluster, tmp_path):
+    """Providers, pending authorizations and connections are configuration data too: the
+    sealed client secret, verifier and tokens open in the restored database."""
+    tokens = '{"access_token": "at-dumped", "refresh_token": "rt-dumped", "expires_in": 3600, "scope": "email"}'
+    with db.connect("alice") as a:
+        a.execute("SELECT hush.oauth_save_provider('acme', 'idp', %s, %s)",
+                  ['{"client_id": "app", "token_endpoint": "https://idp.example/token"}', "client-secret"])
+        a.execute("SELECT hush.oauth_store_tokens('acme', 'idp', 'user-1', 'authorization_code', %s)", [tokens])
+        a.execute("SELECT hush.oauth_begin('acme', 'idp', %s, 'verifier-x', NULL, 'https://app/cb', '{}')",
+                  ["state-dumped-0123456789"])
+    dump = tmp_path / "hush.dump"
+    r = cluster.run_bin("pg_dump", "-Fc", "-f", str(dump), db.name, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    target = db.name + "_oauth"
+    db.sql(f"CREATE DATABASE {target}")
+    try:
+        r = cluster.run_bin("pg_restore", "--exit-on-error", "-d", target, str(dump), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        with psycopg.connect(cluster.dsn(target, user="alice"), autocommit=True) as a:
+            assert a.execute("SELECT access_token, scopes FROM hush.oauth_token('acme', 'idp')").fetchone() == (
+                "at-dumped", ["email"])
+            assert a.execute("SELECT code_verifier FROM hush.oauth_consume(%s)",
+                             ["state-dumped-0123456789"]).fetchone() == ("verifier-x",)
+            claim = a.execute("SELECT outcome, refresh_token, client_secret FROM "
+                              "hush.oauth_claim_refresh('acme', 'idp', 'user-1', 'h', 60, 1)").fetchone()
+            assert claim == ("claimed", "rt-dumped", "client-secret")
+    finally:
+        db.sql(f"DROP DATABASE {target} WITH (FORCE)")

@@ -36,7 +36,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
 def test_help_everywhere(db: Any) -> None:
     top = ok(hush(db, "--help"))
     commands = ["keygen", "init", "grant", "revoke", "put", "get", "ls", "search", "history", "rm", "restore",
-                "destroy", "import", "export", "run", "dev"]
+                "destroy", "import", "export", "run", "oauth", "dev"]
     for name in commands:
         assert name in top.stdout
         assert "Usage: hush " + name in ok(hush(db, name, "--help")).stdout

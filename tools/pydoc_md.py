@@ -64,6 +64,10 @@ def render() -> str:
     parts.append(f"## `async hush.aio.{_sig(hush.aio.connect, 'connect')}`\n\n{_doc(hush.aio.connect)}")
     for cls in (hush.aio.AsyncClient, hush.aio.AsyncSecrets):
         parts.append(_class(cls, "hush.aio"))
+    parts.append("# OAuth2 / OIDC\n")
+    parts.append(_class(hush.OAuth))
+    for cls in (hush.TokenSet, hush.AuthorizationRequest, hush.DeviceAuthorization, hush.Provider, hush.Connection):
+        parts.append(_class(cls))
     parts.append("# Helpers\n")
     for fn in (hush.get_secret, hush.save_secret, hush.update_secret, hush.delete_secret, hush.list_secrets,
                hush.search_secrets):

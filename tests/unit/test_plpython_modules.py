@@ -141,3 +141,40 @@ def test_seal_open_and_binding():
         crypto.open_(os.urandom(32), "kid", "acme", "id-1", 3, wrapped, ct)
     # The associated data is length-prefixed: shifting bytes between fields does not collide.
     assert crypto._aad(b"v", "ab", "c", 1, "") != crypto._aad(b"v", "a", "bc", 1, "")
+
+
+def test_sealed_parts_do_not_open_as_one_another():
+    root = os.urandom(32)
+    wrapped, ct = crypto.seal_part(root, "kid", b"oauth-tokens", "acme", "id-1", 1, b'{"access_token": "at"}')
+    assert crypto.open_part(root, "kid", b"oauth-tokens", "acme", "id-1", 1, wrapped, ct) == b'{"access_token": "at"}'
+    for part in (b"value", b"oauth-client-secret", b"oauth-pending"):
+        with pytest.raises(crypto.CryptoError):
+            crypto.open_part(root, "kid", part, "acme", "id-1", 1, wrapped, ct)
+    # Rewrap re-seals the data key of any part alike; the ciphertext is untouched.
+    new = os.urandom(32)
+    rewrapped = crypto.rewrap(root, "kid", new, "kid2", "acme", "id-1", 1, wrapped)
+    assert crypto.open_part(new, "kid2", b"oauth-tokens", "acme", "id-1", 1, rewrapped, ct) == b'{"access_token": "at"}'
+
+
+def test_oauth_token_response_split_and_checks():
+    from hush_plpy import oauth
+    sealed, clear = oauth._token_response(json.dumps({
+        "access_token": "at", "refresh_token": "rt", "id_token": "it", "token_type": "Bearer",
+        "expires_in": 3600, "scope": "openid email", "extra": "kept out"}))
+    assert sealed == {"access_token": "at", "refresh_token": "rt", "id_token": "it"}
+    assert clear == {"token_type": "Bearer", "scopes": ["openid", "email"], "expires_in": 3600.0}
+    for bad in ('{"refresh_token": "rt"}', '{"access_token": ""}', '[]', '{"access_token": "a", "expires_in": "x"}',
+                '{"access_token": "a", "expires_in": true}'):
+        with pytest.raises(errors.Fail) as e:
+            oauth._token_response(bad)
+        assert e.value.code == errors.INVALID_ARGUMENT and "rt" not in e.value.message
+
+
+def test_oauth_state_hash_and_error_text():
+    from hush_plpy import oauth
+    assert oauth._state_hash("s" * 16) == __import__("hashlib").sha256(b"s" * 16).digest()
+    for bad in (None, "short", "x" * 513, 42):
+        with pytest.raises(errors.Fail) as e:
+            oauth._state_hash(bad)
+        assert e.value.code == errors.OAUTH_STATE_INVALID
+    assert oauth._error_text("a\nb\x00c" + "x" * 300) == "a b c" + "x" * 195

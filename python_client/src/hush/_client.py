@@ -10,6 +10,8 @@ from psycopg_pool import ConnectionPool
 
 from . import _calls as q
 from ._exec import PoolExecutor
+from ._oauth import OAuth
+from ._oauth_models import TokenSet
 from ._secrets import Secrets
 
 
@@ -46,6 +48,11 @@ class Client:
         without an exception and rolled back otherwise."""
         with self.pool.connection() as conn, conn.transaction():
             yield conn
+
+    def complete_authorization(self, callback_url: str) -> TokenSet:
+        """An OAuth callback whose tenant the handler does not know: the state names the
+        pending authorization (whatever tenant started it), and the tokens are stored there."""
+        return OAuth(self._exec, "*").complete_authorization(callback_url)
 
     def grant(self, role: str, tenant: str) -> bool:
         """Let a role act on a tenant (hush_admin); True when the grant is new."""

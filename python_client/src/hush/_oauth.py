@@ -97,6 +97,20 @@ def _describe(e: BaseException) -> str:
     return type(e).__name__
 
 
+LOOPBACK = ("127.0.0.1", "[::1]", "localhost")
+
+
+def _loopback_match(uri: str, registered: Sequence[str]) -> bool:
+    """RFC 8252 7.3: a loopback redirect URI matches a registered one whatever its port
+    (a command-line login listens on any free port)."""
+    def key(u: str) -> tuple[str, str, str] | None:
+        p = urlsplit(u)
+        return (p.scheme, p.hostname or "", p.path) if p.scheme == "http" and p.netloc.split(":")[0] in LOOPBACK \
+            else None
+    k = key(uri)
+    return k is not None and any(key(r) == k for r in registered)
+
+
 def _scopes(scopes: Iterable[str] | str | None) -> list[str]:
     if scopes is None:
         return []
@@ -240,7 +254,7 @@ class OAuth:
         redirect_uri = redirect_uri or (uris[0] if uris else None)
         if not redirect_uri:
             raise InvalidArgument(f"provider {provider!r} has no redirect URI: register one or pass redirect_uri")
-        if uris and redirect_uri not in uris:
+        if uris and redirect_uri not in uris and not _loopback_match(redirect_uri, uris):
             raise InvalidArgument(f"redirect_uri is not one of provider {provider!r}'s redirect_uris")
         wanted = _scopes(scopes) or list(config.get("scopes") or [])
         state = secrets.token_urlsafe(32)
@@ -323,8 +337,8 @@ class OAuth:
         caller fetches a new one, single-flight like a refresh)."""
         wanted = sorted(_scopes(scopes))
         account = CLIENT_ACCOUNT + (":" + " ".join(wanted) if wanted else "")
-        try:
-            return self._valid(provider, account)
+        try:  # looked up on hush's own connection: a miss must not abort a caller's transaction
+            return self._valid(provider, account, own=True)
         except OAuthConnectionNotFound:
             pass
         config, http = self._client(provider)
@@ -388,8 +402,8 @@ class OAuth:
 
     # -- tokens --------------------------------------------------------------------------
 
-    def _valid(self, provider: str, account: str | None, force: bool = False) -> TokenSet:
-        row = self._r(q.token(self.tenant, provider, account))
+    def _valid(self, provider: str, account: str | None, force: bool = False, own: bool = False) -> TokenSet:
+        row = (self._w if own else self._r)(q.token(self.tenant, provider, account))
         if not force and (row["valid_for"] is None or row["valid_for"] > self.skew):
             return self._token_set(provider, row["account"], row, row["expires_at"])
         return self._refresh(provider, row["account"], row["generation"])

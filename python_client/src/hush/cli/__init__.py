@@ -11,7 +11,7 @@ from ._common import EXIT_HELP
 
 
 def build() -> click.Group:
-    from . import _admin, _audit, _dev, _keys, _secrets, _transfer
+    from . import _admin, _audit, _dev, _keys, _oauth, _secrets, _transfer
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
     @click.option("--dsn", envvar="HUSH_DSN", metavar="DSN",
@@ -20,7 +20,7 @@ def build() -> click.Group:
     def cli(dsn: str | None) -> None:
         """hush: secrets encrypted inside PostgreSQL, from the shell."""
 
-    for module in (_admin, _keys, _secrets, _transfer, _audit, _dev):
+    for module in (_admin, _keys, _secrets, _transfer, _audit, _oauth, _dev):
         for command in module.COMMANDS:
             cli.add_command(command)
     return cli

@@ -32,6 +32,7 @@ EXIT_GONE = 7           # expired or destroyed
 EXIT_KEY = 8            # root key unavailable, decryption failed
 EXIT_CONNECT = 9        # cannot reach the database
 EXIT_TAMPERED = 10      # the audit trail does not match its seals
+EXIT_OAUTH = 11         # the OAuth provider refused or failed; or the account must authorize again
 
 EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.SecretNotFound, EXIT_NOT_FOUND),          # VersionNotFound included
@@ -42,11 +43,15 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.KeyUnavailable, EXIT_KEY), (E.DecryptionFailed, EXIT_KEY),
     (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT),
     (E.AuditTampered, EXIT_TAMPERED),
+    (E.OAuthProviderNotFound, EXIT_NOT_FOUND), (E.OAuthConnectionNotFound, EXIT_NOT_FOUND),
+    (E.OAuthAccountAmbiguous, EXIT_INVALID), (E.OAuthStateInvalid, EXIT_GONE), (E.OAuthLeaseLost, EXIT_CONFLICT),
+    (E.ReauthorizationRequired, EXIT_OAUTH), (E.OAuthError, EXIT_OAUTH),
 ]
 
 EXIT_HELP = """Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 access denied,
 5 conflict (check-and-set, deleted), 6 invalid input, 7 expired or destroyed,
-8 root key or decryption, 9 cannot connect, 10 audit trail does not match its seals."""
+8 root key or decryption, 9 cannot connect, 10 audit trail does not match its seals,
+11 the OAuth provider refused or failed (or the account must authorize again)."""
 
 
 class Fail(click.ClickException):
