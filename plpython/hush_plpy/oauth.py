@@ -133,13 +133,12 @@ def save_provider(plpy: Any, GD: dict, tenant: str, name: Any, config: Any, clie
     if client_secret is not None:
         secret = validate.value(client_secret, ctx["max_value_bytes"])
         sealed = _seal(active_key(plpy, GD, ctx), CLIENT_SECRET, tenant, row_id, generation, secret)
-    args = [tenant, name, row_id if not old else generation, config, *sealed]
     if old:
         p = plan(plpy, "oauth.provider_update", PROVIDER_UPDATE_SQL, [T, T, I4, J, T, B, B])
-        rows = plpy.execute(p, args)
+        rows = plpy.execute(p, [tenant, name, generation, config, *sealed])
     else:
         p = plan(plpy, "oauth.provider_insert", PROVIDER_INSERT_SQL, [T, T, U, J, T, B, B, NM])
-        rows = plpy.execute(p, args + [ctx["caller"]])
+        rows = plpy.execute(p, [tenant, name, row_id, config, *sealed, ctx["caller"]])
     if not rows:
         raise Fail(INVALID_ARGUMENT, "OAuth provider %r of tenant %s was changed by another call meanwhile"
                    % (name, tenant), hint="Retry.")
@@ -423,16 +422,22 @@ def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: 
     return out
 
 
-@api
-def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
-    """The stored access token of a connection with its expiry as the database sees it
-    (valid_for, seconds). SH074 when the connection needs re-authorization."""
+def _audited_read(plpy: Any, tenant: str, provider_name: Any, account: Any) -> tuple[bool, str, dict]:
+    """The prelude of a token read: checks, the account (named or the only one), its row,
+    and whether the read is audited (refused in a read-only transaction when it is)."""
     validate.tenant(tenant)
     provider_name = validate.name(provider_name, "provider name")
     ctx = access.enter(plpy, tenant)
     audited = _read_audited(plpy, ctx, tenant)
     account = _account(plpy, tenant, provider_name, account)
-    row = _connection(plpy, tenant, provider_name, account)
+    return audited, account, _connection(plpy, tenant, provider_name, account)
+
+
+@api
+def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
+    """The stored access token of a connection with its expiry as the database sees it
+    (valid_for, seconds). SH074 when the connection needs re-authorization."""
+    audited, account, row = _audited_read(plpy, tenant, provider_name, account)
     if row["status"] == "needs_reauth":
         raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again "
                    "(its refresh token was refused)" % (account, tenant, provider_name),
@@ -479,7 +484,8 @@ def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, ho
     refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
     prov = _provider_row(plpy, tenant, provider_name)
     if ctx["audit_reads"]:
-        _record(plpy, tenant, "oauth_refresh_claim", row["id"], provider_name, row["generation"], account=account)
+        _record(plpy, tenant, "oauth_refresh_claim", row["id"], provider_name, row["generation"], account=account,
+                holder=holder)
     return {"outcome": "claimed", "account": account, "generation": row["generation"],
             "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
             "refresh_token": refresh_token, "config": prov["config"],
@@ -502,7 +508,8 @@ def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, h
         raise Fail(OAUTH_LEASE_LOST, "the tokens of account %r at OAuth provider %r (tenant %s) were refreshed by "
                    "another call meanwhile" % (account, provider_name, tenant), hint="Read the token again.")
     out = _store(plpy, GD, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row)
-    _record(plpy, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account)
+    _record(plpy, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account,
+            holder=holder)
     return out
 
 
@@ -526,7 +533,7 @@ def release(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: An
     rows = plpy.execute(p, [tenant, provider_name, account, generation, holder, error, bool(needs_reauth)])
     if rows:
         _record(plpy, tenant, "oauth_refresh_failed", rows[0]["id"], provider_name, generation, account=account,
-                error=error, needs_reauth=bool(needs_reauth) or None)
+                holder=holder, error=error, needs_reauth=bool(needs_reauth) or None)
     return bool(rows)
 
 
@@ -543,12 +550,7 @@ def connections(plpy: Any, tenant: str, provider_name: Any) -> list:
 @api
 def connection_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
     """Every token of a connection and the client's secret, for revocation (audited)."""
-    validate.tenant(tenant)
-    provider_name = validate.name(provider_name, "provider name")
-    ctx = access.enter(plpy, tenant)
-    audited = _read_audited(plpy, ctx, tenant)
-    account = _account(plpy, tenant, provider_name, account)
-    row = _connection(plpy, tenant, provider_name, account)
+    audited, account, row = _audited_read(plpy, tenant, provider_name, account)
     tokens = _tokens(plpy, GD, tenant, provider_name, row)
     prov = _provider_row(plpy, tenant, provider_name)
     if audited:
