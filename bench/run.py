@@ -193,6 +193,73 @@ def python_rounds(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[str,
     return out
 
 
+def oauth_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, str, float, float, float, str]]:
+    """hush.oauth_access_token beside get_secret and a plain SELECT (pgbench, read audit off), and
+    the refreshes per second one worker sustains against the loopback OAuth server of the tests,
+    beside the same refreshes sent straight to its token endpoint."""
+    import json
+    import logging
+
+    import httpx2
+
+    import hush
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from oauth_server import OAuthServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    out: list[tuple[int, str, float, float, float, str]] = []
+    srv = OAuthServer().start()
+    srv.add_client("bench", "bench-secret")
+    try:
+        with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
+            su.execute("CREATE ROLE bench_worker LOGIN IN ROLE hush_oauth_worker")
+            su.execute("SELECT hush.grant_tenant('bench_worker', 'bench')")
+        with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+            adm.execute("SELECT hush.configure_tenant('bench', audit_reads => false)")
+        with psycopg.connect(c.dsn("bench", user="bench_app"), autocommit=True) as app:
+            app.execute("SELECT hush.oauth_save_provider('bench', 'crm', %s, 'bench-secret')",
+                        [json.dumps({"client_id": "bench", "token_endpoint": srv.url("/token")})])
+            print(f"  {n:,} OAuth connections ...", file=sys.stderr, flush=True)
+            with app.transaction(), app.cursor() as cur:
+                cur.executemany("SELECT hush.oauth_store_tokens('bench', 'crm', %s, 'authorization_code', %s)",
+                                [(f"u{i}", json.dumps(srv.mint("bench", f"user{i}", 3600))) for i in range(1, n + 1)])
+        got: dict[str, float] = {}
+        for name, script, base in (
+                ("plain SELECT by name (baseline 1)", SCRIPTS["plain SELECT by name (baseline 1)"], None),
+                ("hush.get_secret, read audit off", SCRIPTS["hush.get_secret, read audit off"],
+                 "plain SELECT by name (baseline 1)"),
+                ("hush.oauth_access_token, read audit off",
+                 "\\set i random(1, :n)\nSELECT hush.oauth_access_token('bench', 'crm', 'u' || :i);\n",
+                 "hush.get_secret, read audit off")):
+            print(f"  {n:,} connections: {name} ...", file=sys.stderr, flush=True)
+            tps, p50, p99 = pgbench(c, script, seconds, n)
+            got[name] = tps
+            out.append((n, name, tps, p50, p99, f"{tps / got[base]:.2f}" if base else ""))
+        # The worker: every connection due at once, one worker, one round.
+        with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
+            su.execute("UPDATE hush.oauth_connections SET expires_at = now() + interval '1 minute', "
+                       "refreshed_at = now() - interval '59 minutes'")  # an hour-long token, a minute left
+        print(f"  {n:,} connections: one worker refreshing them all ...", file=sys.stderr, flush=True)
+        worker = hush.OAuthWorker(c.dsn("bench", user="bench_worker"), batch_size=200)
+        t0 = time.perf_counter()
+        done = worker.run_once()
+        took = time.perf_counter() - t0
+        worker.close()
+        # Baseline 7: the same number of refresh requests straight to the token endpoint, one at a time.
+        fresh = [srv.mint("bench", f"user{i}", 3600)["refresh_token"] for i in range(n)]
+        t0 = time.perf_counter()
+        with httpx2.Client(auth=("bench", "bench-secret")) as http:
+            for rt in fresh:
+                http.post(srv.url("/token"), data={"grant_type": "refresh_token", "refresh_token": rt}).raise_for_status()
+        raw = n / (time.perf_counter() - t0)
+        out.append((n, "loopback token endpoint alone, refresh requests (baseline 7)", raw, 0.0, 0.0, ""))
+        out.append((n, f"hush oauth-worker: refreshes/s ({done['refreshed']:,} refreshed)", done["refreshed"] / took,
+                    0.0, 0.0, f"{done['refreshed'] / took / raw:.2f}"))
+    finally:
+        srv.stop()
+    return out
+
+
 AUDIT_ROW = ("INSERT INTO {table} (tenant_id, action, secret_name, version, at) "
              "SELECT 'bench', 'read', 's' || g, 1, {at} FROM generate_series(1, {n}) g")
 
@@ -255,8 +322,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", choices=["sql", "python", "rewrap", "audit"],
-                    help="Run only the pgbench rows, the Python client rows, the rewrap rows or the audit rows.")
+    ap.add_argument("--only", choices=["sql", "python", "rewrap", "audit", "oauth"],
+                    help="Run only the pgbench rows, the Python client rows, the rewrap rows, the audit rows or "
+                         "the OAuth rows.")
+    ap.add_argument("--oauth-connections", type=int, default=2000,
+                    help="OAuth connections read by oauth_access_token and refreshed by one worker.")
     ap.add_argument("--audit-rows", default="100000,1000000",
                     help="Rows sealed, and rows in the year cleanup_audit_logs removes.")
     args = ap.parse_args()
@@ -272,7 +342,7 @@ def main() -> None:
         with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
             su.execute(SETUP)
         have = 0
-        for n in (sizes if args.only != "audit" else []):
+        for n in (sizes if args.only not in ("audit", "oauth") else []):
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
@@ -313,6 +383,10 @@ def main() -> None:
         if args.only in (None, "audit"):
             seal_n, year_n = (int(x) for x in args.audit_rows.split(","))
             results.extend(audit_rows(c, seal_n, year_n))
+        if args.only in (None, "oauth"):
+            if args.only == "oauth":
+                load(c, 0, args.oauth_connections)  # secrets for the get_secret row beside it
+            results.extend(oauth_rows(c, args.oauth_connections, args.seconds))
     finally:
         c.stop()
     print(f"\nhush benchmark, {time.strftime('%Y-%m-%d')}: PostgreSQL {settings['server_version']}, "
@@ -329,7 +403,9 @@ def main() -> None:
           "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "
           "ratio to baseline 4 (the wrapper's overhead). Rewrap rows: data keys re-sealed per second over the whole "
           "rewrap; the get_secret row beside it has its ratio to get_secret (audit off) at rest. Audit rows: seconds "
-          "(the ops/s column) for one call; seal and verify ratios to baseline 5, cleanup to baseline 6.")
+          "(the ops/s column) for one call; seal and verify ratios to baseline 5, cleanup to baseline 6. OAuth rows: "
+          "oauth_access_token / get_secret (both audit off); the worker's refreshes per second (claim, refresh over "
+          "HTTP, store: one worker, one at a time) / baseline 7, the bare HTTP refreshes.")
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def oauth_demo(c: pgcluster.Cluster) -> None:
             print(f"   complete_authorization -> {tokens!r}")
             print(f"   ID token verified: sub={tokens.claims['sub'] if tokens.claims else None}, "
                   f"email={tokens.claims['email'] if tokens.claims else None}")
-            srv.control.token_lifetime = 3600
+            srv.control.token_lifetime = 600  # what the refresh below hands out: inside the worker's window
             got: list[str] = []
             callers = [threading.Thread(target=lambda: got.append(oauth.access_token("idp"))) for _ in range(10)]
             for t in callers:
@@ -186,6 +186,17 @@ def oauth_demo(c: pgcluster.Cluster) -> None:
             for conn in oauth.connections():
                 print(f"   connection {conn.provider}/{conn.account}: {conn.status}, scopes {' '.join(conn.scopes)}, "
                       f"refresh token held: {conn.has_refresh_token}")
+        step("the OAuth worker (its own role, no access to secret values) refreshes what expires within 15 minutes")
+        with psycopg.connect(c.dsn(), autocommit=True) as su:
+            su.execute("CREATE ROLE token_refresher LOGIN IN ROLE hush_oauth_worker")
+            su.execute("SELECT hush.grant_tenant('token_refresher', 'acme')")
+            # As if the token were an hour-long one with ten minutes left.
+            su.execute("UPDATE hush.oauth_connections SET refreshed_at = now() - interval '50 minutes', "
+                       "expires_at = now() + interval '10 minutes'")
+        worker = hush.OAuthWorker(c.dsn(user="token_refresher"))
+        print(f"   hush oauth-worker --once -> {dict(worker.run_once())}; "
+              f"refresh requests at the server so far: {srv.token_count('refresh_token')}")
+        worker.close()
     finally:
         srv.stop()
     with psycopg.connect(c.dsn(), autocommit=True) as su:

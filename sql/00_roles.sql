@@ -14,11 +14,19 @@
 --                maintenance functions (partitions, seals, retention, purge).
 --                The audit trail's trigger lets a DELETE through only when it
 --                runs as this role, and no one logs in as it or is its member.
+--   hush_oauth_worker  for the login role of `hush oauth-worker`: claims due
+--                connections of the tenants granted to it and refreshes them
+--                (it opens refresh tokens and client secrets, nothing else:
+--                it is not a reader and reads no secret value).
+--   hush_refresher NOLOGIN: owns only hush.oauth_worker_claim, which looks for
+--                due connections across the tenants the calling worker serves
+--                (a row policy lets it see them); it reads no token.
 DO $roles$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['hush_owner', 'hush_reader', 'hush_writer', 'hush_admin', 'hush_auditor'] LOOP
+    FOREACH r IN ARRAY ARRAY['hush_owner', 'hush_reader', 'hush_writer', 'hush_admin', 'hush_auditor',
+                             'hush_oauth_worker', 'hush_refresher'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
         END IF;
@@ -43,6 +51,6 @@ GRANT hush_owner TO hush_retention;
 
 -- The owner must reach its own schema; application roles get USAGE only
 -- through the hush_* roles (see 90_privileges.sql).
-GRANT USAGE ON SCHEMA hush TO hush_owner, hush_keykeeper;
+GRANT USAGE ON SCHEMA hush TO hush_owner, hush_keykeeper, hush_refresher;
 -- Monthly audit partitions are created at run time, in the hush schema.
 GRANT CREATE ON SCHEMA hush TO hush_retention;

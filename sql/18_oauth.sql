@@ -82,6 +82,10 @@ CREATE TABLE hush.oauth_connections (
     last_error_at     timestamptz,
     lease_holder      text,
     lease_until       timestamptz,
+    -- failed refreshes in a row, and when the worker may try again (backoff,
+    -- or the provider's Retry-After); on-demand callers do not wait for it
+    failures          integer NOT NULL DEFAULT 0,
+    next_attempt_at   timestamptz,
     refreshed_at      timestamptz,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -94,6 +98,25 @@ CREATE INDEX oauth_connections_key ON hush.oauth_connections (key_id);
 CREATE INDEX oauth_connections_expiry ON hush.oauth_connections (expires_at) WHERE status = 'active';
 SELECT pg_catalog.pg_extension_config_dump('hush.oauth_connections'::regclass, '');
 
+-- What happened to connections that an operator or the application must know
+-- about: refresh_failed (the first failure of a streak), needs_reauth,
+-- recovered (a refresh succeeded after failures). NOTIFY hush_oauth_events
+-- announces each with its id only: any role may LISTEN on any channel.
+CREATE SEQUENCE IF NOT EXISTS hush.oauth_events_id_seq;
+SELECT pg_catalog.pg_extension_config_dump('hush.oauth_events_id_seq'::regclass, '');
+CREATE TABLE hush.oauth_events (
+    tenant_id text NOT NULL,
+    id        bigint NOT NULL DEFAULT pg_catalog.nextval('hush.oauth_events_id_seq'::regclass),
+    at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    provider  text NOT NULL,
+    account   text NOT NULL,
+    event     text NOT NULL CHECK (event IN ('refresh_failed', 'needs_reauth', 'recovered')),
+    detail    jsonb,
+    PRIMARY KEY (tenant_id, id)
+);
+ALTER SEQUENCE hush.oauth_events_id_seq OWNED BY hush.oauth_events.id;
+SELECT pg_catalog.pg_extension_config_dump('hush.oauth_events'::regclass, '');
+
 ALTER TABLE hush.oauth_providers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_providers FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON hush.oauth_providers
@@ -103,6 +126,16 @@ CREATE POLICY tenant_isolation ON hush.oauth_providers
 ALTER TABLE hush.oauth_connections ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_connections FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON hush.oauth_connections
+    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
+    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+
+-- hush.oauth_worker_claim (owned by hush_refresher) looks for due connections
+-- across the tenants the calling worker serves; the function checks which.
+CREATE POLICY worker_claim ON hush.oauth_connections FOR ALL TO hush_refresher USING (true);
+
+ALTER TABLE hush.oauth_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hush.oauth_events FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON hush.oauth_events
     USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
     WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
 
@@ -137,6 +170,11 @@ CREATE TYPE hush.oauth_lease AS (
 CREATE TYPE hush.oauth_connection AS (
     provider text, account text, grant_type text, status text, token_type text, scopes text[],
     expires_at timestamptz, has_refresh_token boolean, last_error text, last_error_at timestamptz,
-    refreshed_at timestamptz, lease_until timestamptz, created_at timestamptz, updated_at timestamptz);
+    refreshed_at timestamptz, lease_until timestamptz, created_at timestamptz, updated_at timestamptz,
+    failures integer, next_attempt_at timestamptz);
+CREATE TYPE hush.oauth_event AS (
+    id bigint, at timestamptz, provider text, account text, event text, detail jsonb);
+CREATE TYPE hush.oauth_due AS (
+    tenant_id text, provider text, account text, generation integer, expires_at timestamptz);
 CREATE TYPE hush.oauth_tokens AS (
     account text, access_token text, refresh_token text, id_token text, config jsonb, client_secret text);

@@ -15,6 +15,7 @@ ALTER TABLE hush.maintenance_log OWNER TO hush_owner;
 ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
 ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
 ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
+ALTER TABLE hush.oauth_events OWNER TO hush_owner;
 
 DO $own$
 DECLARE
@@ -46,6 +47,23 @@ GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
+
+-- The OAuth worker's claim runs as hush_refresher: it finds and leases due
+-- connections across tenants (row policy worker_claim), reading no token.
+-- The worker role itself may claim and refresh (the lease functions), nothing
+-- else: it is not hush_reader and reads no secret value.
+ALTER FUNCTION hush.oauth_worker_claim(text, integer, integer, integer, integer) OWNER TO hush_refresher;
+ALTER FUNCTION hush.oauth_worker_next_due(integer, integer) OWNER TO hush_refresher;
+GRANT SELECT, UPDATE (lease_holder, lease_until) ON hush.oauth_connections TO hush_refresher;
+GRANT SELECT ON hush.tenant_grants TO hush_refresher;
+GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_refresher;
+GRANT USAGE ON SCHEMA hush TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_worker_claim(text, integer, integer, integer, integer) TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_worker_next_due(integer, integer) TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integer, integer) TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean, integer)
+    TO hush_oauth_worker;
 
 -- The audit maintenance functions run as hush_retention (a member of
 -- hush_owner, so it may create, attach and drop partitions).
@@ -102,7 +120,10 @@ GRANT EXECUTE ON FUNCTION hush.oauth_provider(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_token(text, text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integer, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean, integer)
+    TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_access_token(text, text, text, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_events(text, timestamptz, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_connections(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_save_provider(text, text, jsonb, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_remove_provider(text, text) TO hush_writer;

@@ -11,6 +11,7 @@ Login roles, all non-superusers (superusers bypass row-level security):
   otto    no hush role at all
   gateway login role with no grant of its own that SET ROLEs to acme_app
           (PostgREST style); acme_app is NOLOGIN hush_writer granted acme
+  wendy   hush_oauth_worker, granted tenant acme (an OAuth refresh worker)
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ ROLES = {
     "otto": "LOGIN",
     "acme_app": "NOLOGIN IN ROLE hush_writer",
     "gateway": "LOGIN NOINHERIT IN ROLE acme_app",
+    "wendy": "LOGIN IN ROLE hush_oauth_worker",
 }
-GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme")]
+GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme"), ("wendy", "acme")]
 
 
 @pytest.fixture(scope="session")

@@ -170,6 +170,8 @@ class Control:
     def __init__(self) -> None:
         self.token_requests: Counter[str] = Counter()
         self.fail_token_requests = 0          # answer the next N token requests with 503
+        self.retry_after: str | None = None   # the Retry-After header of those 503s
+        self.refresh_uses: Counter[str] = Counter()  # how often each refresh token was presented
         self.token_lifetime = 3600            # expires_in of the tokens issued
         self.rotate_refresh_tokens = True
         self.tamper_id_token = False
@@ -311,6 +313,7 @@ class OAuthServer:
                 return outer.control.rotate_refresh_tokens
 
             def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+                outer.control.refresh_uses[refresh_token] += 1
                 t = outer.refresh.get(refresh_token)
                 return t if t and not t.revoked else None
 
@@ -436,7 +439,8 @@ class OAuthServer:
             if outer.control.token_delay:
                 time.sleep(outer.control.token_delay)
             if fail:
-                return jsonify({"error": "temporarily_unavailable"}), 503
+                headers = {"Retry-After": outer.control.retry_after} if outer.control.retry_after else {}
+                return jsonify({"error": "temporarily_unavailable"}), 503, headers
             with outer.lock:
                 return outer.server.create_token_response()
 
@@ -467,6 +471,16 @@ class OAuthServer:
         for d in self.devices.values():
             if d.user_code == user_code:
                 d.expires_at = 0.0
+
+    def mint(self, client_id: str, user: str, lifetime: int, scope: str = "openid email") -> dict[str, Any]:
+        """Tokens as if issued to `user` by an authorization code exchange (for tests that need many)."""
+        token = {"token_type": "Bearer", "access_token": "at-" + secrets.token_urlsafe(24),
+                 "refresh_token": "rt-" + secrets.token_urlsafe(24), "expires_in": lifetime, "scope": scope}
+        with self.lock:
+            t = Token(client_id, user, scope, token["access_token"], token["refresh_token"], time.time(), lifetime)
+            self.tokens[t.access_token] = t
+            self.refresh[token["refresh_token"]] = t
+        return token
 
     def token_count(self, grant_type: str | None = None) -> int:
         c = self.control.token_requests

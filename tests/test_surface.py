@@ -72,6 +72,10 @@ def test_security_invariants(db):
             assert owner == "hush_keykeeper" and secdef, name
         elif name in MAINTENANCE_FUNCTIONS:
             assert owner == "hush_retention" and secdef, name
+        elif name in ("oauth_worker_claim", "oauth_worker_next_due"):  # they see every tenant's OAuth connections
+            assert owner == "hush_refresher" and secdef, name
+            assert set(acl.strip("{}").split(",")) == {"hush_refresher=X/hush_refresher",
+                                                        "hush_oauth_worker=X/hush_refresher"}
         else:
             assert owner == "hush_owner", name
         # An ACL entry for PUBLIC has no grantee before '='.
@@ -85,7 +89,20 @@ def test_security_invariants(db):
     assert retention == [(False, False, False)]
     # No one may become hush_retention: its DELETE is the one the audit trail lets through.
     assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_retention'::regrole") == [(0,)]
-    for relname, force in db.sql("""SELECT relname, relforcerowsecurity FROM pg_class
-                                     WHERE relnamespace = 'hush'::regnamespace AND relkind IN ('r', 'p')
-                                       AND relname IN ('secrets', 'secret_versions', 'audit_log')"""):
+    # hush_refresher reads connections of every tenant through its row policy: no one may become it,
+    # and it can only lease (its UPDATE privilege covers the lease columns alone).
+    refresher = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_refresher'")
+    assert refresher == [(False, False, False)]
+    assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_refresher'::regrole") == [(0,)]
+    assert db.sql("""SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute
+                      WHERE attrelid = 'hush.oauth_connections'::regclass
+                        AND has_column_privilege('hush_refresher', attrelid, attnum, 'UPDATE')""") == [
+        ("lease_holder,lease_until",)]
+    tables = ("secrets", "secret_versions", "audit_log", "oauth_providers", "oauth_pending", "oauth_connections",
+              "oauth_events")
+    forced = db.sql("""SELECT relname, relforcerowsecurity FROM pg_class
+                        WHERE relnamespace = 'hush'::regnamespace AND relkind IN ('r', 'p') AND relname = ANY(%s)""",
+                    [list(tables)])
+    assert len(forced) == len(tables)
+    for relname, force in forced:
         assert force, relname

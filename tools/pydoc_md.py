@@ -66,7 +66,9 @@ def render() -> str:
         parts.append(_class(cls, "hush.aio"))
     parts.append("# OAuth2 / OIDC\n")
     parts.append(_class(hush.OAuth))
-    for cls in (hush.TokenSet, hush.AuthorizationRequest, hush.DeviceAuthorization, hush.Provider, hush.Connection):
+    parts.append(_class(hush.OAuthWorker))
+    for cls in (hush.TokenSet, hush.AuthorizationRequest, hush.DeviceAuthorization, hush.Provider, hush.Connection,
+                hush.OAuthEvent):
         parts.append(_class(cls))
     parts.append("# Helpers\n")
     for fn in (hush.get_secret, hush.save_secret, hush.update_secret, hush.delete_secret, hush.list_secrets,

@@ -38,6 +38,7 @@ OAUTH_ACCOUNT_AMBIGUOUS = "SH072"
 OAUTH_STATE_INVALID = "SH073"
 OAUTH_REAUTH_REQUIRED = "SH074"
 OAUTH_LEASE_LOST = "SH075"
+OAUTH_TOKEN_EXPIRING = "SH076"
 
 CODES = {
     INVALID_NAME: "invalid secret name",
@@ -66,6 +67,7 @@ CODES = {
     OAUTH_STATE_INVALID: "OAuth state unknown, already used or expired",
     OAUTH_REAUTH_REQUIRED: "OAuth connection needs re-authorization",
     OAUTH_LEASE_LOST: "OAuth refresh lease lost to another refresh",
+    OAUTH_TOKEN_EXPIRING: "stored OAuth access token expired or about to (SQL callers do not refresh)",
 }
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from . import access, audit, crypto, keyring, validate
 from .access import plan
-from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS, OAUTH_CONNECTION_NOT_FOUND,
-                     OAUTH_LEASE_LOST, OAUTH_PROVIDER_NOT_FOUND, OAUTH_REAUTH_REQUIRED, OAUTH_STATE_INVALID, Fail, api)
+from .errors import (CALLER_EXPR, DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS,
+                     OAUTH_CONNECTION_NOT_FOUND, OAUTH_LEASE_LOST, OAUTH_PROVIDER_NOT_FOUND, OAUTH_REAUTH_REQUIRED,
+                     OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, Fail, api)
 from .secrets import EQ, T, active_key
 
 J, I4, TS, U, B, NM, TA, BOOL = ("pg_catalog.jsonb", "pg_catalog.int4", "pg_catalog.timestamptz", "pg_catalog.uuid",
@@ -262,7 +263,7 @@ def consume(plpy: Any, GD: dict, state: Any) -> dict:
 # -- connections ---------------------------------------------------------------------------
 
 CONN_COLS = """c.id, c.generation, c.account, c.grant_type, c.key_id, c.wrapped_dek, c.ciphertext, c.token_type,
-       c.scopes, c.expires_at, c.status, c.lease_holder, c.lease_until,
+       c.scopes, c.expires_at, c.status, c.lease_holder, c.lease_until, c.failures,
        pg_catalog.date_part('epoch', c.expires_at OPERATOR(pg_catalog.-) pg_catalog.now()) AS valid_for"""
 CONN_SQL = f"""
 SELECT {CONN_COLS} FROM hush.oauth_connections c
@@ -290,7 +291,8 @@ UPDATE hush.oauth_connections c
        token_type = $9, scopes = $10,
        expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $11),
        has_refresh_token = $12, status = 'active', last_error = NULL, last_error_at = NULL,
-       lease_holder = NULL, lease_until = NULL, refreshed_at = pg_catalog.now(), updated_at = pg_catalog.now()
+       lease_holder = NULL, lease_until = NULL, failures = 0, next_attempt_at = NULL,
+       refreshed_at = pg_catalog.now(), updated_at = pg_catalog.now()
  WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 AND c.generation {EQ} $4
 RETURNING c.generation, c.expires_at
 """
@@ -298,20 +300,39 @@ CLAIM_SQL = f"""
 UPDATE hush.oauth_connections c
    SET lease_holder = $4, lease_until = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5)
  WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 AND c.generation {EQ} $6
-   AND c.status {EQ} 'active' AND (c.lease_until IS NULL OR c.lease_until {LE} pg_catalog.now())
+   AND c.status {EQ} 'active'
+   AND (c.lease_until IS NULL OR c.lease_until {LE} pg_catalog.now() OR c.lease_holder {EQ} $4)
 RETURNING {CONN_COLS}
 """
+# Without an error: only the lease goes (a worker stopping). With one: the
+# failure is counted and the worker backs off until next_attempt_at: the
+# provider's Retry-After when it gave one, else 30 s doubling up to an hour.
 RELEASE_SQL = f"""
 UPDATE hush.oauth_connections c
-   SET lease_holder = NULL, lease_until = NULL, last_error = $6, last_error_at = pg_catalog.now(),
-       status = CASE WHEN $7 THEN 'needs_reauth' ELSE c.status END, updated_at = pg_catalog.now()
+   SET lease_holder = NULL, lease_until = NULL,
+       last_error = COALESCE($6, c.last_error),
+       last_error_at = CASE WHEN $6 IS NULL THEN c.last_error_at ELSE pg_catalog.now() END,
+       status = CASE WHEN $7 THEN 'needs_reauth' ELSE c.status END,
+       failures = CASE WHEN $6 IS NULL THEN c.failures ELSE c.failures OPERATOR(pg_catalog.+) 1 END,
+       next_attempt_at = CASE WHEN $6 IS NULL OR $7 THEN c.next_attempt_at
+                              ELSE pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => COALESCE(
+                                   $8, LEAST(pg_catalog.power(2, LEAST(c.failures, 7)) OPERATOR(pg_catalog.*) 30,
+                                             3600))) END,
+       updated_at = pg_catalog.now()
  WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3 AND c.generation {EQ} $4
    AND c.lease_holder {EQ} $5
-RETURNING c.id
+RETURNING c.id, c.failures
 """
+EVENT_SQL = """
+WITH e AS (INSERT INTO hush.oauth_events (tenant_id, provider, account, event, detail)
+           VALUES ($1, $2, $3, $4, $5) RETURNING id)
+SELECT pg_catalog.pg_notify('hush_oauth_events', e.id::pg_catalog.text) FROM e
+"""
+WAKEUP_SQL = "SELECT pg_catalog.pg_notify('hush_oauth_wakeup', '')"
 CONNECTIONS_SQL = f"""
 SELECT c.provider, c.account, c.grant_type, c.status, c.token_type, c.scopes, c.expires_at, c.has_refresh_token,
-       c.last_error, c.last_error_at, c.refreshed_at, c.lease_until, c.created_at, c.updated_at
+       c.last_error, c.last_error_at, c.refreshed_at, c.lease_until, c.created_at, c.updated_at, c.failures,
+       c.next_attempt_at
   FROM hush.oauth_connections c
  WHERE c.tenant_id {EQ} $1 AND ($2 IS NULL OR c.provider {EQ} $2)
  ORDER BY c.provider, c.account
@@ -419,6 +440,7 @@ def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: 
                  rows[0] if rows else None)
     _record(plpy, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
             grant_type=grant_type)
+    plpy.execute(plan(plpy, "oauth.wakeup", WAKEUP_SQL, []))  # a worker may need to plan this one's refresh
     return out
 
 
@@ -433,10 +455,8 @@ def _audited_read(plpy: Any, tenant: str, provider_name: Any, account: Any) -> t
     return audited, account, _connection(plpy, tenant, provider_name, account)
 
 
-@api
-def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
-    """The stored access token of a connection with its expiry as the database sees it
-    (valid_for, seconds). SH074 when the connection needs re-authorization."""
+def _read_access_token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> tuple[dict, str]:
+    """A connection's row and its access token, the read audited; SH074 when it needs re-authorization."""
     audited, account, row = _audited_read(plpy, tenant, provider_name, account)
     if row["status"] == "needs_reauth":
         raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again "
@@ -445,9 +465,131 @@ def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) ->
     access_token = _tokens(plpy, GD, tenant, provider_name, row)["access_token"]
     if audited:
         _record(plpy, tenant, "oauth_token_read", row["id"], provider_name, row["generation"], account=account)
-    return {"account": account, "access_token": access_token, "token_type": row["token_type"],
+    return row, access_token
+
+
+@api
+def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
+    """The stored access token of a connection with its expiry as the database sees it
+    (valid_for, seconds). SH074 when the connection needs re-authorization."""
+    row, access_token = _read_access_token(plpy, GD, tenant, provider_name, account)
+    return {"account": row["account"], "access_token": access_token, "token_type": row["token_type"],
             "scopes": row["scopes"], "expires_at": row["expires_at"], "valid_for": row["valid_for"],
             "generation": row["generation"], "grant_type": row["grant_type"], "lease_until": row["lease_until"]}
+
+
+@api
+def access_token_sql(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, min_valid_seconds: Any) -> str:
+    """For SQL callers: the access token while it stays valid beyond min_valid_seconds, else
+    SH076. It never refreshes (no HTTP in the database): the worker does, ahead of time."""
+    if not isinstance(min_valid_seconds, int) or not 0 <= min_valid_seconds <= 86400:
+        raise Fail(INVALID_ARGUMENT, "min_valid_seconds must be between 0 and 86400")
+    row, access_token = _read_access_token(plpy, GD, tenant, provider_name, account)
+    if row["valid_for"] is not None and row["valid_for"] <= min_valid_seconds:
+        raise Fail(OAUTH_TOKEN_EXPIRING, "the access token of account %r of tenant %s at OAuth provider %r %s"
+                   % (row["account"], tenant, provider_name,
+                      "expired %d s ago" % -row["valid_for"] if row["valid_for"] < 0 else
+                      "expires within %d s" % min_valid_seconds),
+                   hint="hush oauth-worker refreshes tokens ahead of expiry; is it running and serving this "
+                        "tenant? From Python, access_token() refreshes on demand.")
+    return access_token
+
+
+EVENTS_SQL = f"""
+SELECT e.id, e.at, e.provider, e.account, e.event, e.detail FROM hush.oauth_events e
+ WHERE e.tenant_id {EQ} $1 AND ($2 IS NULL OR e.at OPERATOR(pg_catalog.>=) $2)
+ ORDER BY e.id LIMIT $3
+"""
+
+
+@api
+def events(plpy: Any, tenant: str, since: Any, max_rows: Any) -> list:
+    """A tenant's OAuth events (refresh_failed, needs_reauth, recovered), oldest first."""
+    validate.tenant(tenant)
+    if not isinstance(max_rows, int) or not 1 <= max_rows <= 10000:
+        raise Fail(INVALID_ARGUMENT, "max_rows must be between 1 and 10000")
+    access.enter(plpy, tenant)
+    return list(plpy.execute(plan(plpy, "oauth.events", EVENTS_SQL, [T, TS, I4]), [tenant, since, max_rows]))
+
+
+# The tenants a worker serves: those its role is granted (directly, through
+# membership, or '*'); a superuser serves all.
+SERVES = f"""(pg_catalog.current_setting('is_superuser') {EQ} 'on'
+          OR EXISTS (SELECT 1 FROM hush.tenant_grants g
+                      WHERE g.tenant_id {EQ} ANY (ARRAY[c.tenant_id, '*'::pg_catalog.text])
+                        AND pg_catalog.pg_has_role({CALLER_EXPR},
+                              pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'MEMBER')))"""
+# When a connection falls due: `window` before it expires, or half its lifetime
+# before when that is shorter (tokens that live less than twice the window are
+# not refreshed round after round); with a keepalive, that long after its last
+# refresh. NULL: never (a token without expiry, no keepalive). $1 = window, $2 = keepalive.
+DUE_AT = """LEAST(c.expires_at OPERATOR(pg_catalog.-) LEAST(pg_catalog.make_interval(secs => $1),
+                    (c.expires_at OPERATOR(pg_catalog.-) COALESCE(c.refreshed_at, c.created_at))
+                    OPERATOR(pg_catalog./) 2),
+              CASE WHEN $2 IS NOT NULL AND c.has_refresh_token
+                   THEN COALESCE(c.refreshed_at, c.created_at)
+                        OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $2) END)"""
+REFRESHABLE = f"""c.status {EQ} 'active' AND (c.has_refresh_token OR c.grant_type {EQ} 'client_credentials')"""
+# Due connections of every tenant the calling worker serves, leased in one
+# committed statement (SKIP LOCKED: workers side by side take different rows).
+# Run by hush.oauth_worker_claim as hush_refresher, whose row policy shows it
+# every tenant's connections: SERVES is what confines it.
+WORKER_CLAIM_SQL = f"""
+WITH due AS (
+  SELECT c.tenant_id, c.provider, c.account FROM hush.oauth_connections c
+   WHERE {REFRESHABLE}
+     AND (c.lease_until IS NULL OR c.lease_until {LE} pg_catalog.now())
+     AND (c.next_attempt_at IS NULL OR c.next_attempt_at {LE} pg_catalog.now())
+     AND {DUE_AT} {LE} pg_catalog.now()
+     AND {SERVES}
+   ORDER BY c.expires_at NULLS LAST
+   LIMIT $3
+   FOR UPDATE OF c SKIP LOCKED)
+UPDATE hush.oauth_connections c
+   SET lease_holder = $4,
+       lease_until = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $5)
+  FROM due
+ WHERE c.tenant_id {EQ} due.tenant_id AND c.provider {EQ} due.provider AND c.account {EQ} due.account
+RETURNING c.tenant_id, c.provider, c.account, c.generation, c.expires_at
+"""
+# Seconds until the next connection the worker serves falls due (0 when one is
+# due now, NULL when none ever will): how long the worker may sleep.
+NEXT_DUE_SQL = f"""
+SELECT GREATEST(0, pg_catalog.date_part('epoch', pg_catalog.min(d.at) OPERATOR(pg_catalog.-) pg_catalog.now()))
+       AS seconds
+  FROM (SELECT CASE WHEN {DUE_AT} IS NOT NULL THEN GREATEST({DUE_AT}, c.next_attempt_at, c.lease_until) END AS at
+          FROM hush.oauth_connections c
+         WHERE {REFRESHABLE} AND {SERVES}) d
+"""
+
+
+def _worker_args(window_seconds: Any, keepalive_seconds: Any) -> None:
+    for name, v, optional in (("window_seconds", window_seconds, False),
+                              ("keepalive_seconds", keepalive_seconds, True)):
+        if (v is not None or not optional) and (not isinstance(v, int) or not 1 <= v <= 31536000):
+            raise Fail(INVALID_ARGUMENT, "%s must be between 1 and 31536000" % name)
+
+
+@api
+def worker_next_due(plpy: Any, window_seconds: Any, keepalive_seconds: Any) -> Any:
+    """Seconds until a connection the caller serves falls due (0: now; NULL: none will)."""
+    _worker_args(window_seconds, keepalive_seconds)
+    p = plan(plpy, "oauth.worker_next_due", NEXT_DUE_SQL, [I4, I4])
+    return plpy.execute(p, [window_seconds, keepalive_seconds])[0]["seconds"]
+
+
+@api
+def worker_claim(plpy: Any, holder: Any, batch_size: Any, window_seconds: Any, lease_seconds: Any,
+                 keepalive_seconds: Any) -> list:
+    """Lease up to batch_size connections due for a refresh (expiring within window_seconds, or
+    within half their lifetime if that is less; or idle for keepalive_seconds) in the tenants
+    the caller serves; no token is read."""
+    _lease_args(holder, lease_seconds)
+    _worker_args(window_seconds, keepalive_seconds)
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
+        raise Fail(INVALID_ARGUMENT, "batch_size must be between 1 and 10000")
+    p = plan(plpy, "oauth.worker_claim", WORKER_CLAIM_SQL, [I4, I4, I4, T, I4])
+    return list(plpy.execute(p, [window_seconds, keepalive_seconds, batch_size, holder, lease_seconds]))
 
 
 def _lease_args(holder: Any, lease_seconds: Any) -> None:
@@ -510,6 +652,8 @@ def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, h
     out = _store(plpy, GD, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row)
     _record(plpy, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account,
             holder=holder)
+    if row["failures"]:
+        _event(plpy, tenant, provider_name, account, "recovered", failures=row["failures"])
     return out
 
 
@@ -519,21 +663,35 @@ def _error_text(error: Any) -> Any:
     return validate.CONTROL_RE.sub(" ", str(error))[:MAX_ERROR_CHARS]
 
 
+def _event(plpy: Any, tenant: str, provider_name: str, account: str, event: str, **detail: Any) -> None:
+    p = plan(plpy, "oauth.event", EVENT_SQL, [T, T, T, T, J])
+    plpy.execute(p, [tenant, provider_name, account, event,
+                     json.dumps({k: v for k, v in detail.items() if v is not None}, sort_keys=True)])
+
+
 @api
 def release(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: Any, generation: Any, error: Any,
-            needs_reauth: Any) -> bool:
-    """Free a lease after a failed refresh, recording the error (and needs_reauth on invalid_grant)."""
+            needs_reauth: Any, retry_after: Any) -> bool:
+    """Free a lease. With an error (a failed refresh): count it, back off (retry_after seconds
+    when the provider said so), mark needs_reauth on invalid_grant, record the event."""
     validate.tenant(tenant)
     provider_name = validate.name(provider_name, "provider name")
     account = validate.name(account, "account")
     _lease_args(holder, None)
+    if retry_after is not None and (not isinstance(retry_after, int) or not 0 <= retry_after <= 86400):
+        raise Fail(INVALID_ARGUMENT, "retry_after_seconds must be between 0 and 86400")
     access.enter(plpy, tenant)
     error = _error_text(error)
-    p = plan(plpy, "oauth.release", RELEASE_SQL, [T, T, T, I4, T, T, BOOL])
-    rows = plpy.execute(p, [tenant, provider_name, account, generation, holder, error, bool(needs_reauth)])
-    if rows:
+    reauth = bool(needs_reauth) and error is not None
+    p = plan(plpy, "oauth.release", RELEASE_SQL, [T, T, T, I4, T, T, BOOL, I4])
+    rows = plpy.execute(p, [tenant, provider_name, account, generation, holder, error, reauth, retry_after])
+    if rows and error is not None:
         _record(plpy, tenant, "oauth_refresh_failed", rows[0]["id"], provider_name, generation, account=account,
-                holder=holder, error=error, needs_reauth=bool(needs_reauth) or None)
+                holder=holder, error=error, needs_reauth=reauth or None)
+        if reauth:
+            _event(plpy, tenant, provider_name, account, "needs_reauth", error=error)
+        elif rows[0]["failures"] == 1:  # the first failure of a streak; `recovered` ends it
+            _event(plpy, tenant, provider_name, account, "refresh_failed", error=error)
     return bool(rows)
 
 

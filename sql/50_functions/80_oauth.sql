@@ -72,12 +72,12 @@ AS $py${{py: oauth.finish(GD, tenant, provider, account, holder, generation, tok
 COMMENT ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) IS
     'Store a refresh''s response over the generation claimed and free the lease.';
 
-CREATE OR REPLACE FUNCTION hush.oauth_release_refresh(tenant text, provider text, account text, holder text, generation integer, error text, needs_reauth boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION hush.oauth_release_refresh(tenant text, provider text, account text, holder text, generation integer, error text, needs_reauth boolean DEFAULT false, retry_after_seconds integer DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.release(tenant, provider, account, holder, generation, error, needs_reauth)}}$py$;
-COMMENT ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean) IS
-    'Free a refresh lease after a failure, recording the error; needs_reauth marks the connection for a new authorization.';
+AS $py${{py: oauth.release(tenant, provider, account, holder, generation, error, needs_reauth, retry_after_seconds)}}$py$;
+COMMENT ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean, integer) IS
+    'Free a refresh lease; with an error, count it, back off (retry_after_seconds, else 30 s doubling to an hour), mark needs_reauth on invalid_grant, record the event.';
 
 CREATE OR REPLACE FUNCTION hush.oauth_connections(tenant text, provider text DEFAULT NULL)
 RETURNS SETOF hush.oauth_connection
@@ -99,3 +99,33 @@ LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_t
 AS $py${{py: oauth.delete_connection(tenant, provider, account)}}$py$;
 COMMENT ON FUNCTION hush.oauth_disconnect(text, text, text) IS
     'Erase a connection''s tokens (revoke them at the provider first: the client''s revoke() does both).';
+
+CREATE OR REPLACE FUNCTION hush.oauth_access_token(tenant text, provider text, account text DEFAULT NULL, min_valid_seconds integer DEFAULT 30)
+RETURNS text
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: oauth.access_token_sql(GD, tenant, provider, account, min_valid_seconds)}}$py$;
+COMMENT ON FUNCTION hush.oauth_access_token(text, text, text, integer) IS
+    'For SQL callers: the stored access token while it stays valid beyond min_valid_seconds, else SH076 (the worker refreshes ahead of time; SQL never does); audited.';
+
+CREATE OR REPLACE FUNCTION hush.oauth_events(tenant text, since timestamptz DEFAULT NULL, max_rows integer DEFAULT 1000)
+RETURNS SETOF hush.oauth_event
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: oauth.events(tenant, since, max_rows)}}$py$;
+COMMENT ON FUNCTION hush.oauth_events(text, timestamptz, integer) IS
+    'A tenant''s OAuth events (refresh_failed, needs_reauth, recovered), oldest first.';
+
+-- Owned by hush_refresher (90_privileges.sql): its row policy shows it every
+-- tenant's connections, and this function confines it to the caller's grants.
+CREATE OR REPLACE FUNCTION hush.oauth_worker_claim(holder text, batch_size integer DEFAULT 100, window_seconds integer DEFAULT 900, lease_seconds integer DEFAULT 60, keepalive_seconds integer DEFAULT NULL)
+RETURNS SETOF hush.oauth_due
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: oauth.worker_claim(holder, batch_size, window_seconds, lease_seconds, keepalive_seconds)}}$py$;
+COMMENT ON FUNCTION hush.oauth_worker_claim(text, integer, integer, integer, integer) IS
+    'Lease connections due for a refresh (expiring within window_seconds, or half their lifetime if shorter; or idle for keepalive_seconds) in the tenants the calling worker serves; SKIP LOCKED; commit before refreshing.';
+
+CREATE OR REPLACE FUNCTION hush.oauth_worker_next_due(window_seconds integer DEFAULT 900, keepalive_seconds integer DEFAULT NULL)
+RETURNS double precision
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: oauth.worker_next_due(window_seconds, keepalive_seconds)}}$py$;
+COMMENT ON FUNCTION hush.oauth_worker_next_due(integer, integer) IS
+    'Seconds until a connection the calling worker serves falls due (0: now; NULL: none will): how long it may sleep.';

@@ -37,6 +37,7 @@ from ._errors import (
     OAuthLeaseLost,
     OAuthProviderNotFound,
     OAuthStateInvalid,
+    OAuthTokenExpiring,
     PermissionDenied,
     ProviderUnavailable,
     ReauthorizationRequired,
@@ -55,7 +56,8 @@ from ._errors import (
 from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 from ._oauth import OAuth
-from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, Provider, TokenSet
+from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
+from ._oauth_worker import OAuthWorker
 from ._secrets import Secrets
 
 __version__ = "0.1.0"
@@ -69,7 +71,8 @@ __all__ = [
     "TenantAccessDenied", "AuditedReadOnly", "KeyUnavailable", "DecryptionFailed", "RootKeyInUse", "RootKeyUnknown",
     "AuditAppendOnly", "AuditTampered", "DropRefused", "NoScheduler",
     "PermissionDenied",
-    "OAuth", "TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection",
+    "OAuth", "TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection", "OAuthEvent",
+    "OAuthWorker", "OAuthTokenExpiring",
     "OAuthProviderNotFound", "OAuthConnectionNotFound", "OAuthAccountAmbiguous", "OAuthStateInvalid",
     "ReauthorizationRequired", "OAuthLeaseLost", "OAuthError", "AccessDenied", "AuthorizationPending", "SlowDown",
     "ExpiredToken", "InvalidCallback", "InvalidIdToken", "ProviderUnavailable",

@@ -167,6 +167,12 @@ class OAuthLeaseLost(HushError):
     sqlstate = "SH075"
 
 
+class OAuthTokenExpiring(HushError):
+    """hush.oauth_access_token from SQL: the stored token is expired or about to be (the worker refreshes)."""
+
+    sqlstate = "SH076"
+
+
 class OAuthError(HushError):
     """The provider answered with an OAuth error (`error`, `description`), or broke the protocol."""
 
@@ -205,6 +211,10 @@ class InvalidIdToken(OAuthError):
 class ProviderUnavailable(OAuthError):
     """The provider kept failing (5xx, timeouts) through every retry; stored tokens were kept."""
 
+    def __init__(self, message: str, *, status: int | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, error="temporarily_unavailable", status=status)
+        self.retry_after = retry_after  # seconds, from the provider's Retry-After header
+
 
 class PermissionDenied(HushError):
     """The role lacks the hush role (hush_reader, hush_writer, ...) the function needs."""
@@ -218,7 +228,7 @@ _BY_CODE: dict[str, type[HushError]] = {
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
         AuditedReadOnly, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
         DropRefused, NoScheduler, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
-        OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost,
+        OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost, OAuthTokenExpiring,
     ) if c.sqlstate
 }
 

@@ -35,7 +35,7 @@ from ._errors import (ExpiredToken, InvalidArgument, InvalidCallback, OAuthConne
 from ._exec import Executor, PoolExecutor, PsycopgExecutor, executor_for, is_sqlalchemy
 from ._oauth_http import ENDPOINTS, ProviderHTTP, discover, oauth_error
 from ._oauth_idtoken import verify
-from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, Provider, TokenSet
+from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -453,7 +453,8 @@ class OAuth:
         except BaseException as e:
             reauth = isinstance(e, ReauthorizationRequired) or (
                 isinstance(e, OAuthError) and e.error == "invalid_grant")
-            self._w(q.release(self.tenant, provider, account, holder, generation, _describe(e), reauth))
+            self._w(q.release(self.tenant, provider, account, holder, generation, _describe(e), reauth,
+                              getattr(e, "retry_after", None)))
             if reauth and not isinstance(e, ReauthorizationRequired):
                 raise ReauthorizationRequired(f"OAuth provider {provider!r} refused the refresh token of account "
                                               f"{account!r} (invalid_grant): it must authorize again",
@@ -465,6 +466,23 @@ class OAuth:
             row = self._w(q.token(self.tenant, provider, account))
             return self._token_set(provider, account, row, row["expires_at"])
         return self._token_set(provider, account, response, stored["expires_at"], claims)
+
+    def refresh_leased(self, provider: str, account: str, holder: str, generation: int) -> TokenSet | None:
+        """For a worker that leased this connection (hush.oauth_worker_claim) under `holder`:
+        refresh it now. None when it moved on meanwhile (an on-demand caller refreshed it)."""
+        lease = self._w(q.claim(self.tenant, provider, account, holder, self.lease_seconds, generation))
+        if lease["outcome"] != "claimed":
+            return None
+        return self._refresh_claimed(provider, account, holder, lease)
+
+    def release_lease(self, provider: str, account: str, holder: str, generation: int) -> bool:
+        """Give back a lease without refreshing (a worker stopping): nothing is recorded."""
+        return bool(self._w(q.release(self.tenant, provider, account, holder, generation, None, False)))
+
+    def events(self, since: datetime | None = None, max_rows: int = 1000) -> list[OAuthEvent]:
+        """The tenant's OAuth events (refresh_failed, needs_reauth, recovered), oldest first."""
+        result: list[OAuthEvent] = self._r(q.events(self.tenant, since, max_rows))
+        return result
 
     def revoke(self, provider: str, account: str | None = None) -> bool:
         """Revoke at the provider (RFC 7009: the refresh token, then the access token), then erase

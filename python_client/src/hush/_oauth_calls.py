@@ -7,7 +7,7 @@ import json
 from typing import Any, Callable, Mapping, Sequence
 
 from ._calls import Call, Rows
-from ._oauth_models import Connection, Provider
+from ._oauth_models import Connection, OAuthEvent, Provider
 
 LEASE_COLS = ("outcome", "account", "generation", "lease_until", "grant_type", "scopes", "refresh_token", "config",
               "client_secret")
@@ -104,18 +104,36 @@ def finish(tenant: str, provider: str, account: str, holder: str, generation: in
 
 
 def release(tenant: str, provider: str, account: str, holder: str, generation: int, error: str | None,
-            needs_reauth: bool) -> Call[bool]:
+            needs_reauth: bool, retry_after: int | None = None) -> Call[bool]:
     return Call(_fn("oauth_release_refresh", {"tenant": "text", "provider": "text", "account": "text",
                                               "holder": "text", "generation": "integer", "error": "text",
-                                              "needs_reauth": "boolean"}, None),
+                                              "needs_reauth": "boolean", "retry_after_seconds": "integer"}, None),
                 {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
-                 "generation": generation, "error": error, "needs_reauth": needs_reauth}, _scalar)
+                 "generation": generation, "error": error, "needs_reauth": needs_reauth,
+                 "retry_after_seconds": retry_after}, _scalar)
+
+
+def events(tenant: str, since: Any, max_rows: int) -> Call[list[OAuthEvent]]:
+    return Call("SELECT id, at, provider, account, event, detail FROM hush.oauth_events("
+                "CAST(%(tenant)s AS text), CAST(%(since)s AS timestamptz), CAST(%(max_rows)s AS integer))",
+                {"tenant": tenant, "since": since, "max_rows": max_rows},
+                lambda rows: [OAuthEvent.from_row(r) for r in rows])
+
+
+def worker_claim(holder: str, batch_size: int, window_seconds: int, lease_seconds: int,
+                 keepalive_seconds: int | None) -> Call[list[dict[str, Any]]]:
+    cols = ("tenant_id", "provider", "account", "generation", "expires_at")
+    return Call(_fn("oauth_worker_claim", {"holder": "text", "batch_size": "integer", "window_seconds": "integer",
+                                           "lease_seconds": "integer", "keepalive_seconds": "integer"}, cols),
+                {"holder": holder, "batch_size": batch_size, "window_seconds": window_seconds,
+                 "lease_seconds": lease_seconds, "keepalive_seconds": keepalive_seconds},
+                lambda rows: [dict(zip(cols, r)) for r in rows])
 
 
 def connections(tenant: str, provider: str | None) -> Call[list[Connection]]:
     return Call("SELECT provider, account, grant_type, status, token_type, scopes, expires_at, has_refresh_token, "
-                "last_error, last_error_at, refreshed_at, lease_until, created_at, updated_at "
-                "FROM hush.oauth_connections(CAST(%(tenant)s AS text), CAST(%(provider)s AS text))",
+                "last_error, last_error_at, refreshed_at, lease_until, created_at, updated_at, failures, "
+                "next_attempt_at FROM hush.oauth_connections(CAST(%(tenant)s AS text), CAST(%(provider)s AS text))",
                 {"tenant": tenant, "provider": provider}, lambda rows: [Connection.from_row(r) for r in rows])
 
 
@@ -128,3 +146,8 @@ def connection_tokens(tenant: str, provider: str, account: str | None) -> Call[d
 def disconnect(tenant: str, provider: str, account: str) -> Call[bool]:
     return Call(_fn("oauth_disconnect", {"tenant": "text", "provider": "text", "account": "text"}, None),
                 {"tenant": tenant, "provider": provider, "account": account}, _scalar)
+
+
+def worker_next_due(window_seconds: int, keepalive_seconds: int | None) -> Call[float | None]:
+    return Call(_fn("oauth_worker_next_due", {"window_seconds": "integer", "keepalive_seconds": "integer"}, None),
+                {"window_seconds": window_seconds, "keepalive_seconds": keepalive_seconds}, _scalar)

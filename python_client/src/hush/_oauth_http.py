@@ -9,20 +9,39 @@ secret or a password: only error codes, their descriptions and HTTP statuses.
 """
 from __future__ import annotations
 
+import email.utils
+import os
+import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.integrations.httpx_client import OAuthError as AuthlibOAuthError
 
-try:  # authlib speaks httpx2 (httpx's successor) when it is there, else httpx
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx  # type: ignore[no-redef]
+import httpx2 as httpx  # httpx's successor, which authlib's httpx integration uses
 
 from ._errors import (AccessDenied, AuthorizationPending, ExpiredToken, OAuthError, ProviderUnavailable, SlowDown)
 
 Sleep = Callable[[float], None]
+
+# One connection pool for every provider call of this process: building an httpx
+# client builds an SSL context (~50 ms here), and a pooled transport keeps
+# connections to a provider alive between refreshes. Each call still gets a
+# client of its own (authlib's keeps per-request token state), sharing it.
+_transport: tuple[int, httpx.HTTPTransport] | None = None
+_transport_lock = threading.Lock()
+
+
+def transport() -> httpx.HTTPTransport:
+    global _transport
+    with _transport_lock:
+        if _transport is None or _transport[0] != os.getpid():  # a forked child builds its own
+            _transport = (os.getpid(), httpx.HTTPTransport())
+        return _transport[1]
+
+
+def _http(timeout: float) -> httpx.Client:
+    return httpx.Client(timeout=timeout, transport=transport())
 ERRORS: dict[str, type[OAuthError]] = {
     "access_denied": AccessDenied, "authorization_pending": AuthorizationPending, "slow_down": SlowDown,
     "expired_token": ExpiredToken,
@@ -39,14 +58,33 @@ def oauth_error(error: str, description: str | None, status: int | None = None) 
 
 
 class _Transient(Exception):
-    def __init__(self, what: str, status: int | None = None) -> None:
+    def __init__(self, what: str, status: int | None = None, retry_after: int | None = None) -> None:
         super().__init__(what)
         self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after(resp: Any) -> int | None:
+    """RFC 9110 Retry-After: delay-seconds or an HTTP-date; None when absent or unreadable."""
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return min(int(value), 86400)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0, min(86400, int(when.timestamp() - time.time())))
+
+
+def _transient(what: str, resp: Any) -> _Transient:
+    return _Transient(f"{what}: HTTP {resp.status_code}", resp.status_code, retry_after(resp))
 
 
 def _json(resp: Any, what: str) -> dict[str, Any]:
-    if resp.status_code >= 500:
-        raise _Transient(f"{what}: HTTP {resp.status_code}", resp.status_code)
+    if resp.status_code >= 500 or resp.status_code == 429:
+        raise _transient(what, resp)
     try:
         body = resp.json()
     except ValueError:
@@ -63,20 +101,20 @@ def discover(issuer: str, timeout: float) -> dict[str, Any]:
     must be the one asked for (OIDC Discovery 4.3), or every later check is moot."""
     base = issuer.rstrip("/")
     last: Exception | None = None
-    with httpx.Client(timeout=timeout) as http:
-        for path in METADATA_PATHS:
-            try:
-                resp = http.get(base + path)
-            except httpx.TransportError as e:
-                raise ProviderUnavailable(f"discovery at {base + path} failed: {type(e).__name__}") from None
-            if resp.status_code == 404:
-                last = OAuthError(f"no metadata at {base + path} (HTTP 404)", status=404)
-                continue
-            meta = _json(resp, f"discovery at {base + path}")
-            if meta.get("issuer", "").rstrip("/") != base:
-                raise OAuthError(f"the metadata at {base + path} names issuer {meta.get('issuer')!r}, "
-                                 f"not {issuer!r}", error="invalid_issuer")
-            return meta
+    http = _http(timeout)  # on the pooled transport, which outlives it: not closed
+    for path in METADATA_PATHS:
+        try:
+            resp = http.get(base + path)
+        except httpx.TransportError as e:
+            raise ProviderUnavailable(f"discovery at {base + path} failed: {type(e).__name__}") from None
+        if resp.status_code == 404:
+            last = OAuthError(f"no metadata at {base + path} (HTTP 404)", status=404)
+            continue
+        meta = _json(resp, f"discovery at {base + path}")
+        if meta.get("issuer", "").rstrip("/") != base:
+            raise OAuthError(f"the metadata at {base + path} names issuer {meta.get('issuer')!r}, "
+                             f"not {issuer!r}", error="invalid_issuer")
+        return meta
     assert last is not None
     raise last
 
@@ -98,7 +136,7 @@ class ProviderHTTP:
         if self.client_secret is None:
             method = "none"
         return OAuth2Client(client_id=self.config["client_id"], client_secret=self.client_secret,
-                            token_endpoint_auth_method=method, timeout=self.timeout, **kw)
+                            token_endpoint_auth_method=method, timeout=self.timeout, transport=transport(), **kw)
 
     def endpoint(self, name: str) -> str:
         url = self.config.get(name)
@@ -118,33 +156,33 @@ class ProviderHTTP:
                 failure = _Transient(f"{what}: {type(e).__name__}")
             if attempt + 1 < attempts:
                 self.sleep(self.backoff * 2 ** attempt)
-        raise ProviderUnavailable(f"{failure} (after {attempts} attempts)", status=failure.status)
+        raise ProviderUnavailable(f"{failure} (after {attempts} attempt{'s' if attempts > 1 else ''})",
+                                  status=failure.status, retry_after=failure.retry_after)
 
     def token(self, grant_type: str, params: Mapping[str, Any], retries: int | None = None) -> dict[str, Any]:
         """One token endpoint request; the response as a dict (errors raised typed)."""
         url = self.endpoint("token_endpoint")
 
         def call() -> dict[str, Any]:
-            with self._client() as client:
-                try:
-                    return dict(client.fetch_token(url, grant_type=grant_type, **params))
-                except AuthlibOAuthError as e:
-                    raise oauth_error(e.error or "invalid_request", e.description) from None
-                except httpx.HTTPStatusError as e:
-                    if e.response.status_code >= 500:
-                        raise _Transient(f"token endpoint: HTTP {e.response.status_code}",
-                                         e.response.status_code) from None
-                    raise OAuthError(f"token endpoint: HTTP {e.response.status_code}",
-                                     status=e.response.status_code) from None
-                except ValueError as e:
-                    raise OAuthError(f"token endpoint: {e}") from None
+            client = self._client()  # not closed: that would close the shared transport
+            try:
+                return dict(client.fetch_token(url, grant_type=grant_type, **params))
+            except AuthlibOAuthError as e:
+                raise oauth_error(e.error or "invalid_request", e.description) from None
+            except httpx.HTTPStatusError as e:
+                if e.response.status_code >= 500 or e.response.status_code == 429:
+                    raise _transient("token endpoint", e.response) from None
+                raise OAuthError(f"token endpoint: HTTP {e.response.status_code}",
+                                 status=e.response.status_code) from None
+            except ValueError as e:
+                raise OAuthError(f"token endpoint: {e}") from None
         return self._retrying("token endpoint", call, retries)
 
     def _post(self, endpoint: str, data: Mapping[str, Any]) -> Any:
-        with self._client() as client:
-            method = client.token_endpoint_auth_method
-            return client.post(self.endpoint(endpoint), data=dict(data), auth=client.client_auth(method),
-                               headers={"Accept": "application/json"})
+        client = self._client()
+        method = client.token_endpoint_auth_method
+        return client.post(self.endpoint(endpoint), data=dict(data), auth=client.client_auth(method),
+                           headers={"Accept": "application/json"})
 
     def device_authorization(self, scopes: Sequence[str]) -> dict[str, Any]:
         data = {"scope": " ".join(scopes)} if scopes else {}
@@ -157,7 +195,7 @@ class ProviderHTTP:
         def call() -> dict[str, Any]:
             resp = self._post("revocation_endpoint", {"token": token, "token_type_hint": hint})
             if resp.status_code >= 500:
-                raise _Transient(f"revocation endpoint: HTTP {resp.status_code}", resp.status_code)
+                raise _transient("revocation endpoint", resp)
             if resp.status_code != 200:
                 _json(resp, "revocation endpoint")  # raises the OAuth error it names
             return {}
@@ -167,9 +205,8 @@ class ProviderHTTP:
         url = self.endpoint("userinfo_endpoint")
 
         def call() -> dict[str, Any]:
-            with httpx.Client(timeout=self.timeout) as http:
-                resp = http.get(url, headers={"Authorization": f"Bearer {access_token}",
-                                              "Accept": "application/json"})
+            resp = _http(self.timeout).get(url, headers={"Authorization": f"Bearer {access_token}",
+                                                         "Accept": "application/json"})
             return _json(resp, "userinfo endpoint")
         return self._retrying("userinfo endpoint", call, None)
 
@@ -177,6 +214,5 @@ class ProviderHTTP:
         url = self.endpoint("jwks_uri")
 
         def call() -> dict[str, Any]:
-            with httpx.Client(timeout=self.timeout) as http:
-                return _json(http.get(url), "jwks_uri")
+            return _json(_http(self.timeout).get(url), "jwks_uri")
         return self._retrying("jwks_uri", call, None)

@@ -86,9 +86,27 @@ class Connection:
     lease_until: datetime | None
     created_at: datetime
     updated_at: datetime
+    failures: int = 0                      # failed refreshes in a row
+    next_attempt_at: datetime | None = None  # the worker's backoff
 
     @classmethod
     def from_row(cls, row: Any) -> Connection:
         r = list(row)
         r[5] = tuple(r[5] or ())
         return cls(*r)
+
+
+@dataclass(frozen=True)
+class OAuthEvent:
+    """refresh_failed (first failure of a streak), needs_reauth, or recovered."""
+
+    id: int
+    at: datetime
+    provider: str
+    account: str
+    event: str
+    detail: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> OAuthEvent:
+        return cls(row[0], row[1], row[2], row[3], row[4], row[5])

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from .._oauth import OAuth
+from .._oauth import OAuth, _conninfo_of
 from .._oauth_models import TokenSet
 from ._common import EXIT_ERROR, Fail, connect, fails_cleanly, json_option, print_json, print_table, read_value, when
 
@@ -262,4 +262,51 @@ def connections(ctx: click.Context, tenant: str, provider_name: str | None, as_j
                  for c in found])
 
 
-COMMANDS = [oauth]
+
+@click.command("oauth-worker")
+@click.option("--window", type=click.IntRange(1), default=900, show_default=True,
+              help="Refresh tokens that expire within this many seconds.")
+@click.option("--keepalive", type=click.IntRange(1), default=None,
+              help="Also refresh connections idle this many seconds (e.g. 86400), so providers that revoke "
+                   "unused refresh tokens do not. Default: off.")
+@click.option("--batch", "batch_size", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Connections leased per round trip.")
+@click.option("--interval", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds between rounds (a NOTIFY from a new connection wakes it sooner).")
+@click.option("--lease", "lease_seconds", type=click.IntRange(5, 3600), default=60, show_default=True,
+              help="How long a claimed connection stays leased (longer than a refresh takes).")
+@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="HTTP timeout per request to a provider.")
+@click.option("--once", is_flag=True, help="One round until nothing is due, then exit (for cron).")
+@click.pass_context
+@fails_cleanly
+def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_size: int, interval: float,
+                 lease_seconds: int, timeout: float, once: bool) -> None:
+    """Keep OAuth tokens fresh ahead of expiry, for every tenant this role is granted.
+
+    Run it as a login role that is a member of hush_oauth_worker and granted the
+    tenants it serves ('*' for all). Several may run side by side. One log line
+    per action on stderr, never a token. SIGTERM or SIGINT: the refresh in
+    flight finishes, unused leases are given back, exit 0."""
+    import logging
+    import signal
+
+    from .._oauth_worker import OAuthWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s hush-oauth-worker %(levelname)s %(message)s")
+    with connect(ctx) as conn:  # fail fast (exit 9) when the database is unreachable
+        conninfo = _conninfo_of(conn)
+    worker = OAuthWorker(conninfo, window=window, batch_size=batch_size, interval=interval, lease_seconds=lease_seconds,
+                    keepalive=keepalive, timeout=timeout)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    if once:
+        try:
+            worker.run_once()
+        finally:
+            worker.close()
+    else:
+        worker.run()
+
+
+COMMANDS: list[click.Command] = [oauth, oauth_worker]
