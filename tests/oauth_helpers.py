@@ -47,3 +47,13 @@ def browser(url: str) -> str:
 def login(oa: hush.OAuth, provider: str = "idp", **kw: Any) -> hush.TokenSet:
     url, _state = oa.start_authorization(provider, **kw)
     return oa.complete_authorization(browser(url))
+
+
+def stale_login(oa: hush.OAuth, srv: Any, **kw: Any) -> hush.TokenSet:
+    """Register the provider and log in with a 30-second token (inside the client's 60-second
+    skew, so the next access_token() refreshes); later tokens live an hour."""
+    srv.control.token_lifetime = 30
+    register(oa, srv, **kw)
+    tokens = login(oa)
+    srv.control.token_lifetime = 3600
+    return tokens

@@ -16,24 +16,13 @@ from typing import Any
 import pytest
 
 import hush
-from oauth_helpers import fresh_server, login, register, tenant_oauth
-
-STALE = 30  # seconds: inside the 60-second skew
-
-
-def _stale_login(oa: hush.OAuth, srv: Any) -> hush.TokenSet:
-    srv.control.token_lifetime = STALE
-    register(oa, srv)
-    tokens = login(oa)
-    srv.control.token_lifetime = 3600
-    return tokens
-
+from oauth_helpers import fresh_server, login, stale_login, tenant_oauth
 
 def test_twenty_threads_one_refresh(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     srv.control.token_delay = 0.3  # the refresh takes a while: the others must wait for it
     with tenant_oauth(db) as oa:
-        old = _stale_login(oa, srv)
+        old = stale_login(oa, srv)
         barrier = threading.Barrier(20)
         got: list[str] = []
         errors: list[BaseException] = []
@@ -81,7 +70,7 @@ def test_twenty_callers_in_two_processes_one_refresh(db: Any, oauth_server: Any,
     srv = fresh_server(oauth_server)
     srv.control.token_delay = 0.5
     with tenant_oauth(db) as oa:
-        old = _stale_login(oa, srv)
+        old = stale_login(oa, srv)
     start = time.time() + 4  # both processes imported and connected by then
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [subprocess.Popen([sys.executable, "-c", PROCESS, db.dsn("alice"), str(start), "10"],
@@ -97,7 +86,7 @@ def test_twenty_callers_in_two_processes_one_refresh(db: Any, oauth_server: Any,
 def test_rotation_over_a_second_and_a_third_refresh(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        first = _stale_login(oa, srv)
+        first = stale_login(oa, srv)
         seen_refresh = [first.refresh_token]
         seen_access = [first.access_token]
         for _ in range(3):
@@ -118,7 +107,7 @@ def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one(db: Any, oauth_
     srv = fresh_server(oauth_server)
     srv.control.rotate_refresh_tokens = False
     with tenant_oauth(db) as oa:
-        first = _stale_login(oa, srv)
+        first = stale_login(oa, srv)
         again = oa.refresh("idp")
         assert again.refresh_token is None  # the response carried none
         third = oa.refresh("idp")  # the stored refresh token still works
@@ -129,7 +118,7 @@ def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one(db: Any, oauth_
 def test_invalid_grant_marks_the_connection_needs_reauth(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        tokens = _stale_login(oa, srv)
+        tokens = stale_login(oa, srv)
         srv.refresh[tokens.refresh_token or ""].revoked = True  # the user revoked the app at the provider
         with pytest.raises(hush.ReauthorizationRequired) as e:
             oa.access_token("idp")
@@ -149,7 +138,7 @@ def test_a_503_is_retried_with_backoff(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     sleeps: list[float] = []
     with tenant_oauth(db, sleep=sleeps.append) as oa:
-        old = _stale_login(oa, srv)
+        old = stale_login(oa, srv)
         srv.control.fail_token_requests = 2
         new = oa.access_token("idp")
         assert new != old.access_token
@@ -160,7 +149,7 @@ def test_a_503_storm_keeps_the_old_tokens(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     sleeps: list[float] = []
     with tenant_oauth(db, sleep=sleeps.append) as oa:
-        old = _stale_login(oa, srv)
+        old = stale_login(oa, srv)
         srv.control.fail_token_requests = 100
         with pytest.raises(hush.ProviderUnavailable) as e:
             oa.access_token("idp")
@@ -180,7 +169,7 @@ def test_a_503_storm_keeps_the_old_tokens(db: Any, oauth_server: Any) -> None:
 def test_a_dead_refresher_holds_others_only_until_its_lease_expires(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db, lease_seconds=2) as oa:
-        old = _stale_login(oa, srv)
+        old = stale_login(oa, srv)
         [(gen,)] = db.sql("SELECT generation FROM hush.oauth_connections")
         # A process claims the lease and dies before calling the provider.
         db.sql("SELECT outcome FROM hush.oauth_claim_refresh('acme', 'idp', 'sub-alice', 'dead', 2, %s)",
@@ -194,7 +183,7 @@ def test_a_dead_refresher_holds_others_only_until_its_lease_expires(db: Any, oau
 def test_a_late_finish_does_not_overwrite_newer_tokens(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        _stale_login(oa, srv)
+        stale_login(oa, srv)
         [(gen,)] = db.sql("SELECT generation FROM hush.oauth_connections")
         newer = oa.refresh("idp")
         with db.connect("alice") as alice, pytest.raises(Exception) as e:

@@ -12,7 +12,7 @@ import pytest
 
 import hush
 from helpers import raises_sqlstate
-from oauth_helpers import browser, fresh_server, login, register, tenant_oauth
+from oauth_helpers import browser, fresh_server, login, register, stale_login, tenant_oauth
 from test_keys import key_id
 
 TABLES = ("oauth_providers", "oauth_pending", "oauth_connections", "audit_log")
@@ -105,10 +105,7 @@ def test_the_callback_stores_in_the_tenant_that_started_it(db: Any, oauth_server
 def test_readers_read_and_refresh_tokens_but_change_nothing_else(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        srv.control.token_lifetime = 30
-        register(oa, srv)
-        old = login(oa)
-        srv.control.token_lifetime = 3600
+        old = stale_login(oa, srv)
     with tenant_oauth(db, user="rita") as rita:
         assert rita.access_token("idp") != old.access_token  # refreshed, by a reader
         assert srv.token_count("refresh_token") == 1
@@ -185,10 +182,7 @@ def test_token_reads_fail_closed_in_a_read_only_transaction(db: Any, oauth_serve
 def test_over_a_callers_transaction_token_state_commits_on_its_own(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        srv.control.token_lifetime = 30
-        register(oa, srv)
-        old = login(oa)
-        srv.control.token_lifetime = 3600
+        old = stale_login(oa, srv)
     with psycopg.connect(db.dsn("alice")) as conn:  # not autocommit: the caller's transaction
         mine = hush.OAuth(conn, "acme")
         new = mine.access_token("idp")

@@ -97,16 +97,15 @@ def _describe(e: BaseException) -> str:
     return type(e).__name__
 
 
-LOOPBACK = ("127.0.0.1", "[::1]", "localhost")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _loopback_match(uri: str, registered: Sequence[str]) -> bool:
     """RFC 8252 7.3: a loopback redirect URI matches a registered one whatever its port
     (a command-line login listens on any free port)."""
-    def key(u: str) -> tuple[str, str, str] | None:
+    def key(u: str) -> tuple[str, str] | None:
         p = urlsplit(u)
-        return (p.scheme, p.hostname or "", p.path) if p.scheme == "http" and p.netloc.split(":")[0] in LOOPBACK \
-            else None
+        return (p.hostname or "", p.path) if p.scheme == "http" and p.hostname in LOOPBACK else None
     k = key(uri)
     return k is not None and any(key(r) == k for r in registered)
 
