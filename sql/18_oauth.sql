@@ -129,9 +129,12 @@ CREATE POLICY tenant_isolation ON hush.oauth_connections
     USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
     WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
 
--- hush.oauth_worker_claim (owned by hush_refresher) looks for due connections
--- across the tenants the calling worker serves; the function checks which.
-CREATE POLICY worker_claim ON hush.oauth_connections FOR ALL TO hush_refresher USING (true);
+-- hush.oauth_worker_claim and oauth_worker_next_due (owned by hush_refresher)
+-- look for due connections across the tenants the calling worker serves (the
+-- functions check which) and lease them: reading and updating, nothing else
+-- (its UPDATE privilege covers the lease columns alone).
+CREATE POLICY worker_scan ON hush.oauth_connections FOR SELECT TO hush_refresher USING (true);
+CREATE POLICY worker_lease ON hush.oauth_connections FOR UPDATE TO hush_refresher USING (true);
 
 ALTER TABLE hush.oauth_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_events FORCE ROW LEVEL SECURITY;
@@ -146,8 +149,12 @@ CREATE POLICY tenant_isolation ON hush.oauth_pending
     WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
 -- The callback's lookup: the one row whose state hash the function set in
 -- hush.oauth_state (hex), whatever its tenant. Knowing the hash means having
--- had the state value, which only the authorization URL carried.
-CREATE POLICY by_state ON hush.oauth_pending FOR ALL
+-- had the state value, which only the authorization URL carried. Reading and
+-- taking it only (DELETE ... RETURNING needs both); no insert or update.
+CREATE POLICY by_state_read ON hush.oauth_pending FOR SELECT
+    USING (state_hash OPERATOR(pg_catalog.=)
+           pg_catalog.decode(COALESCE(NULLIF(pg_catalog.current_setting('hush.oauth_state', true), ''), '00'), 'hex'));
+CREATE POLICY by_state_take ON hush.oauth_pending FOR DELETE
     USING (state_hash OPERATOR(pg_catalog.=)
            pg_catalog.decode(COALESCE(NULLIF(pg_catalog.current_setting('hush.oauth_state', true), ''), '00'), 'hex'));
 

@@ -49,7 +49,7 @@ GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
 
 -- The OAuth worker's claim runs as hush_refresher: it finds and leases due
--- connections across tenants (row policy worker_claim), reading no token.
+-- connections across tenants (row policies worker_scan and worker_lease), reading no token.
 -- The worker role itself may claim and refresh (the lease functions), nothing
 -- else: it is not hush_reader and reads no secret value.
 ALTER FUNCTION hush.oauth_worker_claim(text, integer, integer, integer, integer) OWNER TO hush_refresher;
