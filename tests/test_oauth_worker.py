@@ -12,8 +12,6 @@ import threading
 import time
 from typing import Any
 
-import psycopg
-import pytest
 
 import hush
 from helpers import raises_sqlstate
