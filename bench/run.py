@@ -250,7 +250,8 @@ def oauth_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, st
         t0 = time.perf_counter()
         with httpx2.Client(auth=("bench", "bench-secret")) as http:
             for rt in fresh:
-                http.post(srv.url("/token"), data={"grant_type": "refresh_token", "refresh_token": rt}).raise_for_status()
+                body = {"grant_type": "refresh_token", "refresh_token": rt}
+                http.post(srv.url("/token"), data=body).raise_for_status()
         raw = n / (time.perf_counter() - t0)
         out.append((n, "loopback token endpoint alone, refresh requests (baseline 7)", raw, 0.0, 0.0, ""))
         out.append((n, f"hush oauth-worker: refreshes/s ({done['refreshed']:,} refreshed)", done["refreshed"] / took,

@@ -183,6 +183,7 @@ class Control:
         self.token_delay = 0.0                 # seconds the token endpoint takes
         self.revoked: list[str] = []           # token_type_hint of every revocation that hit a token
         self.userinfo_requests = 0
+        self.echo_in_errors = False            # a careless provider: error descriptions repeat what was sent
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -315,6 +316,8 @@ class OAuthServer:
             def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
                 outer.control.refresh_uses[refresh_token] += 1
                 t = outer.refresh.get(refresh_token)
+                if (t is None or t.revoked) and outer.control.echo_in_errors:
+                    raise InvalidGrantError(f"refresh token {refresh_token} is revoked")
                 return t if t and not t.revoked else None
 
             def authenticate_user(self, credential: Token) -> str | None:

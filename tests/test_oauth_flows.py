@@ -53,7 +53,8 @@ def test_authorization_code_with_pkce_and_id_token(db: Any, oauth_server: Any) -
         assert oa.access_token("idp") == tokens.access_token
         assert srv.token_count("authorization_code") == 1
         [conn] = oa.connections()
-        assert (conn.provider, conn.account, conn.status, conn.has_refresh_token) == ("idp", "sub-alice", "active", True)
+        assert (conn.provider, conn.account, conn.status, conn.has_refresh_token) == (
+            "idp", "sub-alice", "active", True)
         assert conn.scopes == ("openid", "email", "offline_access")
 
 

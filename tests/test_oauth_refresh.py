@@ -134,6 +134,20 @@ def test_invalid_grant_marks_the_connection_needs_reauth(db: Any, oauth_server: 
         assert oa.access_token("idp")
 
 
+def test_what_a_provider_echoes_back_is_blanked_before_it_is_stored(db: Any, oauth_server: Any) -> None:
+    srv = fresh_server(oauth_server)
+    srv.control.echo_in_errors = True
+    with tenant_oauth(db) as oa:
+        tokens = stale_login(oa, srv)
+        srv.refresh[tokens.refresh_token or ""].revoked = True
+        with pytest.raises(hush.ReauthorizationRequired):
+            oa.access_token("idp")
+        [conn] = oa.connections()
+    assert conn.last_error and "refresh token *** is revoked" in conn.last_error
+    stored = db.sql("SELECT c::text FROM hush.oauth_connections c") + db.sql("SELECT a::text FROM hush.audit_log a")
+    assert not any(tokens.refresh_token in row for (row,) in stored)
+
+
 def test_a_503_is_retried_with_backoff(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     sleeps: list[float] = []

@@ -64,7 +64,7 @@ def _json_object(value: Any, what: str, limit: int) -> dict:
     return obj
 
 
-def _read_audited(plpy: Any, ctx: dict, tenant: str) -> bool:
+def _read_audited(ctx: dict, tenant: str) -> bool:
     """Whether reads of this tenant are audited; fails closed in a read-only transaction."""
     if ctx["audit_reads"] and ctx["read_only"]:
         access.deny_read_only(tenant)
@@ -160,7 +160,7 @@ def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
     validate.tenant(tenant)
     name = validate.name(name, "provider name")
     ctx = access.enter(plpy, tenant)
-    audited = _read_audited(plpy, ctx, tenant)
+    audited = _read_audited(ctx, tenant)
     row = _provider_row(plpy, tenant, name)
     secret = _provider_secret(plpy, GD, tenant, name, row)
     if audited and secret is not None:
@@ -450,7 +450,7 @@ def _audited_read(plpy: Any, tenant: str, provider_name: Any, account: Any) -> t
     validate.tenant(tenant)
     provider_name = validate.name(provider_name, "provider name")
     ctx = access.enter(plpy, tenant)
-    audited = _read_audited(plpy, ctx, tenant)
+    audited = _read_audited(ctx, tenant)
     account = _account(plpy, tenant, provider_name, account)
     return audited, account, _connection(plpy, tenant, provider_name, account)
 

@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import _oauth_calls as q
 from ._calls import Call
-from ._errors import (ExpiredToken, InvalidArgument, InvalidCallback, OAuthConnectionNotFound, OAuthError,
+from ._errors import (ExpiredToken, HushError, InvalidArgument, InvalidCallback, OAuthConnectionNotFound, OAuthError,
                       OAuthLeaseLost, OAuthProviderNotFound, OAuthStateInvalid, ReauthorizationRequired, SlowDown,
                       AuthorizationPending)
 from ._exec import Executor, PoolExecutor, PsycopgExecutor, executor_for, is_sqlalchemy
@@ -89,12 +89,9 @@ def _one(qs: dict[str, list[str]], key: str) -> str | None:
 
 
 def _describe(e: BaseException) -> str:
-    """What a failed refresh records as last_error: codes and statuses, never a value."""
-    if isinstance(e, OAuthError):
-        return str(e.message)
-    if isinstance(e, ReauthorizationRequired):
-        return e.message
-    return type(e).__name__
+    """What a failed refresh records as last_error: hush's messages (codes, statuses, the
+    provider's description with what was sent blanked out), else the exception's class."""
+    return e.message if isinstance(e, HushError) else type(e).__name__
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

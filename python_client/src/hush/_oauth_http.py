@@ -51,6 +51,15 @@ ENDPOINTS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", 
              "device_authorization_endpoint", "jwks_uri")
 
 
+def redact(text: str | None, sent: Sequence[str | None]) -> str | None:
+    """A provider's error text with anything hush sent it (a token, a code, a password, the
+    client secret) blanked out: that text reaches last_error, audit rows and logs."""
+    for value in sent:
+        if text and value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
 def oauth_error(error: str, description: str | None, status: int | None = None) -> OAuthError:
     cls = ERRORS.get(error, OAuthError)
     text = f"the provider answered {error}" + (f": {description}" if description else "")
@@ -82,7 +91,7 @@ def _transient(what: str, resp: Any) -> _Transient:
     return _Transient(f"{what}: HTTP {resp.status_code}", resp.status_code, retry_after(resp))
 
 
-def _json(resp: Any, what: str) -> dict[str, Any]:
+def _json(resp: Any, what: str, sent: Sequence[str | None] = ()) -> dict[str, Any]:
     if resp.status_code >= 500 or resp.status_code == 429:
         raise _transient(what, resp)
     try:
@@ -90,7 +99,7 @@ def _json(resp: Any, what: str) -> dict[str, Any]:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise oauth_error(body["error"], body.get("error_description"), resp.status_code)
+        raise oauth_error(body["error"], redact(body.get("error_description"), sent), resp.status_code)
     if resp.status_code >= 400 or not isinstance(body, dict):
         raise OAuthError(f"{what}: HTTP {resp.status_code}, not a JSON object", status=resp.status_code)
     return body
@@ -131,12 +140,12 @@ class ProviderHTTP:
         self.backoff = backoff
         self.sleep = sleep
 
-    def _client(self, **kw: Any) -> OAuth2Client:
+    def _client(self) -> OAuth2Client:
         method = self.config.get("token_endpoint_auth_method") or "client_secret_basic"
         if self.client_secret is None:
             method = "none"
         return OAuth2Client(client_id=self.config["client_id"], client_secret=self.client_secret,
-                            token_endpoint_auth_method=method, timeout=self.timeout, transport=transport(), **kw)
+                            token_endpoint_auth_method=method, timeout=self.timeout, transport=transport())
 
     def endpoint(self, name: str) -> str:
         url = self.config.get(name)
@@ -168,7 +177,8 @@ class ProviderHTTP:
             try:
                 return dict(client.fetch_token(url, grant_type=grant_type, **params))
             except AuthlibOAuthError as e:
-                raise oauth_error(e.error or "invalid_request", e.description) from None
+                sent = [self.client_secret, *(v for v in params.values() if isinstance(v, str))]
+                raise oauth_error(e.error or "invalid_request", redact(e.description, sent)) from None
             except httpx.HTTPStatusError as e:
                 if e.response.status_code >= 500 or e.response.status_code == 429:
                     raise _transient("token endpoint", e.response) from None
@@ -188,7 +198,7 @@ class ProviderHTTP:
         data = {"scope": " ".join(scopes)} if scopes else {}
         return self._retrying("device authorization endpoint",
                               lambda: _json(self._post("device_authorization_endpoint", data),
-                                            "device authorization endpoint"), None)
+                                            "device authorization endpoint", [self.client_secret]), None)
 
     def revoke(self, token: str, hint: str) -> None:
         """RFC 7009. A 200 is success whether or not the token was still valid."""
@@ -197,7 +207,7 @@ class ProviderHTTP:
             if resp.status_code >= 500:
                 raise _transient("revocation endpoint", resp)
             if resp.status_code != 200:
-                _json(resp, "revocation endpoint")  # raises the OAuth error it names
+                _json(resp, "revocation endpoint", [token, self.client_secret])  # raises the OAuth error it names
             return {}
         self._retrying("revocation endpoint", call, None)
 
@@ -207,7 +217,7 @@ class ProviderHTTP:
         def call() -> dict[str, Any]:
             resp = _http(self.timeout).get(url, headers={"Authorization": f"Bearer {access_token}",
                                                          "Accept": "application/json"})
-            return _json(resp, "userinfo endpoint")
+            return _json(resp, "userinfo endpoint", [access_token])
         return self._retrying("userinfo endpoint", call, None)
 
     def jwks(self) -> dict[str, Any]:
