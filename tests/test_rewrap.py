@@ -179,13 +179,9 @@ def test_server_stop_mid_rewrap_then_resume(own_cluster: Any) -> None:
     deadline = time.time() + 30
     while under(c.dsn(), old) > 2700 and time.time() < deadline:
         time.sleep(0.05)
-    pgcluster.subprocess.run(pgcluster._as_server_user([str(pgcluster.PG_BIN / "pg_ctl"), "-D", str(c.data),
-                                                        "-m", "immediate", "-w", "stop"]), check=True,
-                             stdout=pgcluster.subprocess.DEVNULL)
+    assert c.pg_ctl_stop("immediate")
     th.join(30)
-    pgcluster.subprocess.run(pgcluster._as_server_user([str(pgcluster.PG_BIN / "pg_ctl"), "-D", str(c.data),
-                                                        "-l", str(c.log), "-w", "start"]), check=True,
-                             stdout=pgcluster.subprocess.DEVNULL)
+    c.pg_ctl_start()
     left = under(c.dsn(), old)
     assert 0 < left < 3000
     assert read_all(c.dsn(user="w"), values) == values

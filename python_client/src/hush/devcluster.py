@@ -1,10 +1,16 @@
 """A throwaway PostgreSQL 15 cluster: `hush dev`, the demo, the tests and the benchmarks.
 
 PostgreSQL refuses to run as root, so when we are root the server runs as the
-`postgres` OS user; the directory lives under /tmp (pytest's tmp_path is 0700
-under root and the postgres user could not enter it). The root key file sits
+`postgres` OS user; the directory lives under $HUSH_CLUSTER_DIR, else the
+system temp dir (pytest's tmp_path is 0700 under root and the postgres user
+could not enter it). The root key file sits
 outside the data directory and the key setting goes into postgresql.conf,
 because hush honours `hush.root_key_file` only from the server configuration.
+
+The server's programs get a minimal environment (`server_env`): the server's
+PL/Python finds its standard library and Debian's dist-packages (python3-nacl)
+from PATH, so an activated virtualenv's bin/ first on PATH would move its
+sys.prefix into the virtualenv and hush could not import nacl.
 """
 from __future__ import annotations
 
@@ -16,17 +22,43 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 PG_BIN = Path(os.environ.get("HUSH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"
+SERVER_PATH = "/usr/bin:/bin"
+
+
+class StartFailed(RuntimeError):
+    """The server did not start; the message ends with the tail of its log."""
+
+
+def server_env() -> dict[str, str]:
+    """PATH and the locale variables, nothing else: no VIRTUAL_ENV, PYTHON*, PG*."""
+    env = {"PATH": SERVER_PATH}
+    env.update((k, v) for k, v in os.environ.items() if k in ("LANG", "LANGUAGE") or k.startswith("LC_"))
+    return env
+
+
+def scratch_dir() -> str:
+    """Where a new cluster's directory goes: $HUSH_CLUSTER_DIR, else the system temp dir."""
+    return os.environ.get("HUSH_CLUSTER_DIR") or tempfile.gettempdir()
 
 
 def _as_server_user(argv: list[str]) -> list[str]:
     if os.geteuid() == 0:
-        return ["runuser", "-u", SERVER_USER, "--", *argv]
+        # By absolute path: the minimal PATH the server gets has no sbin.
+        runuser = shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin") or "runuser"
+        return [runuser, "-u", SERVER_USER, "--", *argv]
     return argv
+
+
+def run_as_server(argv: list[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+    """Run a server-side program (initdb, pg_ctl, pg_basebackup) as the server's OS user,
+    in the server's environment."""
+    return subprocess.run(_as_server_user(argv), env=server_env(), **kw)
 
 
 def extension_installed() -> bool:
@@ -52,7 +84,7 @@ class Cluster:
     def __init__(self, settings: dict[str, str] | None = None, keys: int = 1, base: Path | None = None,
                  port: int | None = None) -> None:
         if base is None:
-            base = Path(tempfile.mkdtemp(prefix="hush-pg-"))
+            base = Path(tempfile.mkdtemp(prefix="hush-pg-", dir=scratch_dir()))
         else:
             base.mkdir(parents=True, exist_ok=True)
         self.base = base
@@ -83,70 +115,84 @@ class Cluster:
         self._chown(path)
         return path
 
-    def start(self) -> "Cluster":
+    def _prepare_base(self) -> None:
         os.chmod(self.base, 0o755)
         self._chown(self.base)
-        self.write_keyfile()
-        subprocess.run(
-            _as_server_user([str(PG_BIN / "initdb"), "-D", str(self.data), "-E", "UTF8",
-                             "--locale=C.UTF-8", "--auth=trust", "-U", "postgres"]),
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        conf = {
-            "port": str(self.port),
-            "listen_addresses": "'127.0.0.1'",
-            "unix_socket_directories": f"'{self.base}'",
-            "hush.root_key_file": f"'{self.keyfile}'",
-            "fsync": "off",
-            "max_connections": "60",
-            # Values stay out of the log even with log_statement = 'all' (see README).
-            "log_parameter_max_length": "0",
-            "log_parameter_max_length_on_error": "0",
-        }
-        conf.update(self.settings)
-        with open(self.data / "postgresql.conf", "a") as f:
-            f.write("\n# added by hush.devcluster\n")
-            f.writelines(f"{k} = {v}\n" for k, v in conf.items())
-        subprocess.run(
-            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                             "-w", "-t", "60", "start"]),
-            check=True, stdout=subprocess.DEVNULL,
-        )
+
+    @contextmanager
+    def _removed_on_failure(self) -> Iterator[None]:
+        """On any failure inside, stop the server if it got started and remove the directory,
+        then let the error through: a failed start leaves nothing behind."""
+        try:
+            yield
+        except BaseException:
+            self.stop(remove=True)
+            raise
+
+    def start(self) -> "Cluster":
+        """initdb, configure and start (StartFailed: the server would not start)."""
+        with self._removed_on_failure():
+            self._prepare_base()
+            self.write_keyfile()
+            run_as_server([str(PG_BIN / "initdb"), "-D", str(self.data), "-E", "UTF8", "--locale=C.UTF-8",
+                           "--auth=trust", "-U", "postgres"], check=True, stdout=subprocess.DEVNULL)
+            conf = {
+                "port": str(self.port),
+                "listen_addresses": "'127.0.0.1'",
+                "unix_socket_directories": f"'{self.base}'",
+                "hush.root_key_file": f"'{self.keyfile}'",
+                "fsync": "off",
+                "max_connections": "60",
+                # Values stay out of the log even with log_statement = 'all' (see README).
+                "log_parameter_max_length": "0",
+                "log_parameter_max_length_on_error": "0",
+            }
+            conf.update(self.settings)
+            with open(self.data / "postgresql.conf", "a") as f:
+                f.write("\n# added by hush.devcluster\n")
+                f.writelines(f"{k} = {v}\n" for k, v in conf.items())
+            self.pg_ctl_start()
         return self
+
+    def pg_ctl_start(self) -> None:
+        """Start the server of an existing data directory (StartFailed with its log's tail if it does not)."""
+        r = run_as_server([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+                           "start"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            try:
+                tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+            except OSError:
+                tail = []
+            raise StartFailed(f"PostgreSQL did not start in {self.data}: {r.stderr.strip()}\n" + "\n".join(tail))
+
+    def pg_ctl_stop(self, mode: str = "fast") -> bool:
+        """Stop the server; False if pg_ctl found none running."""
+        return run_as_server([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def start_standby(self) -> "Cluster":
         """A streaming replica of this cluster (pg_basebackup -R), sharing its keyring."""
         sb = Cluster(settings=dict(self.settings))
         sb.keyfile, sb.key_lines = self.keyfile, self.key_lines
-        os.chmod(sb.base, 0o755)
-        sb._chown(sb.base)
-        subprocess.run(
-            _as_server_user([str(PG_BIN / "pg_basebackup"), "-D", str(sb.data), "-R", "-X", "stream",
-                             "--checkpoint=fast", "-h", str(self.base), "-p", str(self.port), "-U", "postgres"]),
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        with open(sb.data / "postgresql.conf", "a") as f:  # later lines win over the primary's
-            f.write(f"\nport = {sb.port}\nunix_socket_directories = '{sb.base}'\n")
-        subprocess.run(
-            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(sb.data), "-l", str(sb.log), "-w", "-t", "60",
-                             "start"]),
-            check=True, stdout=subprocess.DEVNULL,
-        )
+        with sb._removed_on_failure():
+            sb._prepare_base()
+            run_as_server([str(PG_BIN / "pg_basebackup"), "-D", str(sb.data), "-R", "-X", "stream",
+                           "--checkpoint=fast", "-h", str(self.base), "-p", str(self.port), "-U", "postgres"],
+                          check=True, stdout=subprocess.DEVNULL)
+            with open(sb.data / "postgresql.conf", "a") as f:  # later lines win over the primary's
+                f.write(f"\nport = {sb.port}\nunix_socket_directories = '{sb.base}'\n")
+            sb.pg_ctl_start()
         return sb
 
     def running(self) -> bool:
         if not self.data.exists():
             return False
-        return subprocess.run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"]),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        return run_as_server([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     def stop(self, remove: bool = True) -> None:
         if self.data.exists():
-            subprocess.run(
-                _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast",
-                                 "-w", "stop"]),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            self.pg_ctl_stop()
         if remove:
             shutil.rmtree(self.base, ignore_errors=True)
 
