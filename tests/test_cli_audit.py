@@ -1,11 +1,19 @@
-"""hush audit seal|verify|export|tail|maintain through the console script."""
+"""hush audit seal|verify|export|tail|maintain, and the action names it accepts."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from hush._audit_actions import AUDIT_ACTIONS
+from hush.cli import _audit
 from test_cli import hush, ok
+
+PLPYTHON = Path(__file__).resolve().parent.parent / "plpython" / "hush_plpy"
 
 
 def test_seal_verify_and_a_tampered_trail(db: Any) -> None:
@@ -57,3 +65,58 @@ def test_maintain_runs_every_task(db: Any) -> None:
     assert done["purge"] == [{"tenant_id": "acme", "secrets_purged": 1}]
     text = ok(hush(db, "audit", "maintain", "--months-ahead", "1", user="adam")).stdout
     assert "partitions created: 0" in text and "purged: 0" in text
+
+
+def test_tail_n_0_follow_prints_only_rows_that_come_later(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok(hush(db, "put", "acme", "a", input="v"))
+    ok(hush(db, "get", "acme", "a"))
+    assert ok(hush(db, "audit", "tail", "-n", "0", user="audrey")).stdout == ""
+    assert len(ok(hush(db, "audit", "tail", "-n", "1", user="audrey")).stdout.splitlines()) == 1
+    state = {"polls": 0, "txid": None, "visible": False}
+
+    class Clock:
+        """Stands in for time in the follow loop: the first poll makes a row; the
+        one after the row is past the seal horizon ends the loop like Ctrl-C."""
+
+        @staticmethod
+        def sleep(_: float) -> None:
+            state["polls"] += 1
+            if state["txid"] is None:
+                db.sql("SELECT value FROM hush.get_secret('acme', 'a')", user="alice")
+                state["txid"] = db.sql("SELECT max(txid) FROM hush.audit_log")[0][0]
+                return
+            if state["visible"] or state["polls"] > 200:
+                raise KeyboardInterrupt
+            state["visible"] = db.sql("SELECT pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) > %s",
+                                      [state["txid"]])[0][0]
+            time.sleep(0.05)
+
+    monkeypatch.setattr(_audit, "time", Clock)
+    out = ok(hush(db, "audit", "tail", "-n", "0", "-f", "--interval", "0", user="audrey")).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["action"], r["txid"]) for r in rows] == [("read", state["txid"])]
+
+
+def test_action_names_are_listed_and_checked(db: Any) -> None:
+    r = hush(db, "audit", "export", "--action", "get_secret", user="audrey")
+    assert r.returncode == 2 and "'get_secret' is not one of 'read', 'create'" in r.stderr
+    help_text = ok(hush(db, "audit", "tail", "--help")).stdout
+    assert all(action in help_text for action in AUDIT_ACTIONS)
+
+
+def test_action_list_matches_what_the_extension_writes() -> None:
+    src = "\n".join(p.read_text() for p in sorted(PLPYTHON.glob("*.py")))
+    written = set(re.findall(r'record\(plpy, [^,]+, "([a-z_]+)"', src))  # audit.record and oauth's _record
+    written |= set(re.findall(r"INSERT INTO hush\.audit_log \([^)]*\)\s*SELECT \$1, '([a-z_]+)'", src))
+    written |= {a for pair in re.findall(r"THEN '([a-z_]+)' ELSE '([a-z_]+)'", src) for a in pair}
+    written |= set(re.findall(r'action="([a-z_]+)"', src))  # SET_DELETED_SQL's delete and restore
+    written |= {a for pair in re.findall(r'"([a-z_]+)" if row\["version"\] == 1 else "([a-z_]+)"', src) for a in pair}
+    written |= set(re.findall(r'expected_version, 0, "([a-z_]+)"\]', src))  # a metadata-only update
+    assert written == set(AUDIT_ACTIONS)
+
+
+def test_readme_lists_the_same_actions() -> None:
+    readme = (PLPYTHON.parent.parent / "README.md").read_text()
+    paragraph = readme[readme.index("Audit actions (`--action`):"):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    assert re.findall(r"`([a-z_]+)`", paragraph) == list(AUDIT_ACTIONS)

@@ -1,5 +1,6 @@
 """hush oauth provider add|ls|rm, login, device, token, revoke, connections,
-through the console script, against the loopback authorization server."""
+against the loopback authorization server: in this process, but for the two
+logins, which run the console script while the test plays the browser."""
 from __future__ import annotations
 
 import json

@@ -278,15 +278,38 @@ def test_readme_fastapi_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -
     from fastapi.testclient import TestClient
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = readme.index("```python\nfrom contextlib import asynccontextmanager\nfrom fastapi")
-    code = readme[start + 10:readme.index("```\n", start + 10)]
-    monkeypatch.setenv("HUSH_DSN", db.dsn("alice"))
+    start = readme.index("```python\nfrom contextlib import asynccontextmanager\nfrom http import HTTPStatus")
+    code = compile(readme[start + 10:readme.index("```\n", start + 10)], "README.md", "exec")
     with db.connect("alice") as conn:
         hush.Secrets(conn, "acme").save("stripe_api_key", "sk_1")
-    scope: dict[str, Any] = {}
-    exec(compile(code, "README.md", "exec"), scope)
-    with TestClient(scope["app"]) as http:  # runs the lifespan: the pool opens and closes
+
+    def app(user: str) -> Any:
+        monkeypatch.setenv("HUSH_DSN", db.dsn(user))
+        scope: dict[str, Any] = {}
+        exec(code, scope)
+        app = scope["app"]
+
+        @app.post("/rotate/{tenant}")  # a write beside the README's read, for the check-and-set status
+        async def rotate(tenant: str, expected_version: int) -> dict[str, int]:
+            saved = await app.state.hush.tenant(tenant).update("stripe_api_key", "sk_2",
+                                                               expected_version=expected_version)
+            return {"version": saved.version}
+        return app
+
+    def status(resp: Any) -> tuple[int, str | None]:
+        return resp.status_code, resp.json().get("code")
+
+    with TestClient(app("alice")) as http:  # runs the lifespan: the pool opens and closes
         assert http.get("/charge/acme").json() == {"ok": True}
-        with pytest.raises(hush.TenantAccessDenied):  # the typed error reaches the app's handlers
-            http.get("/charge/globex")
+        assert status(http.get("/charge/globex")) == (403, "SH020")   # a tenant alice is not granted
+        assert status(http.get("/charge/-acme")) == (422, "SH002")    # not a tenant id
+        assert status(http.post("/rotate/acme?expected_version=7")) == (409, "SH013")
+        assert http.post("/rotate/acme?expected_version=1").json() == {"version": 2}
+        with db.connect("alice") as conn:
+            hush.Secrets(conn, "acme").delete("stripe_api_key")
+        missing = http.get("/charge/acme")
+        assert status(missing) == (404, "SH010") and missing.json()["detail"] == "Not Found"
+        assert "stripe_api_key" not in missing.text  # the message stays on the server
+    with TestClient(app("otto")) as http:  # a role without any hush role
+        assert status(http.get("/charge/acme")) == (403, "42501")
     assert db.sql("SELECT count(*) FROM hush.audit_log WHERE action = 'read' AND db_role = 'alice'") == [(1,)]

@@ -12,7 +12,11 @@ Connection/Session. Asyncio: `hush.aio`. OAuth2/OIDC tokens:
 `client.tenant("acme").oauth` (or `hush.OAuth(conn, "acme")`). This package holds no key: every
 operation is one call of a hush.* SQL function.
 """
-from ._client import Client, connect
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     AccessDenied,
     AuditAppendOnly,
@@ -53,14 +57,43 @@ from ._errors import (
     VersionDestroyed,
     VersionNotFound,
 )
-from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
-from ._oauth import OAuth
-from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
-from ._oauth_worker import OAuthWorker
-from ._secrets import Secrets
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from ._client import Client, connect
+    from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
+    from ._oauth import OAuth
+    from ._oauth_models import (AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider,
+                                TokenSet)
+    from ._oauth_worker import OAuthWorker
+    from ._secrets import Secrets
+
+# Imported on first use (PEP 562): psycopg costs ~0.13 s and the OAuth stack
+# (authlib, httpx2, joserfc: the [oauth] extra) ~0.12 s, which `hush --help`
+# and a program that never touches OAuth should not pay.
+_LAZY = {
+    "Client": "_client", "connect": "_client", "Secrets": "_secrets",
+    **dict.fromkeys(("get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets",
+                     "search_secrets"), "_helpers"),
+    "OAuth": "_oauth", "OAuthWorker": "_oauth_worker",
+    **dict.fromkeys(("TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection",
+                     "OAuthEvent"), "_oauth_models"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hush' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Client", "connect", "Secrets",

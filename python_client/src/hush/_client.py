@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from . import _calls as q
 from ._exec import PoolExecutor
-from ._oauth import OAuth
-from ._oauth_models import TokenSet
 from ._secrets import Secrets
+
+if TYPE_CHECKING:
+    from ._oauth_models import TokenSet
 
 
 def conninfo_from_env(conninfo: str | None) -> str:
@@ -52,6 +53,7 @@ class Client:
     def complete_authorization(self, callback_url: str) -> TokenSet:
         """An OAuth callback whose tenant the handler does not know: the state names the
         pending authorization (whatever tenant started it), and the tokens are stored there."""
+        from ._oauth import OAuth  # the OAuth stack (the [oauth] extra) only when used
         return OAuth(self._exec, "*").complete_authorization(callback_url)
 
     def grant(self, role: str, tenant: str) -> bool:

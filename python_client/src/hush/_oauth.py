@@ -25,7 +25,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import psycopg
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from . import _oauth_calls as q
 from ._calls import Call
@@ -33,9 +32,16 @@ from ._errors import (ExpiredToken, HushError, InvalidArgument, InvalidCallback,
                       OAuthLeaseLost, OAuthProviderNotFound, OAuthStateInvalid, ReauthorizationRequired, SlowDown,
                       AuthorizationPending)
 from ._exec import Executor, PoolExecutor, PsycopgExecutor, executor_for, is_sqlalchemy
-from ._oauth_http import ENDPOINTS, ProviderHTTP, discover, oauth_error
-from ._oauth_idtoken import verify
+from ._oauth_extra import missing
 from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
+
+try:
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    from ._oauth_http import ENDPOINTS, ProviderHTTP, discover, oauth_error
+    from ._oauth_idtoken import verify
+except ModuleNotFoundError as e:
+    raise missing(e) from None
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import builtins
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from uuid import UUID
 
 from . import _calls as q
 from ._exec import executor_for
-from ._oauth import OAuth
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+
+if TYPE_CHECKING:
+    from ._oauth import OAuth
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -36,6 +38,7 @@ class Secrets:
         """This tenant's OAuth providers and tokens (hush.OAuth), over the same connection;
         token state commits on its own (the pool, or a connection beside yours)."""
         if self._oauth is None:
+            from ._oauth import OAuth  # the OAuth stack (the [oauth] extra) only when used
             self._oauth = OAuth(self._exec, self.tenant)
         return self._oauth
 

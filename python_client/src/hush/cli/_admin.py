@@ -15,7 +15,8 @@ import psycopg
 
 from .. import _calls as q
 from .._exec import PsycopgExecutor
-from ._common import EXIT_INVALID, EXIT_KEY, Fail, connect, fails_cleanly, json_option, print_json
+from ._common import connect, fails_cleanly, json_option, print_json
+from ._exits import EXIT_ERROR, EXIT_INVALID, EXIT_KEY, EXIT_USAGE, Fail
 from ._keys import key_status
 
 
@@ -24,38 +25,64 @@ def key_id(key: bytes) -> str:
     return hashlib.blake2b(key, digest_size=16, person=b"hush-root-key").hexdigest()
 
 
-def _write_key(path: Path, append: bool, owner: str | None) -> str:
-    key = secrets.token_bytes(32)
-    line = base64.b64encode(key).decode() + "\n"
-    if append:
+def _owner(ctx: click.Context, param: click.Parameter, owner: str | None) -> tuple[int, int] | None:
+    """--owner as (uid, gid), resolved before anything is written."""
+    if owner is None:
+        return None
+    try:
+        pw = pwd.getpwnam(owner)
+    except KeyError:
+        raise click.BadParameter(f"no OS user named {owner!r}") from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def _open_keyring(path: Path, append: bool) -> int:
+    """A descriptor to write the keyring through, after the checks that can fail without writing anything."""
+    if not path.parent.is_dir():
+        raise Fail(f"{path.parent} is not a directory: create it first, readable by the server's OS user only "
+                   f"(install -d -m 700 {path.parent})", EXIT_USAGE)
+    if not append:
         try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise Fail(f"{path} does not exist (drop --append to create it)", EXIT_INVALID) from None
-        if st.st_mode & 0o077:
-            raise Fail(f"{path} is readable or writable by group or others (mode {stat.filemode(st.st_mode)}); "
-                       "hush refuses such a keyring: chmod 600 it first", EXIT_INVALID)
-        with open(path, "a", encoding="ascii") as f:
-            f.write(line)
-    else:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise Fail(f"{path} exists: use --append to add a key to it", EXIT_INVALID) from None
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise Fail(f"{path} does not exist (drop --append to create it)", EXIT_INVALID) from None
+    if st.st_mode & 0o077:
+        raise Fail(f"{path} is readable or writable by group or others (mode {stat.filemode(st.st_mode)}); "
+                   "hush refuses such a keyring: chmod 600 it first", EXIT_INVALID)
+    return os.open(path, os.O_WRONLY | os.O_APPEND)
+
+
+def _write_key(path: Path, append: bool, owner: tuple[int, int] | None) -> str:
+    fd = _open_keyring(path, append)
+    key = secrets.token_bytes(32)
+    try:
         with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write("# hush root keyring: one base64 key per line; back it up apart from the database\n" + line)
-    if owner:
-        pw = pwd.getpwnam(owner)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
+            if owner is not None:
+                try:
+                    os.fchown(fd, *owner)  # before the key goes in
+                except OSError as e:
+                    raise Fail(f"cannot give {path} to --owner: {e.strerror} (changing a file's owner needs root)",
+                               EXIT_ERROR) from None
+            f.write(("" if append else "# hush root keyring: one base64 key per line; back it up apart from the "
+                     "database\n") + base64.b64encode(key).decode() + "\n")
+    except BaseException:
+        if not append:  # no half-made keyring left behind for the next run to trip on
+            path.unlink(missing_ok=True)
+        raise
     return key_id(key)
 
 
 @click.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--append", is_flag=True, help="Add a key to an existing keyring (for rotation).")
-@click.option("--owner", metavar="USER", help="chown the file to this OS user (the server's, e.g. postgres).")
+@click.option("--owner", metavar="USER", callback=_owner,
+              help="chown the file to this OS user (the server's, e.g. postgres).")
 @json_option
-def keygen(path: Path, append: bool, owner: str | None, as_json: bool) -> None:
+def keygen(path: Path, append: bool, owner: tuple[int, int] | None, as_json: bool) -> None:
     """Write a new root key to the keyring file PATH (created 0600) and print its key id.
 
     The key itself is never printed. Point the server at the file with
@@ -130,6 +157,3 @@ grant = _grant_command("grant", q.grant, "granted", "already granted",
                        "Let ROLE (and its members) act on TENANT ('*' = every tenant); needs hush_admin.")
 revoke = _grant_command("revoke", q.revoke, "revoked", "no such grant",
                         "Remove ROLE's grant on TENANT; needs hush_admin.")
-
-
-COMMANDS = [keygen, init, grant, revoke]

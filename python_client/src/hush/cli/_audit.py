@@ -16,8 +16,9 @@ import click
 import psycopg
 from psycopg.rows import dict_row
 
-from ._common import (EXIT_TAMPERED, Fail, connect, db_exit_code, fails_cleanly, json_option, jsonable,
-                      print_json)
+from .._audit_actions import AUDIT_ACTIONS
+from ._common import connect, db_error, failure, fails_cleanly, json_option, jsonable, print_json
+from ._exits import EXIT_TAMPERED
 
 COLS = ("id, tenant_id, at, action, secret_id, secret_name, version, db_role, session_role, application_name, "
         "client_addr::text AS client_addr, txid, outcome, detail")
@@ -50,7 +51,8 @@ filters = [
                  help="Rows at or after this time (ISO 8601; no zone = the server's)."),
     click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
                  help="Rows before this time."),
-    click.option("--action", help="Only this action (read, create, new_version, delete, purge, ...)."),
+    click.option("--action", type=click.Choice(AUDIT_ACTIONS), metavar="ACTION",
+                 help=f"Only this action: {', '.join(AUDIT_ACTIONS)}."),
 ]
 
 
@@ -127,7 +129,8 @@ def export(ctx: click.Context, tenant: str | None, since: datetime | None, until
 
 @audit.command()
 @with_filters
-@click.option("-n", "--lines", default=20, show_default=True, help="How many of the latest rows.")
+@click.option("-n", "--lines", type=click.IntRange(0), default=20, show_default=True,
+              help="How many of the latest rows (0: none, then --follow from now).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing rows as their transactions finish.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between polls with --follow.")
 @click.pass_context
@@ -138,11 +141,12 @@ def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: 
     where, params = _filters(tenant, since, until, action)
     with connect(ctx) as conn:
         cur = conn.cursor(row_factory=dict_row)
+        # At least one row, so that --follow starts after the newest even with -n 0.
         rows = cur.execute(f"SELECT * FROM (SELECT {COLS} FROM hush.audit_log WHERE {where} "
-                           "ORDER BY txid DESC, id DESC LIMIT %(n)s) r ORDER BY txid, id", {**params, "n": lines}
-                           ).fetchall()
+                           "ORDER BY txid DESC, id DESC LIMIT %(n)s) r ORDER BY txid, id",
+                           {**params, "n": max(lines, 1)}).fetchall()
         last = (rows[-1]["txid"], rows[-1]["id"]) if rows else (-1, -1)
-        for row in rows:
+        for row in rows if lines else []:
             click.echo(_line(row))
         try:
             while follow:
@@ -175,7 +179,9 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
             try:
                 done[name] = cur.execute(sql, args).fetchall()
             except psycopg.Error as e:
-                raise Fail(f"{name}: {str(e).strip().splitlines()[0]} [{e.sqlstate}]", db_exit_code(e)) from None
+                err = db_error(e)
+                err.message = f"{name}: {err.message}"
+                raise failure(err) from None
     if as_json:
         print_json(done)
         return
@@ -185,6 +191,3 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
                f"retention: {r['rows_removed']} rows removed, {r['partitions_dropped']} partitions dropped "
                f"(cutoff {r['cutoff'].isoformat()})\n"
                f"purged: {sum(p['secrets_purged'] for p in done['purge'])} soft-deleted secrets")
-
-
-COMMANDS = [audit]

@@ -1,4 +1,4 @@
-"""What every command shares: the connection, output, secret input, exit codes."""
+"""What every command shares: the connection, output, secret input, errors as one line and an exit code."""
 from __future__ import annotations
 
 import functools
@@ -17,61 +17,42 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import _errors as E
 from .._secrets import Secrets
+from ._exits import EXIT_CONNECT, EXIT_INVALID, exit_code
+# _dev imports these two from here.
+from ._exits import EXIT_ERROR as EXIT_ERROR, Fail as Fail
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Exit codes, documented in the README (`hush --help` lists them too).
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2          # click's own code for bad usage
-EXIT_NOT_FOUND = 3
-EXIT_DENIED = 4
-EXIT_CONFLICT = 5
-EXIT_INVALID = 6
-EXIT_GONE = 7           # expired or destroyed
-EXIT_KEY = 8            # root key unavailable, decryption failed
-EXIT_CONNECT = 9        # cannot reach the database
-EXIT_TAMPERED = 10      # the audit trail does not match its seals
-EXIT_OAUTH = 11         # the OAuth provider refused or failed; or the account must authorize again
-
-EXIT_CODES: list[tuple[type[E.HushError], int]] = [
-    (E.SecretNotFound, EXIT_NOT_FOUND),          # VersionNotFound included
-    (E.TenantAccessDenied, EXIT_DENIED), (E.PermissionDenied, EXIT_DENIED),
-    (E.VersionConflict, EXIT_CONFLICT), (E.SecretDeleted, EXIT_CONFLICT),
-    (E.InvalidInput, EXIT_INVALID),
-    (E.SecretExpired, EXIT_GONE), (E.VersionDestroyed, EXIT_GONE),
-    (E.KeyUnavailable, EXIT_KEY), (E.DecryptionFailed, EXIT_KEY),
-    (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT),
-    (E.AuditTampered, EXIT_TAMPERED),
-    (E.OAuthProviderNotFound, EXIT_NOT_FOUND), (E.OAuthConnectionNotFound, EXIT_NOT_FOUND),
-    (E.OAuthAccountAmbiguous, EXIT_INVALID), (E.OAuthStateInvalid, EXIT_GONE), (E.OAuthLeaseLost, EXIT_CONFLICT),
-    (E.ReauthorizationRequired, EXIT_OAUTH), (E.OAuthError, EXIT_OAUTH),
-]
-
-EXIT_HELP = """Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 access denied,
-5 conflict (check-and-set, deleted), 6 invalid input, 7 expired or destroyed,
-8 root key or decryption, 9 cannot connect, 10 audit trail does not match its seals,
-11 the OAuth provider refused or failed (or the account must authorize again)."""
+ROLE_HINT = ("{role} needs a hush role: GRANT hush_reader TO {role} (or hush_writer, hush_admin, hush_auditor); "
+             "readers and writers also need a tenant grant: hush grant {role} TENANT")
 
 
-class Fail(click.ClickException):
-    """An error for the user, with the exit code scripts branch on."""
-
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        setattr(self, "exit_code", code)  # a ClassVar in click's stubs; click reads it per instance
+def first_line(e: BaseException) -> str:
+    return str(e).strip().split("\n", 1)[0]
 
 
-def exit_code(err: E.HushError) -> int:
-    for cls, code in EXIT_CODES:
-        if isinstance(err, cls):
-            return code
-    return EXIT_ERROR
+def failure(err: E.HushError) -> Fail:
+    """One line for the user: the message, its hint, its SQLSTATE when there is one."""
+    hint = err.hint
+    if isinstance(err, E.PermissionDenied) and not hint:
+        ctx = click.get_current_context(silent=True)
+        hint = ROLE_HINT.format(role=(ctx.meta.get("hush.role") if ctx else None) or "ROLE")
+    line = err.message + (f" (hint: {hint})" if hint else "") + (f" [{err.code}]" if err.code else "")
+    return Fail(line, exit_code(err))
 
 
-def db_exit_code(e: psycopg.Error) -> int:
-    """The exit code of a database error the library did not translate (SQL run by the CLI itself)."""
-    return exit_code(E.from_sqlstate(e.sqlstate, str(e))) if e.sqlstate else EXIT_ERROR
+def db_error(e: psycopg.Error) -> E.HushError:
+    """A database error the library did not translate (SQL run by the CLI itself) as hush's class for its code."""
+    message = (e.diag.message_primary or first_line(e)).removeprefix("hush: ")
+    if not e.sqlstate:
+        return E.HushError(message)
+    return E.from_sqlstate(e.sqlstate, message, e.diag.message_hint)
+
+
+def db_failure(e: psycopg.Error) -> Fail:
+    if isinstance(e, psycopg.OperationalError):
+        return Fail(f"cannot connect: {first_line(e)}", EXIT_CONNECT)
+    return failure(db_error(e))
 
 
 def fails_cleanly(fn: F) -> F:
@@ -81,11 +62,9 @@ def fails_cleanly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except E.HushError as e:
-            raise Fail(f"{e} [{e.code}]", exit_code(e)) from None
-        except psycopg.OperationalError as e:
-            raise Fail(f"cannot connect: {str(e).strip()}", EXIT_CONNECT) from None
+            raise failure(e) from None
         except psycopg.Error as e:
-            raise Fail(f"{str(e).strip()} [{e.sqlstate}]", db_exit_code(e)) from None
+            raise db_failure(e) from None
     return wrapper  # type: ignore[return-value]
 
 
@@ -93,30 +72,51 @@ def fails_cleanly(fn: F) -> F:
 def connect(ctx: click.Context) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection from --dsn, HUSH_DSN or the PG* variables (libpq's rules)."""
     dsn: str = ctx.find_root().params.get("dsn") or ""
-    if "application_name" not in conninfo_to_dict(dsn) and "PGAPPNAME" not in os.environ:
-        dsn = make_conninfo(dsn, application_name="hush-cli")
+    try:
+        if "application_name" not in conninfo_to_dict(dsn) and "PGAPPNAME" not in os.environ:
+            dsn = make_conninfo(dsn, application_name="hush-cli")
+    except psycopg.ProgrammingError as e:
+        raise Fail(f"cannot connect: {first_line(e)} (check --dsn or HUSH_DSN: libpq keywords such as host, port, "
+                   "dbname, user, or a postgresql:// URL)", EXIT_CONNECT) from None
     try:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.Error as e:
-        raise Fail(f"cannot connect: {str(e).strip()}", EXIT_CONNECT) from None
+        raise Fail(f"cannot connect: {first_line(e)}", EXIT_CONNECT) from None
+    ctx.meta["hush.role"] = conn.info.user
     with conn:
         yield conn
 
 
-def read_value(source: str | None, keep_newline: bool, prompt: str = "Value") -> str:
+def decode(raw: bytes, where: str) -> str:
+    """UTF-8 text, or an error that names where it came from (never the bytes: they are secret)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise Fail(f"{where} is not UTF-8 text (line {line}); hush stores text: base64-encode binary data first",
+                   EXIT_INVALID) from None
+
+
+def read_value(source: str | None, keep_newline: bool, *, allow_empty: bool = False, prompt: str = "Value",
+               empty_hint: str = "--allow-empty saves it anyway") -> str:
     """A secret value from a file (`-` = stdin), piped stdin, or a no-echo prompt; never argv.
-    One trailing newline is dropped (what `echo` and editors add) unless keep_newline."""
-    if source is not None:
-        f = click.open_file(source, "r", encoding="utf-8")
-        with f:
-            value = str(f.read())
-    elif not sys.stdin.isatty():
-        value = sys.stdin.read()
+    One trailing newline is dropped (what `echo` and editors add) unless keep_newline.
+    An empty value is refused unless allow_empty: an empty pipe is more often a mistake."""
+    if source is None and sys.stdin.isatty():
+        # click re-asks on an empty answer unless there is a default.
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True,
+                                default="" if allow_empty else None, show_default=False))
+    where = "stdin" if source in (None, "-") else source
+    if source is None or source == "-":
+        raw = sys.stdin.buffer.read()
     else:
-        value = str(click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True))
-        return value
+        with open(source, "rb") as f:
+            raw = f.read()
+    value = decode(raw, f"the {prompt.lower()} from {where}")
     if not keep_newline:
         value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
+    if not value and not allow_empty:
+        raise Fail(f"the {prompt.lower()} from {where} is empty; nothing was saved ({empty_hint})", EXIT_INVALID)
     return value
 
 

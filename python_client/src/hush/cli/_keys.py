@@ -112,6 +112,3 @@ def rewrap(ctx: click.Context, batch_size: int, pause_ms: int, as_json: bool) ->
         print_json({"rewrapped": done[0]})
     else:
         click.echo(f"re-sealed {done[0]} data keys under the active root key", err=True)
-
-
-COMMANDS = [keys]

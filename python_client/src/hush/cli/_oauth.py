@@ -15,7 +15,9 @@ import click
 
 from .._oauth import OAuth, _conninfo_of
 from .._oauth_models import TokenSet
-from ._common import EXIT_ERROR, Fail, connect, fails_cleanly, json_option, print_json, print_table, read_value, when
+from ._common import connect, fails_cleanly, json_option, print_json, print_table, read_value, when
+from ._exits import EXIT_ERROR, EXIT_NOT_FOUND, Fail
+from ._secrets import from_file
 
 AUTH_METHODS = click.Choice(["client_secret_basic", "client_secret_post", "none"])
 
@@ -66,7 +68,7 @@ def provider() -> None:
 @click.option("--scope", "scopes", multiple=True, help="A default scope (repeat for several).")
 @click.option("--grant-type", "grant_types", multiple=True, help="Repeat for several.")
 @click.option("--auth-method", type=AUTH_METHODS, default="client_secret_basic", show_default=True)
-@click.option("--client-secret-from-file", "source", metavar="PATH",
+@click.option("--client-secret-from-file", "source", type=from_file, metavar="PATH",
               help="Read the client secret from a file ('-' = stdin); else piped stdin or a prompt.")
 @click.option("--no-pkce", is_flag=True, help="Do not send a PKCE challenge (providers that reject one).")
 @json_option
@@ -81,7 +83,8 @@ def provider_add(ctx: click.Context, tenant: str, name: str, client_id: str, iss
 
     The client secret is never an argument: `ps` and shell history would show
     it. With --auth-method none (a public client) none is read."""
-    secret = None if auth_method == "none" else read_value(source, False, prompt="Client secret")
+    secret = None if auth_method == "none" else read_value(
+        source, False, prompt="Client secret", empty_hint="for a public client, use --auth-method none")
     with tenant_oauth(ctx, tenant) as oa:
         p = oa.register_provider(
             name, client_id=client_id, client_secret=secret, issuer_url=issuer_url,
@@ -122,7 +125,7 @@ def provider_rm(ctx: click.Context, tenant: str, name: str) -> None:
     """Remove provider NAME with its connections (revoke them first: hush oauth revoke)."""
     with tenant_oauth(ctx, tenant) as oa:
         if not oa.remove_provider(name):
-            raise Fail(f"no provider {name!r} in tenant {tenant}", 3)
+            raise Fail(f"no provider {name!r} in tenant {tenant}", EXIT_NOT_FOUND)
     click.echo(f"removed {tenant}/{name}", err=True)
 
 
@@ -307,6 +310,3 @@ def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_s
             worker.close()
     else:
         worker.run()
-
-
-COMMANDS: list[click.Command] = [oauth, oauth_worker]

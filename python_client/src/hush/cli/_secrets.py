@@ -3,37 +3,45 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from .._models import Page, SecretMetadata
-from ._common import (
-    EXIT_INVALID,
-    EXIT_USAGE,
-    Fail,
-    print_json,
-    print_table,
-    read_value,
-    tenant_command,
-    tenant_secrets,
-    when,
-)
+from ._common import print_json, print_table, read_value, tenant_command, tenant_secrets, when
+from ._exits import EXIT_INVALID, EXIT_USAGE, Fail
+
+# A PATH option whose file must exist ('-' = stdin): a missing one is a usage error before anything runs.
+from_file = click.Path(exists=True, dir_okay=False, allow_dash=True)
+
+
+def _future(ctx: click.Context, param: click.Parameter, expires_at: datetime | None) -> datetime | None:
+    """--expires-at as an aware datetime, refused when it is already past (the secret would be unreadable)."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.astimezone()
+    if expires_at <= datetime.now(timezone.utc):
+        raise click.BadParameter(f"{expires_at.isoformat()} is in the past: reads would fail at once")
+    return expires_at
 
 
 @tenant_command(
-    click.option("--from-file", "source", metavar="PATH", help="Read the value from a file ('-' = stdin)."),
+    click.option("--from-file", "source", type=from_file, metavar="PATH",
+                 help="Read the value from a file ('-' = stdin)."),
     click.option("--keep-newline", is_flag=True, help="Keep a trailing newline of the value read."),
+    click.option("--allow-empty", is_flag=True, help="Save an empty value (refused otherwise: usually a mistake)."),
     click.option("--description"),
     click.option("--tag", "tags", multiple=True, help="A tag (repeat for several); replaces the tags."),
     click.option("--kind", help="generic, api_key, password, token, certificate, ..."),
     click.option("--metadata", help="A JSON object of non-secret metadata."),
     click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+                 callback=_future,
                  help="When reads start failing with 'expired' (local time unless an offset is given)."),
     click.option("--expect-version", type=int, help="Check-and-set: fail unless at this version (0 = create only)."),
 )
-def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_newline: bool,
+def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_newline: bool, allow_empty: bool,
         description: str | None, tags: tuple[str, ...], kind: str | None, metadata: str | None,
         expires_at: datetime | None, expect_version: int | None, as_json: bool) -> None:
     """Save a secret (a new version if NAME exists).
@@ -47,9 +55,7 @@ def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_new
             meta = json.loads(metadata)
         except ValueError as e:
             raise Fail(f"--metadata is not JSON: {e}", EXIT_INVALID) from None
-    if expires_at is not None and expires_at.tzinfo is None:
-        expires_at = expires_at.astimezone()
-    value = read_value(source, keep_newline)
+    value = read_value(source, keep_newline, allow_empty=allow_empty)
     with tenant_secrets(ctx, tenant) as secrets:
         saved = secrets.save(name, value, description=description, tags=tags or None, metadata=meta,
                                            kind=kind, expected_version=expect_version, expires_at=expires_at)
@@ -166,6 +172,3 @@ def destroy(ctx: click.Context, tenant: str, name: str, versions: tuple[int, ...
         print_json({"tenant": tenant, "name": name, "destroyed": n})
     else:
         click.echo(f"destroyed {n} version(s) of {tenant}/{name}", err=True)
-
-
-COMMANDS = [put, get, ls, search, history, rm, restore, destroy]
