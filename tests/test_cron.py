@@ -1,10 +1,13 @@
 """hush.schedule_maintenance registers the maintenance jobs with pg_cron, and
-pg_cron runs them. pg_cron needs shared_preload_libraries, so this test has a
+pg_cron runs them as the hush_admin role that scheduled them, given the grants
+the README names. pg_cron needs shared_preload_libraries, so this test has a
 cluster of its own; its schedules are minute-grained, so the wait is up to a
 minute."""
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Iterator
 
 import psycopg
@@ -29,10 +32,24 @@ def cron_cluster() -> Iterator[pgcluster.Cluster]:
         c.stop()
 
 
+def readme_scheduler_grants() -> list[str]:
+    """The README's statements that let a login role with hush_admin schedule with pg_cron."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", text[text.index("**Scheduling.**"):], re.S)[1]  # type: ignore[index]
+    sql = "\n".join(line for line in block.splitlines() if not line.startswith("--"))
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
 def test_jobs_are_registered_and_each_runs(cron_cluster):
     with psycopg.connect(cron_cluster.dsn(), autocommit=True) as su:
         su.execute("CREATE EXTENSION pg_cron")
         su.execute("CREATE EXTENSION hush CASCADE")
+        # This month's partition first, so the row below does not sit in the DEFAULT
+        # partition: the partitions job would move it there while the seal job, in the
+        # same minute, reads the trail, and that seal would miss it.
+        su.execute("SELECT hush.create_audit_partitions(0)")
+        partitions = "SELECT count(*) FROM hush.maintenance_log WHERE task = 'create_audit_partition'"
+        assert su.execute(partitions).fetchone() == (1,)
         save(su, "acme", "k", "v")
         jobs = rows(su, "SELECT * FROM hush.schedule_maintenance()")
         assert {j["jobname"]: j["command"] for j in jobs} == JOBS
@@ -44,6 +61,23 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
         assert [(r["jobname"], r["database"], r["active"]) for r in registered] == [
             (name, "postgres", True) for name in JOBS]
         assert registered[2]["command"] == "SELECT hush.cleanup_audit_logs(3650)"
+        su.execute("SELECT cron.unschedule(jobid) FROM cron.job")
+
+        # The jobs that run are scheduled by a login role with hush_admin, as the README
+        # sets it up; without the README's grants pg_cron refuses it.
+        create_role, *grants = readme_scheduler_grants()
+        assert create_role.startswith("CREATE ROLE hush_maint ") and len(grants) == 2
+        su.execute(create_role)
+        with psycopg.connect(cron_cluster.dsn(user="hush_maint"), autocommit=True) as adm, \
+                pytest.raises(psycopg.errors.InsufficientPrivilege):
+            adm.execute("SELECT * FROM hush.schedule_maintenance(3650)")
+        for grant in grants:
+            su.execute(grant)
+        with psycopg.connect(cron_cluster.dsn(user="hush_maint"), autocommit=True) as adm:
+            assert {j["jobname"] for j in rows(adm, "SELECT * FROM hush.schedule_maintenance(3650)")} == set(JOBS)
+        registered = rows(su, "SELECT jobid, username FROM cron.job")
+        assert {r["username"] for r in registered} == {"hush_maint"} and len(registered) == len(JOBS)
+
         # The daily jobs would not run in a test's lifetime: make every job run next minute.
         for r in registered:
             su.execute("SELECT cron.alter_job(%s, schedule => '* * * * *')", [r["jobid"]])
@@ -59,9 +93,10 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
         assert ids <= done.keys(), f"jobs {sorted(ids - done.keys())} did not run within 75 s"
         assert all(v.startswith("succeeded") for v in done.values()), done
         # And they did their work.
-        assert su.execute("SELECT count(*) > 0 FROM hush.audit_seals").fetchone() == (True,)
-        assert su.execute("SELECT count(*) FROM hush.maintenance_log WHERE task = 'create_audit_partition'"
-                          ).fetchone()[0] >= 4
+        runs = rows(su, "SELECT j.jobname, r.start_time, r.end_time, r.return_message "
+                        "FROM cron.job_run_details r JOIN cron.job j USING (jobid) ORDER BY r.start_time")
+        assert su.execute("SELECT count(*) > 0 FROM hush.audit_seals").fetchone() == (True,), runs
+        assert su.execute(partitions).fetchone()[0] >= 4  # the next three months' too, by the job
 
 
 def test_without_pg_cron_it_says_what_to_run(db):

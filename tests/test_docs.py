@@ -1,13 +1,14 @@
-"""Every SQL example in README.md and docs/reference.md runs, in order, against
-a real server, as the role its first line names; so a documented example can
-never stop working. Header: `-- as ROLE[, $1 = '...', ...][; error SHxxx]`."""
+"""Every SQL example in docs/reference.md runs, in order, against a real server,
+as the role its first line names; so a documented example can never stop
+working. Header: `-- as ROLE[, $1 = '...', ...][; error SHxxx]`. README.md's
+examples run in tests/test_install_path.py, through psql, on the server its
+install path sets up."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from helpers import raises_sqlstate
 
@@ -56,29 +57,9 @@ def test_reference_examples_run(db):
             run_example(conn, params, error, sql)
 
 
-def test_readme_examples_run(cluster):
-    """The README's quick start runs in a new database without hush, as written."""
-    found = examples("README.md")
-    assert len(found) >= 3
-    name = "readme_quickstart"
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        su.execute(f"CREATE DATABASE {name}")
-    try:
-        for role, params, error, sql in found:
-            with psycopg.connect(cluster.dsn(name, user=role), autocommit=True) as conn:
-                run_example(conn, params, error, sql)
-    finally:
-        with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-            su.execute(f"DROP DATABASE {name} WITH (FORCE)")
-            roles = [r for (r,) in su.execute("SELECT rolname FROM pg_roles WHERE rolname IN ('billing_app')")]
-            for r in roles:
-                su.execute(f"DROP ROLE {r}")
-
-
-@pytest.mark.parametrize("doc", ["README.md", "docs/reference.md"])
-def test_examples_never_inline_a_value(doc):
+def test_examples_never_inline_a_value():
     """Values travel as bind parameters in every documented write."""
-    calls = [c for _, _, _, sql in examples(doc)
+    calls = [c for _, _, _, sql in examples("docs/reference.md")
              for c in re.findall(r"hush\.(?:save|update)_secret(?:_by_id)?\((.*?)\)", sql, re.S)]
     assert calls
     for call in calls:
