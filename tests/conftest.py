@@ -12,6 +12,7 @@ Login roles, all non-superusers (superusers bypass row-level security):
   gateway login role with no grant of its own that SET ROLEs to acme_app
           (PostgREST style); acme_app is NOLOGIN hush_writer granted acme
   wendy   hush_oauth_worker, granted tenant acme (an OAuth refresh worker)
+  mallory hush_writer, granted tenant evil: the hostile role of test_authority.py
 """
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ ROLES = {
     "acme_app": "NOLOGIN IN ROLE hush_writer",
     "gateway": "LOGIN NOINHERIT IN ROLE acme_app",
     "wendy": "LOGIN IN ROLE hush_oauth_worker",
+    "mallory": "LOGIN IN ROLE hush_writer",
 }
-GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme"), ("wendy", "acme")]
+GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme"), ("wendy", "acme"),
+          ("mallory", "evil")]
 
 
 @pytest.fixture(scope="session")

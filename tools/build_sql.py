@@ -10,18 +10,26 @@ scripts of earlier versions and sql/updates/ the update scripts' sources
                        plpython/hush_plpy/ embedded as a string literal, so the
                        database's extension version and its Python code cannot drift;
   {{py: mod.fn(args)}} the body of an API function: fetch the loaded package
-                       from GD (loading it once per backend) and call mod.fn.
+                       from GD (loading it once per backend) and call mod.fn;
+  {{may_act: expr}}    whether CURRENT_USER may act on the tenant `expr` (a
+                       qualified column), and
+  {{owner_steps}}      the row policy of hush's privileged steps: the rules of
+                       plpython/hush_plpy/access.py, written once, for row
+                       policies and views.
 """
 from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Import order: a module comes after the modules it imports.
-MODULES = ["errors", "validate", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys", "seal", "maintenance", "oauth"]
+MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys",
+           "seal", "maintenance", "oauth"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 
@@ -67,13 +75,24 @@ return pkg.{mod}.{fn}(plpy, {args})
 
 
 INCLUDE = re.compile(r"\{\{include:\s*([\w./-]+)\s*\}\}")
+MAY_ACT = re.compile(r"\{\{may_act:\s*([\w.$]+)\s*\}\}")
+
+
+def _access() -> Any:
+    sys.path.insert(0, str(PKG.parent))
+    try:
+        from hush_plpy import access  # pure Python: no server needed
+    finally:
+        sys.path.pop(0)
+    return access
 
 
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
-    leftover = INCLUDE.sub("", CALL.sub("", text)).replace("{{python_modules}}", "")
-    if "{{" in leftover:
+    leftover = MAY_ACT.sub("", INCLUDE.sub("", CALL.sub("", text)))
+    if "{{" in leftover.replace("{{python_modules}}", "").replace("{{owner_steps}}", ""):
         raise SystemExit(f"{where}: unknown marker")
+    text = MAY_ACT.sub(lambda m: _access().may_act(m[1]), text).replace("{{owner_steps}}", _access().OWNER_STEPS)
     text = text.replace("{{python_modules}}", loader_body(version))
     text = CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)
     text = text.replace("@EXTVERSION@", version)

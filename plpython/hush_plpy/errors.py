@@ -39,6 +39,8 @@ OAUTH_STATE_INVALID = "SH073"
 OAUTH_REAUTH_REQUIRED = "SH074"
 OAUTH_LEASE_LOST = "SH075"
 OAUTH_TOKEN_EXPIRING = "SH076"
+# PostgreSQL's own code for a refused privilege (a dispatcher called without a ticket).
+INSUFFICIENT_PRIVILEGE = "42501"
 
 CODES = {
     INVALID_NAME: "invalid secret name",
@@ -110,11 +112,12 @@ def to_plpy_error(plpy: Any, f: Fail) -> Exception:
 # log line per failure, "hush-failure " + a JSON object (README, "Logs"). It
 # names the caller, never an argument but a well-formed tenant id.
 FAILURE_TAG = "hush-failure "
-# The role a call acts as: the session's SET ROLE if any, else the login role.
-CALLER_EXPR = """CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
-            ELSE pg_catalog.current_setting('role') END::pg_catalog.name"""
-CALLER_SQL = f"""
-SELECT {CALLER_EXPR}::pg_catalog.text AS role, SESSION_USER::pg_catalog.text AS session_role,
+# The role a call acts as is the role the calling code runs as: CURRENT_USER
+# in hush's API functions, which are SECURITY INVOKER (README, "Whose
+# authority"). SESSION_USER says who logged in, which is not the same thing
+# inside other roles' definer code or a maintenance command's index expressions.
+CALLER_SQL = """
+SELECT CURRENT_USER::pg_catalog.text AS role, SESSION_USER::pg_catalog.text AS session_role,
        pg_catalog.current_setting('application_name') AS application_name
 """
 _caller_plan: Any = None

@@ -2,9 +2,12 @@
 the file named by hush.root_key_file.
 
 Both settings come from pg_file_settings (the server's configuration files,
-ALTER SYSTEM included) through superuser-owned readers, and session SETs are
-ignored, so a role cannot point hush at a keyring of its choosing. The keys are cached
-in a dictionary private to this backend's PL/Python; SQL only ever sees key ids.
+ALTER SYSTEM included) through a superuser-owned reader that only hush_owner
+may call, and session SETs are ignored, so a role cannot point hush at a
+keyring of its choosing. The reader runs in a privileged step (the command
+line may hold a credential: it never reaches the caller, whose code may be
+hush's invoker read path). The keys are cached in a dictionary private to
+this backend's PL/Python; SQL only ever sees key ids.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import stat
 import subprocess
 from typing import Any
 
+from . import privileged
 from .errors import KEY_UNAVAILABLE, Fail
 
 KEY_BYTES = 32
@@ -107,7 +111,7 @@ def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
     not cached, so a fixed file is picked up by the next call."""
     keys = None if fresh else GD.get(CACHE)
     if keys is None:
-        row = plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0]
+        row = privileged.call(plpy, privileged.OWNER, _source)
         if row["command"]:
             keys = run_command(row["command"])
         elif row["file"]:
@@ -116,6 +120,13 @@ def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
             raise Fail(KEY_UNAVAILABLE, "hush.root_key_file is not set in the server configuration", hint=SETTING_HINT)
         GD[CACHE] = keys
     return keys
+
+
+@privileged.step(privileged.OWNER)
+def _source(plpy: Any, caller: str) -> dict:
+    """Where the keyring comes from (command, file), read as hush_owner for any caller:
+    loading the keyring into this backend hands the caller nothing."""
+    return dict(plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0])
 
 
 def get(plpy: Any, GD: dict, kid: str) -> bytes:
