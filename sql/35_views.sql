@@ -9,19 +9,23 @@
 -- SELECT only (no write, no LOCK beyond ACCESS SHARE), and what they show a
 -- role is its own tenants' metadata and ciphertext, which opens only inside
 -- hush's functions (a value's seals are bound to its row).
--- security_barrier: a caller's leaky functions never see a row the rule hides.
+-- The table views are plain projections: row security itself keeps a caller's
+-- leaky functions from seeing a hidden row (policies run first), and a plain
+-- view lets the planner join through it by index (a security_barrier view is
+-- planned apart: a read of the latest version scanned every version of the
+-- tenant). The two views that filter in their own WHERE are security barriers.
 
-CREATE VIEW hush._secrets WITH (security_barrier) AS
+CREATE VIEW hush._secrets AS
 SELECT s.tenant_id, s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.current_version, s.expires_at,
        s.created_at, s.updated_at, s.created_by, s.deleted_at
   FROM hush.secrets s;
 
-CREATE VIEW hush._secret_versions WITH (security_barrier) AS
+CREATE VIEW hush._secret_versions AS
 SELECT v.tenant_id, v.secret_id, v.version, v.key_id, v.wrapped_dek, v.ciphertext, v.created_at, v.created_by,
        v.destroyed_at
   FROM hush.secret_versions v;
 
-CREATE VIEW hush._oauth_connections WITH (security_barrier) AS
+CREATE VIEW hush._oauth_connections AS
 SELECT c.tenant_id, c.provider, c.account, c.id, c.generation, c.grant_type, c.key_id, c.wrapped_dek, c.ciphertext,
        c.token_type, c.scopes, c.expires_at, c.has_refresh_token, c.status, c.last_error, c.last_error_at,
        c.lease_holder, c.lease_until, c.failures, c.next_attempt_at, c.refreshed_at, c.created_at, c.updated_at,

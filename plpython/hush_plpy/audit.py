@@ -10,12 +10,13 @@ column default), and says so in `detail` when a superuser acted as itself.
 """
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from . import access, privileged
 from .access import may_act, plan
 from .errors import INVALID_ARGUMENT, Fail, api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
 
 RECORD_SQL = """
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
@@ -27,6 +28,7 @@ def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None
            version: Any = None, detail: Any = None) -> None:
     """In a privileged step: one audit row. `who` is the step's context (access.enter's row,
     or {"caller": ...} for steps that act on no tenant)."""
+    import json  # here: a read records through _record_reads and needs none on the way
     if who.get("superuser"):
         detail = dict(detail or {}, superuser=True)
     p = plan(plpy, "audit.record", RECORD_SQL,
@@ -68,7 +70,10 @@ def _record_reads(plpy: Any, caller: str, tenant: str, action: str, rows: list[t
     p = plan(plpy, "audit.reads", READS_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]",
               "pg_catalog.jsonb[]", "pg_catalog.name"])
-    details = [json.dumps(r[3], sort_keys=True) if len(r) > 3 and r[3] else None for r in rows]
+    details = [None] * len(rows)
+    if any(len(r) > 3 and r[3] for r in rows):
+        import json  # only reads with details need it (json imports re: ~7 ms for a new connection)
+        details = [json.dumps(r[3], sort_keys=True) if len(r) > 3 and r[3] else None for r in rows]
     done = plpy.execute(p, [tenant, action, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                             details, caller])
     if len(done) != len(rows):

@@ -244,3 +244,25 @@ def test_the_dispatcher_refuses_unknown_used_and_foreign_tickets():
     with pytest.raises(FakePlpy.Error):
         privileged.run(FakePlpy, privileged.OWNER, "u" * 32, "alice")
     privileged._results.clear()
+
+
+def test_the_direct_libsodium_calls_match_pynacls_bindings():
+    """crypto.py calls libsodium through nacl._sodium (a faster first call); its seals are
+    PyNaCl's, both ways, and it refuses keys and nonces of the wrong size before libsodium
+    reads them."""
+    from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt as ref_decrypt,
+                               crypto_aead_xchacha20poly1305_ietf_encrypt as ref_encrypt)
+    key, nonce, aad = os.urandom(32), os.urandom(24), b"aad"
+    for message in (b"", b"x", os.urandom(70000)):
+        ours = crypto.encrypt(message, aad, nonce, key)
+        assert ours == ref_encrypt(message, aad, nonce, key)
+        assert crypto.decrypt(ours, aad, nonce, key) == message == ref_decrypt(ours, aad, nonce, key)
+        with pytest.raises(crypto.CryptoError):
+            crypto.decrypt(ours, b"other", nonce, key)
+    for bad_key, bad_nonce in ((key[:31], nonce), (key + b"x", nonce), (key, nonce[:23]), (key, b"")):
+        with pytest.raises(crypto.CryptoError):
+            crypto.encrypt(b"m", aad, bad_nonce, bad_key)
+        with pytest.raises(crypto.CryptoError):
+            crypto.decrypt(b"m" * 40, aad, bad_nonce, bad_key)
+    with pytest.raises(crypto.CryptoError):
+        crypto.decrypt(b"short", aad, nonce, key)
