@@ -123,8 +123,6 @@ CREATE POLICY owner_steps ON hush.oauth_providers USING ({{owner_steps}}) WITH C
 
 ALTER TABLE hush.oauth_connections ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_connections FORCE ROW LEVEL SECURITY;
--- Callers read their tenants' connections through hush._oauth_connections (a token read).
-CREATE POLICY callers ON hush.oauth_connections FOR SELECT USING ({{may_act: oauth_connections.tenant_id}});
 CREATE POLICY owner_steps ON hush.oauth_connections USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});
 
 -- The worker's steps (run as hush_refresher, privileged.py) look for due

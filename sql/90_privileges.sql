@@ -17,11 +17,6 @@ ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
 ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
 ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
 ALTER TABLE hush.oauth_events OWNER TO hush_owner;
-ALTER VIEW hush._secrets OWNER TO hush_owner;
-ALTER VIEW hush._secret_versions OWNER TO hush_owner;
-ALTER VIEW hush._oauth_connections OWNER TO hush_owner;
-ALTER VIEW hush._tenants OWNER TO hush_owner;
-ALTER VIEW hush._my_grants OWNER TO hush_owner;
 
 DO $own$
 DECLARE
@@ -105,10 +100,9 @@ GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_reader, hush_admin;
 GRANT EXECUTE ON FUNCTION hush._as_keykeeper(text, name) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush._as_retention(text, name) TO hush_admin, hush_auditor;
 
--- What readers' functions read as the caller (35_views.sql): their own tenants'
--- rows only (row policies `callers`), SELECT only.
-GRANT SELECT ON hush._secrets, hush._secret_versions, hush._oauth_connections, hush._tenants, hush._my_grants
-    TO hush_reader;
+-- Application roles hold no privilege on any table or view: a role that could
+-- query a row-secured relation could count other tenants' rows (EXPLAIN
+-- ANALYZE runs leakproof conditions before the row policy). Every read is a step.
 
 -- The API functions read the keyring path through this superuser-owned reader.
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_owner;

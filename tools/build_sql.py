@@ -11,11 +11,8 @@ scripts of earlier versions and sql/updates/ the update scripts' sources
                        database's extension version and its Python code cannot drift;
   {{py: mod.fn(args)}} the body of an API function: fetch the loaded package
                        from GD (loading it once per backend) and call mod.fn;
-  {{may_act: expr}}    whether CURRENT_USER may act on the tenant `expr` (a
-                       qualified column), and
-  {{owner_steps}}      the row policy of hush's privileged steps: the rules of
-                       plpython/hush_plpy/access.py, written once, for row
-                       policies and views.
+  {{owner_steps}}      the row policy of hush's privileged steps, written once
+                       in plpython/hush_plpy/access.py.
 """
 from __future__ import annotations
 
@@ -132,7 +129,6 @@ return pkg.{mod}.{fn}(plpy, {args})
 
 
 INCLUDE = re.compile(r"\{\{include:\s*([\w./-]+)\s*\}\}")
-MAY_ACT = re.compile(r"\{\{may_act:\s*([\w.$]+)\s*\}\}")
 
 
 def _access() -> Any:
@@ -146,10 +142,10 @@ def _access() -> Any:
 
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
-    leftover = MAY_ACT.sub("", INCLUDE.sub("", CALL.sub("", text)))
+    leftover = INCLUDE.sub("", CALL.sub("", text))
     if "{{" in leftover.replace("{{python_modules}}", "").replace("{{owner_steps}}", ""):
         raise SystemExit(f"{where}: unknown marker")
-    text = MAY_ACT.sub(lambda m: _access().may_act(m[1]), text).replace("{{owner_steps}}", _access().OWNER_STEPS)
+    text = text.replace("{{owner_steps}}", _access().OWNER_STEPS)
     text = text.replace("{{python_modules}}", loader_body(version))
     text = CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)
     text = text.replace("@EXTVERSION@", version)

@@ -9,9 +9,9 @@ definer functions and triggers and in the index expressions that ANALYZE,
 VACUUM, REINDEX and friends evaluate as the table's owner. A superuser acting
 as itself may act on every tenant.
 
-MAY_ACT is that rule in SQL, written once: the row policies and views of
-sql/ expand it with the row's tenant and CURRENT_USER (tools/build_sql.py),
-and privileged steps with the caller their ticket carries.
+may_act is that rule in SQL, written once: privileged steps use it with the
+caller their ticket carries (the owner_steps row policy then confines them to
+the tenant they checked); the OAuth worker's scan with its caller per row.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def plan(plpy: Any, key: str, sql: str, types: list[str]) -> Any:
     return p
 
 
-def may_act(tenant: str, role: str = "CURRENT_USER") -> str:
+def may_act(tenant: str, role: str) -> str:
     """SQL: whether `role` may act on `tenant` (both SQL expressions). The grant lookup
     goes through tenant_grants' primary key; the superuser test does not depend on the
     row, so the planner runs it once per statement. to_regrole: a grant to a role dropped
@@ -59,24 +59,6 @@ def may_act(tenant: str, role: str = "CURRENT_USER") -> str:
 # through hush_owner's views too.
 OWNER_STEPS = """CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['hush_owner', 'hush_retention']::pg_catalog.name[])
        AND tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true)"""
-
-
-# -- invoker side: the caller's own view of its grants -------------------------------
-
-# hush._my_grants lists the tenants CURRENT_USER may act on ('*' for all).
-MAY_SQL = """
-SELECT EXISTS (SELECT 1 FROM hush._my_grants m
-                WHERE m.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[$1, '*'::pg_catalog.text])) AS allowed,
-       CURRENT_USER::pg_catalog.text AS caller
-"""
-
-
-def check(plpy: Any, tenant: str) -> None:
-    """In invoker code: SH020 unless the role this code runs as may act on `tenant`.
-    Reads call it only when they found nothing, to tell a refusal from an empty result."""
-    row = plpy.execute(plan(plpy, "access.may", MAY_SQL, ["pg_catalog.text"]), [tenant])[0]
-    if not row["allowed"]:
-        deny(row["caller"], tenant)
 
 
 # -- privileged side: a step acting for the caller its ticket names ---------------------

@@ -7,30 +7,34 @@ Secret writes insert their audit row inside the same statement as the change
 row names the role the calling code ran as (db_role: the caller a privileged
 step's ticket carries) beside the session's login role (session_role, a
 column default), and says so in `detail` when a superuser acted as itself.
+Everything here runs in privileged steps (privileged.py).
 """
 from __future__ import annotations
 
 from . import access, privileged
-from .access import may_act, plan
+from .access import plan
 from .errors import INVALID_ARGUMENT, Fail, api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
     from typing import Any
 
+# A superuser acting as itself says so in `detail`, whatever the step.
 RECORD_SQL = """
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT $1, $2, $3, $4, $5,
+       CASE WHEN r.rolsuper THEN COALESCE($6, '{}'::pg_catalog.jsonb)
+                                 OPERATOR(pg_catalog.||) '{"superuser": true}'::pg_catalog.jsonb
+            ELSE $6 END, $7
+  FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) $7
 """
 
 
 def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None, secret_name: Any = None,
            version: Any = None, detail: Any = None) -> None:
-    """In a privileged step: one audit row. `who` is the step's context (access.enter's row,
-    or {"caller": ...} for steps that act on no tenant)."""
-    import json  # here: a read records through _record_reads and needs none on the way
-    if who.get("superuser"):
-        detail = dict(detail or {}, superuser=True)
+    """In a privileged step: one audit row naming the caller. `who` is the step's context
+    (access.enter's row, or {"caller": ...} for steps that act on no tenant)."""
+    import json  # here: the read path records through record_reads and needs none
     p = plan(plpy, "audit.record", RECORD_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid", "pg_catalog.text", "pg_catalog.int4",
               "pg_catalog.jsonb", "pg_catalog.name"])
@@ -38,35 +42,24 @@ def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None
                      None if detail is None else json.dumps(detail, sort_keys=True), who["caller"]])
 
 
-# The read record: one row per value handed out, written as hush_owner for the
-# caller that read them. hush.tenant is set in the same statement (the row
-# policy checks it on insert), and the caller's grant is tested again here
-# rather than trusted from the read.
-READS_SQL = f"""
-WITH t AS (SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant)
+# The read record: one row per value handed out, written in the reading step
+# (hush.tenant is set and the caller's grant was checked by the read).
+READS_SQL = """
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
-SELECT t.tenant, $2, u.id, u.name, u.version, $7,
-       CASE WHEN r.rolsuper THEN COALESCE(u.detail, '{{}}'::pg_catalog.jsonb)
-                                 OPERATOR(pg_catalog.||) '{{"superuser": true}}'::pg_catalog.jsonb
+SELECT $1, $2, u.id, u.name, u.version, $7,
+       CASE WHEN r.rolsuper THEN COALESCE(u.detail, '{}'::pg_catalog.jsonb)
+                                 OPERATOR(pg_catalog.||) '{"superuser": true}'::pg_catalog.jsonb
             ELSE u.detail END
-  FROM t
- CROSS JOIN ROWS FROM (pg_catalog.unnest($3::pg_catalog.uuid[]), pg_catalog.unnest($4::pg_catalog.text[]),
-                       pg_catalog.unnest($5::pg_catalog.int4[]), pg_catalog.unnest($6::pg_catalog.jsonb[]))
+  FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.uuid[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                  pg_catalog.unnest($5::pg_catalog.int4[]), pg_catalog.unnest($6::pg_catalog.jsonb[]))
             AS u(id, name, version, detail)
   LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) $7
- WHERE {may_act("$1", "$7")}
-RETURNING 1
 """
 
 
-def record_reads(plpy: Any, tenant: str, rows: list[tuple], action: str = "read") -> None:
-    """In invoker code, before values are handed out: record that the role this code runs
-    as read them. rows: (row id, name, version[, detail dict])."""
-    privileged.call(plpy, privileged.OWNER, _record_reads, tenant, action, rows)
-
-
-@privileged.step(privileged.OWNER)
-def _record_reads(plpy: Any, caller: str, tenant: str, action: str, rows: list[tuple]) -> None:
+def record_reads(plpy: Any, caller: str, tenant: str, rows: list[tuple], action: str = "read") -> None:
+    """In a reading step, before values are handed out: record that `caller` read them.
+    rows: (row id, name, version[, detail dict]). The one place a read is recorded."""
     p = plan(plpy, "audit.reads", READS_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]",
               "pg_catalog.jsonb[]", "pg_catalog.name"])
@@ -74,10 +67,8 @@ def _record_reads(plpy: Any, caller: str, tenant: str, action: str, rows: list[t
     if any(len(r) > 3 and r[3] for r in rows):
         import json  # only reads with details need it (json imports re: ~7 ms for a new connection)
         details = [json.dumps(r[3], sort_keys=True) if len(r) > 3 and r[3] else None for r in rows]
-    done = plpy.execute(p, [tenant, action, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                            details, caller])
-    if len(done) != len(rows):
-        access.deny(caller, tenant)
+    plpy.execute(p, [tenant, action, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], details,
+                     caller])
 
 
 MAX_LOG_ROWS = 10000

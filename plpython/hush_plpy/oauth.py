@@ -10,12 +10,10 @@ value. Single-flight refresh is a lease: claim() takes it in one committed
 UPDATE, the client calls the token endpoint, finish() stores the result over
 the generation it claimed and frees the lease, release() frees it on failure.
 
-Reading an access token (token(), access_token_sql()) runs as the caller,
-through the view hush._oauth_connections, whose row policy admits only the
-tenants CURRENT_USER may act on. Everything else is a privileged step
-(privileged.py) run as hush_owner for the caller its ticket names, which
-access.enter checks; the worker's cross-tenant scan runs as hush_refresher,
-confined to the tenants that caller may act on (SERVES).
+Every function's work is a privileged step (privileged.py) run as hush_owner
+for the caller its ticket names, whose grant access.enter checks; the
+worker's cross-tenant scan runs as hush_refresher, confined to the tenants
+that caller may act on (SERVES).
 """
 from __future__ import annotations
 
@@ -500,53 +498,17 @@ def _audited_read(plpy: Any, caller: str, tenant: str, provider_name: Any, accou
     return ctx, account, _connection(plpy, tenant, provider_name, account)
 
 
-# The token read, as the caller through its view (sql/35_views.sql): the row policy
-# admits only the tenants CURRENT_USER may act on.
-VIEW_ACCOUNTS_SQL = f"""
-SELECT c.account FROM hush._oauth_connections c WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2
- ORDER BY c.account LIMIT 2
-"""
-VIEW_CONN_SQL = f"""
-SELECT {CONN_COLS},
-       COALESCE((SELECT t.audit_reads FROM hush._tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads,
-       pg_catalog.current_setting('transaction_read_only') {EQ} 'on' AS read_only
-  FROM hush._oauth_connections c
- WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} $2 AND c.account {EQ} $3
-"""
-
-
-@privileged.step(OWNER)
-def _why_no_connection(plpy: Any, caller: str, tenant: str, provider_name: str, account: Any) -> None:
-    """The error for a token read that found no connection: SH020, SH070, SH071 or SH072."""
-    access.enter(plpy, caller, tenant)
-    _connection(plpy, tenant, provider_name, _account(plpy, tenant, provider_name, account))
-
-
-def _read_access_token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> tuple[dict, str]:
-    """A connection's row and its access token, the read recorded before the token is opened;
-    SH074 when it needs re-authorization."""
-    validate.tenant(tenant)
-    provider_name = validate.name(provider_name, "provider name")
-    rows: Any = []
-    if account is None:
-        found = plpy.execute(plan(plpy, "oauth.view_accounts", VIEW_ACCOUNTS_SQL, [T, T]), [tenant, provider_name])
-        if len(found) == 1:
-            account = found[0]["account"]
-    else:
-        account = validate.name(account, "account")
-    if account is not None:
-        rows = plpy.execute(plan(plpy, "oauth.view_conn", VIEW_CONN_SQL, [T, T, T]), [tenant, provider_name, account])
-    if not rows:
-        privileged.call(plpy, OWNER, _why_no_connection, tenant, provider_name, account)
-        raise Fail(OAUTH_CONNECTION_NOT_FOUND, "account %r of tenant %s is not connected to OAuth provider %r"
-                   % (account, tenant, provider_name))
-    row = rows[0]
+def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str,
+                       account: Any) -> tuple[dict, str]:
+    """In a step: a connection's row and its access token, the read recorded before the token
+    is opened; SH074 when it needs re-authorization."""
+    ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account)
     if row["status"] == "needs_reauth":
         raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again "
                    "(its refresh token was refused)" % (account, tenant, provider_name),
                    hint="Run the authorization again; connections() shows the last error.")
-    if _read_audited(row, tenant):
-        audit.record_reads(plpy, tenant, [(row["id"], provider_name, row["generation"], {"account": account})],
+    if ctx["audit_reads"]:
+        audit.record_reads(plpy, caller, tenant, [(row["id"], provider_name, row["generation"], {"account": account})],
                            action="oauth_token_read")
     return row, _tokens(plpy, GD, tenant, provider_name, row)["access_token"]
 
@@ -555,7 +517,13 @@ def _read_access_token(plpy: Any, GD: dict, tenant: str, provider_name: Any, acc
 def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
     """The stored access token of a connection with its expiry as the database sees it
     (valid_for, seconds). SH074 when the connection needs re-authorization."""
-    row, access_token = _read_access_token(plpy, GD, tenant, provider_name, account)
+    validate.tenant(tenant)
+    return privileged.call(plpy, OWNER, _token, GD, tenant, validate.name(provider_name, "provider name"), account)
+
+
+@privileged.step(OWNER)
+def _token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
+    row, access_token = _read_access_token(plpy, caller, GD, tenant, provider_name, account)
     return {"account": row["account"], "access_token": access_token, "token_type": row["token_type"],
             "scopes": row["scopes"], "expires_at": row["expires_at"], "valid_for": row["valid_for"],
             "generation": row["generation"], "grant_type": row["grant_type"], "lease_until": row["lease_until"]}
@@ -567,7 +535,15 @@ def access_token_sql(plpy: Any, GD: dict, tenant: str, provider_name: Any, accou
     SH076. It never refreshes (no HTTP in the database): the worker does, ahead of time."""
     if not isinstance(min_valid_seconds, int) or not 0 <= min_valid_seconds <= 86400:
         raise Fail(INVALID_ARGUMENT, "min_valid_seconds must be between 0 and 86400")
-    row, access_token = _read_access_token(plpy, GD, tenant, provider_name, account)
+    validate.tenant(tenant)
+    return privileged.call(plpy, OWNER, _access_token, GD, tenant, validate.name(provider_name, "provider name"),
+                           account, min_valid_seconds)
+
+
+@privileged.step(OWNER)
+def _access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any,
+                  min_valid_seconds: int) -> str:
+    row, access_token = _read_access_token(plpy, caller, GD, tenant, provider_name, account)
     if row["valid_for"] is not None and row["valid_for"] <= min_valid_seconds:
         raise Fail(OAUTH_TOKEN_EXPIRING, "the access token of account %r of tenant %s at OAuth provider %r %s"
                    % (row["account"], tenant, provider_name,

@@ -4,10 +4,10 @@ hush's API functions are SECURITY INVOKER: they run as the role the calling
 code runs as (CURRENT_USER), whatever the context (a plain session, SET ROLE,
 another role's definer function or trigger, an index expression that a
 superuser's ANALYZE runs as the table's owner), so that role's grants decide.
-They read through views whose row policies are keyed on CURRENT_USER. What
-the caller may not do itself (write, or look across tenants) runs in a
-SECURITY DEFINER dispatcher, one per owning role (hush._as_owner,
-_as_keykeeper, _as_retention, _as_refresher).
+Callers hold no privilege on any table or view (one that could query a
+row-secured relation could count other tenants' rows with EXPLAIN ANALYZE),
+so the work itself runs in a SECURITY DEFINER dispatcher, one per owning role
+(hush._as_owner, _as_keykeeper, _as_retention, _as_refresher).
 
 A dispatcher only runs a step that hush's own invoker code put into this
 backend's PL/Python memory a moment before: a ticket, 128 random bits, used
@@ -89,12 +89,14 @@ def call(plpy: Any, owner: str, fn: Callable[..., Any], *args: Any) -> Any:
                                          ["pg_catalog.text"])
     try:
         plpy.execute(p, [ticket])
+        return _results.pop(ticket, None)
     except plpy.SPIError as e:
         code, detail, hint = _error_data(e)
         raise Fail(code, _message(e), hint=hint, detail=detail) from None
     finally:
+        # Nothing stays behind, a failed statement's result (a token, a value) included.
         _tickets.pop(ticket, None)
-    return _results.pop(ticket, None)
+        _results.pop(ticket, None)
 
 
 def run(plpy: Any, owner: str, ticket: Any, caller: Any) -> None:

@@ -1,14 +1,16 @@
 """The secret API: save, get, update, delete, restore, destroy, list, search.
 
-Reads run as the caller (the API functions are SECURITY INVOKER): one
-statement reads the row through hush's views, whose row policies admit only
-the tenants CURRENT_USER may act on; the read record is written by
-audit.record_reads. Writes are privileged steps (privileged.py) run as
-hush_owner for the caller their ticket names: access.enter checks that
-caller's grant and sets the tenant, then one statement writes and inserts
-its audit row through a data-modifying CTE. Values are encrypted and
-decrypted here, in the server; they never appear in SQL text, errors or
-audit rows.
+Every call is a privileged step (privileged.py) run as hush_owner for the
+caller its ticket names: the API functions are SECURITY INVOKER, and callers
+hold no privilege on any table or view (a role that could query row-secured
+relations itself could count other tenants' rows with EXPLAIN ANALYZE).
+A read is two statements: hush.tenant set for the owner_steps row policy, then
+one read whose WHERE holds the caller's grant (access.may_act) and which brings
+the tenant's read-audit setting along; the read record (audit.record_reads)
+follows before any value is opened. A write checks the grant (access.enter),
+then one statement writes and inserts its audit row through a data-modifying
+CTE. Values are encrypted and decrypted here, in the server; they never
+appear in SQL text, errors or audit rows.
 """
 from __future__ import annotations
 
@@ -28,51 +30,55 @@ EQ = "OPERATOR(pg_catalog.=)"
 
 # -- reading -----------------------------------------------------------------
 
-# Through the views (sql/35_views.sql): as the caller, confined by row policy to
-# the tenants it may act on. The tenant's read-audit setting comes with the row.
+OWNER = privileged.OWNER
+SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
+# $1 tenant, $2 the key, $3 the caller (a version, when asked, is $4). The grant
+# test depends on parameters only: the planner runs it once, before the scan.
 READ_SQL = f"""
 SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.updated_at, s.expires_at,
        (s.expires_at IS NOT NULL AND s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired,
        v.version, v.key_id, v.wrapped_dek, v.ciphertext,
-       COALESCE((SELECT t.audit_reads FROM hush._tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads,
+       COALESCE((SELECT t.audit_reads FROM hush.tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads,
        pg_catalog.current_setting('transaction_read_only') {EQ} 'on' AS read_only
-  FROM hush._secrets s
-  LEFT JOIN hush._secret_versions v
+  FROM hush.secrets s
+  LEFT JOIN hush.secret_versions v
          ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
  WHERE s.tenant_id {EQ} $1 AND {{where}} AND s.deleted_at IS NULL
+   AND {access.may_act("$1", "$3")}
 """
 # One statement per shape: "latest" joins on the row's current_version, "given"
 # on a parameter, so the version is an index condition either way (a COALESCE of
-# both is not leakproof, so under row security it would read every version).
+# both would read every version of the secret).
 READS = {
-    "name": (f"s.name {EQ} $2", "s.current_version", [T, T]),
-    "name@": (f"s.name {EQ} $2", "$3", [T, T, "pg_catalog.int4"]),
-    "id": (f"s.id {EQ} $2", "s.current_version", [T, "pg_catalog.uuid"]),
-    "id@": (f"s.id {EQ} $2", "$3", [T, "pg_catalog.uuid", "pg_catalog.int4"]),
-    "names": (f"s.name {EQ} ANY ($2)", "s.current_version", [T, "pg_catalog.text[]"]),
+    "name": (f"s.name {EQ} $2", "s.current_version", [T, T, "pg_catalog.name"]),
+    "name@": (f"s.name {EQ} $2", "$4", [T, T, "pg_catalog.name", "pg_catalog.int4"]),
+    "id": (f"s.id {EQ} $2", "s.current_version", [T, "pg_catalog.uuid", "pg_catalog.name"]),
+    "id@": (f"s.id {EQ} $2", "$4", [T, "pg_catalog.uuid", "pg_catalog.name", "pg_catalog.int4"]),
+    "names": (f"s.name {EQ} ANY ($2)", "s.current_version", [T, "pg_catalog.text[]", "pg_catalog.name"]),
 }
 
 
-def _read(plpy: Any, tenant: str, by: str, key: Any, version: Any) -> list:
-    """The rows asked for, as the caller sees them: one statement."""
+def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any) -> list:
+    """The rows asked for, if the caller may act on the tenant: two statements."""
+    plpy.execute(plan(plpy, "read.set_tenant", SET_TENANT_SQL, [T]), [tenant])
     shape = by + ("@" if version is not None else "")
     p = access.cached_plan("read." + shape)  # before any SQL text is built: this is the hot path
     if p is None:
         where, ver, types = READS[shape]
         p = plan(plpy, "read." + shape, READ_SQL.format(where=where, version=ver), types)
-    rows = plpy.execute(p, [tenant, key] if version is None else [tenant, key, version])
+    rows = plpy.execute(p, [tenant, key, caller] if version is None else [tenant, key, caller, version])
     if not rows:
-        access.check(plpy, tenant)  # SH020 rather than "not found" for a tenant the caller may not read
+        access.enter(plpy, caller, tenant)  # SH020 rather than "not found" for a tenant not the caller's
     return list(rows)
 
 
-def _release(plpy: Any, tenant: str, rows: list) -> None:
+def _release(plpy: Any, caller: str, tenant: str, rows: list) -> None:
     """Record the reads of the values about to be handed out (unless the tenant switched
     read auditing off), once _check passed and before any value is opened."""
     if rows[0]["audit_reads"]:
         if rows[0]["read_only"]:
             access.deny_read_only(tenant)
-        audit.record_reads(plpy, tenant, [(r["id"], r["name"], r["version"]) for r in rows])
+        audit.record_reads(plpy, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows])
 
 
 def _check(tenant: str, row: dict, asked_version: Any) -> None:
@@ -101,26 +107,29 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
             "updated_at": row["updated_at"], "expires_at": row["expires_at"]}
 
 
-def _get(plpy: Any, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
-    validate.version(version)
-    rows = _read(plpy, tenant, by, key, version)
+@privileged.step(OWNER)
+def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
+    rows = _read(plpy, caller, tenant, by, key, version)
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
     _check(tenant, rows[0], version)
-    _release(plpy, tenant, rows)
+    _release(plpy, caller, tenant, rows)
     return _open(plpy, GD, tenant, rows[0])
 
 
 @api
 def get_secret(plpy: Any, GD: dict, tenant: str, name: str, version: Any) -> dict:
     validate.tenant(tenant)
-    return _get(plpy, GD, tenant, "name", validate.name(name), version)
+    validate.name(name)
+    validate.version(version)
+    return privileged.call(plpy, OWNER, _get, GD, tenant, "name", name, version)
 
 
 @api
 def get_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, version: Any) -> dict:
     validate.tenant(tenant)
-    return _get(plpy, GD, tenant, "id", secret_id, version)
+    validate.version(version)
+    return privileged.call(plpy, OWNER, _get, GD, tenant, "id", secret_id, version)
 
 
 @api
@@ -129,7 +138,12 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
     if names is None:
         raise Fail(INVALID_ARGUMENT, "names must not be NULL")
     wanted = list(dict.fromkeys(validate.name(n) for n in names))
-    rows = _read(plpy, tenant, "names", wanted, None)
+    return privileged.call(plpy, OWNER, _get_many, GD, tenant, wanted)
+
+
+@privileged.step(OWNER)
+def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> list:
+    rows = _read(plpy, caller, tenant, "names", wanted, None)
     found = {r["name"]: r for r in rows}
     missing = [n for n in wanted if n not in found]
     if missing:
@@ -137,14 +151,12 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
                    % (len(missing), len(wanted), tenant, ", ".join(repr(n) for n in missing[:10])))
     for n in wanted:
         _check(tenant, found[n], None)
-    _release(plpy, tenant, rows)
+    _release(plpy, caller, tenant, rows)
     # In the order asked for.
     return [_open(plpy, GD, tenant, found[n]) for n in wanted]
 
 
-# -- writing: privileged steps, run as hush_owner for the caller ------------------------
-
-OWNER = privileged.OWNER
+# -- writing -------------------------------------------------------------------
 FIELDS_SET = f"""
        kind = COALESCE($3, s.kind),
        description = COALESCE($4, s.description),
@@ -389,7 +401,7 @@ def _restore(plpy: Any, caller: str, tenant: str, name: str) -> dict:
     ctx = access.enter(plpy, caller, tenant)
     sql = SET_DELETED_SQL.format(new="NULL", old="NOT NULL", col="s.name", action="restore")
     plpy.execute(plan(plpy, "restore", sql, [T, T, *WHO_TYPES]), [tenant, name, caller, access.actor(ctx)])
-    rows = _list(plpy, TABLE, tenant, 1, 1, None, None, True, name)
+    rows = _list(plpy, tenant, 1, 1, None, None, True, name)
     if not rows or rows[0]["deleted_at"] is not None:
         raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
     return rows[0]
@@ -438,10 +450,8 @@ def _destroy(plpy: Any, caller: str, tenant: str, name: str, versions: Any) -> i
     return plpy.execute(p, [tenant, rows[0]["id"], versions, name, caller, access.actor(ctx)])[0]["n"]
 
 
-# -- metadata: list, search, exists, versions (as the caller, through the views) -------------
+# -- metadata: list, search, exists, versions -------------------------------------
 
-# Where metadata is read from: the caller's view, or the table itself in a step.
-VIEW, TABLE = "hush._secrets", "hush.secrets"
 # Totals are counted up to COUNT_CAP matches (a scan that stops there), so
 # neither the count nor a keyset page costs O(n) in a large tenant.
 COUNT_CAP = 1000
@@ -457,8 +467,8 @@ PAGE_SQL = f"""
 SELECT p.*, LEAST(p.n, {COUNT_CAP}) AS total, p.n OPERATOR(pg_catalog.<=) {COUNT_CAP} AS total_exact
   FROM (SELECT {META_COLS},
                (SELECT pg_catalog.count(*)
-                  FROM (SELECT 1 FROM {{rel}} c WHERE {{count_filter}} LIMIT {COUNT_CAP + 1}) AS capped) AS n
-          FROM {{rel}} s
+                  FROM (SELECT 1 FROM hush.secrets c WHERE {{count_filter}} LIMIT {COUNT_CAP + 1}) AS capped) AS n
+          FROM hush.secrets s
          WHERE {{filter}}{{after}}
          ORDER BY s.name
          LIMIT $5 OFFSET $6) AS p
@@ -469,13 +479,12 @@ SELECT p.*, LEAST(p.n, {COUNT_CAP}) AS total, p.n OPERATOR(pg_catalog.<=) {COUNT
 PAGE_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", T, T]
 
 
-def _page_plan(plpy: Any, rel: str, search: bool, prefix: bool, tags: bool, deleted: bool, exact: bool,
-               after: bool) -> Any:
+def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool, exact: bool, after: bool) -> Any:
     """One prepared plan per combination of filters, each with only the conditions
     it needs: `name > $8` and `tenant_id = $1` then drive an index scan on
     (tenant_id, name) that stops after one page, which an `$8 IS NULL OR ...`
     form would not."""
-    key = "page.%s.%d%d%d%d%d%d" % (rel, search, prefix, tags, deleted, exact, after)
+    key = "page.%d%d%d%d%d%d" % (search, prefix, tags, deleted, exact, after)
     p = access.cached_plan(key)
     if p is None:
         conds = [f"{{a}}.tenant_id {EQ} $1"]
@@ -490,25 +499,18 @@ def _page_plan(plpy: Any, rel: str, search: bool, prefix: bool, tags: bool, dele
         if exact:
             conds.append(f"{{a}}.name {EQ} $7")
         where = "\n   AND ".join(conds)
-        sql = PAGE_SQL.format(rel=rel, count_filter=where.format(a="c"), filter=where.format(a="s"),
+        sql = PAGE_SQL.format(count_filter=where.format(a="c"), filter=where.format(a="s"),
                               after=" AND s.name OPERATOR(pg_catalog.>) $8" if after else "")
         p = plan(plpy, key, sql, PAGE_TYPES)
     return p
 
 
-def _list(plpy: Any, rel: str, tenant: str, page: int, per_page: int, prefix: Any, tags: Any,
-          include_deleted: bool, exact: Any = None, after: Any = None) -> list:
-    p = _page_plan(plpy, rel, False, prefix is not None, tags is not None, bool(include_deleted), exact is not None,
+def _list(plpy: Any, tenant: str, page: int, per_page: int, prefix: Any, tags: Any, include_deleted: bool,
+          exact: Any = None, after: Any = None) -> list:
+    p = _page_plan(plpy, False, prefix is not None, tags is not None, bool(include_deleted), exact is not None,
                    after is not None)
     return list(plpy.execute(p, [tenant, prefix, tags, bool(include_deleted), per_page, (page - 1) * per_page,
                                  exact, after]))
-
-
-def _seen(plpy: Any, tenant: str, rows: list) -> list:
-    """Rows read as the caller; none may mean the tenant is not the caller's (SH020)."""
-    if not rows:
-        access.check(plpy, tenant)
-    return rows
 
 
 @api
@@ -519,8 +521,14 @@ def list_secrets(plpy: Any, tenant: str, page: Any, per_page: Any, name_prefix: 
     page, per_page = validate.page(page, per_page)
     if tags is not None:
         validate.tags(tags)
-    return _seen(plpy, tenant, _list(plpy, VIEW, tenant, page, per_page, name_prefix, tags, include_deleted,
-                                     after=after))
+    return privileged.call(plpy, OWNER, _list_step, tenant, page, per_page, name_prefix, tags, include_deleted, after)
+
+
+@privileged.step(OWNER)
+def _list_step(plpy: Any, caller: str, tenant: str, page: int, per_page: int, prefix: Any, tags: Any,
+               include_deleted: Any, after: Any) -> list:
+    access.enter(plpy, caller, tenant)
+    return _list(plpy, tenant, page, per_page, prefix, tags, include_deleted, after=after)
 
 
 @api
@@ -530,13 +538,19 @@ def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any,
     page, per_page = validate.page(page, per_page)
     if not query:
         raise Fail(INVALID_ARGUMENT, "query must not be empty")
-    p = _page_plan(plpy, VIEW, True, False, False, False, False, after is not None)
-    return _seen(plpy, tenant, list(plpy.execute(p, [tenant, query.lower(), None, False, per_page,
-                                                     (page - 1) * per_page, None, after])))
+    return privileged.call(plpy, OWNER, _search, tenant, query.lower(), page, per_page, after)
+
+
+@privileged.step(OWNER)
+def _search(plpy: Any, caller: str, tenant: str, query: str, page: int, per_page: int, after: Any) -> list:
+    access.enter(plpy, caller, tenant)
+    p = _page_plan(plpy, True, False, False, False, False, after is not None)
+    return list(plpy.execute(p, [tenant, query, None, False, per_page, (page - 1) * per_page, None, after]))
 
 
 EXISTS_SQL = f"""
-SELECT s.deleted_at IS NULL AS live FROM hush._secrets s WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2
+SELECT EXISTS (SELECT 1 FROM hush.secrets s
+                WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2 AND s.deleted_at IS NULL) AS e
 """
 
 
@@ -544,15 +558,20 @@ SELECT s.deleted_at IS NULL AS live FROM hush._secrets s WHERE s.tenant_id {EQ} 
 def secret_exists(plpy: Any, tenant: str, name: str) -> bool:
     validate.tenant(tenant)
     validate.name(name)
-    rows = _seen(plpy, tenant, list(plpy.execute(plan(plpy, "exists", EXISTS_SQL, [T, T]), [tenant, name])))
-    return bool(rows) and bool(rows[0]["live"])
+    return privileged.call(plpy, OWNER, _exists, tenant, name)
+
+
+@privileged.step(OWNER)
+def _exists(plpy: Any, caller: str, tenant: str, name: str) -> bool:
+    access.enter(plpy, caller, tenant)
+    return bool(plpy.execute(plan(plpy, "exists", EXISTS_SQL, [T, T]), [tenant, name])[0]["e"])
 
 
 VERSIONS_SQL = f"""
 SELECT v.version, v.created_at, v.created_by, v.key_id, v.destroyed_at IS NOT NULL AS destroyed, v.destroyed_at,
        v.version {EQ} s.current_version AS is_current
-  FROM hush._secrets s
-  JOIN hush._secret_versions v ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id
+  FROM hush.secrets s
+  JOIN hush.secret_versions v ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id
  WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2
  ORDER BY v.version
 """
@@ -563,7 +582,13 @@ def secret_versions(plpy: Any, tenant: str, name: str) -> list:
     """Every version, including those of a soft-deleted secret; metadata only."""
     validate.tenant(tenant)
     validate.name(name)
-    rows = _seen(plpy, tenant, list(plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])))
+    return privileged.call(plpy, OWNER, _versions, tenant, name)
+
+
+@privileged.step(OWNER)
+def _versions(plpy: Any, caller: str, tenant: str, name: str) -> list:
+    access.enter(plpy, caller, tenant)
+    rows = plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
-    return rows
+    return list(rows)

@@ -1,9 +1,8 @@
 -- Reading secret values. SECURITY INVOKER, like every hush API function: they
--- run as the role the calling code runs as, read through hush's views (whose
--- row policies admit only the tenants that role may act on) and have the read
--- recorded by a privileged step (plpython/hush_plpy/privileged.py). search_path
--- is pinned and every name inside is schema-qualified, so the caller's
--- search_path cannot steer them.
+-- run as the role the calling code runs as, and read in a privileged step
+-- (plpython/hush_plpy/privileged.py) that checks that role's grant and writes
+-- the read record. search_path is pinned and every name inside is
+-- schema-qualified, so the caller's search_path cannot steer them.
 
 CREATE OR REPLACE FUNCTION hush.get_secret(tenant text, name text, version integer DEFAULT NULL)
 RETURNS hush.secret
