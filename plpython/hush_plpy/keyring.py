@@ -4,10 +4,12 @@ the file named by hush.root_key_file.
 Both settings come from pg_file_settings (the server's configuration files,
 ALTER SYSTEM included) through a superuser-owned reader that only hush_owner
 may call, and session SETs are ignored, so a role cannot point hush at a
-keyring of its choosing. The reader runs in a privileged step (the command
-line may hold a credential: it never reaches the caller, whose code may be
-hush's invoker read path). The keys are cached in a dictionary private to
-this backend's PL/Python; SQL only ever sees key ids.
+keyring of its choosing. The reader runs in a privileged step: only
+hush_owner may call it. (The settings themselves are readable by any role
+with SHOW, as every setting no loaded module defines is: a command line must
+hold no credential. Errors name the program only all the same.) The keys are
+cached in a dictionary private to this backend's PL/Python; SQL only ever sees
+key ids.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from . import access, audit, crypto, keyring, privileged, validate
 from .access import may_act, plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS,
                      OAUTH_CONNECTION_NOT_FOUND, OAUTH_LEASE_LOST, OAUTH_PROVIDER_NOT_FOUND, OAUTH_REAUTH_REQUIRED,
-                     OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, Fail, api)
+                     OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, TENANT_ACCESS_DENIED, Fail, api)
 from .secrets import EQ, T, active_key
 
 TYPE_CHECKING = False
@@ -283,7 +283,13 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes) -> dict:
                    hint="Start the authorization again; a callback can be completed once.")
     row = rows[0]
     tenant = row["tenant_id"]
-    ctx = access.enter(plpy, caller, tenant)  # a caller without a grant there gets nothing, and nothing is consumed
+    try:  # a caller without a grant there gets nothing, and nothing is consumed
+        ctx = access.enter(plpy, caller, tenant)
+    except Fail as f:
+        if f.code != TENANT_ACCESS_DENIED:
+            raise
+        raise Fail(TENANT_ACCESS_DENIED, "role %s may not complete this OAuth authorization: it was started in a "
+                   "tenant the role may not act on" % caller) from None  # nor learn which from the state
     out = {"tenant_id": tenant, "provider": row["provider"], "account": row["account"],
            "redirect_uri": row["redirect_uri"], "scopes": row["scopes"], "expired": row["expired"],
            "code_verifier": None, "nonce": None, "config": None, "client_secret": None}
