@@ -26,9 +26,9 @@ CREATE TABLE hush.audit_log (
     secret_id        uuid,
     secret_name      text,
     version          integer,
-    -- the role the call acted as: the session's SET ROLE if any, else the login role
-    db_role          name NOT NULL DEFAULT (CASE pg_catalog.current_setting('role')
-                         WHEN 'none' THEN SESSION_USER ELSE pg_catalog.current_setting('role')::name END),
+    -- the role the calling code ran as (CURRENT_USER where the API function was
+    -- called; hush's steps pass it), beside the session's login role
+    db_role          name NOT NULL DEFAULT CURRENT_USER,
     session_role     name NOT NULL DEFAULT SESSION_USER,
     application_name text DEFAULT pg_catalog.current_setting('application_name'),
     client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
@@ -49,9 +49,8 @@ SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_default'::regclass, '
 
 ALTER TABLE hush.audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.audit_log FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hush.audit_log
-    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
-    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+-- hush's privileged steps write and read one tenant's rows (30_policies.sql).
+CREATE POLICY owner_steps ON hush.audit_log USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});
 -- Auditors and admins read the whole trail (they read no secret values), and
 -- so do the maintenance functions, which seal and expire every tenant's rows.
 CREATE POLICY audit_readers ON hush.audit_log FOR SELECT TO hush_auditor, hush_admin, hush_retention USING (true);
@@ -84,7 +83,7 @@ CREATE TABLE hush.maintenance_log (
     id      bigint PRIMARY KEY,
     at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     task    text NOT NULL,
-    run_by  name NOT NULL DEFAULT SESSION_USER,
+    run_by  name NOT NULL DEFAULT CURRENT_USER,
     detail  jsonb NOT NULL
 );
 CREATE SEQUENCE hush.maintenance_log_id_seq OWNED BY hush.maintenance_log.id;

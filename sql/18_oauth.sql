@@ -119,43 +119,38 @@ SELECT pg_catalog.pg_extension_config_dump('hush.oauth_events'::regclass, '');
 
 ALTER TABLE hush.oauth_providers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_providers FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hush.oauth_providers
-    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
-    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+CREATE POLICY owner_steps ON hush.oauth_providers USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});
 
 ALTER TABLE hush.oauth_connections ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_connections FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hush.oauth_connections
-    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
-    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+CREATE POLICY owner_steps ON hush.oauth_connections USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});
 
--- hush.oauth_worker_claim and oauth_worker_next_due (owned by hush_refresher)
--- look for due connections across the tenants the calling worker serves (the
--- functions check which) and lease them: reading and updating, nothing else
--- (its UPDATE privilege covers the lease columns alone).
+-- The worker's steps (run as hush_refresher, privileged.py) look for due
+-- connections across the tenants the calling worker may act on (the steps
+-- check which) and lease them: reading and updating, nothing else (its UPDATE
+-- privilege covers the lease columns alone).
 CREATE POLICY worker_scan ON hush.oauth_connections FOR SELECT TO hush_refresher USING (true);
 CREATE POLICY worker_lease ON hush.oauth_connections FOR UPDATE TO hush_refresher USING (true);
 
 ALTER TABLE hush.oauth_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hush.oauth_events
-    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
-    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
+CREATE POLICY owner_steps ON hush.oauth_events USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});
 
 ALTER TABLE hush.oauth_pending ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_pending FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON hush.oauth_pending
-    USING (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true))
-    WITH CHECK (tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true));
--- The callback's lookup: the one row whose state hash the function set in
+CREATE POLICY owner_steps ON hush.oauth_pending USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});
+-- The callback's lookup: the one row whose state hash the step set in
 -- hush.oauth_state (hex), whatever its tenant. Knowing the hash means having
 -- had the state value, which only the authorization URL carried. Reading and
--- taking it only (DELETE ... RETURNING needs both); no insert or update.
+-- taking it only (DELETE ... RETURNING needs both); no insert or update; and
+-- only in hush_owner's steps, which then check the caller's grant on its tenant.
 CREATE POLICY by_state_read ON hush.oauth_pending FOR SELECT
-    USING (state_hash OPERATOR(pg_catalog.=)
+    USING (CURRENT_USER OPERATOR(pg_catalog.=) 'hush_owner'::pg_catalog.name
+           AND state_hash OPERATOR(pg_catalog.=)
            pg_catalog.decode(COALESCE(NULLIF(pg_catalog.current_setting('hush.oauth_state', true), ''), '00'), 'hex'));
 CREATE POLICY by_state_take ON hush.oauth_pending FOR DELETE
-    USING (state_hash OPERATOR(pg_catalog.=)
+    USING (CURRENT_USER OPERATOR(pg_catalog.=) 'hush_owner'::pg_catalog.name
+           AND state_hash OPERATOR(pg_catalog.=)
            pg_catalog.decode(COALESCE(NULLIF(pg_catalog.current_setting('hush.oauth_state', true), ''), '00'), 'hex'));
 
 -- Result types of the OAuth functions (composite types, as in 20_types.sql:

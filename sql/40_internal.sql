@@ -35,3 +35,26 @@ RETURNS bytea LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
         after_txid, after_id, last_txid, last_id, row_count, pg_catalog.encode(rows_hash, 'hex'),
         pg_catalog.encode(prev_hash, 'hex'))::pg_catalog.text, 'UTF8'))
 $fn$;
+
+-- The dispatchers of hush's privileged steps (plpython/hush_plpy/privileged.py),
+-- one per role a step runs as. SECURITY DEFINER, but a caller gains nothing by
+-- calling one: it runs only the step that hush's own invoker code put into this
+-- backend's PL/Python memory a moment before (a single-use ticket no SQL can
+-- read or forge), for the caller evaluated in that code's own statement.
+CREATE OR REPLACE FUNCTION hush._as_owner(ticket text, caller name) RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: privileged.run('hush_owner', ticket, caller)}}$py$;
+
+CREATE OR REPLACE FUNCTION hush._as_keykeeper(ticket text, caller name) RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: privileged.run('hush_keykeeper', ticket, caller)}}$py$;
+
+-- Maintenance compares and hashes times: UTC and ISO whatever the caller set.
+CREATE OR REPLACE FUNCTION hush._as_retention(ticket text, caller name) RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: privileged.run('hush_retention', ticket, caller)}}$py$;
+
+CREATE OR REPLACE FUNCTION hush._as_refresher(ticket text, caller name) RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: privileged.run('hush_refresher', ticket, caller)}}$py$;

@@ -1,7 +1,8 @@
 -- Ownership and privileges, all in one place.
 
 -- Everything but hush._root_key_source belongs to hush_owner (NOLOGIN, not a
--- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS.
+-- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS,
+-- and a view reads its tables with its owner's rights.
 -- ALTER TABLE ... OWNER also moves the owned audit_log_id_seq.
 ALTER TABLE hush.root_keys OWNER TO hush_owner;
 ALTER TABLE hush.tenants OWNER TO hush_owner;
@@ -29,14 +30,14 @@ BEGIN
 END
 $own$;
 
--- The root key functions run as hush_keykeeper (BYPASSRLS): they count and
--- re-seal data keys of every tenant. It may read key ids and wrapped data keys,
--- never run the secret API, and write only key states and audit rows.
-ALTER FUNCTION hush.root_key_status() OWNER TO hush_keykeeper;
-ALTER FUNCTION hush.add_root_key(text) OWNER TO hush_keykeeper;
-ALTER FUNCTION hush.activate_root_key(text) OWNER TO hush_keykeeper;
-ALTER FUNCTION hush.retire_root_key(text) OWNER TO hush_keykeeper;
-ALTER FUNCTION hush._rewrap_batch(integer) OWNER TO hush_keykeeper;
+-- Every API function is SECURITY INVOKER: it runs as the role the calling code
+-- runs as. What that role may not do itself runs in a privileged step, through
+-- the dispatcher of the role the step needs (plpython/hush_plpy/privileged.py);
+-- each dispatcher belongs to that role.
+-- The root key steps run as hush_keykeeper (BYPASSRLS): they count and re-seal
+-- data keys of every tenant. It may read key ids and wrapped data keys, never
+-- run the secret API, and write only key states and audit rows.
+ALTER FUNCTION hush._as_keykeeper(text, name) OWNER TO hush_keykeeper;
 GRANT SELECT ON hush.secret_versions TO hush_keykeeper;
 GRANT UPDATE (key_id, wrapped_dek) ON hush.secret_versions TO hush_keykeeper;
 -- OAuth client secrets, pending authorizations and tokens are sealed the same way.
@@ -47,17 +48,22 @@ GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_keykeeper;
+-- Its steps load the keyring through hush_owner's step (plpython/hush_plpy/keyring.py).
+GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_keykeeper;
 
--- The OAuth worker's claim runs as hush_refresher: it finds and leases due
--- connections across tenants (row policies worker_scan and worker_lease), reading no token.
+-- The OAuth worker's scans run as hush_refresher: they find and lease due
+-- connections across the tenants the calling worker may act on (row policies
+-- worker_scan and worker_lease), reading no token.
 -- The worker role itself may claim and refresh (the lease functions), nothing
 -- else: it is not hush_reader and reads no secret value.
-ALTER FUNCTION hush.oauth_worker_claim(text, integer, integer, integer, integer) OWNER TO hush_refresher;
-ALTER FUNCTION hush.oauth_worker_next_due(integer, integer) OWNER TO hush_refresher;
+ALTER FUNCTION hush._as_refresher(text, name) OWNER TO hush_refresher;
 GRANT SELECT, UPDATE (lease_holder, lease_until) ON hush.oauth_connections TO hush_refresher;
 GRANT SELECT ON hush.tenant_grants TO hush_refresher;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_refresher;
 GRANT USAGE ON SCHEMA hush TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush._as_refresher(text, name) TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush.oauth_worker_claim(text, integer, integer, integer, integer) TO hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush.oauth_worker_next_due(integer, integer) TO hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integer, integer) TO hush_oauth_worker;
@@ -65,13 +71,9 @@ GRANT EXECUTE ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, inte
 GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean, integer)
     TO hush_oauth_worker;
 
--- The audit maintenance functions run as hush_retention (a member of
--- hush_owner, so it may create, attach and drop partitions).
-ALTER FUNCTION hush.create_audit_partitions(integer) OWNER TO hush_retention;
-ALTER FUNCTION hush.seal_audit() OWNER TO hush_retention;
-ALTER FUNCTION hush.verify_audit(timestamptz) OWNER TO hush_retention;
-ALTER FUNCTION hush.cleanup_audit_logs(integer) OWNER TO hush_retention;
-ALTER FUNCTION hush.purge_deleted_secrets() OWNER TO hush_retention;
+-- The audit maintenance steps run as hush_retention (a member of hush_owner,
+-- so it may create, attach and drop partitions).
+ALTER FUNCTION hush._as_retention(text, name) OWNER TO hush_retention;
 
 -- Append-only, in privileges as in triggers (15_audit.sql): the owner may
 -- insert and read but not change or remove rows; only hush_retention deletes
@@ -87,8 +89,20 @@ REVOKE ALL ON ALL TABLES IN SCHEMA hush FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA hush FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedures
 
--- Every hush role must be able to name the schema's functions.
+-- Every hush role must be able to name the schema's functions and load their Python.
 GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor;
+GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_reader, hush_admin, hush_auditor;
+
+-- The dispatchers run only steps that hush's own functions queued (a ticket),
+-- so EXECUTE on them gives nothing beyond the API functions that queue them:
+-- granted to the roles whose API functions do.
+GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_reader, hush_admin;
+GRANT EXECUTE ON FUNCTION hush._as_keykeeper(text, name) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush._as_retention(text, name) TO hush_admin, hush_auditor;
+
+-- Application roles hold no privilege on any table or view: a role that could
+-- query a row-secured relation could count other tenants' rows (EXPLAIN
+-- ANALYZE runs leakproof conditions before the row policy). Every read is a step.
 
 -- The API functions read the keyring path through this superuser-owned reader.
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_owner;

@@ -12,6 +12,7 @@ Login roles, all non-superusers (superusers bypass row-level security):
   gateway login role with no grant of its own that SET ROLEs to acme_app
           (PostgREST style); acme_app is NOLOGIN hush_writer granted acme
   wendy   hush_oauth_worker, granted tenant acme (an OAuth refresh worker)
+  mallory hush_writer, granted tenant evil: the hostile role of test_authority.py
 
 With HUSH_FAIL_ON_SKIP=1 (set by .ci/run) a skipped test counts as a failure
 and a run in which no test passed fails, so CI cannot go green by skipping
@@ -48,8 +49,10 @@ ROLES = {
     "acme_app": "NOLOGIN IN ROLE hush_writer",
     "gateway": "LOGIN NOINHERIT IN ROLE acme_app",
     "wendy": "LOGIN IN ROLE hush_oauth_worker",
+    "mallory": "LOGIN IN ROLE hush_writer",
 }
-GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme"), ("wendy", "acme")]
+GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme"), ("wendy", "acme"),
+          ("mallory", "evil")]
 PASSED = pytest.StashKey[int]()
 
 

@@ -49,35 +49,34 @@ def test_public_surface_matches_golden_file(db):
     assert got == GOLDEN.read_text()
 
 
-KEY_FUNCTIONS = {"root_key_status", "add_root_key", "activate_root_key", "retire_root_key", "_rewrap_batch"}
-# Run as hush_retention, the only role the audit trail lets delete, with the
-# time settings pinned as well.
-MAINTENANCE_FUNCTIONS = {"create_audit_partitions", "seal_audit", "verify_audit", "cleanup_audit_logs",
-                         "purge_deleted_secrets"}
+# The only SECURITY DEFINER functions: the keyring's source (superuser-owned, for
+# hush_owner) and the dispatchers of hush's privileged steps, each owned by the
+# role its steps run as. Everything callers call runs as the caller.
+DEFINERS = {"_root_key_source": "postgres", "_as_owner": "hush_owner", "_as_keykeeper": "hush_keykeeper",
+            "_as_retention": "hush_retention", "_as_refresher": "hush_refresher"}
+# Maintenance pins the time settings it hashes and partitions by.
+PINNED_TIME_FUNCTIONS = {"_as_retention", "create_audit_partitions", "seal_audit", "verify_audit",
+                         "cleanup_audit_logs", "purge_deleted_secrets"}
 PINNED = "{\"search_path=pg_catalog, pg_temp\"}"
 PINNED_TIME = "{\"search_path=pg_catalog, pg_temp\",TimeZone=UTC,\"DateStyle=ISO, YMD\"}"
+# Without a SET clause: PostgreSQL refuses COMMIT in a procedure that has one; the loader names nothing.
+UNPINNED = {"rewrap", "_load_python"}
 
 
 def test_security_invariants(db):
     """What the golden file must always show, stated outright."""
     funcs = db.sql("""SELECT p.proname, pg_get_userbyid(p.proowner), p.prosecdef, p.proconfig::text, p.proacl::text
                         FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace""")
+    assert {name for name, _, secdef, *_ in funcs if secdef} == set(DEFINERS)
     for name, owner, secdef, config, acl in funcs:
-        if secdef:
-            assert config == (PINNED_TIME if name in MAINTENANCE_FUNCTIONS else PINNED), name
+        assert owner == DEFINERS.get(name, "hush_owner"), name
+        if name in UNPINNED:
+            assert config is None, name
+        else:
+            assert config == (PINNED_TIME if name in PINNED_TIME_FUNCTIONS else PINNED), name
         if name == "_root_key_source":
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
                                                         "hush_keykeeper=X/postgres"}
-        elif name in KEY_FUNCTIONS:  # the only functions that see every tenant's (wrapped) data keys
-            assert owner == "hush_keykeeper" and secdef, name
-        elif name in MAINTENANCE_FUNCTIONS:
-            assert owner == "hush_retention" and secdef, name
-        elif name in ("oauth_worker_claim", "oauth_worker_next_due"):  # they see every tenant's OAuth connections
-            assert owner == "hush_refresher" and secdef, name
-            assert set(acl.strip("{}").split(",")) == {"hush_refresher=X/hush_refresher",
-                                                        "hush_oauth_worker=X/hush_refresher"}
-        else:
-            assert owner == "hush_owner", name
         # An ACL entry for PUBLIC has no grantee before '='.
         assert acl and not any(e.startswith("=") for e in acl.strip("{}").split(",")), f"{name}: PUBLIC may execute"
     owners = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_owner'")
@@ -106,3 +105,10 @@ def test_security_invariants(db):
     assert len(forced) == len(tables)
     for relname, force in forced:
         assert force, relname
+    # No application role holds any privilege on any hush relation (every read is a step).
+    app = ("hush_reader", "hush_writer", "hush_oauth_worker")
+    assert db.sql("""SELECT c.relname, r.rolname FROM pg_class c CROSS JOIN unnest(%s::name[]) r(rolname)
+                      WHERE c.relnamespace = 'hush'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')
+                        AND (has_table_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+                             OR c.relkind = 'S' AND has_sequence_privilege(r.rolname, c.oid, 'USAGE, SELECT, UPDATE'))""",
+                  [list(app)]) == []

@@ -14,6 +14,8 @@ from test_surface import surface
 
 FUNCTION_DEFS = """SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
                      FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace ORDER BY 1"""
+GRANTS = "SELECT tenant_id, role_name, granted_at, granted_by FROM hush.tenant_grants ORDER BY 1, 2"
+TRAIL = "SELECT * FROM hush.audit_log ORDER BY id"
 EVENT_TRIGGERS = "SELECT evtname, evtevent, evttags::text, evtfoid::regproc::text FROM pg_event_trigger ORDER BY 1"
 
 
@@ -69,7 +71,13 @@ def test_every_update_path_ends_like_a_fresh_install(fresh_db: Any) -> None:
         with old.connect("alice") as alice:
             save(alice, "acme", "kept", "value-saved-before-the-update")
             assert get(alice, "acme", "kept")["value"] == "value-saved-before-the-update"
+            grants = old.sql(GRANTS)
+            trail = old.sql(TRAIL)
+            assert grants and trail
             old.sql("ALTER EXTENSION hush UPDATE")
+            # Every grant and audit row is still there, as it was.
+            assert old.sql(GRANTS) == grants
+            assert old.sql(TRAIL) == trail
             # The same session, whose backend holds the old version's Python, runs the new.
             assert get(alice, "acme", "kept")["value"] == "value-saved-before-the-update"
             save(alice, "acme", "kept", "saved-after")

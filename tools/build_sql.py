@@ -10,18 +10,26 @@ scripts of earlier versions and sql/updates/ the update scripts' sources
                        plpython/hush_plpy/ embedded as a string literal, so the
                        database's extension version and its Python code cannot drift;
   {{py: mod.fn(args)}} the body of an API function: fetch the loaded package
-                       from GD (loading it once per backend) and call mod.fn.
+                       from GD (loading it once per backend) and call mod.fn;
+  {{owner_steps}}      the row policy of hush's privileged steps, written once
+                       in plpython/hush_plpy/access.py.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import marshal
 import re
+import sys
+import zlib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
-# Import order: a module comes after the modules it imports.
-MODULES = ["errors", "validate", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys", "seal", "maintenance", "oauth"]
+# Every module of the package (checked against the directory).
+MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys",
+           "seal", "maintenance", "oauth"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 
@@ -30,27 +38,81 @@ def gd_key(version: str) -> str:
     return f"hush_plpy {version}"
 
 
+def _packed(data: bytes) -> str:
+    """zlib + base64: the loader's own text stays small, and Python parses it on every new connection."""
+    return base64.b64encode(zlib.compress(data, 9)).decode()
+
+
 def loader_body(version: str) -> str:
+    """The package, registered so that each module is imported on first use: a new
+    connection's first call pays only for the modules it needs. Each module comes
+    compiled by the build's Python (marshal), used when the server's Python has the
+    same bytecode tag, else compiled from its source."""
     found = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
     if sorted(MODULES) != found:
         raise SystemExit(f"tools/build_sql.py MODULES {MODULES} does not match plpython/hush_plpy: {found}")
-    sources = ",\n".join(f"    ({m!r}, {(PKG / (m + '.py')).read_text()!r})" for m in MODULES)
+    sources, compiled = [], []
+    for m in MODULES:
+        src = (PKG / (m + ".py")).read_text()
+        code = compile(src, f"plpython/hush_plpy/{m}.py", "exec", dont_inherit=True)
+        sources.append(f"    {m!r}: {_packed(src.encode())!r},")
+        compiled.append(f"    {m!r}: {_packed(marshal.dumps(code))!r},")
     pkg = f"hush_plpy_{version.replace('.', '_')}"
+    nl = "\n"
     return f'''
-import sys, types
-SOURCES = [
-{sources}
-]
-pkg = types.ModuleType({pkg!r})
+import binascii, importlib, marshal, sys, types, zlib
+from importlib.machinery import ModuleSpec
+PKG = {pkg!r}
+SOURCES = {{
+{nl.join(sources)}
+}}
+CODE_TAG = {sys.implementation.cache_tag!r}
+CODE = {{
+{nl.join(compiled)}
+}}
+
+
+class Finder:
+    """Imports {pkg}.<module> from SOURCES, on first use."""
+    package = PKG
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        if fullname.startswith(PKG + ".") and fullname[len(PKG) + 1:] in SOURCES:
+            return ModuleSpec(fullname, Finder)
+        return None
+
+    @staticmethod
+    def create_module(spec):
+        return None
+
+    @staticmethod
+    def exec_module(module):
+        name = module.__name__[len(PKG) + 1:]
+        if sys.implementation.cache_tag == CODE_TAG:
+            code = marshal.loads(zlib.decompress(binascii.a2b_base64(CODE[name])))
+        else:
+            source = zlib.decompress(binascii.a2b_base64(SOURCES[name])).decode()
+            code = compile(source, "plpython/hush_plpy/" + name + ".py", "exec")
+        exec(code, module.__dict__)
+
+
+def submodule(name):
+    if name in SOURCES:
+        return importlib.import_module(PKG + "." + name)
+    raise AttributeError(name)
+
+
+# A fresh package each time this runs (an update, or a second call): the old modules and finder go.
+for old in [m for m in sys.modules if m == PKG or m.startswith(PKG + ".")]:
+    del sys.modules[old]
+sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "package", None) != PKG]
+sys.meta_path.insert(0, Finder)
+pkg = types.ModuleType(PKG)
 pkg.__path__ = []
-pkg.__package__ = {pkg!r}
-sys.modules[{pkg!r}] = pkg
-for name, src in SOURCES:
-    mod = types.ModuleType({pkg!r} + "." + name)
-    mod.__package__ = {pkg!r}
-    sys.modules[mod.__name__] = mod
-    exec(compile(src, "plpython/hush_plpy/" + name + ".py", "exec"), mod.__dict__)
-    setattr(pkg, name, mod)
+pkg.__package__ = PKG
+pkg.__getattr__ = submodule
+sys.modules[PKG] = pkg
 GD[{gd_key(version)!r}] = pkg
 '''
 
@@ -69,11 +131,21 @@ return pkg.{mod}.{fn}(plpy, {args})
 INCLUDE = re.compile(r"\{\{include:\s*([\w./-]+)\s*\}\}")
 
 
+def _access() -> Any:
+    sys.path.insert(0, str(PKG.parent))
+    try:
+        from hush_plpy import access  # pure Python: no server needed
+    finally:
+        sys.path.pop(0)
+    return access
+
+
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
-    leftover = INCLUDE.sub("", CALL.sub("", text)).replace("{{python_modules}}", "")
-    if "{{" in leftover:
+    leftover = INCLUDE.sub("", CALL.sub("", text))
+    if "{{" in leftover.replace("{{python_modules}}", "").replace("{{owner_steps}}", ""):
         raise SystemExit(f"{where}: unknown marker")
+    text = text.replace("{{owner_steps}}", _access().OWNER_STEPS)
     text = text.replace("{{python_modules}}", loader_body(version))
     text = CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)
     text = text.replace("@EXTVERSION@", version)

@@ -1,18 +1,27 @@
-"""Who is calling, may they act on this tenant, and the tenant's settings.
+"""Whose authority, and may it act on this tenant.
 
-Every API call starts here with one SPI round trip that (1) sets hush.tenant
-for the transaction, which the FORCE'd row-level security policies key on, (2)
-checks the caller's tenant grant, and (3) reads the tenant's settings (and,
-for writes, the active root key id). Inside a SECURITY DEFINER function
-current_user is the owner, so the caller is the session's SET ROLE when there is one (PostgREST
-style) and session_user otherwise; grants count through role membership.
+hush acts with the authority of the role the calling code runs as:
+CURRENT_USER at the call site, with the roles whose privileges it has
+(pg_has_role ... 'USAGE': a NOINHERIT member that has not switched role gets
+nothing). Never the session's (SESSION_USER, the `role` setting,
+is_superuser): PostgreSQL runs code as other roles inside a session, in
+definer functions and triggers and in the index expressions that ANALYZE,
+VACUUM, REINDEX and friends evaluate as the table's owner. A superuser acting
+as itself may act on every tenant.
+
+may_act is that rule in SQL, written once: privileged steps use it with the
+caller their ticket carries (the owner_steps row policy then confines them to
+the tenant they checked); the OAuth worker's scan with its caller per row.
 """
 from __future__ import annotations
 
-from typing import Any
 
 from . import validate
 from .errors import READ_ONLY_AUDIT, TENANT_ACCESS_DENIED, Fail
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
 
 _plans: dict[str, Any] = {}
 
@@ -30,30 +39,46 @@ def plan(plpy: Any, key: str, sql: str, types: list[str]) -> Any:
     return p
 
 
-# Every name is schema-qualified, operators included, so a caller's
-# search_path cannot steer what runs here (the functions also pin theirs).
-PRELUDE_SQL = """
+def may_act(tenant: str, role: str) -> str:
+    """SQL: whether `role` may act on `tenant` (both SQL expressions). The grant lookup
+    goes through tenant_grants' primary key; the superuser test does not depend on the
+    row, so the planner runs it once per statement. to_regrole: a grant to a role dropped
+    since is NULL, not an error."""
+    return f"""(EXISTS (SELECT 1 FROM hush.tenant_grants g
+                  WHERE g.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[{tenant}, '*'::pg_catalog.text])
+                    AND pg_catalog.pg_has_role({role},
+                          pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'USAGE'))
+         OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                       WHERE r.rolname OPERATOR(pg_catalog.=) {role}), false))"""
+
+
+# The owner_steps row policy: hush's privileged steps, running as hush_owner (or
+# hush_retention, a member of it), see the one tenant they set in hush.tenant
+# after checking their caller's grant (enter below). Keyed on CURRENT_USER, not
+# on a role list: a policy TO hush_owner would apply to every caller reading
+# through hush_owner's views too.
+OWNER_STEPS = """CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['hush_owner', 'hush_retention']::pg_catalog.name[])
+       AND tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true)"""
+
+
+# -- privileged side: a step acting for the caller its ticket names ---------------------
+
+# One round trip: set hush.tenant (the owner_steps row policy confines every
+# statement of the step to it), test the caller's grant, read the tenant's settings.
+ENTER_SQL = f"""
 SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
-       c.caller,
-       -- is_superuser follows SET ROLE and is left alone by SECURITY DEFINER: it is the caller's.
-       (pg_catalog.current_setting('is_superuser') OPERATOR(pg_catalog.=) 'on'
-        OR EXISTS (SELECT 1 FROM hush.tenant_grants g
-                    WHERE g.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[$1, '*'::pg_catalog.text])
-                      -- to_regrole: a grant to a role dropped since is NULL, not an error
-                      AND pg_catalog.pg_has_role(c.caller,
-                            pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'MEMBER'))) AS allowed,
+       {may_act("$1", "$2")} AS allowed,
+       COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $2), false)
+           AS superuser,
        COALESCE(t.audit_reads, true) AS audit_reads,
-       pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AS read_only{write_cols}
-  FROM (SELECT CASE pg_catalog.current_setting('role')
-                 WHEN 'none' THEN SESSION_USER
-                 ELSE pg_catalog.current_setting('role') END::pg_catalog.name AS caller) c
+       pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AS read_only{{write_cols}}
+  FROM (SELECT 1) AS one
   LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) $1
 """
 # Writes also need the value size limit and the active root key id (read from
-# the table on every write, so a newly activated key is used at once); reads,
-# the hot path, do not.
-PRELUDE_READ_SQL = PRELUDE_SQL.format(write_cols="")
-PRELUDE_WRITE_SQL = PRELUDE_SQL.format(write_cols=""",
+# the table on every write, so a newly activated key is used at once).
+ENTER_READ_SQL = ENTER_SQL.format(write_cols="")
+ENTER_WRITE_SQL = ENTER_SQL.format(write_cols=""",
        COALESCE(t.max_value_bytes, 65536) AS max_value_bytes,
        (SELECT k.key_id FROM hush.root_keys k WHERE k.state OPERATOR(pg_catalog.=) 'active') AS active_key_id""")
 
@@ -72,15 +97,22 @@ def deny_read_only(tenant: str) -> None:
                     "off for this tenant with hush.configure_tenant.")
 
 
-def enter(plpy: Any, tenant: Any, write: bool = False) -> dict[str, Any]:
-    """Validate the tenant, set it for RLS, check the grant. Returns the prelude row
-    (with max_value_bytes and active_key_id when `write`)."""
+def enter(plpy: Any, caller: str, tenant: Any, write: bool = False) -> dict[str, Any]:
+    """In a privileged step: validate the tenant, set it for the row policies, check the
+    caller's grant. Returns the settings row (with max_value_bytes and active_key_id when
+    `write`) plus `caller`."""
     validate.tenant(tenant)
     if write:
-        p = plan(plpy, "prelude.write", PRELUDE_WRITE_SQL, ["pg_catalog.text"])
+        p = plan(plpy, "enter.write", ENTER_WRITE_SQL, ["pg_catalog.text", "pg_catalog.name"])
     else:
-        p = plan(plpy, "prelude.read", PRELUDE_READ_SQL, ["pg_catalog.text"])
-    row = plpy.execute(p, [tenant])[0]
+        p = plan(plpy, "enter.read", ENTER_READ_SQL, ["pg_catalog.text", "pg_catalog.name"])
+    row = dict(plpy.execute(p, [tenant, caller])[0])
     if not row["allowed"]:
-        deny(row["caller"], tenant)
+        deny(caller, tenant)
+    row["caller"] = caller
     return row
+
+
+def actor(ctx: dict[str, Any]) -> Any:
+    """The audit detail that says a superuser acted as itself (None otherwise)."""
+    return '{"superuser": true}' if ctx.get("superuser") else None

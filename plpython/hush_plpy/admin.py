@@ -1,23 +1,31 @@
-"""Tenant grants and tenant settings (hush_admin). Every change is audited."""
+"""Tenant grants and tenant settings (hush_admin). Every change is audited.
+
+Authority is EXECUTE on the API function, which PostgreSQL checks against the
+role the calling code runs as; the change itself is a privileged step run as
+hush_owner (privileged.py), and what it records (granted_by, the audit row's
+db_role) names that role.
+"""
 from __future__ import annotations
 
-from typing import Any
 
-from . import audit, validate
+from . import audit, privileged, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, Fail, api
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
+
 T = "pg_catalog.text"
 EQ = "OPERATOR(pg_catalog.=)"
+OWNER = privileged.OWNER
 
 # hush.tenant is set to the tenant whose audit row is written: the audit
-# table's RLS policy checks it on insert too.
+# table's row policy checks it on insert too.
 SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 ROLE_SQL = f"SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $1"
 GRANT_SQL = """
-INSERT INTO hush.tenant_grants (tenant_id, role_name, granted_by)
-VALUES ($1, $2, CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER
-                     ELSE pg_catalog.current_setting('role') END::pg_catalog.name)
+INSERT INTO hush.tenant_grants (tenant_id, role_name, granted_by) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING RETURNING role_name
 """
 REVOKE_SQL = f"""
@@ -48,11 +56,17 @@ def _set_tenant(plpy: Any, tenant: str) -> None:
 def grant_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
     """True when the grant is new."""
     validate.tenant(tenant, allow_all=True)
+    return privileged.call(plpy, OWNER, _grant, role, tenant)
+
+
+@privileged.step(OWNER)
+def _grant(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
     role = _role(plpy, role)
     _set_tenant(plpy, tenant)
-    new = bool(plpy.execute(plan(plpy, "admin.grant", GRANT_SQL, [T, "pg_catalog.name"]), [tenant, role]))
+    new = bool(plpy.execute(plan(plpy, "admin.grant", GRANT_SQL, [T, "pg_catalog.name", "pg_catalog.name"]),
+                            [tenant, role, caller]))
     if new:
-        audit.record(plpy, tenant, "grant_tenant", detail={"role": role})
+        audit.record(plpy, {"caller": caller}, tenant, "grant_tenant", detail={"role": role})
     return new
 
 
@@ -60,10 +74,15 @@ def grant_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
 def revoke_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
     """True when a grant was removed."""
     validate.tenant(tenant, allow_all=True)
+    return privileged.call(plpy, OWNER, _revoke, role, tenant)
+
+
+@privileged.step(OWNER)
+def _revoke(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
     _set_tenant(plpy, tenant)
     gone = bool(plpy.execute(plan(plpy, "admin.revoke", REVOKE_SQL, [T, "pg_catalog.name"]), [tenant, role]))
     if gone:
-        audit.record(plpy, tenant, "revoke_tenant", detail={"role": role})
+        audit.record(plpy, {"caller": caller}, tenant, "revoke_tenant", detail={"role": role})
     return gone
 
 
@@ -74,11 +93,17 @@ def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: 
         raise Fail(INVALID_ARGUMENT, "max_value_bytes must be between 1 and 1048576")
     if recovery_days is not None and not 1 <= recovery_days <= MAX_RECOVERY_DAYS:
         raise Fail(INVALID_ARGUMENT, "recovery_days must be between 1 and %d" % MAX_RECOVERY_DAYS)
+    return privileged.call(plpy, OWNER, _configure, tenant, audit_reads, max_value_bytes, recovery_days)
+
+
+@privileged.step(OWNER)
+def _configure(plpy: Any, caller: str, tenant: str, audit_reads: Any, max_value_bytes: Any,
+               recovery_days: Any) -> dict:
     _set_tenant(plpy, tenant)
     row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL,
                             [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4"]),
                        [tenant, audit_reads, max_value_bytes, recovery_days])[0]
-    audit.record(plpy, tenant, "configure_tenant",
+    audit.record(plpy, {"caller": caller}, tenant, "configure_tenant",
                  detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"],
                          "recovery_days": row["recovery_days"]})
     return row

@@ -2,22 +2,32 @@
 the file named by hush.root_key_file.
 
 Both settings come from pg_file_settings (the server's configuration files,
-ALTER SYSTEM included) through superuser-owned readers, and session SETs are
-ignored, so a role cannot point hush at a keyring of its choosing. The keys are cached
-in a dictionary private to this backend's PL/Python; SQL only ever sees key ids.
+ALTER SYSTEM included) through a superuser-owned reader that only hush_owner
+may call, and session SETs are ignored, so a role cannot point hush at a
+keyring of its choosing. The reader runs in a privileged step: only
+hush_owner may call it. (The settings themselves are readable by any role
+with SHOW, as every setting no loaded module defines is: a command line must
+hold no credential. Errors name the program only all the same.) The keys are
+cached in a dictionary private to this backend's PL/Python; SQL only ever sees
+key ids.
 """
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
 import os
-import shlex
 import stat
-import subprocess
-from typing import Any
 
+from . import privileged
 from .errors import KEY_UNAVAILABLE, Fail
+
+try:  # hashlib's own import (OpenSSL) costs a new connection ~1 ms; BLAKE2 is built into CPython
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - another Python
+    from hashlib import blake2b
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
 
 KEY_BYTES = 32
 CACHE = "hush keyring"
@@ -28,7 +38,7 @@ COMMAND_TIMEOUT = 30
 
 def key_id(key: bytes) -> str:
     """A key's public name: BLAKE2b-128 of the key, personalised for hush."""
-    return hashlib.blake2b(key, digest_size=16, person=b"hush-root-key").hexdigest()
+    return blake2b(key, digest_size=16, person=b"hush-root-key").hexdigest()
 
 
 def parse(text: str, path: str, source: str = "root key file") -> dict[str, bytes]:
@@ -40,7 +50,7 @@ def parse(text: str, path: str, source: str = "root key file") -> dict[str, byte
         if not line or line.startswith("#"):
             continue
         try:
-            key = base64.b64decode(line, validate=True)
+            key = binascii.a2b_base64(line, strict_mode=True)
         except (binascii.Error, ValueError):
             key = b""
         if len(key) != KEY_BYTES:
@@ -78,6 +88,8 @@ def read_file(path: str) -> dict[str, bytes]:
 def run_command(command: str) -> dict[str, bytes]:
     """The keyring a command prints. Messages name the program only: neither its
     arguments (they may hold a credential) nor its output reach them."""
+    import shlex  # here: a key file needs neither (subprocess costs a new connection ~4 ms)
+    import subprocess
     try:
         argv = shlex.split(command)
     except ValueError:
@@ -107,7 +119,7 @@ def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
     not cached, so a fixed file is picked up by the next call."""
     keys = None if fresh else GD.get(CACHE)
     if keys is None:
-        row = plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0]
+        row = privileged.call(plpy, privileged.OWNER, _source)
         if row["command"]:
             keys = run_command(row["command"])
         elif row["file"]:
@@ -116,6 +128,13 @@ def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
             raise Fail(KEY_UNAVAILABLE, "hush.root_key_file is not set in the server configuration", hint=SETTING_HINT)
         GD[CACHE] = keys
     return keys
+
+
+@privileged.step(privileged.OWNER)
+def _source(plpy: Any, caller: str) -> dict:
+    """Where the keyring comes from (command, file), read as hush_owner for any caller:
+    loading the keyring into this backend hands the caller nothing."""
+    return dict(plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0])
 
 
 def get(plpy: Any, GD: dict, kid: str) -> bytes:

@@ -1,21 +1,27 @@
 """Root key lifecycle (hush_admin): which keys exist, register, activate, retire.
 
-These functions run as hush_keykeeper (BYPASSRLS): counting the data keys a
-root key seals spans every tenant. They read key ids and counts, never a
-value or a data key. Each change is audited under tenant '*'.
+Authority is EXECUTE on the API function (hush_admin); the work is a
+privileged step (privileged.py) run as hush_keykeeper (BYPASSRLS): counting
+the data keys a root key seals spans every tenant. The steps read key ids and
+counts, never a value; rewrap re-seals data keys without opening a value.
+Each change is audited under tenant '*', naming the role that called.
 """
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from . import audit, crypto, keyring
+from . import audit, crypto, keyring, privileged
 from .access import plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, ROOT_KEY_IN_USE, ROOT_KEY_UNKNOWN,
                      Fail, api)
 from .secrets import EQ, T
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
+
 NE = "OPERATOR(pg_catalog.<>)"
+KEYKEEPER = privileged.KEYKEEPER
 KEY_ID = re.compile(r"[0-9a-f]{32}")
 
 # Every table holding data keys sealed by a root key: (table, row id, generation).
@@ -63,6 +69,11 @@ def _in_keyring(plpy: Any, GD: dict, kid: str) -> None:
 @api
 def status(plpy: Any, GD: dict) -> list[dict]:
     """Registered keys with their state and data-key counts, then keyring keys not registered yet."""
+    return privileged.call(plpy, KEYKEEPER, _status, GD)
+
+
+@privileged.step(KEYKEEPER)
+def _status(plpy: Any, caller: str, GD: dict) -> list[dict]:
     try:
         loaded = keyring.load(plpy, GD, fresh=True)
     except Fail as f:  # still show what is registered, and say why nothing is loaded
@@ -78,18 +89,26 @@ def status(plpy: Any, GD: dict) -> list[dict]:
 @api
 def add(plpy: Any, GD: dict, kid: Any) -> str:
     """Register a keyring key as decrypt_only (a retired key comes back as decrypt_only)."""
-    kid = _key_id(kid)
+    return privileged.call(plpy, KEYKEEPER, _add, GD, _key_id(kid))
+
+
+@privileged.step(KEYKEEPER)
+def _add(plpy: Any, caller: str, GD: dict, kid: str) -> str:
     _in_keyring(plpy, GD, kid)
     plpy.execute(plan(plpy, "keys.add", ADD_SQL, [T]), [kid])
     state = _state(plpy, kid)
-    audit.record(plpy, "*", "add_root_key", detail={"key_id": kid, "state": state})
+    audit.record(plpy, {"caller": caller}, "*", "add_root_key", detail={"key_id": kid, "state": state})
     return str(state)
 
 
 @api
 def activate(plpy: Any, GD: dict, kid: Any) -> str:
     """Make a registered key the one new data keys are sealed with; the old one decrypts only."""
-    kid = _key_id(kid)
+    return privileged.call(plpy, KEYKEEPER, _activate, GD, _key_id(kid))
+
+
+@privileged.step(KEYKEEPER)
+def _activate(plpy: Any, caller: str, GD: dict, kid: str) -> str:
     state = _state(plpy, kid)
     if state is None or state == "retired":
         raise Fail(ROOT_KEY_UNKNOWN, "root key %s is %s" % (kid, "retired" if state else "not registered"),
@@ -98,14 +117,18 @@ def activate(plpy: Any, GD: dict, kid: Any) -> str:
     if state != "active":
         plpy.execute(plan(plpy, "keys.demote", DEMOTE_SQL, [T]), [kid])
         plpy.execute(plan(plpy, "keys.promote", PROMOTE_SQL, [T]), [kid])
-        audit.record(plpy, "*", "activate_root_key", detail={"key_id": kid})
+        audit.record(plpy, {"caller": caller}, "*", "activate_root_key", detail={"key_id": kid})
     return "active"
 
 
 @api
 def retire(plpy: Any, GD: dict, kid: Any) -> str:
     """Retire a key no data key needs any more; refused for the active key and keys in use."""
-    kid = _key_id(kid)
+    return privileged.call(plpy, KEYKEEPER, _retire, _key_id(kid))
+
+
+@privileged.step(KEYKEEPER)
+def _retire(plpy: Any, caller: str, kid: str) -> str:
     state = _state(plpy, kid)
     if state is None:
         raise Fail(ROOT_KEY_UNKNOWN, "root key %s is not registered" % kid)
@@ -118,7 +141,7 @@ def retire(plpy: Any, GD: dict, kid: Any) -> str:
                    hint="Re-seal them under the active key first (rewrap), or destroy those versions.")
     if state != "retired":
         plpy.execute(plan(plpy, "keys.retire", RETIRE_SQL, [T]), [kid])
-        audit.record(plpy, "*", "retire_root_key", detail={"key_id": kid})
+        audit.record(plpy, {"caller": caller}, "*", "retire_root_key", detail={"key_id": kid})
     return "retired"
 
 
@@ -159,6 +182,11 @@ def rewrap_batch(plpy: Any, GD: dict, batch_size: Any) -> int:
     returns how many (0 = done). The caller commits each batch."""
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
         raise Fail(INVALID_ARGUMENT, "batch_size must be between 1 and 10000")
+    return privileged.call(plpy, KEYKEEPER, _rewrap_batch, GD, batch_size)
+
+
+@privileged.step(KEYKEEPER)
+def _rewrap_batch(plpy: Any, caller: str, GD: dict, batch_size: int) -> int:
     active = plpy.execute(plan(plpy, "keys.active", ACTIVE_SQL, []))
     if not active:  # no key registered yet, so no data key either
         return 0
@@ -183,5 +211,5 @@ def rewrap_batch(plpy: Any, GD: dict, batch_size: Any) -> int:
              [T, "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.int4[]", "pg_catalog.text[]",
               "pg_catalog.bytea[]"])
     plpy.execute(p, [new_kid, *cols])
-    audit.record(plpy, "*", "rewrap", detail={"key_id": new_kid, "data_keys": len(rows)})
+    audit.record(plpy, {"caller": caller}, "*", "rewrap", detail={"key_id": new_kid, "data_keys": len(rows)})
     return len(rows)

@@ -1,8 +1,9 @@
 """Keeping the audit trail: monthly partitions ahead of time, retention by
 dropping whole partitions, and the purge of soft-deleted secrets whose
-recovery window has passed. Every function here runs as hush_retention (see
-sql/50_functions/70_maintenance.sql) with TimeZone pinned to UTC and DateStyle
-to ISO, so month bounds and the text of a partition bound are UTC whatever the
+recovery window has passed. Authority is EXECUTE on the API function; the
+work is a privileged step (privileged.py) run as hush_retention, whose
+dispatcher pins TimeZone to UTC and DateStyle to ISO (see
+sql/50_functions/70_maintenance.sql), so month bounds and the text of a partition bound are UTC whatever the
 caller set. Times are compared in SQL; the one exception, the oldest and
 newest removed row across partitions, compares ISO text in UTC, which sorts in
 time order.
@@ -10,11 +11,14 @@ time order.
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from . import seal
+from . import privileged, seal
 from .access import plan
 from .errors import INVALID_ARGUMENT, Fail, api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
 
 T = "pg_catalog.text"
 I8 = "pg_catalog.int8"
@@ -91,11 +95,12 @@ def _lock(plpy: Any) -> None:
     plpy.execute(plan(plpy, "maint.lock", LOCK_SQL, []))
 
 
-def _log(plpy: Any, task: str, detail_sql: str, types: list[str], args: list) -> None:
-    """A maintenance_log row whose detail jsonb is built in SQL (timestamps in ISO form)."""
-    p = plan(plpy, "maint.log." + task, "INSERT INTO hush.maintenance_log (task, detail) SELECT '%s', %s"
-             % (task, detail_sql), types)
-    plpy.execute(p, args)
+def _log(plpy: Any, caller: str, task: str, detail_sql: str, types: list[str], args: list) -> None:
+    """A maintenance_log row whose detail jsonb is built in SQL (timestamps in ISO form);
+    the last parameter is the role that asked for the work."""
+    p = plan(plpy, "maint.log." + task, "INSERT INTO hush.maintenance_log (task, detail, run_by) SELECT '%s', %s, $%d"
+             % (task, detail_sql, len(types) + 1), types + ["pg_catalog.name"])
+    plpy.execute(p, args + [caller])
 
 
 def _partitions(plpy: Any) -> list[dict]:
@@ -107,6 +112,11 @@ def create_partitions(plpy: Any, months_ahead: Any) -> list[dict]:
     """Create the missing monthly partitions up to `months_ahead` months from now; the new ones."""
     if months_ahead is None or not 0 <= months_ahead <= MAX_MONTHS_AHEAD:
         raise Fail(INVALID_ARGUMENT, "months_ahead must be between 0 and %d" % MAX_MONTHS_AHEAD)
+    return privileged.call(plpy, privileged.RETENTION, _create_partitions, months_ahead)
+
+
+@privileged.step(privileged.RETENTION)
+def _create_partitions(plpy: Any, caller: str, months_ahead: int) -> list[dict]:
     _lock(plpy)
     have = {p["name"] for p in _partitions(plpy)}
     made = []
@@ -121,7 +131,7 @@ def create_partitions(plpy: Any, months_ahead: Any) -> list[dict]:
         plpy.execute(ATTACH_SQL.format(name=name, lo=m["lo_literal"], hi=m["hi_literal"]))
         for sql in SETUP_SQL:
             plpy.execute(sql.format(name=name))
-        _log(plpy, "create_audit_partition",
+        _log(plpy, caller, "create_audit_partition",
              "pg_catalog.jsonb_build_object('partition', $1, 'from', $2, 'to', $3, 'rows_moved', $4)",
              [T, TS, TS, I8], ["hush." + name, m["lo"], m["hi"], waiting])
         made.append({"partition": "hush." + name, "range_from": m["lo"], "range_to": m["hi"], "rows_moved": waiting})
@@ -171,6 +181,11 @@ def cleanup(plpy: Any, retention_days: Any) -> list[dict]:
     if retention_days is None or not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
         raise Fail(INVALID_ARGUMENT, "retention_days must be between %d and %d" % (MIN_RETENTION_DAYS,
                                                                                    MAX_RETENTION_DAYS))
+    return privileged.call(plpy, privileged.RETENTION, _cleanup, retention_days)
+
+
+@privileged.step(privileged.RETENTION)
+def _cleanup(plpy: Any, caller: str, retention_days: int) -> list[dict]:
     _lock(plpy)
     plpy.execute(plan(plpy, "seal.lock_write", seal.LOCK_WRITE_SQL, []))
     cutoff = plpy.execute(plan(plpy, "maint.cutoff", CUTOFF_SQL, ["pg_catalog.int4"]), [retention_days])[0]["cutoff"]
@@ -204,9 +219,9 @@ def cleanup(plpy: Any, retention_days: Any) -> list[dict]:
             plpy.execute(plpy.prepare(DELETE_SQL.format(name=name), [TS]), [cutoff])
     if end is not None:
         kept = seal.range_from_start(plpy, end)
-        made = seal.insert_seal(plpy, "anchor", None, end, kept["n"], kept["rows_hash"], seals[-1]["hash"])
+        made = seal.insert_seal(plpy, caller, "anchor", None, end, kept["n"], kept["rows_hash"], seals[-1]["hash"])
         result["anchor_seal_id"] = made["id"]
-    _log(plpy, "cleanup_audit_logs",
+    _log(plpy, caller, "cleanup_audit_logs",
          "pg_catalog.jsonb_build_object('retention_days', $1, 'cutoff', $2, 'rows_removed', $3, "
          "'partitions_dropped', $4, 'oldest_removed', $5, 'newest_removed', $6, 'anchor_seal_id', $7)",
          ["pg_catalog.int4", TS, I8, "pg_catalog.text[]", TS, TS, I8],
@@ -238,10 +253,10 @@ WITH v AS (DELETE FROM hush.secret_versions v
             WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.id OPERATOR(pg_catalog.=) ANY ($2)
               AND s.deleted_at IS NOT NULL
            RETURNING s.id, s.name, s.current_version, s.deleted_at),
-     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail)
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
            SELECT $1, 'purge', s.id, s.name, s.current_version,
                   pg_catalog.jsonb_build_object('deleted_at', s.deleted_at, 'versions',
-                      (SELECT pg_catalog.count(*) FROM v WHERE v.secret_id OPERATOR(pg_catalog.=) s.id))
+                      (SELECT pg_catalog.count(*) FROM v WHERE v.secret_id OPERATOR(pg_catalog.=) s.id)), $3
              FROM s)
 SELECT pg_catalog.count(*) AS n FROM s
 """
@@ -250,14 +265,19 @@ SELECT pg_catalog.count(*) AS n FROM s
 @api
 def purge_deleted(plpy: Any) -> list[dict]:
     """Purge soft-deleted secrets whose tenant's recovery window has passed; per tenant, how many."""
+    return privileged.call(plpy, privileged.RETENTION, _purge_deleted)
+
+
+@privileged.step(privileged.RETENTION)
+def _purge_deleted(plpy: Any, caller: str) -> list[dict]:
     _lock(plpy)
     done = []
     for row in plpy.execute(plan(plpy, "maint.expired", EXPIRED_SQL, [])):
         plpy.execute(plan(plpy, "maint.set_tenant", SET_TENANT_SQL, [T]), [row["tenant_id"]])
-        n = plpy.execute(plan(plpy, "maint.purge", PURGE_SQL, [T, "pg_catalog.uuid[]"]),
-                         [row["tenant_id"], row["ids"]])[0]["n"]
+        n = plpy.execute(plan(plpy, "maint.purge", PURGE_SQL, [T, "pg_catalog.uuid[]", "pg_catalog.name"]),
+                         [row["tenant_id"], row["ids"], caller])[0]["n"]
         done.append({"tenant_id": row["tenant_id"], "secrets_purged": n})
     if done:
-        _log(plpy, "purge_deleted_secrets", "pg_catalog.jsonb_build_object('tenants', $1::pg_catalog.jsonb)",
+        _log(plpy, caller, "purge_deleted_secrets", "pg_catalog.jsonb_build_object('tenants', $1::pg_catalog.jsonb)",
              [T], [json.dumps({d["tenant_id"]: d["secrets_purged"] for d in done}, sort_keys=True)])
     return done

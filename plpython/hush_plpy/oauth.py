@@ -9,20 +9,28 @@ audit row (secret_name = the provider, detail.account = the account), never a
 value. Single-flight refresh is a lease: claim() takes it in one committed
 UPDATE, the client calls the token endpoint, finish() stores the result over
 the generation it claimed and frees the lease, release() frees it on failure.
+
+Every function's work is a privileged step (privileged.py) run as hush_owner
+for the caller its ticket names, whose grant access.enter checks; the
+worker's cross-tenant scan runs as hush_refresher, confined to the tenants
+that caller may act on (SERVES).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from typing import Any
 
-from . import access, audit, crypto, keyring, validate
-from .access import plan
-from .errors import (CALLER_EXPR, DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS,
+from . import access, audit, crypto, keyring, privileged, validate
+from .access import may_act, plan
+from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS,
                      OAUTH_CONNECTION_NOT_FOUND, OAUTH_LEASE_LOST, OAUTH_PROVIDER_NOT_FOUND, OAUTH_REAUTH_REQUIRED,
-                     OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, Fail, api)
+                     OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, TENANT_ACCESS_DENIED, Fail, api)
 from .secrets import EQ, T, active_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
 
 J, I4, TS, U, B, NM, TA, BOOL = ("pg_catalog.jsonb", "pg_catalog.int4", "pg_catalog.timestamptz", "pg_catalog.uuid",
                                  "pg_catalog.bytea", "pg_catalog.name", "pg_catalog.text[]", "pg_catalog.bool")
@@ -32,6 +40,7 @@ MAX_CONFIG_BYTES = 65536
 MAX_TOKEN_BYTES = 65536
 MAX_ERROR_CHARS = 200
 TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+OWNER, REFRESHER = privileged.OWNER, privileged.REFRESHER
 
 
 # -- sealing -------------------------------------------------------------------
@@ -71,9 +80,9 @@ def _read_audited(ctx: dict, tenant: str) -> bool:
     return bool(ctx["audit_reads"])
 
 
-def _record(plpy: Any, tenant: str, action: str, row_id: Any, provider: str, generation: Any = None,
+def _record(plpy: Any, who: dict, tenant: str, action: str, row_id: Any, provider: str, generation: Any = None,
             **detail: Any) -> None:
-    audit.record(plpy, tenant, action, secret_id=row_id, secret_name=provider, version=generation,
+    audit.record(plpy, who, tenant, action, secret_id=row_id, secret_name=provider, version=generation,
                  detail={k: v for k, v in detail.items() if v is not None} or None)
 
 
@@ -126,7 +135,12 @@ def save_provider(plpy: Any, GD: dict, tenant: str, name: Any, config: Any, clie
     conf = _json_object(config, "config", MAX_CONFIG_BYTES)
     if not isinstance(conf.get("client_id"), str) or not conf["client_id"]:
         raise Fail(INVALID_ARGUMENT, "config must name a client_id")
-    ctx = access.enter(plpy, tenant, write=True)
+    return privileged.call(plpy, OWNER, _save_provider, GD, tenant, name, config, client_secret)
+
+
+@privileged.step(OWNER)
+def _save_provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str, config: str, client_secret: Any) -> dict:
+    ctx = access.enter(plpy, caller, tenant, write=True)
     old = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
     row_id = str(old[0]["id"]) if old else str(uuid.uuid4())
     generation = old[0]["generation"] + 1 if old else 1
@@ -143,14 +157,19 @@ def save_provider(plpy: Any, GD: dict, tenant: str, name: Any, config: Any, clie
     if not rows:
         raise Fail(INVALID_ARGUMENT, "OAuth provider %r of tenant %s was changed by another call meanwhile"
                    % (name, tenant), hint="Retry.")
-    _record(plpy, tenant, "oauth_provider_save", row_id, name, generation)
+    _record(plpy, ctx, tenant, "oauth_provider_save", row_id, name, generation)
     return {"name": name, "created": not old, "generation": generation}
 
 
 @api
 def providers(plpy: Any, tenant: str) -> list:
     validate.tenant(tenant)
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _providers, tenant)
+
+
+@privileged.step(OWNER)
+def _providers(plpy: Any, caller: str, tenant: str) -> list:
+    access.enter(plpy, caller, tenant)
     return list(plpy.execute(plan(plpy, "oauth.providers", PROVIDERS_SQL, [T]), [tenant]))
 
 
@@ -158,13 +177,17 @@ def providers(plpy: Any, tenant: str) -> list:
 def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
     """A provider's configuration and client secret (audited as a read)."""
     validate.tenant(tenant)
-    name = validate.name(name, "provider name")
-    ctx = access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _provider, GD, tenant, validate.name(name, "provider name"))
+
+
+@privileged.step(OWNER)
+def _provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str) -> dict:
+    ctx = access.enter(plpy, caller, tenant)
     audited = _read_audited(ctx, tenant)
     row = _provider_row(plpy, tenant, name)
     secret = _provider_secret(plpy, GD, tenant, name, row)
     if audited and secret is not None:
-        _record(plpy, tenant, "oauth_client_secret_read", row["id"], name, row["generation"])
+        _record(plpy, ctx, tenant, "oauth_client_secret_read", row["id"], name, row["generation"])
     return {"name": name, "config": row["config"], "client_secret": secret}
 
 
@@ -172,11 +195,15 @@ def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
 def remove_provider(plpy: Any, tenant: str, name: Any) -> bool:
     """Remove a provider with its pending authorizations and connections (no revocation)."""
     validate.tenant(tenant)
-    name = validate.name(name, "provider name")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _remove_provider, tenant, validate.name(name, "provider name"))
+
+
+@privileged.step(OWNER)
+def _remove_provider(plpy: Any, caller: str, tenant: str, name: str) -> bool:
+    ctx = access.enter(plpy, caller, tenant)
     rows = plpy.execute(plan(plpy, "oauth.provider_delete", PROVIDER_DELETE_SQL, [T, T]), [tenant, name])
     if rows:
-        _record(plpy, tenant, "oauth_provider_remove", rows[0]["id"], name)
+        _record(plpy, ctx, tenant, "oauth_provider_remove", rows[0]["id"], name)
     return bool(rows)
 
 
@@ -219,7 +246,14 @@ def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code
         validate.name(account, "account")
     if not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= 86400:
         raise Fail(INVALID_ARGUMENT, "ttl_seconds must be between 1 and 86400")
-    ctx = access.enter(plpy, tenant, write=True)
+    return privileged.call(plpy, OWNER, _begin, GD, tenant, provider_name, digest, code_verifier, nonce, redirect_uri,
+                           scopes, account, ttl_seconds)
+
+
+@privileged.step(OWNER)
+def _begin(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, digest: bytes, code_verifier: Any,
+           nonce: Any, redirect_uri: Any, scopes: Any, account: Any, ttl_seconds: int) -> Any:
+    ctx = access.enter(plpy, caller, tenant, write=True)
     _provider_row(plpy, tenant, provider_name)
     plpy.execute(plan(plpy, "oauth.pending_purge", PENDING_PURGE_SQL, [T]), [tenant])
     row_id = str(uuid.uuid4())
@@ -228,7 +262,7 @@ def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code
     p = plan(plpy, "oauth.pending_insert", PENDING_INSERT_SQL, [T, B, U, T, T, T, TA, T, B, B, I4, NM])
     expires = plpy.execute(p, [tenant, digest, row_id, provider_name, account, redirect_uri, list(scopes or []),
                                *sealed, ttl_seconds, ctx["caller"]])[0]["expires_at"]
-    _record(plpy, tenant, "oauth_authorize", row_id, provider_name, account=account)
+    _record(plpy, ctx, tenant, "oauth_authorize", row_id, provider_name, account=account)
     return expires
 
 
@@ -236,7 +270,11 @@ def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code
 def consume(plpy: Any, GD: dict, state: Any) -> dict:
     """The pending authorization a callback's state names, removed for good, with what the
     code exchange needs. Spans tenants; the caller must be granted the one it belongs to."""
-    digest = _state_hash(state)
+    return privileged.call(plpy, OWNER, _consume, GD, _state_hash(state))
+
+
+@privileged.step(OWNER)
+def _consume(plpy: Any, caller: str, GD: dict, digest: bytes) -> dict:
     plpy.execute(plan(plpy, "oauth.set_state", SET_STATE_SQL, [T]), [digest.hex()])
     rows = plpy.execute(plan(plpy, "oauth.pending_take", PENDING_TAKE_SQL, [B]), [digest])
     plpy.execute(plan(plpy, "oauth.set_state", SET_STATE_SQL, [T]), [""])
@@ -245,11 +283,17 @@ def consume(plpy: Any, GD: dict, state: Any) -> dict:
                    hint="Start the authorization again; a callback can be completed once.")
     row = rows[0]
     tenant = row["tenant_id"]
-    access.enter(plpy, tenant)  # a caller without a grant on that tenant gets nothing, and nothing is consumed
+    try:  # a caller without a grant there gets nothing, and nothing is consumed
+        ctx = access.enter(plpy, caller, tenant)
+    except Fail as f:
+        if f.code != TENANT_ACCESS_DENIED:
+            raise
+        raise Fail(TENANT_ACCESS_DENIED, "role %s may not complete this OAuth authorization: it was started in a "
+                   "tenant the role may not act on" % caller) from None  # nor learn which from the state
     out = {"tenant_id": tenant, "provider": row["provider"], "account": row["account"],
            "redirect_uri": row["redirect_uri"], "scopes": row["scopes"], "expired": row["expired"],
            "code_verifier": None, "nonce": None, "config": None, "client_secret": None}
-    _record(plpy, tenant, "oauth_callback", row["id"], row["provider"], account=row["account"],
+    _record(plpy, ctx, tenant, "oauth_callback", row["id"], row["provider"], account=row["account"],
             expired=row["expired"] or None)
     if row["expired"]:  # consumed all the same: an expired state is never any good again
         return out
@@ -433,46 +477,59 @@ def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: 
     account = validate.name(account, "account")
     grant_type = validate.name(grant_type, "grant type")
     sealed, clear = _token_response(tokens)
-    ctx = access.enter(plpy, tenant, write=True)
+    return privileged.call(plpy, OWNER, _store_tokens, GD, tenant, provider_name, account, grant_type, sealed, clear)
+
+
+@privileged.step(OWNER)
+def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, grant_type: str,
+                  sealed: dict, clear: dict) -> dict:
+    ctx = access.enter(plpy, caller, tenant, write=True)
     _provider_row(plpy, tenant, provider_name)
     rows = plpy.execute(plan(plpy, "oauth.conn_lock", CONN_LOCK_SQL, [T, T, T]), [tenant, provider_name, account])
     out = _store(plpy, GD, ctx, tenant, provider_name, account, grant_type, sealed, clear,
                  rows[0] if rows else None)
-    _record(plpy, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
+    _record(plpy, ctx, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
             grant_type=grant_type)
     plpy.execute(plan(plpy, "oauth.wakeup", WAKEUP_SQL, []))  # a worker may need to plan this one's refresh
     return out
 
 
-def _audited_read(plpy: Any, tenant: str, provider_name: Any, account: Any) -> tuple[bool, str, dict]:
-    """The prelude of a token read: checks, the account (named or the only one), its row,
-    and whether the read is audited (refused in a read-only transaction when it is)."""
-    validate.tenant(tenant)
-    provider_name = validate.name(provider_name, "provider name")
-    ctx = access.enter(plpy, tenant)
-    audited = _read_audited(ctx, tenant)
+def _audited_read(plpy: Any, caller: str, tenant: str, provider_name: Any, account: Any) -> tuple[dict, str, dict]:
+    """In a step, the prelude of a token read: checks, the account (named or the only one),
+    its row, and the context (whose audit_reads says whether the read is recorded; refused in
+    a read-only transaction when it is)."""
+    ctx = access.enter(plpy, caller, tenant)
+    _read_audited(ctx, tenant)
     account = _account(plpy, tenant, provider_name, account)
-    return audited, account, _connection(plpy, tenant, provider_name, account)
+    return ctx, account, _connection(plpy, tenant, provider_name, account)
 
 
-def _read_access_token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> tuple[dict, str]:
-    """A connection's row and its access token, the read audited; SH074 when it needs re-authorization."""
-    audited, account, row = _audited_read(plpy, tenant, provider_name, account)
+def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str,
+                       account: Any) -> tuple[dict, str]:
+    """In a step: a connection's row and its access token, the read recorded before the token
+    is opened; SH074 when it needs re-authorization."""
+    ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account)
     if row["status"] == "needs_reauth":
         raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again "
                    "(its refresh token was refused)" % (account, tenant, provider_name),
                    hint="Run the authorization again; connections() shows the last error.")
-    access_token = _tokens(plpy, GD, tenant, provider_name, row)["access_token"]
-    if audited:
-        _record(plpy, tenant, "oauth_token_read", row["id"], provider_name, row["generation"], account=account)
-    return row, access_token
+    if ctx["audit_reads"]:
+        audit.record_reads(plpy, caller, tenant, [(row["id"], provider_name, row["generation"], {"account": account})],
+                           action="oauth_token_read")
+    return row, _tokens(plpy, GD, tenant, provider_name, row)["access_token"]
 
 
 @api
 def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
     """The stored access token of a connection with its expiry as the database sees it
     (valid_for, seconds). SH074 when the connection needs re-authorization."""
-    row, access_token = _read_access_token(plpy, GD, tenant, provider_name, account)
+    validate.tenant(tenant)
+    return privileged.call(plpy, OWNER, _token, GD, tenant, validate.name(provider_name, "provider name"), account)
+
+
+@privileged.step(OWNER)
+def _token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
+    row, access_token = _read_access_token(plpy, caller, GD, tenant, provider_name, account)
     return {"account": row["account"], "access_token": access_token, "token_type": row["token_type"],
             "scopes": row["scopes"], "expires_at": row["expires_at"], "valid_for": row["valid_for"],
             "generation": row["generation"], "grant_type": row["grant_type"], "lease_until": row["lease_until"]}
@@ -484,7 +541,15 @@ def access_token_sql(plpy: Any, GD: dict, tenant: str, provider_name: Any, accou
     SH076. It never refreshes (no HTTP in the database): the worker does, ahead of time."""
     if not isinstance(min_valid_seconds, int) or not 0 <= min_valid_seconds <= 86400:
         raise Fail(INVALID_ARGUMENT, "min_valid_seconds must be between 0 and 86400")
-    row, access_token = _read_access_token(plpy, GD, tenant, provider_name, account)
+    validate.tenant(tenant)
+    return privileged.call(plpy, OWNER, _access_token, GD, tenant, validate.name(provider_name, "provider name"),
+                           account, min_valid_seconds)
+
+
+@privileged.step(OWNER)
+def _access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any,
+                  min_valid_seconds: int) -> str:
+    row, access_token = _read_access_token(plpy, caller, GD, tenant, provider_name, account)
     if row["valid_for"] is not None and row["valid_for"] <= min_valid_seconds:
         raise Fail(OAUTH_TOKEN_EXPIRING, "the access token of account %r of tenant %s at OAuth provider %r %s"
                    % (row["account"], tenant, provider_name,
@@ -508,17 +573,19 @@ def events(plpy: Any, tenant: str, since: Any, max_rows: Any) -> list:
     validate.tenant(tenant)
     if not isinstance(max_rows, int) or not 1 <= max_rows <= 10000:
         raise Fail(INVALID_ARGUMENT, "max_rows must be between 1 and 10000")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _events, tenant, since, max_rows)
+
+
+@privileged.step(OWNER)
+def _events(plpy: Any, caller: str, tenant: str, since: Any, max_rows: int) -> list:
+    access.enter(plpy, caller, tenant)
     return list(plpy.execute(plan(plpy, "oauth.events", EVENTS_SQL, [T, TS, I4]), [tenant, since, max_rows]))
 
 
-# The tenants a worker serves: those its role is granted (directly, through
-# membership, or '*'); a superuser serves all.
-SERVES = f"""(pg_catalog.current_setting('is_superuser') {EQ} 'on'
-          OR EXISTS (SELECT 1 FROM hush.tenant_grants g
-                      WHERE g.tenant_id {EQ} ANY (ARRAY[c.tenant_id, '*'::pg_catalog.text])
-                        AND pg_catalog.pg_has_role({CALLER_EXPR},
-                              pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'MEMBER')))"""
+# The tenants a worker serves: those the role it runs as may act on (granted
+# directly, through a role whose privileges it has, or '*'; a superuser acting
+# as itself serves all). {caller} is the parameter holding that role.
+SERVES = may_act("c.tenant_id", "{caller}")
 # When a connection falls due: `window` before it expires, or half its lifetime
 # before when that is shorter (tokens that live less than twice the window are
 # not refreshed round after round); with a keepalive, that long after its last
@@ -532,8 +599,8 @@ DUE_AT = """LEAST(c.expires_at OPERATOR(pg_catalog.-) LEAST(pg_catalog.make_inte
 REFRESHABLE = f"""c.status {EQ} 'active' AND (c.has_refresh_token OR c.grant_type {EQ} 'client_credentials')"""
 # Due connections of every tenant the calling worker serves, leased in one
 # committed statement (SKIP LOCKED: workers side by side take different rows).
-# Run by hush.oauth_worker_claim as hush_refresher, whose row policy shows it
-# every tenant's connections: SERVES is what confines it.
+# Run as hush_refresher, whose row policy shows it every tenant's connections:
+# SERVES, keyed on the caller the step's ticket names, is what confines it.
 WORKER_CLAIM_SQL = f"""
 WITH due AS (
   SELECT c.tenant_id, c.provider, c.account FROM hush.oauth_connections c
@@ -541,7 +608,7 @@ WITH due AS (
      AND (c.lease_until IS NULL OR c.lease_until {LE} pg_catalog.now())
      AND (c.next_attempt_at IS NULL OR c.next_attempt_at {LE} pg_catalog.now())
      AND {DUE_AT} {LE} pg_catalog.now()
-     AND {SERVES}
+     AND {SERVES.format(caller="$6")}
    ORDER BY c.expires_at NULLS LAST
    LIMIT $3
    FOR UPDATE OF c SKIP LOCKED)
@@ -559,7 +626,7 @@ SELECT GREATEST(0, pg_catalog.date_part('epoch', pg_catalog.min(d.at) OPERATOR(p
        AS seconds
   FROM (SELECT CASE WHEN {DUE_AT} IS NOT NULL THEN GREATEST({DUE_AT}, c.next_attempt_at, c.lease_until) END AS at
           FROM hush.oauth_connections c
-         WHERE {REFRESHABLE} AND {SERVES}) d
+         WHERE {REFRESHABLE} AND {SERVES.format(caller="$3")}) d
 """
 
 
@@ -574,8 +641,13 @@ def _worker_args(window_seconds: Any, keepalive_seconds: Any) -> None:
 def worker_next_due(plpy: Any, window_seconds: Any, keepalive_seconds: Any) -> Any:
     """Seconds until a connection the caller serves falls due (0: now; NULL: none will)."""
     _worker_args(window_seconds, keepalive_seconds)
-    p = plan(plpy, "oauth.worker_next_due", NEXT_DUE_SQL, [I4, I4])
-    return plpy.execute(p, [window_seconds, keepalive_seconds])[0]["seconds"]
+    return privileged.call(plpy, REFRESHER, _worker_next_due, window_seconds, keepalive_seconds)
+
+
+@privileged.step(REFRESHER)
+def _worker_next_due(plpy: Any, caller: str, window_seconds: int, keepalive_seconds: Any) -> Any:
+    p = plan(plpy, "oauth.worker_next_due", NEXT_DUE_SQL, [I4, I4, NM])
+    return plpy.execute(p, [window_seconds, keepalive_seconds, caller])[0]["seconds"]
 
 
 @api
@@ -588,8 +660,15 @@ def worker_claim(plpy: Any, holder: Any, batch_size: Any, window_seconds: Any, l
     _worker_args(window_seconds, keepalive_seconds)
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
         raise Fail(INVALID_ARGUMENT, "batch_size must be between 1 and 10000")
-    p = plan(plpy, "oauth.worker_claim", WORKER_CLAIM_SQL, [I4, I4, I4, T, I4])
-    return list(plpy.execute(p, [window_seconds, keepalive_seconds, batch_size, holder, lease_seconds]))
+    return privileged.call(plpy, REFRESHER, _worker_claim, holder, batch_size, window_seconds, lease_seconds,
+                           keepalive_seconds)
+
+
+@privileged.step(REFRESHER)
+def _worker_claim(plpy: Any, caller: str, holder: str, batch_size: int, window_seconds: int, lease_seconds: Any,
+                  keepalive_seconds: Any) -> list:
+    p = plan(plpy, "oauth.worker_claim", WORKER_CLAIM_SQL, [I4, I4, I4, T, I4, NM])
+    return list(plpy.execute(p, [window_seconds, keepalive_seconds, batch_size, holder, lease_seconds, caller]))
 
 
 def _lease_args(holder: Any, lease_seconds: Any) -> None:
@@ -612,7 +691,14 @@ def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, ho
     _lease_args(holder, lease_seconds)
     if not isinstance(seen_generation, int):
         raise Fail(INVALID_ARGUMENT, "seen_generation must be the generation last read")
-    ctx = access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _claim, GD, tenant, provider_name, account, holder, lease_seconds,
+                           seen_generation)
+
+
+@privileged.step(OWNER)
+def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
+           lease_seconds: Any, seen_generation: int) -> dict:
+    ctx = access.enter(plpy, caller, tenant)
     p = plan(plpy, "oauth.claim", CLAIM_SQL, [T, T, T, T, I4, I4])
     rows = plpy.execute(p, [tenant, provider_name, account, holder, lease_seconds, seen_generation])
     if not rows:
@@ -626,7 +712,7 @@ def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, ho
     refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
     prov = _provider_row(plpy, tenant, provider_name)
     if ctx["audit_reads"]:
-        _record(plpy, tenant, "oauth_refresh_claim", row["id"], provider_name, row["generation"], account=account,
+        _record(plpy, ctx, tenant, "oauth_refresh_claim", row["id"], provider_name, row["generation"], account=account,
                 holder=holder)
     return {"outcome": "claimed", "account": account, "generation": row["generation"],
             "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
@@ -644,13 +730,19 @@ def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, h
     account = validate.name(account, "account")
     _lease_args(holder, None)
     sealed, clear = _token_response(tokens)
-    ctx = access.enter(plpy, tenant, write=True)
+    return privileged.call(plpy, OWNER, _finish, GD, tenant, provider_name, account, holder, generation, sealed, clear)
+
+
+@privileged.step(OWNER)
+def _finish(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
+            generation: Any, sealed: dict, clear: dict) -> dict:
+    ctx = access.enter(plpy, caller, tenant, write=True)
     row = _connection(plpy, tenant, provider_name, account, lock=True)
     if row["generation"] != generation:
         raise Fail(OAUTH_LEASE_LOST, "the tokens of account %r at OAuth provider %r (tenant %s) were refreshed by "
                    "another call meanwhile" % (account, provider_name, tenant), hint="Read the token again.")
     out = _store(plpy, GD, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row)
-    _record(plpy, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account,
+    _record(plpy, ctx, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account,
             holder=holder)
     if row["failures"]:
         _event(plpy, tenant, provider_name, account, "recovered", failures=row["failures"])
@@ -660,7 +752,7 @@ def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, h
 def _error_text(error: Any) -> Any:
     if error is None:
         return None
-    return validate.CONTROL_RE.sub(" ", str(error))[:MAX_ERROR_CHARS]
+    return validate.without_controls(str(error))[:MAX_ERROR_CHARS]
 
 
 def _event(plpy: Any, tenant: str, provider_name: str, account: str, event: str, **detail: Any) -> None:
@@ -680,13 +772,20 @@ def release(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: An
     _lease_args(holder, None)
     if retry_after is not None and (not isinstance(retry_after, int) or not 0 <= retry_after <= 86400):
         raise Fail(INVALID_ARGUMENT, "retry_after_seconds must be between 0 and 86400")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _release, tenant, provider_name, account, holder, generation, error,
+                           needs_reauth, retry_after)
+
+
+@privileged.step(OWNER)
+def _release(plpy: Any, caller: str, tenant: str, provider_name: str, account: str, holder: str, generation: Any,
+             error: Any, needs_reauth: Any, retry_after: Any) -> bool:
+    ctx = access.enter(plpy, caller, tenant)
     error = _error_text(error)
     reauth = bool(needs_reauth) and error is not None
     p = plan(plpy, "oauth.release", RELEASE_SQL, [T, T, T, I4, T, T, BOOL, I4])
     rows = plpy.execute(p, [tenant, provider_name, account, generation, holder, error, reauth, retry_after])
     if rows and error is not None:
-        _record(plpy, tenant, "oauth_refresh_failed", rows[0]["id"], provider_name, generation, account=account,
+        _record(plpy, ctx, tenant, "oauth_refresh_failed", rows[0]["id"], provider_name, generation, account=account,
                 holder=holder, error=error, needs_reauth=reauth or None)
         if reauth:
             _event(plpy, tenant, provider_name, account, "needs_reauth", error=error)
@@ -701,18 +800,30 @@ def connections(plpy: Any, tenant: str, provider_name: Any) -> list:
     validate.tenant(tenant)
     if provider_name is not None:
         validate.name(provider_name, "provider name")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _connections, tenant, provider_name)
+
+
+@privileged.step(OWNER)
+def _connections(plpy: Any, caller: str, tenant: str, provider_name: Any) -> list:
+    access.enter(plpy, caller, tenant)
     return list(plpy.execute(plan(plpy, "oauth.connections", CONNECTIONS_SQL, [T, T]), [tenant, provider_name]))
 
 
 @api
 def connection_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
     """Every token of a connection and the client's secret, for revocation (audited)."""
-    audited, account, row = _audited_read(plpy, tenant, provider_name, account)
+    validate.tenant(tenant)
+    return privileged.call(plpy, OWNER, _connection_tokens, GD, tenant, validate.name(provider_name, "provider name"),
+                           account)
+
+
+@privileged.step(OWNER)
+def _connection_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
+    ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account)
     tokens = _tokens(plpy, GD, tenant, provider_name, row)
     prov = _provider_row(plpy, tenant, provider_name)
-    if audited:
-        _record(plpy, tenant, "oauth_tokens_read", row["id"], provider_name, row["generation"], account=account)
+    if ctx["audit_reads"]:
+        _record(plpy, ctx, tenant, "oauth_tokens_read", row["id"], provider_name, row["generation"], account=account)
     return {"account": account, "access_token": tokens.get("access_token"),
             "refresh_token": tokens.get("refresh_token"), "id_token": tokens.get("id_token"),
             "config": prov["config"], "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov)}
@@ -723,8 +834,13 @@ def delete_connection(plpy: Any, tenant: str, provider_name: Any, account: Any) 
     validate.tenant(tenant)
     provider_name = validate.name(provider_name, "provider name")
     account = validate.name(account, "account")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _delete_connection, tenant, provider_name, account)
+
+
+@privileged.step(OWNER)
+def _delete_connection(plpy: Any, caller: str, tenant: str, provider_name: str, account: str) -> bool:
+    ctx = access.enter(plpy, caller, tenant)
     rows = plpy.execute(plan(plpy, "oauth.conn_delete", CONN_DELETE_SQL, [T, T, T]), [tenant, provider_name, account])
     if rows:
-        _record(plpy, tenant, "oauth_disconnect", rows[0]["id"], provider_name, account=account)
+        _record(plpy, ctx, tenant, "oauth_disconnect", rows[0]["id"], provider_name, account=account)
     return bool(rows)

@@ -1,18 +1,28 @@
 """The secret API: save, get, update, delete, restore, destroy, list, search.
 
-Hot-path shape: one prelude round trip (access.enter), then one statement that
-reads (or writes) and inserts its audit row in the same statement through a
-data-modifying CTE. Values are encrypted and decrypted here, in the server;
-they never appear in SQL text, errors or audit rows.
+Every call is a privileged step (privileged.py) run as hush_owner for the
+caller its ticket names: the API functions are SECURITY INVOKER, and callers
+hold no privilege on any table or view (a role that could query row-secured
+relations itself could count other tenants' rows with EXPLAIN ANALYZE).
+A read is two statements: hush.tenant set for the owner_steps row policy, then
+one read whose WHERE holds the caller's grant (access.may_act) and which brings
+the tenant's read-audit setting along; the read record (audit.record_reads)
+follows before any value is opened. A write checks the grant (access.enter),
+then one statement writes and inserts its audit row through a data-modifying
+CTE. Values are encrypted and decrypted here, in the server; they never
+appear in SQL text, errors or audit rows.
 """
 from __future__ import annotations
 
-from typing import Any
 
-from . import access, crypto, keyring, validate
+from . import access, audit, crypto, keyring, privileged, validate
 from .access import plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, SECRET_DELETED, SECRET_EXPIRED, SECRET_NOT_FOUND,
                      VERSION_CONFLICT, VERSION_DESTROYED, VERSION_NOT_FOUND, Fail, api)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
 
 T = "pg_catalog.text"
 KEYS = {"name": ("s.name", T), "id": ("s.id", "pg_catalog.uuid")}
@@ -20,56 +30,59 @@ EQ = "OPERATOR(pg_catalog.=)"
 
 # -- reading -----------------------------------------------------------------
 
+OWNER = privileged.OWNER
+SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
+# $1 tenant, $2 the key, $3 the caller (a version, when asked, is $4). The grant
+# test depends on parameters only: the planner runs it once, before the scan.
 READ_SQL = f"""
 SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.updated_at, s.expires_at,
        (s.expires_at IS NOT NULL AND s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired,
-       v.version, v.key_id, v.wrapped_dek, v.ciphertext
+       v.version, v.key_id, v.wrapped_dek, v.ciphertext,
+       COALESCE((SELECT t.audit_reads FROM hush.tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads,
+       pg_catalog.current_setting('transaction_read_only') {EQ} 'on' AS read_only
   FROM hush.secrets s
   LEFT JOIN hush.secret_versions v
          ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
  WHERE s.tenant_id {EQ} $1 AND {{where}} AND s.deleted_at IS NULL
+   AND {access.may_act("$1", "$3")}
 """
-# The audit row is written by the same statement, for every row actually readable.
-AUDITED_READ_SQL = """
-WITH r AS ({read}),
-     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
-           SELECT $1, 'read', r.id, r.name, r.version FROM r WHERE r.ciphertext IS NOT NULL AND NOT r.expired)
-SELECT * FROM r
-"""
+# One statement per shape: "latest" joins on the row's current_version, "given"
+# on a parameter, so the version is an index condition either way (a COALESCE of
+# both would read every version of the secret).
+READS = {
+    "name": (f"s.name {EQ} $2", "s.current_version", [T, T, "pg_catalog.name"]),
+    "name@": (f"s.name {EQ} $2", "$4", [T, T, "pg_catalog.name", "pg_catalog.int4"]),
+    "id": (f"s.id {EQ} $2", "s.current_version", [T, "pg_catalog.uuid", "pg_catalog.name"]),
+    "id@": (f"s.id {EQ} $2", "$4", [T, "pg_catalog.uuid", "pg_catalog.name", "pg_catalog.int4"]),
+    "names": (f"s.name {EQ} ANY ($2)", "s.current_version", [T, "pg_catalog.text[]", "pg_catalog.name"]),
+}
 
 
-def _read_sql(by: str) -> tuple[str, list[str]]:
-    if by == "names":
-        where, version, types = f"s.name {EQ} ANY ($2)", "s.current_version", [T, "pg_catalog.text[]"]
-    else:
-        col, typ = KEYS[by]
-        where, version, types = f"{col} {EQ} $2", "COALESCE($3, s.current_version)", [T, typ, "pg_catalog.int4"]
-    return READ_SQL.format(where=where, version=version), types
-
-
-def _read_plan(plpy: Any, by: str, audited: bool) -> Any:
-    key = "read.%s.%s" % (by, audited)
-    p = access.cached_plan(key)  # before any SQL text is built: this is the hot path
+def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any) -> list:
+    """The rows asked for, if the caller may act on the tenant: two statements."""
+    plpy.execute(plan(plpy, "read.set_tenant", SET_TENANT_SQL, [T]), [tenant])
+    shape = by + ("@" if version is not None else "")
+    p = access.cached_plan("read." + shape)  # before any SQL text is built: this is the hot path
     if p is None:
-        sql, types = _read_sql(by)
-        if audited:
-            sql = AUDITED_READ_SQL.format(read=sql)
-        p = plan(plpy, key, sql, types)
-    return p
+        where, ver, types = READS[shape]
+        p = plan(plpy, "read." + shape, READ_SQL.format(where=where, version=ver), types)
+    rows = plpy.execute(p, [tenant, key, caller] if version is None else [tenant, key, caller, version])
+    if not rows:
+        access.enter(plpy, caller, tenant)  # SH020 rather than "not found" for a tenant not the caller's
+    return list(rows)
 
 
-def _read(plpy: Any, tenant: str, by: str, key: Any, version: Any) -> list:
-    """The rows asked for, read (and audited, unless the tenant switched read auditing off)
-    under the caller's grant. Two round trips: the prelude, then one statement that reads
-    and writes the audit rows. (Folding the prelude into the read as a CTE measured slower.)"""
-    ctx = access.enter(plpy, tenant)
-    if ctx["audit_reads"] and ctx["read_only"]:
-        access.deny_read_only(tenant)
-    args = [tenant, key] if by == "names" else [tenant, key, version]
-    return list(plpy.execute(_read_plan(plpy, by, ctx["audit_reads"]), args))
+def _release(plpy: Any, caller: str, tenant: str, rows: list) -> None:
+    """Record the reads of the values about to be handed out (unless the tenant switched
+    read auditing off), once _check passed and before any value is opened."""
+    if rows[0]["audit_reads"]:
+        if rows[0]["read_only"]:
+            access.deny_read_only(tenant)
+        audit.record_reads(plpy, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows])
 
 
-def _open(plpy: Any, GD: dict, tenant: str, row: dict, asked_version: Any) -> dict:
+def _check(tenant: str, row: dict, asked_version: Any) -> None:
+    """Why this row's value cannot be handed out, if it cannot (before anything is recorded)."""
     label = "secret %r of tenant %s" % (row["name"], tenant)
     if row["expired"]:
         raise Fail(SECRET_EXPIRED, "%s expired at %s" % (label, row["expires_at"]),
@@ -78,36 +91,45 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict, asked_version: Any) -> di
         raise Fail(VERSION_NOT_FOUND, "%s has no version %s" % (label, asked_version))
     if row["ciphertext"] is None:
         raise Fail(VERSION_DESTROYED, "version %s of %s was destroyed" % (row["version"], label))
+
+
+def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
     key = keyring.get(plpy, GD, row["key_id"])
     try:
         plain = crypto.open_(key, row["key_id"], tenant, row["id"], row["version"], row["wrapped_dek"], row["ciphertext"])
     except crypto.CryptoError:
-        raise Fail(DECRYPTION_FAILED, "version %s of %s does not decrypt: its ciphertext or data key does not "
-                   "belong to this row (tampered with or copied)" % (row["version"], label)) from None
+        raise Fail(DECRYPTION_FAILED, "version %s of secret %r of tenant %s does not decrypt: its ciphertext or data "
+                   "key does not belong to this row (tampered with or copied)"
+                   % (row["version"], row["name"], tenant)) from None
     return {"id": row["id"], "tenant_id": tenant, "name": row["name"], "value": plain.decode("utf-8"),
             "kind": row["kind"], "description": row["description"], "tags": row["tags"],
             "metadata": row["metadata"], "version": row["version"], "created_at": row["created_at"],
             "updated_at": row["updated_at"], "expires_at": row["expires_at"]}
 
 
-def _get(plpy: Any, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
-    validate.version(version)
-    rows = _read(plpy, tenant, by, key, version)
+@privileged.step(OWNER)
+def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
+    rows = _read(plpy, caller, tenant, by, key, version)
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
-    return _open(plpy, GD, tenant, rows[0], version)
+    _check(tenant, rows[0], version)
+    _release(plpy, caller, tenant, rows)
+    return _open(plpy, GD, tenant, rows[0])
 
 
 @api
 def get_secret(plpy: Any, GD: dict, tenant: str, name: str, version: Any) -> dict:
     validate.tenant(tenant)
-    return _get(plpy, GD, tenant, "name", validate.name(name), version)
+    validate.name(name)
+    validate.version(version)
+    return privileged.call(plpy, OWNER, _get, GD, tenant, "name", name, version)
 
 
 @api
 def get_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, version: Any) -> dict:
     validate.tenant(tenant)
-    return _get(plpy, GD, tenant, "id", secret_id, version)
+    validate.version(version)
+    return privileged.call(plpy, OWNER, _get, GD, tenant, "id", secret_id, version)
 
 
 @api
@@ -116,18 +138,25 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
     if names is None:
         raise Fail(INVALID_ARGUMENT, "names must not be NULL")
     wanted = list(dict.fromkeys(validate.name(n) for n in names))
-    rows = _read(plpy, tenant, "names", wanted, None)
+    return privileged.call(plpy, OWNER, _get_many, GD, tenant, wanted)
+
+
+@privileged.step(OWNER)
+def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> list:
+    rows = _read(plpy, caller, tenant, "names", wanted, None)
     found = {r["name"]: r for r in rows}
     missing = [n for n in wanted if n not in found]
     if missing:
         raise Fail(SECRET_NOT_FOUND, "%d of %d secrets not found in tenant %s: %s"
                    % (len(missing), len(wanted), tenant, ", ".join(repr(n) for n in missing[:10])))
+    for n in wanted:
+        _check(tenant, found[n], None)
+    _release(plpy, caller, tenant, rows)
     # In the order asked for.
-    return [_open(plpy, GD, tenant, found[n], None) for n in wanted]
+    return [_open(plpy, GD, tenant, found[n]) for n in wanted]
 
 
-# -- writing -----------------------------------------------------------------
-
+# -- writing -------------------------------------------------------------------
 FIELDS_SET = f"""
        kind = COALESCE($3, s.kind),
        description = COALESCE($4, s.description),
@@ -138,31 +167,35 @@ FIELDS_SET = f"""
        updated_at = pg_catalog.now()"""
 FIELD_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.jsonb", "pg_catalog.timestamptz"]
 RETURNING = "RETURNING s.id, s.name, s.current_version AS version, s.created_at, s.updated_at"
-
-# save_secret without check-and-set: create, or add a version to a live secret.
-UPSERT_SQL = f"""
+INSERT_SECRET = f"""
 INSERT INTO hush.secrets AS s (tenant_id, name, kind, description, tags, metadata, expires_at, created_by)
 VALUES ($1, $2, COALESCE($3, 'generic'), $4, COALESCE($5, '{{}}'::pg_catalog.text[]),
         COALESCE($6, '{{}}'::pg_catalog.jsonb),
-        CASE WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END, $8)
+        CASE WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END, $8)"""
+
+# save_secret without check-and-set: create, or add a version to a live secret.
+UPSERT_SQL = f"""{INSERT_SECRET}
 ON CONFLICT (tenant_id, name) DO UPDATE SET current_version = s.current_version OPERATOR(pg_catalog.+) 1, {FIELDS_SET}
  WHERE s.deleted_at IS NULL
 {RETURNING}
 """
 # expected_version = 0: create only.
-CREATE_SQL = UPSERT_SQL.split("ON CONFLICT")[0] + "ON CONFLICT (tenant_id, name) DO NOTHING\n" + RETURNING
+CREATE_SQL = f"""{INSERT_SECRET}
+ON CONFLICT (tenant_id, name) DO NOTHING
+{RETURNING}
+"""
 
 # An existing, live secret: $9 = 1 adds a version, 0 changes metadata only;
 # $10 = audit action for a metadata-only change (a new version is audited
-# with its version row).
+# with its version row); $11, $12 = the audit row's role and detail.
 UPDATE_SQL = f"""
 WITH u AS (
   UPDATE hush.secrets s SET current_version = s.current_version OPERATOR(pg_catalog.+) $9, {FIELDS_SET}
    WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS NULL
      AND ($8 IS NULL OR s.current_version {EQ} $8)
   {RETURNING}),
-     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
-           SELECT $1, $10, u.id, u.name, u.version FROM u WHERE $10 IS NOT NULL)
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
+           SELECT $1, $10, u.id, u.name, u.version, $11, $12 FROM u WHERE $10 IS NOT NULL)
 SELECT * FROM u
 """
 
@@ -171,11 +204,12 @@ SELECT s.name, s.deleted_at IS NOT NULL AS deleted, s.current_version
   FROM hush.secrets s WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2
 """
 
+# $7 = the caller: the version's creator and the audit row's role.
 VERSION_INSERT_SQL = """
 WITH v AS (INSERT INTO hush.secret_versions (tenant_id, secret_id, version, key_id, wrapped_dek, ciphertext, created_by)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING secret_id, version)
-INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
-SELECT $1, $8, v.secret_id, $9, v.version FROM v
+INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
+SELECT $1, $8, v.secret_id, $9, v.version, $7, $10 FROM v
 """
 
 REGISTER_FIRST_KEY_SQL = """
@@ -224,8 +258,9 @@ def _write_version(plpy: Any, tenant: str, ctx: dict, key: tuple[str, bytes], ro
     wrapped, ciphertext = crypto.seal(root, kid, tenant, row["id"], row["version"], raw)
     p = plan(plpy, "version.insert", VERSION_INSERT_SQL,
              [T, "pg_catalog.uuid", "pg_catalog.int4", T, "pg_catalog.bytea", "pg_catalog.bytea", "pg_catalog.name",
-              T, T])
-    plpy.execute(p, [tenant, row["id"], row["version"], kid, wrapped, ciphertext, ctx["caller"], action, row["name"]])
+              T, T, "pg_catalog.jsonb"])
+    plpy.execute(p, [tenant, row["id"], row["version"], kid, wrapped, ciphertext, ctx["caller"], action, row["name"],
+                     access.actor(ctx)])
 
 
 def _saved(tenant: str, row: dict) -> dict:
@@ -245,17 +280,23 @@ def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, descrip
     validate.name(name)
     fields = _fields(kind, description, tags, metadata, expires_at)
     validate.expected_version(expected_version)
-    ctx = access.enter(plpy, tenant, write=True)
+    return privileged.call(plpy, OWNER, _save, GD, tenant, name, value, fields, expected_version)
+
+
+@privileged.step(OWNER)
+def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, fields: list,
+          expected_version: Any) -> dict:
+    ctx = access.enter(plpy, caller, tenant, write=True)
     raw = validate.value(value, ctx["max_value_bytes"])
     key = active_key(plpy, GD, ctx)
     if expected_version is None:
         rows = plpy.execute(plan(plpy, "save.upsert", UPSERT_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
-                            [tenant, name, *fields, ctx["caller"]])
+                            [tenant, name, *fields, caller])
     elif expected_version == 0:
         rows = plpy.execute(plan(plpy, "save.create", CREATE_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
-                            [tenant, name, *fields, ctx["caller"]])
+                            [tenant, name, *fields, caller])
     else:
-        rows = plpy.execute(_update_plan(plpy, "name"), [tenant, name, *fields, expected_version, 1, None])
+        rows = plpy.execute(_update_plan(plpy, "name"), [tenant, name, *fields, expected_version, 1, None, None, None])
     if not rows:
         _fail_write(plpy, tenant, "name", name, expected_version)
     row = rows[0]
@@ -266,22 +307,29 @@ def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, descrip
 def _update_plan(plpy: Any, by: str) -> Any:
     col, typ = KEYS[by]
     return plan(plpy, "update." + by, UPDATE_SQL.format(col=col),
-                [T, typ, *FIELD_TYPES, "pg_catalog.int4", "pg_catalog.int4", T])
+                [T, typ, *FIELD_TYPES, "pg_catalog.int4", "pg_catalog.int4", T, "pg_catalog.name", "pg_catalog.jsonb"])
 
 
 def _update(plpy: Any, GD: dict, tenant: str, by: str, key: Any, value: Any, description: Any, tags: Any,
             metadata: Any, expected_version: Any, kind: Any, expires_at: Any) -> dict:
     fields = _fields(kind, description, tags, metadata, expires_at)
     validate.expected_version(expected_version)
-    ctx = access.enter(plpy, tenant, write=True)
+    return privileged.call(plpy, OWNER, _update_step, GD, tenant, by, key, value, fields, expected_version)
+
+
+@privileged.step(OWNER)
+def _update_step(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, value: Any, fields: list,
+                 expected_version: Any) -> dict:
+    ctx = access.enter(plpy, caller, tenant, write=True)
     if value is None:
-        rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 0, "update_metadata"])
+        rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 0, "update_metadata",
+                                                     caller, access.actor(ctx)])
         if not rows:
             _fail_write(plpy, tenant, by, key, expected_version)
         return _saved(tenant, rows[0])
     raw = validate.value(value, ctx["max_value_bytes"])
     root = active_key(plpy, GD, ctx)
-    rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 1, None])
+    rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 1, None, None, None])
     if not rows:
         _fail_write(plpy, tenant, by, key, expected_version)
     _write_version(plpy, tenant, ctx, root, rows[0], raw, "new_version")
@@ -311,30 +359,33 @@ WITH u AS (
   UPDATE hush.secrets s SET deleted_at = {{new}}, updated_at = pg_catalog.now()
    WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS {{old}}
   RETURNING s.id, s.name, s.current_version),
-     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
-           SELECT $1, '{{action}}', u.id, u.name, u.current_version FROM u)
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
+           SELECT $1, '{{action}}', u.id, u.name, u.current_version, $3, $4 FROM u)
 SELECT * FROM u
 """
+WHO_TYPES = ["pg_catalog.name", "pg_catalog.jsonb"]
 
 
-def _delete(plpy: Any, tenant: str, by: str, key: Any) -> None:
-    access.enter(plpy, tenant)
+@privileged.step(OWNER)
+def _delete(plpy: Any, caller: str, tenant: str, by: str, key: Any) -> None:
+    ctx = access.enter(plpy, caller, tenant)
     col, typ = KEYS[by]
     sql = SET_DELETED_SQL.format(new="pg_catalog.now()", old="NULL", col=col, action="delete")
-    if not plpy.execute(plan(plpy, "delete." + by, sql, [T, typ]), [tenant, key]):
+    if not plpy.execute(plan(plpy, "delete." + by, sql, [T, typ, *WHO_TYPES]),
+                        [tenant, key, caller, access.actor(ctx)]):
         raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
 
 
 @api
 def delete_secret(plpy: Any, tenant: str, name: str) -> None:
     validate.tenant(tenant)
-    _delete(plpy, tenant, "name", validate.name(name))
+    privileged.call(plpy, OWNER, _delete, tenant, "name", validate.name(name))
 
 
 @api
 def delete_secret_by_id(plpy: Any, tenant: str, secret_id: str) -> None:
     validate.tenant(tenant)
-    _delete(plpy, tenant, "id", secret_id)
+    privileged.call(plpy, OWNER, _delete, tenant, "id", secret_id)
 
 
 @api
@@ -342,9 +393,14 @@ def restore_secret(plpy: Any, tenant: str, name: str) -> dict:
     """Restoring a live secret is a no-op that returns it."""
     validate.tenant(tenant)
     validate.name(name)
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _restore, tenant, name)
+
+
+@privileged.step(OWNER)
+def _restore(plpy: Any, caller: str, tenant: str, name: str) -> dict:
+    ctx = access.enter(plpy, caller, tenant)
     sql = SET_DELETED_SQL.format(new="NULL", old="NOT NULL", col="s.name", action="restore")
-    plpy.execute(plan(plpy, "restore", sql, [T, T]), [tenant, name])
+    plpy.execute(plan(plpy, "restore", sql, [T, T, *WHO_TYPES]), [tenant, name, caller, access.actor(ctx)])
     rows = _list(plpy, tenant, 1, 1, None, None, True, name)
     if not rows or rows[0]["deleted_at"] is not None:
         raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
@@ -363,8 +419,8 @@ WITH d AS (
    WHERE v.tenant_id {EQ} $1 AND v.secret_id {EQ} $2 AND v.destroyed_at IS NULL
      AND ($3 IS NULL OR v.version {EQ} ANY ($3))
   RETURNING v.version),
-     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version)
-           SELECT $1, 'destroy', $2, $4, d.version FROM d)
+     a AS (INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
+           SELECT $1, 'destroy', $2, $4, d.version, $5, $6 FROM d)
 SELECT pg_catalog.count(*) AS n FROM d
 """
 
@@ -377,7 +433,12 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
     validate.name(name)
     if versions is not None and any(v is None for v in versions):
         raise Fail(INVALID_ARGUMENT, "versions must not contain NULL")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _destroy, tenant, name, versions)
+
+
+@privileged.step(OWNER)
+def _destroy(plpy: Any, caller: str, tenant: str, name: str, versions: Any) -> int:
+    ctx = access.enter(plpy, caller, tenant)
     rows = plpy.execute(plan(plpy, "destroy.find", DESTROY_FIND_SQL, [T, T]), [tenant, name])
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
@@ -385,11 +446,11 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
     if missing:
         raise Fail(VERSION_NOT_FOUND, "secret %r of tenant %s has no version %s"
                    % (name, tenant, ", ".join(map(str, missing))))
-    p = plan(plpy, "destroy", DESTROY_SQL, [T, "pg_catalog.uuid", "pg_catalog.int4[]", T])
-    return plpy.execute(p, [tenant, rows[0]["id"], versions, name])[0]["n"]
+    p = plan(plpy, "destroy", DESTROY_SQL, [T, "pg_catalog.uuid", "pg_catalog.int4[]", T, *WHO_TYPES])
+    return plpy.execute(p, [tenant, rows[0]["id"], versions, name, caller, access.actor(ctx)])[0]["n"]
 
 
-# -- metadata: list, search, exists, versions ------------------------------------
+# -- metadata: list, search, exists, versions -------------------------------------
 
 # Totals are counted up to COUNT_CAP matches (a scan that stops there), so
 # neither the count nor a keyset page costs O(n) in a large tenant.
@@ -460,8 +521,14 @@ def list_secrets(plpy: Any, tenant: str, page: Any, per_page: Any, name_prefix: 
     page, per_page = validate.page(page, per_page)
     if tags is not None:
         validate.tags(tags)
-    access.enter(plpy, tenant)
-    return _list(plpy, tenant, page, per_page, name_prefix, tags, include_deleted, after=after)
+    return privileged.call(plpy, OWNER, _list_step, tenant, page, per_page, name_prefix, tags, include_deleted, after)
+
+
+@privileged.step(OWNER)
+def _list_step(plpy: Any, caller: str, tenant: str, page: int, per_page: int, prefix: Any, tags: Any,
+               include_deleted: Any, after: Any) -> list:
+    access.enter(plpy, caller, tenant)
+    return _list(plpy, tenant, page, per_page, prefix, tags, include_deleted, after=after)
 
 
 @api
@@ -471,9 +538,14 @@ def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any,
     page, per_page = validate.page(page, per_page)
     if not query:
         raise Fail(INVALID_ARGUMENT, "query must not be empty")
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _search, tenant, query.lower(), page, per_page, after)
+
+
+@privileged.step(OWNER)
+def _search(plpy: Any, caller: str, tenant: str, query: str, page: int, per_page: int, after: Any) -> list:
+    access.enter(plpy, caller, tenant)
     p = _page_plan(plpy, True, False, False, False, False, after is not None)
-    return list(plpy.execute(p, [tenant, query.lower(), None, False, per_page, (page - 1) * per_page, None, after]))
+    return list(plpy.execute(p, [tenant, query, None, False, per_page, (page - 1) * per_page, None, after]))
 
 
 EXISTS_SQL = f"""
@@ -486,7 +558,12 @@ SELECT EXISTS (SELECT 1 FROM hush.secrets s
 def secret_exists(plpy: Any, tenant: str, name: str) -> bool:
     validate.tenant(tenant)
     validate.name(name)
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _exists, tenant, name)
+
+
+@privileged.step(OWNER)
+def _exists(plpy: Any, caller: str, tenant: str, name: str) -> bool:
+    access.enter(plpy, caller, tenant)
     return bool(plpy.execute(plan(plpy, "exists", EXISTS_SQL, [T, T]), [tenant, name])[0]["e"])
 
 
@@ -505,7 +582,12 @@ def secret_versions(plpy: Any, tenant: str, name: str) -> list:
     """Every version, including those of a soft-deleted secret; metadata only."""
     validate.tenant(tenant)
     validate.name(name)
-    access.enter(plpy, tenant)
+    return privileged.call(plpy, OWNER, _versions, tenant, name)
+
+
+@privileged.step(OWNER)
+def _versions(plpy: Any, caller: str, tenant: str, name: str) -> list:
+    access.enter(plpy, caller, tenant)
     rows = plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))

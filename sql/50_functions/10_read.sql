@@ -1,25 +1,26 @@
--- Reading secret values. SECURITY DEFINER (owned by hush_owner): callers have
--- no access to the tables; the function sets the tenant, checks the caller's
--- grant and writes the audit row. search_path is pinned and every name inside
--- is schema-qualified, so the caller's search_path cannot steer them.
+-- Reading secret values. SECURITY INVOKER, like every hush API function: they
+-- run as the role the calling code runs as, and read in a privileged step
+-- (plpython/hush_plpy/privileged.py) that checks that role's grant and writes
+-- the read record. search_path is pinned and every name inside is
+-- schema-qualified, so the caller's search_path cannot steer them.
 
 CREATE OR REPLACE FUNCTION hush.get_secret(tenant text, name text, version integer DEFAULT NULL)
 RETURNS hush.secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secret(GD, tenant, name, version)}}$py$;
 COMMENT ON FUNCTION hush.get_secret(text, text, integer) IS
     'Read a secret''s value (latest version, or the given one); audited.';
 
 CREATE OR REPLACE FUNCTION hush.get_secret_by_id(tenant text, id uuid, version integer DEFAULT NULL)
 RETURNS hush.secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secret_by_id(GD, tenant, id, version)}}$py$;
 COMMENT ON FUNCTION hush.get_secret_by_id(text, uuid, integer) IS
     'Read a secret''s value by id (latest version, or the given one); audited.';
 
 CREATE OR REPLACE FUNCTION hush.get_secrets(tenant text, names text[])
 RETURNS SETOF hush.secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secrets(GD, tenant, names)}}$py$;
 COMMENT ON FUNCTION hush.get_secrets(text, text[]) IS
     'Read the latest values of several secrets in one call, in the order named; one audit row each.';

@@ -1,11 +1,12 @@
--- Writing secrets. Each write adds its audit row in the same transaction.
+-- Writing secrets: privileged steps run as hush_owner for the caller (plpython/hush_plpy/privileged.py).
+-- Each write adds its audit row in the same transaction.
 
 CREATE OR REPLACE FUNCTION hush.save_secret(
     tenant text, name text, value text,
     description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
     kind text DEFAULT NULL, expected_version integer DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
 RETURNS hush.saved_secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.save_secret(GD, tenant, name, value, description, tags, metadata, kind, expected_version, expires_at)}}$py$;
 COMMENT ON FUNCTION hush.save_secret(text, text, text, text, text[], jsonb, text, integer, timestamptz) IS
     'Create a secret or add a version; expected_version makes it check-and-set (0 = create only).';
@@ -15,7 +16,7 @@ CREATE OR REPLACE FUNCTION hush.update_secret(
     description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
     expected_version integer DEFAULT NULL, kind text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
 RETURNS hush.saved_secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.update_secret(GD, tenant, name, value, description, tags, metadata, expected_version, kind, expires_at)}}$py$;
 COMMENT ON FUNCTION hush.update_secret(text, text, text, text, text[], jsonb, integer, text, timestamptz) IS
     'Update an existing secret: a new value makes a new version; NULL arguments keep what is there.';
@@ -25,33 +26,33 @@ CREATE OR REPLACE FUNCTION hush.update_secret_by_id(
     description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
     expected_version integer DEFAULT NULL, kind text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
 RETURNS hush.saved_secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.update_secret_by_id(GD, tenant, id, value, description, tags, metadata, expected_version, kind, expires_at)}}$py$;
 COMMENT ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, text[], jsonb, integer, text, timestamptz) IS
     'update_secret by id.';
 
 CREATE OR REPLACE FUNCTION hush.delete_secret(tenant text, name text)
 RETURNS void
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.delete_secret(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.delete_secret(text, text) IS
     'Soft-delete a secret: reads fail as not found until restore_secret.';
 
 CREATE OR REPLACE FUNCTION hush.delete_secret_by_id(tenant text, id uuid)
 RETURNS void
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.delete_secret_by_id(tenant, id)}}$py$;
 COMMENT ON FUNCTION hush.delete_secret_by_id(text, uuid) IS 'delete_secret by id.';
 
 CREATE OR REPLACE FUNCTION hush.restore_secret(tenant text, name text)
 RETURNS hush.secret_metadata
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.restore_secret(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.restore_secret(text, text) IS 'Undo a soft delete.';
 
 CREATE OR REPLACE FUNCTION hush.destroy_secret(tenant text, name text, versions integer[] DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.destroy_secret(tenant, name, versions)}}$py$;
 COMMENT ON FUNCTION hush.destroy_secret(text, text, integer[]) IS
     'Erase the ciphertext and data keys of the given versions (all when NULL) for good.';
@@ -60,7 +61,7 @@ CREATE OR REPLACE FUNCTION hush.save_secrets(
     tenant text, names text[], "values" text[],
     kind text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS SETOF hush.saved_secret
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: bulk.save_secrets(GD, tenant, names, values, kind, tags, metadata)}}$py$;
 COMMENT ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], jsonb) IS
     'save_secret for many secrets in one set-based call (up to 10,000); all or nothing; one audit row each.';

@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION hush.audit_log(
 RETURNS TABLE (id bigint, at timestamptz, action text, secret_id uuid, secret_name text, version integer,
                db_role name, session_role name, application_name text, client_addr inet, txid bigint,
                outcome text, detail jsonb)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: audit.read_log(tenant, since, until, action, secret_name, max_rows)}}$py$;
 COMMENT ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer) IS
     'The newest audit rows of a tenant granted to the caller (at most max_rows, up to 10,000), newest first; never a value.';

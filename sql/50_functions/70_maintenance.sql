@@ -1,12 +1,12 @@
 -- Audit maintenance: partitions, seals, retention, the purge of soft-deleted
--- secrets, and their schedule. The PL/Python ones run as hush_retention
--- (90_privileges.sql), the only role whose DELETE the audit trigger lets
--- through, with TimeZone and DateStyle pinned so that no caller setting moves
--- a month bound or a hashed timestamp.
+-- secrets, and their schedule. The PL/Python ones do their work as
+-- hush_retention (a privileged step, 90_privileges.sql), the only role whose
+-- DELETE the audit trigger lets through, with TimeZone and DateStyle pinned so
+-- that no caller setting moves a month bound or a hashed timestamp.
 
 CREATE OR REPLACE FUNCTION hush.create_audit_partitions(months_ahead integer DEFAULT 3)
 RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz, rows_moved bigint)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: maintenance.create_partitions(months_ahead)}}$py$;
 COMMENT ON FUNCTION hush.create_audit_partitions(integer) IS
@@ -14,7 +14,7 @@ COMMENT ON FUNCTION hush.create_audit_partitions(integer) IS
 
 CREATE OR REPLACE FUNCTION hush.seal_audit()
 RETURNS TABLE (seals_created integer, rows_sealed bigint, unsealed_rows bigint, head_seal_id bigint, head_hash text)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: seal.seal()}}$py$;
 COMMENT ON FUNCTION hush.seal_audit() IS
@@ -23,7 +23,7 @@ COMMENT ON FUNCTION hush.seal_audit() IS
 CREATE OR REPLACE FUNCTION hush.verify_audit(since timestamptz DEFAULT NULL)
 RETURNS TABLE (ok boolean, seals_checked bigint, rows_checked bigint, unsealed_rows bigint, head_hash text,
                bad_seal_id bigint, problem text, detail text)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: seal.verify(since)}}$py$;
 COMMENT ON FUNCTION hush.verify_audit(timestamptz) IS
@@ -32,7 +32,7 @@ COMMENT ON FUNCTION hush.verify_audit(timestamptz) IS
 CREATE OR REPLACE FUNCTION hush.cleanup_audit_logs(retention_days integer DEFAULT 2555)
 RETURNS TABLE (cutoff timestamptz, partitions_dropped integer, rows_removed bigint, oldest_removed timestamptz,
                newest_removed timestamptz, anchor_seal_id bigint)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: maintenance.cleanup(retention_days)}}$py$;
 COMMENT ON FUNCTION hush.cleanup_audit_logs(integer) IS
@@ -40,7 +40,7 @@ COMMENT ON FUNCTION hush.cleanup_audit_logs(integer) IS
 
 CREATE OR REPLACE FUNCTION hush.purge_deleted_secrets()
 RETURNS TABLE (tenant_id text, secrets_purged bigint)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: maintenance.purge_deleted()}}$py$;
 COMMENT ON FUNCTION hush.purge_deleted_secrets() IS

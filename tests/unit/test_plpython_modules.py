@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plpython"))
 
-from hush_plpy import crypto, errors, keyring, validate  # noqa: E402
+from hush_plpy import crypto, errors, keyring, privileged, validate  # noqa: E402
 
 
 class FakePlpy:
@@ -178,3 +178,91 @@ def test_oauth_state_hash_and_error_text():
             oauth._state_hash(bad)
         assert e.value.code == errors.OAUTH_STATE_INVALID
     assert oauth._error_text("a\nb\x00c" + "x" * 300) == "a b c" + "x" * 195
+
+
+class Dispatching(FakePlpy):
+    """A fake plpy whose SPI runs the dispatcher, as the server would run hush._as_owner."""
+    owner = privileged.OWNER
+    caller = "alice"
+
+    @classmethod
+    def prepare(cls, sql, types):
+        return sql
+
+    @classmethod
+    def execute(cls, plan, args=None):
+        assert "hush._as_owner($1, CURRENT_USER)" in plan
+        try:
+            privileged.run(cls, cls.owner, args[0], cls.caller)
+        except FakePlpy.Error as e:  # what a failed SPI statement raises in the caller
+            spi = FakePlpy.SPIError("hush: " + str(e))
+            spi.spidata = (sum((ord(ch) - ord("0")) << (6 * i) for i, ch in enumerate(e.sqlstate)),
+                           getattr(e, "detail", None), getattr(e, "hint", None))
+            raise spi from None
+        return []
+
+
+@privileged.step(privileged.OWNER)
+def _echo(plpy, caller, x):
+    return (caller, x)
+
+
+@privileged.step(privileged.OWNER)
+def _refuse(plpy, caller):
+    raise errors.Fail(errors.TENANT_ACCESS_DENIED, "no", hint="ask")
+
+
+def _not_a_step(plpy, caller):
+    return "ran"
+
+
+def test_a_step_runs_for_the_caller_and_hands_back_its_result():
+    assert privileged.call(Dispatching, privileged.OWNER, _echo, 42) == ("alice", 42)
+    assert not privileged._tickets and not privileged._results  # used once, nothing left behind
+
+
+def test_a_steps_error_comes_back_with_its_sqlstate_and_hint():
+    with pytest.raises(errors.Fail) as ei:
+        privileged.call(Dispatching, privileged.OWNER, _refuse)
+    assert (ei.value.code, ei.value.message, ei.value.hint) == ("SH020", "no", "ask")
+
+
+def test_the_dispatcher_refuses_unknown_used_and_foreign_tickets():
+    for ticket in (None, "", "0" * 32, 7):
+        with pytest.raises(FakePlpy.Error) as ei:
+            privileged.run(FakePlpy, privileged.OWNER, ticket, "alice")
+        assert ei.value.sqlstate == "42501"
+    # A ticket for another dispatcher's role, or naming a function that is no step, runs nothing.
+    for owner, fn in ((privileged.KEYKEEPER, _echo), (privileged.OWNER, _not_a_step)):
+        privileged._tickets["t" * 32] = (owner, fn, (1,))
+        with pytest.raises(FakePlpy.Error):
+            privileged.run(FakePlpy, privileged.OWNER, "t" * 32, "alice")
+        assert "t" * 32 not in privileged._tickets and "t" * 32 not in privileged._results
+    # A ticket is good once.
+    privileged._tickets["u" * 32] = (privileged.OWNER, _echo, (1,))
+    privileged.run(FakePlpy, privileged.OWNER, "u" * 32, "alice")
+    with pytest.raises(FakePlpy.Error):
+        privileged.run(FakePlpy, privileged.OWNER, "u" * 32, "alice")
+    privileged._results.clear()
+
+
+def test_the_direct_libsodium_calls_match_pynacls_bindings():
+    """crypto.py calls libsodium through nacl._sodium (a faster first call); its seals are
+    PyNaCl's, both ways, and it refuses keys and nonces of the wrong size before libsodium
+    reads them."""
+    from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt as ref_decrypt,
+                               crypto_aead_xchacha20poly1305_ietf_encrypt as ref_encrypt)
+    key, nonce, aad = os.urandom(32), os.urandom(24), b"aad"
+    for message in (b"", b"x", os.urandom(70000)):
+        ours = crypto.encrypt(message, aad, nonce, key)
+        assert ours == ref_encrypt(message, aad, nonce, key)
+        assert crypto.decrypt(ours, aad, nonce, key) == message == ref_decrypt(ours, aad, nonce, key)
+        with pytest.raises(crypto.CryptoError):
+            crypto.decrypt(ours, b"other", nonce, key)
+    for bad_key, bad_nonce in ((key[:31], nonce), (key + b"x", nonce), (key, nonce[:23]), (key, b"")):
+        with pytest.raises(crypto.CryptoError):
+            crypto.encrypt(b"m", aad, bad_nonce, bad_key)
+        with pytest.raises(crypto.CryptoError):
+            crypto.decrypt(b"m" * 40, aad, bad_nonce, bad_key)
+    with pytest.raises(crypto.CryptoError):
+        crypto.decrypt(b"short", aad, nonce, key)

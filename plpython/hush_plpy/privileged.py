@@ -1,0 +1,113 @@
+"""Steps that need more than the caller's rights, run for the caller and no one else.
+
+hush's API functions are SECURITY INVOKER: they run as the role the calling
+code runs as (CURRENT_USER), whatever the context (a plain session, SET ROLE,
+another role's definer function or trigger, an index expression that a
+superuser's ANALYZE runs as the table's owner), so that role's grants decide.
+Callers hold no privilege on any table or view (one that could query a
+row-secured relation could count other tenants' rows with EXPLAIN ANALYZE),
+so the work itself runs in a SECURITY DEFINER dispatcher, one per owning role
+(hush._as_owner, _as_keykeeper, _as_retention, _as_refresher).
+
+A dispatcher only runs a step that hush's own invoker code put into this
+backend's PL/Python memory a moment before: a ticket, 128 random bits, used
+once, naming the step and its arguments. No SQL can read or write that
+memory (plpython3u is untrusted: only a superuser creates functions in it),
+so calling a dispatcher directly gets nothing done. The caller comes with the
+ticket, as CURRENT_USER evaluated in the invoker's own statement, and each
+step checks that role's authority itself before it touches tenant data.
+Arguments and results never pass through SQL: a secret value handed to a
+write step is not a bind parameter of a second statement.
+"""
+from __future__ import annotations
+
+import os
+
+from .errors import INSUFFICIENT_PRIVILEGE, Fail, to_plpy_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any, Callable, TypeVar
+    F = TypeVar("F", bound=Callable[..., Any])
+
+
+OWNER = "hush_owner"
+KEYKEEPER = "hush_keykeeper"
+RETENTION = "hush_retention"
+REFRESHER = "hush_refresher"
+DISPATCHERS = {OWNER: "_as_owner", KEYKEEPER: "_as_keykeeper", RETENTION: "_as_retention",
+               REFRESHER: "_as_refresher"}
+
+_steps: set[tuple[str, Callable[..., Any]]] = set()
+_tickets: dict[str, tuple[str, Callable[..., Any], tuple]] = {}
+_results: dict[str, Any] = {}
+_plans: dict[str, Any] = {}
+
+
+def step(owner: str) -> Callable[[F], F]:
+    """Mark a function as a step its owner's dispatcher may run: fn(plpy, caller, *args)."""
+    def mark(fn: F) -> F:
+        _steps.add((owner, fn))
+        return fn
+    return mark
+
+
+def _unpacked(code: int) -> str:
+    """A SQLSTATE from PostgreSQL's packed form (five 6-bit characters, PGUNSIXBIT)."""
+    return "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
+
+
+def _error_data(e: Any) -> tuple[str, Any, Any]:
+    """(sqlstate, detail, hint) of an error raised one level down. A plpy.SPIError carries
+    them in `spidata`; `sqlstate` is only a class attribute of the spiexceptions classes
+    PostgreSQL knows, not of hush's own codes."""
+    data = getattr(e, "spidata", None)
+    if data:
+        return _unpacked(data[0]), data[1], data[2]
+    return getattr(e, "sqlstate", None) or "XX000", None, None
+
+
+def _message(e: Any) -> str:
+    """The message of an error raised one level down, without the prefixes PL/Python added."""
+    msg = str(e.args[0]) if getattr(e, "args", None) else str(e)
+    for prefix in ("hush: ",):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if msg.startswith("spiexceptions.") and ": " in msg:
+        msg = msg.split(": ", 1)[1]
+    return msg
+
+
+def call(plpy: Any, owner: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run step `fn` as `owner` for the role this code runs as; its result, or its error as a Fail."""
+    ticket = os.urandom(16).hex()
+    _tickets[ticket] = (owner, fn, args)
+    p = _plans.get(owner)
+    if p is None:
+        # SELECT * FROM, not SELECT fn(...): a composite in the target list may be evaluated once per column.
+        p = _plans[owner] = plpy.prepare("SELECT FROM hush.%s($1, CURRENT_USER)" % DISPATCHERS[owner],
+                                         ["pg_catalog.text"])
+    try:
+        plpy.execute(p, [ticket])
+        return _results.pop(ticket, None)
+    except plpy.SPIError as e:
+        code, detail, hint = _error_data(e)
+        raise Fail(code, _message(e), hint=hint, detail=detail) from None
+    finally:
+        # Nothing stays behind, a failed statement's result (a token, a value) included.
+        _tickets.pop(ticket, None)
+        _results.pop(ticket, None)
+
+
+def run(plpy: Any, owner: str, ticket: Any, caller: Any) -> None:
+    """The dispatcher's body: run the ticket's step, once, if it is one of this owner's."""
+    entry = _tickets.pop(ticket, None) if isinstance(ticket, str) else None
+    if entry is None or entry[0] != owner or (owner, entry[1]) not in _steps or not caller:
+        raise to_plpy_error(plpy, Fail(INSUFFICIENT_PRIVILEGE, "hush.%s runs only for hush's own functions"
+                                       % DISPATCHERS.get(owner, "?"),
+                                       hint="Call the hush.* API function instead."))
+    _, fn, args = entry
+    try:
+        _results[ticket] = fn(plpy, caller, *args)
+    except Fail as f:
+        raise to_plpy_error(plpy, f) from None
