@@ -185,3 +185,22 @@ def test_deleted_secrets_are_purged_after_their_tenants_window(db):
     for role in ("alice", "audrey"):
         with db.connect(role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT hush.purge_deleted_secrets()")
+
+
+def test_rows_waiting_in_the_default_partition_move_only_between_seals(db):
+    """create_audit_partitions moves waiting rows into their new partition under the sealers'
+    lock: while a seal is being taken (its transaction still open) the move waits, so no
+    sealer can plan before the attach and read after the move, and miss the rows."""
+    with db.connect("alice") as alice:
+        save(alice, "acme", "k", "v")
+    assert db.sql("SELECT count(*) FROM hush.audit_log_default") != [(0,)]
+    with db.connect("audrey", autocommit=False) as sealer, db.connect("adam") as admin:
+        sealer.execute("SELECT * FROM hush.seal_audit()")  # holds the seal lock until it commits
+        admin.execute("SET statement_timeout = '1s'")
+        with raises_sqlstate("57014"):  # waited for the sealer: canceled by the timeout
+            admin.execute("SELECT * FROM hush.create_audit_partitions(0)")
+        sealer.commit()
+        admin.execute("SET statement_timeout = 0")
+        moved = admin.execute("SELECT sum(rows_moved) FROM hush.create_audit_partitions(0)").fetchone()[0]
+    assert moved and db.sql("SELECT count(*) FROM hush.audit_log_default") == [(0,)]
+    assert db.sql("SELECT ok FROM hush.verify_audit()") == [(True,)]

@@ -44,9 +44,7 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
     with psycopg.connect(cron_cluster.dsn(), autocommit=True) as su:
         su.execute("CREATE EXTENSION pg_cron")
         su.execute("CREATE EXTENSION hush CASCADE")
-        # This month's partition first, so the row below does not sit in the DEFAULT
-        # partition: the partitions job would move it there while the seal job, in the
-        # same minute, reads the trail, and that seal would miss it.
+        # This month's partition first; the partitions job then adds the next months'.
         su.execute("SELECT hush.create_audit_partitions(0)")
         partitions = "SELECT count(*) FROM hush.maintenance_log WHERE task = 'create_audit_partition'"
         assert su.execute(partitions).fetchone() == (1,)
@@ -75,6 +73,15 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
             su.execute(grant)
         with psycopg.connect(cron_cluster.dsn(user="hush_maint"), autocommit=True) as adm:
             assert {j["jobname"] for j in rows(adm, "SELECT * FROM hush.schedule_maintenance(3650)")} == set(JOBS)
+        registered = rows(su, "SELECT jobid, username FROM cron.job")
+        assert {r["username"] for r in registered} == {"hush_maint"} and len(registered) == len(JOBS)
+        # A superuser's call takes them over rather than adding a second set; then back to hush_maint.
+        su.execute("SELECT * FROM hush.schedule_maintenance(3650)")
+        assert su.execute("SELECT username, count(*) FROM cron.job GROUP BY 1").fetchall() == [
+            ("postgres", len(JOBS))]
+        su.execute("SELECT cron.unschedule(jobid) FROM cron.job")
+        with psycopg.connect(cron_cluster.dsn(user="hush_maint"), autocommit=True) as adm:
+            adm.execute("SELECT * FROM hush.schedule_maintenance(3650)")
         registered = rows(su, "SELECT jobid, username FROM cron.job")
         assert {r["username"] for r in registered} == {"hush_maint"} and len(registered) == len(JOBS)
 

@@ -19,6 +19,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
     from typing import Any
 
+# Every action hush writes, in one place: record() and record_reads() refuse
+# any other, and the client's list (hush audit --action) is checked against it.
+ACTIONS = (
+    # secrets
+    "read", "create", "new_version", "update_metadata", "delete", "restore", "destroy", "purge",
+    # tenants and root keys
+    "grant_tenant", "revoke_tenant", "configure_tenant",
+    "add_root_key", "activate_root_key", "retire_root_key", "rewrap",
+    # OAuth
+    "oauth_provider_save", "oauth_provider_remove", "oauth_client_secret_read", "oauth_authorize", "oauth_callback",
+    "oauth_token_store", "oauth_token_read", "oauth_tokens_read", "oauth_refresh_claim", "oauth_refresh",
+    "oauth_refresh_failed", "oauth_disconnect",
+)
+
 # A superuser acting as itself says so in `detail`, whatever the step.
 RECORD_SQL = """
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
@@ -35,6 +49,7 @@ def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None
     """In a privileged step: one audit row naming the caller. `who` is the step's context
     (access.enter's row, or {"caller": ...} for steps that act on no tenant)."""
     import json  # here: the read path records through record_reads and needs none
+    assert action in ACTIONS, action
     p = plan(plpy, "audit.record", RECORD_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid", "pg_catalog.text", "pg_catalog.int4",
               "pg_catalog.jsonb", "pg_catalog.name"])
@@ -60,6 +75,7 @@ SELECT $1, $2, u.id, u.name, u.version, $7,
 def record_reads(plpy: Any, caller: str, tenant: str, rows: list[tuple], action: str = "read") -> None:
     """In a reading step, before values are handed out: record that `caller` read them.
     rows: (row id, name, version[, detail dict]). The one place a read is recorded."""
+    assert action in ACTIONS, action
     p = plan(plpy, "audit.reads", READS_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]",
               "pg_catalog.jsonb[]", "pg_catalog.name"])

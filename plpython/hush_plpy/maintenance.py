@@ -127,6 +127,9 @@ def _create_partitions(plpy: Any, caller: str, months_ahead: int) -> list[dict]:
         waiting = plpy.execute(plan(plpy, "maint.in_default", IN_DEFAULT_SQL, [TS, TS]), [m["lo"], m["hi"]])[0]["n"]
         plpy.execute(CREATE_SQL.format(name=name))
         if waiting:
+            # Not while a seal is being taken: a sealer that planned before the attach and read after
+            # the move would see the moved rows in neither partition, and seal past them.
+            plpy.execute(plan(plpy, "seal.lock_write", seal.LOCK_WRITE_SQL, []))
             plpy.execute(plpy.prepare(MOVE_SQL.format(name=name), [TS, TS]), [m["lo"], m["hi"]])
         plpy.execute(ATTACH_SQL.format(name=name, lo=m["lo_literal"], hi=m["hi_literal"]))
         for sql in SETUP_SQL:

@@ -73,6 +73,16 @@ BEGIN
                       || pg_catalog.format('"SELECT hush.cleanup_audit_logs(%s)"', retention_days)
                       || ' and "SELECT hush.purge_deleted_secrets()"; or `hush audit maintain` from cron.';
     END IF;
+    -- pg_cron keys a job on (name, role): a second role scheduling would add a second set of
+    -- jobs. A superuser (who sees every role's jobs) takes the other roles' hush jobs of this
+    -- database over, so one set runs.
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+        EXECUTE 'SELECT pg_catalog.count(cron.unschedule(j.jobid)) FROM cron.job j
+                  WHERE j.jobname OPERATOR(pg_catalog.=) ANY ($1) AND j.database OPERATOR(pg_catalog.=) $2
+                    AND j.username OPERATOR(pg_catalog.<>) CURRENT_USER::pg_catalog.text'
+           USING (SELECT pg_catalog.array_agg(jobs[k][1]) FROM pg_catalog.generate_series(1, 4) k),
+                 pg_catalog.current_database();
+    END IF;
     FOR i IN 1 .. pg_catalog.array_length(jobs, 1) LOOP
         jobname := jobs[i][1];
         schedule := jobs[i][2];
