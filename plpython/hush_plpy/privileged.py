@@ -78,17 +78,24 @@ def _message(e: Any) -> str:
     return msg
 
 
-def call(plpy: Any, owner: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run step `fn` as `owner` for the role this code runs as; its result, or its error as a Fail."""
+def call(plpy: Any, owner: str, fn: Callable[..., Any], *args: Any, tenant: str | None = None) -> Any:
+    """Run step `fn` as `owner` for the role this code runs as; its result, or its error as a Fail.
+    With `tenant`, the same statement sets hush.tenant first (left to right in its target list),
+    which a reading step then needs no statement of its own for: the owner_steps row policy
+    admits only hush_owner anyway, and the step's own WHERE checks the caller's grant."""
     ticket = os.urandom(16).hex()
     _tickets[ticket] = (owner, fn, args)
-    p = _plans.get(owner)
+    key = owner if tenant is None else owner + " tenant"
+    p = _plans.get(key)
     if p is None:
-        # SELECT * FROM, not SELECT fn(...): a composite in the target list may be evaluated once per column.
-        p = _plans[owner] = plpy.prepare("SELECT FROM hush.%s($1, CURRENT_USER)" % DISPATCHERS[owner],
-                                         ["pg_catalog.text"])
+        # SELECT fn(...) of a function returning void: evaluated once (a composite in a target
+        # list may be evaluated once per column).
+        sql = "SELECT hush.%s($1, CURRENT_USER)" % DISPATCHERS[owner]
+        if tenant is not None:
+            sql = "SELECT pg_catalog.set_config('hush.tenant', $2, true), hush.%s($1, CURRENT_USER)" % DISPATCHERS[owner]
+        p = _plans[key] = plpy.prepare(sql, ["pg_catalog.text"] if tenant is None else ["pg_catalog.text"] * 2)
     try:
-        plpy.execute(p, [ticket])
+        plpy.execute(p, [ticket] if tenant is None else [ticket, tenant])
         return _results.pop(ticket, None)
     except plpy.SPIError as e:
         code, detail, hint = _error_data(e)

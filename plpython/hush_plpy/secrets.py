@@ -4,10 +4,10 @@ Every call is a privileged step (privileged.py) run as hush_owner for the
 caller its ticket names: the API functions are SECURITY INVOKER, and callers
 hold no privilege on any table or view (a role that could query row-secured
 relations itself could count other tenants' rows with EXPLAIN ANALYZE).
-A read is two statements: hush.tenant set for the owner_steps row policy, then
-one read whose WHERE holds the caller's grant (access.may_act) and which brings
-the tenant's read-audit setting along; the read record (audit.record_reads)
-follows before any value is opened. A write checks the grant (access.enter),
+A read is one statement in the step (the dispatching statement set hush.tenant
+for the owner_steps row policy): its WHERE holds the caller's grant
+(access.may_act) and it brings the tenant's read-audit setting along; the read
+record (audit.record_reads) follows before any value is opened. A write checks the grant (access.enter),
 then one statement writes and inserts its audit row through a data-modifying
 CTE. Values are encrypted and decrypted here, in the server; they never
 appear in SQL text, errors or audit rows.
@@ -31,7 +31,6 @@ EQ = "OPERATOR(pg_catalog.=)"
 # -- reading -----------------------------------------------------------------
 
 OWNER = privileged.OWNER
-SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 # $1 tenant, $2 the key, $3 the caller (a version, when asked, is $4). The grant
 # test depends on parameters only: the planner runs it once, before the scan.
 READ_SQL = f"""
@@ -59,8 +58,8 @@ READS = {
 
 
 def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any) -> list:
-    """The rows asked for, if the caller may act on the tenant: two statements."""
-    plpy.execute(plan(plpy, "read.set_tenant", SET_TENANT_SQL, [T]), [tenant])
+    """The rows asked for, if the caller may act on the tenant: one statement (the dispatch
+    set hush.tenant: privileged.call(..., tenant=...))."""
     shape = by + ("@" if version is not None else "")
     p = access.cached_plan("read." + shape)  # before any SQL text is built: this is the hot path
     if p is None:
@@ -122,14 +121,14 @@ def get_secret(plpy: Any, GD: dict, tenant: str, name: str, version: Any) -> dic
     validate.tenant(tenant)
     validate.name(name)
     validate.version(version)
-    return privileged.call(plpy, OWNER, _get, GD, tenant, "name", name, version)
+    return privileged.call(plpy, OWNER, _get, GD, tenant, "name", name, version, tenant=tenant)
 
 
 @api
 def get_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, version: Any) -> dict:
     validate.tenant(tenant)
     validate.version(version)
-    return privileged.call(plpy, OWNER, _get, GD, tenant, "id", secret_id, version)
+    return privileged.call(plpy, OWNER, _get, GD, tenant, "id", secret_id, version, tenant=tenant)
 
 
 @api
@@ -138,7 +137,7 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
     if names is None:
         raise Fail(INVALID_ARGUMENT, "names must not be NULL")
     wanted = list(dict.fromkeys(validate.name(n) for n in names))
-    return privileged.call(plpy, OWNER, _get_many, GD, tenant, wanted)
+    return privileged.call(plpy, OWNER, _get_many, GD, tenant, wanted, tenant=tenant)
 
 
 @privileged.step(OWNER)
