@@ -166,23 +166,33 @@ FIELDS_SET = f"""
        updated_at = pg_catalog.now()"""
 FIELD_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.jsonb", "pg_catalog.timestamptz"]
 RETURNING = "RETURNING s.id, s.name, s.current_version AS version, s.created_at, s.updated_at"
-INSERT_SECRET = f"""
-INSERT INTO hush.secrets AS s (tenant_id, name, kind, description, tags, metadata, expires_at, created_by)
-VALUES ($1, $2, COALESCE($3, 'generic'), $4, COALESCE($5, '{{}}'::pg_catalog.text[]),
-        COALESCE($6, '{{}}'::pg_catalog.jsonb),
-        CASE WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END, $8)"""
 
-# save_secret without check-and-set: create, or add a version to a live secret.
-UPSERT_SQL = f"""{INSERT_SECRET}
-ON CONFLICT (tenant_id, name) DO UPDATE SET current_version = s.current_version OPERATOR(pg_catalog.+) 1, {FIELDS_SET}
- WHERE s.deleted_at IS NULL
-{RETURNING}
+# save_secret without check-and-set (create, or add a version to a live secret),
+# and with expected_version = 0 (create only): one statement that also checks the
+# caller's grant ($8) and brings the tenant's limit and the active key along
+# (hush.tenant was set by the dispatching statement: privileged.call(tenant=...)).
+SAVE_SQL = f"""
+WITH ctx AS (
+  SELECT {access.may_act("$1", "$8")} AS allowed,
+         COALESCE((SELECT t.max_value_bytes FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 65536) AS max_value_bytes,
+         (SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active') AS active_key_id,
+         COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $8), false) AS superuser),
+     s AS (
+  INSERT INTO hush.secrets AS s (tenant_id, name, kind, description, tags, metadata, expires_at, created_by)
+  SELECT $1, $2, COALESCE($3, 'generic'), $4, COALESCE($5, '{{{{}}}}'::pg_catalog.text[]),
+         COALESCE($6, '{{{{}}}}'::pg_catalog.jsonb),
+         CASE WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END, $8
+    FROM ctx WHERE ctx.allowed
+  ON CONFLICT (tenant_id, name) {{on_conflict}}
+  {RETURNING})
+SELECT ctx.allowed, ctx.max_value_bytes, ctx.active_key_id, ctx.superuser,
+       s.id, s.name, s.version, s.created_at, s.updated_at
+  FROM ctx LEFT JOIN s ON true
 """
-# expected_version = 0: create only.
-CREATE_SQL = f"""{INSERT_SECRET}
-ON CONFLICT (tenant_id, name) DO NOTHING
-{RETURNING}
-"""
+UPSERT_SQL = SAVE_SQL.format(on_conflict=f"""DO UPDATE SET current_version = s.current_version OPERATOR(pg_catalog.+) 1,
+      {FIELDS_SET}
+   WHERE s.deleted_at IS NULL""")
+CREATE_SQL = SAVE_SQL.format(on_conflict="DO NOTHING")
 
 # An existing, live secret: $9 = 1 adds a version, 0 changes metadata only;
 # $10 = audit action for a metadata-only change (a new version is audited
@@ -279,26 +289,30 @@ def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, descrip
     validate.name(name)
     fields = _fields(kind, description, tags, metadata, expires_at)
     validate.expected_version(expected_version)
-    return privileged.call(plpy, OWNER, _save, GD, tenant, name, value, fields, expected_version)
+    return privileged.call(plpy, OWNER, _save, GD, tenant, name, value, fields, expected_version, tenant=tenant)
 
 
 @privileged.step(OWNER)
 def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, fields: list,
           expected_version: Any) -> dict:
-    ctx = access.enter(plpy, caller, tenant, write=True)
-    raw = validate.value(value, ctx["max_value_bytes"])
-    key = active_key(plpy, GD, ctx)
-    if expected_version is None:
-        rows = plpy.execute(plan(plpy, "save.upsert", UPSERT_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
-                            [tenant, name, *fields, caller])
-    elif expected_version == 0:
-        rows = plpy.execute(plan(plpy, "save.create", CREATE_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"]),
-                            [tenant, name, *fields, caller])
-    else:
+    if expected_version:
+        ctx = access.enter(plpy, caller, tenant, write=True)
+        raw = validate.value(value, ctx["max_value_bytes"])
+        key = active_key(plpy, GD, ctx)
         rows = plpy.execute(_update_plan(plpy, "name"), [tenant, name, *fields, expected_version, 1, None, None, None])
-    if not rows:
+        row = rows[0] if rows else None
+    else:
+        # An error after this statement (a value over the limit, no key) rolls it back with the step.
+        p = plan(plpy, "save.upsert" if expected_version is None else "save.create",
+                 UPSERT_SQL if expected_version is None else CREATE_SQL, [T, T, *FIELD_TYPES, "pg_catalog.name"])
+        ctx = dict(plpy.execute(p, [tenant, name, *fields, caller])[0], caller=caller)
+        if not ctx["allowed"]:
+            access.deny(caller, tenant)
+        raw = validate.value(value, ctx["max_value_bytes"])
+        key = active_key(plpy, GD, ctx)
+        row = ctx if ctx["id"] is not None else None
+    if row is None:
         _fail_write(plpy, tenant, "name", name, expected_version)
-    row = rows[0]
     _write_version(plpy, tenant, ctx, key, row, raw, "create" if row["version"] == 1 else "new_version")
     return _saved(tenant, row)
 
