@@ -18,15 +18,19 @@
 --                connections of the tenants granted to it and refreshes them
 --                (it opens refresh tokens and client secrets, nothing else:
 --                it is not a reader and reads no secret value).
---   hush_refresher NOLOGIN: owns only hush.oauth_worker_claim, which looks for
---                due connections across the tenants the calling worker serves
---                (a row policy lets it see them); it reads no token.
+--   hush_refresher NOLOGIN: the OAuth worker's scans run as it (steps of
+--                hush.oauth_worker_claim and _next_due), across the tenants the
+--                calling worker serves (a row policy lets it see them); it reads no token.
+--   hush_recorder NOLOGIN: may call hush._record(), which stores read records
+--                signed by hush's own reads (plpython/hush_plpy/recorder.py).
+--                Give it to the login role that hush.recorder_conninfo names,
+--                if records are not to be written as the bootstrap superuser.
 DO $roles$
 DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['hush_owner', 'hush_reader', 'hush_writer', 'hush_admin', 'hush_auditor',
-                             'hush_oauth_worker', 'hush_refresher'] LOOP
+                             'hush_oauth_worker', 'hush_refresher', 'hush_recorder'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
         END IF;

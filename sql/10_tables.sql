@@ -16,6 +16,16 @@ CREATE TABLE hush.root_keys (
 CREATE UNIQUE INDEX root_keys_one_active ON hush.root_keys (state) WHERE state = 'active';
 SELECT pg_catalog.pg_extension_config_dump('hush.root_keys'::regclass, '');
 
+-- The keyrings of standbys, by key id only, as each reports it over its read
+-- recorder's connection (a standby's keyring file is out of the primary's
+-- sight): add_root_key and activate_root_key warn about a node lacking the key.
+-- Not dumped: every node reports again on its next recorder connection.
+CREATE TABLE hush.node_keyrings (
+    node        text PRIMARY KEY,
+    key_ids     text[] NOT NULL,
+    reported_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
 -- Per-tenant settings; a tenant without a row uses the defaults.
 CREATE TABLE hush.tenants (
     tenant_id       text PRIMARY KEY,

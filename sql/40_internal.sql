@@ -58,3 +58,21 @@ AS $py${{py: privileged.run('hush_retention', ticket, caller)}}$py$;
 CREATE OR REPLACE FUNCTION hush._as_refresher(ticket text, caller name) RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: privileged.run('hush_refresher', ticket, caller)}}$py$;
+
+-- The receiving end of read records: a read is recorded on the primary, over a
+-- connection of the reading backend's own, and committed before its value
+-- leaves (plpython/hush_plpy/recorder.py). Stores only records that carry a MAC
+-- keyed by the root keyring, which only hush's reads can make: logging in as
+-- the role that may call it forges nothing.
+CREATE OR REPLACE FUNCTION hush._record(body text, proof bytea) RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: recorder.store(GD, body, proof)}}$py$;
+
+-- Where a backend sends its read records: worked out from settings only a
+-- superuser may read (primary_conninfo, unix_socket_directories, the server
+-- configuration's hush.recorder_conninfo), kept in the backend's PL/Python
+-- memory and never returned: a conninfo may hold a password. Stays owned by
+-- the superuser who ran CREATE EXTENSION (90_privileges.sql).
+CREATE OR REPLACE FUNCTION hush._recorder_target() RETURNS void
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: recorder.compute_target(GD)}}$py$;

@@ -1,10 +1,12 @@
 -- Ownership and privileges, all in one place.
 
--- Everything but hush._root_key_source belongs to hush_owner (NOLOGIN, not a
+-- Everything but hush._root_key_source and hush._recorder_target (the
+-- superuser's: they read superuser-only settings) belongs to hush_owner (NOLOGIN, not a
 -- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS,
 -- and a view reads its tables with its owner's rights.
 -- ALTER TABLE ... OWNER also moves the owned audit_log_id_seq.
 ALTER TABLE hush.root_keys OWNER TO hush_owner;
+ALTER TABLE hush.node_keyrings OWNER TO hush_owner;
 ALTER TABLE hush.tenants OWNER TO hush_owner;
 ALTER TABLE hush.tenant_grants OWNER TO hush_owner;
 ALTER TABLE hush.secrets OWNER TO hush_owner;
@@ -24,7 +26,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
-                AND p.proname OPERATOR(pg_catalog.<>) '_root_key_source' LOOP
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target']) LOOP
         EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', f);
     END LOOP;
 END
@@ -44,6 +46,7 @@ GRANT UPDATE (key_id, wrapped_dek) ON hush.secret_versions TO hush_keykeeper;
 GRANT SELECT, UPDATE (key_id, wrapped_dek) ON hush.oauth_providers, hush.oauth_pending, hush.oauth_connections
     TO hush_keykeeper;
 GRANT SELECT, INSERT, UPDATE ON hush.root_keys TO hush_keykeeper;
+GRANT SELECT ON hush.node_keyrings TO hush_keykeeper;
 GRANT INSERT ON hush.audit_log TO hush_keykeeper;
 GRANT USAGE ON SEQUENCE hush.audit_log_id_seq TO hush_keykeeper;
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_keykeeper;
@@ -90,7 +93,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA hush FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedures
 
 -- Every hush role must be able to name the schema's functions and load their Python.
-GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor;
+GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor, hush_recorder;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_reader, hush_admin, hush_auditor;
 
 -- The dispatchers run only steps that hush's own functions queued (a ticket),
@@ -106,6 +109,10 @@ GRANT EXECUTE ON FUNCTION hush._as_retention(text, name) TO hush_admin, hush_aud
 
 -- The API functions read the keyring path through this superuser-owned reader.
 GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_owner;
+-- Reading steps (run as hush_owner) learn where read records go; the role a
+-- recorder connection logs in as may store them.
+GRANT EXECUTE ON FUNCTION hush._recorder_target() TO hush_owner;
+GRANT EXECUTE ON FUNCTION hush._record(text, bytea) TO hush_recorder;
 
 -- Readers read values and metadata of the tenants granted to them.
 GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer) TO hush_reader;
@@ -159,14 +166,15 @@ GRANT EXECUTE ON FUNCTION hush.retire_root_key(text) TO hush_admin;
 -- its batches, and the batch function checks nothing else.
 GRANT EXECUTE ON PROCEDURE hush.rewrap(integer, integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush._rewrap_batch(integer) TO hush_admin;
-GRANT SELECT ON hush.tenants, hush.tenant_grants, hush.root_keys TO hush_admin;
+GRANT SELECT ON hush.tenants, hush.tenant_grants, hush.root_keys, hush.node_keyrings TO hush_admin;
 
 -- Auditors and admins read the audit trail, its seals and the maintenance log
 -- (RLS policy audit_readers); no one but the owner inserts.
 GRANT SELECT ON hush.audit_log, hush.audit_seals, hush.maintenance_log TO hush_auditor, hush_admin;
 -- Either may seal and verify; only admins change storage or schedule it.
 GRANT EXECUTE ON FUNCTION hush.seal_audit() TO hush_auditor, hush_admin;
-GRANT EXECUTE ON FUNCTION hush.verify_audit(timestamptz) TO hush_auditor, hush_admin;
+GRANT EXECUTE ON FUNCTION hush.verify_audit(timestamptz, text) TO hush_auditor, hush_admin;
+GRANT EXECUTE ON FUNCTION hush.caller_xact(jsonb) TO hush_reader, hush_auditor, hush_admin;
 GRANT EXECUTE ON FUNCTION hush.create_audit_partitions(integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.cleanup_audit_logs(integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.purge_deleted_secrets() TO hush_admin;

@@ -1,5 +1,6 @@
-"""Audit rows: written in the caller's transaction by every change and every
-read of a value, never holding a value, append-only for everyone."""
+"""Audit rows: written by every change (in the caller's transaction) and every
+read of a value (committed apart from it: tests/test_read_records.py), never
+holding a value, append-only for everyone."""
 from __future__ import annotations
 
 import psycopg
@@ -39,14 +40,16 @@ def test_every_change_and_read_is_audited_without_values(db):
     assert len({r["txid"] for r in log}) == len(log)  # one transaction per autocommit call
 
 
-def test_rollback_takes_the_secret_and_its_audit_row(db):
-    before = db.sql("SELECT count(*) FROM hush.audit_log")
+def test_rollback_takes_the_secret_and_its_audit_row_but_not_the_read(db):
+    (since,) = db.sql("SELECT COALESCE(max(id), 0) FROM hush.audit_log")[0]
     with db.connect("alice", autocommit=False) as a:
         save(a, "acme", "k", "v")
         get(a, "acme", "k")
         a.rollback()
         assert a.execute("SELECT hush.secret_exists('acme', 'k')").fetchone() == (False,)
-    assert db.sql("SELECT count(*) FROM hush.audit_log") == before
+    # The write never happened; the value left all the same, and its record says the reader aborted.
+    assert db.sql("SELECT action, version, hush.caller_xact(detail) FROM hush.audit_log WHERE id > %s", [since]) == \
+        [("read", 1, "aborted")]
     with db.connect("alice", autocommit=False) as a:
         save(a, "acme", "k", "v")
         a.commit()
@@ -85,23 +88,20 @@ def test_auditors_and_admins_see_every_tenant(db):
 def test_read_auditing_switch_and_read_only_transactions(db):
     with db.connect("alice") as a:
         save(a, "acme", "k", "v")
-    # Read auditing on (the default): a read in a READ ONLY transaction fails closed.
+    reads = "SELECT count(*) FROM hush.audit_log WHERE action = 'read'"
+    # Read auditing on (the default): a read in a READ ONLY transaction is served and recorded.
     with db.connect("alice", autocommit=False) as a:
         a.execute("SET TRANSACTION READ ONLY")
-        with raises_sqlstate("SH021"):
-            get(a, "acme", "k")
-        a.rollback()
-        a.execute("SET TRANSACTION READ ONLY")
-        with raises_sqlstate("SH021"):
-            a.execute("SELECT * FROM hush.get_secrets('acme', ARRAY['k'])")
-        a.rollback()
-        a.execute("SET TRANSACTION READ ONLY")
+        assert get(a, "acme", "k")["value"] == "v"
+        assert a.execute("SELECT value FROM hush.get_secrets('acme', ARRAY['k'])").fetchone() == ("v",)
         assert a.execute("SELECT count(*) FROM hush.list_secrets('acme')").fetchone() == (1,)  # no value read
+        with raises_sqlstate("SH021"):  # a write is refused there, with hush's code
+            save(a, "acme", "k2", "v")
         a.rollback()
+    assert db.sql(reads) == [(2,)]
     with db.connect("adam") as adm:
         row = rows(adm, "SELECT * FROM hush.configure_tenant('acme', audit_reads => false)")[0]
         assert row["audit_reads"] is False and row["max_value_bytes"] == 65536
-    reads = "SELECT count(*) FROM hush.audit_log WHERE action = 'read'"
     before = db.sql(reads)
     with db.connect("alice", autocommit=False) as a:
         a.execute("SET TRANSACTION READ ONLY")

@@ -156,3 +156,21 @@ def test_retention_will_not_re_seal_a_tampered_trail(db):
     with db.connect("adam") as adm, raises_sqlstate("SH041"):
         adm.execute("SELECT * FROM hush.cleanup_audit_logs()")
     assert db.sql("SELECT count(*) FROM hush.audit_log") == before
+
+
+def test_verify_with_a_head_hash_kept_elsewhere(db):
+    """An auditor keeps each head hash outside the database; verify_audit(known_head => ...) says
+    when the chain no longer holds that seal (tests/test_replicas.py loses one in a failover)."""
+    activity(db)
+    with db.connect("audrey") as aud:
+        kept = seal(aud)["head_hash"]
+        activity(db, 1)
+        seal(aud)
+        for head in (kept, kept.upper(), " " + kept):  # an older seal, as printed, pasted loosely
+            assert rows(aud, "SELECT * FROM hush.verify_audit(known_head => %s)", [head])[0]["ok"]
+        v = rows(aud, "SELECT * FROM hush.verify_audit(known_head => %s)", ["0" * 64])[0]
+        assert (v["ok"], v["problem"], v["bad_seal_id"]) == (False, "seal_missing", None)
+        assert "0" * 64 in v["detail"]
+        for bad in ("", "abc", "g" * 64):
+            with raises_sqlstate("SH004"):
+                aud.execute("SELECT * FROM hush.verify_audit(known_head => %s)", [bad])

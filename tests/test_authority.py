@@ -233,8 +233,9 @@ def test_a_superuser_acting_as_itself_may_act_on_every_tenant_and_the_record_say
     with acme.connect() as su:
         assert get(su, "acme", "db_password")["value"] == SECRET
         save(su, "globex", "set_by_admin", "v")
-    got = acme.sql("SELECT tenant_id, action, detail FROM hush.audit_log WHERE id > %s ORDER BY id", [since])
-    assert got == [("acme", "read", {"superuser": True}), ("globex", "create", {"superuser": True})]
+    got = acme.sql("SELECT tenant_id, action, db_role, detail->'superuser' FROM hush.audit_log WHERE id > %s "
+                   "ORDER BY id", [since])
+    assert got == [("acme", "read", "postgres", True), ("globex", "create", "postgres", True)]
 
 
 def test_is_superuser_of_the_session_grants_nothing(acme: Any) -> None:

@@ -30,9 +30,10 @@ def engine(db: Any, user: str) -> sa.Engine:
                             poolclass=sa.NullPool)
 
 
-def audit_count(db: Any, name: str) -> int:
-    """Audit rows of any action about this secret name."""
-    return int(db.sql("SELECT count(*) FROM hush.audit_log WHERE secret_name = %s", [name])[0][0])
+def audit_count(db: Any, name: str, action: str | None = None) -> int:
+    """Audit rows about this secret name (of one action, or any)."""
+    return int(db.sql("SELECT count(*) FROM hush.audit_log WHERE secret_name = %s AND action = COALESCE(%s, action)",
+                      [name, action])[0][0])
 
 
 def test_pooled_client_every_method(client: hush.Client) -> None:
@@ -105,7 +106,8 @@ def test_caller_psycopg_connection_joins_its_transaction(db: Any) -> None:
         s.save("b", "2")
         conn.commit()
     assert db.sql("SELECT count(*) FROM hush.secrets WHERE name = 'a'") == [(0,)]
-    assert audit_count(db, "a") == 0  # the audit row went with the rollback
+    assert audit_count(db, "a", "create") == 0  # the write's audit row went with the rollback...
+    assert audit_count(db, "a", "read") == 1  # ...the record of the value that left did not
     assert audit_count(db, "b") == 1  # its create
 
 
@@ -137,7 +139,7 @@ def test_sqlalchemy_session_joins_and_rolls_back(db: Any) -> None:
         assert not s2.exists("dropped")
         with pytest.raises(hush.SecretNotFound):
             s2.get("dropped")
-    assert audit_count(db, "dropped") == 0
+    assert audit_count(db, "dropped", "create") == 0 and audit_count(db, "dropped", "read") == 1
 
 
 def test_sqlalchemy_errors_are_unwrapped_but_serialization_failures_are_not(db: Any) -> None:

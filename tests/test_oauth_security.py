@@ -168,15 +168,20 @@ def test_a_key_in_use_by_oauth_rows_cannot_be_retired(db: Any, cluster: Any, oau
             adam.execute("SELECT hush.retire_root_key(%s)", [old_kid])
 
 
-def test_token_reads_fail_closed_in_a_read_only_transaction(db: Any, oauth_server: Any) -> None:
+def test_token_reads_in_a_read_only_transaction_are_served_and_recorded(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
         register(oa, srv)
         login(oa)
+    reads = "SELECT count(*) FROM hush.audit_log WHERE action = 'oauth_token_read'"
+    before = db.sql(reads)[0][0]
     with db.connect("alice", autocommit=False) as conn:
         conn.execute("SET TRANSACTION READ ONLY")
-        with raises_sqlstate("SH021"):
-            conn.execute("SELECT hush.oauth_token('acme', 'idp')")
+        assert conn.execute("SELECT hush.oauth_token('acme', 'idp')").fetchone()[0]
+        with raises_sqlstate("SH021"):  # a write is refused there with hush's code, not a raw 25006
+            conn.execute("SELECT hush.oauth_disconnect('acme', 'idp', c.account) FROM hush.oauth_connections('acme') c")
+        conn.rollback()
+    assert db.sql(reads) == [(before + 1,)]
 
 
 def test_over_a_callers_transaction_token_state_commits_on_its_own(db: Any, oauth_server: Any) -> None:

@@ -49,11 +49,13 @@ def test_public_surface_matches_golden_file(db):
     assert got == GOLDEN.read_text()
 
 
-# The only SECURITY DEFINER functions: the keyring's source (superuser-owned, for
-# hush_owner) and the dispatchers of hush's privileged steps, each owned by the
-# role its steps run as. Everything callers call runs as the caller.
-DEFINERS = {"_root_key_source": "postgres", "_as_owner": "hush_owner", "_as_keykeeper": "hush_keykeeper",
-            "_as_retention": "hush_retention", "_as_refresher": "hush_refresher"}
+# The only SECURITY DEFINER functions: the keyring's source and the recorder's
+# target (superuser-owned, for hush_owner), the dispatchers of hush's privileged
+# steps, each owned by the role its steps run as, and the receiving end of read
+# records (for hush_recorder). Everything callers call runs as the caller.
+DEFINERS = {"_root_key_source": "postgres", "_recorder_target": "postgres", "_as_owner": "hush_owner",
+            "_as_keykeeper": "hush_keykeeper", "_as_retention": "hush_retention", "_as_refresher": "hush_refresher",
+            "_record": "hush_owner"}
 # Maintenance pins the time settings it hashes and partitions by.
 PINNED_TIME_FUNCTIONS = {"_as_retention", "create_audit_partitions", "seal_audit", "verify_audit",
                          "cleanup_audit_logs", "purge_deleted_secrets"}
@@ -77,6 +79,10 @@ def test_security_invariants(db):
         if name == "_root_key_source":
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
                                                         "hush_keykeeper=X/postgres"}
+        if name == "_recorder_target":  # reads primary_conninfo, which may hold a password
+            assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres"}
+        if name == "_record":
+            assert set(acl.strip("{}").split(",")) == {"hush_owner=X/hush_owner", "hush_recorder=X/hush_owner"}
         # An ACL entry for PUBLIC has no grantee before '='.
         assert acl and not any(e.startswith("=") for e in acl.strip("{}").split(",")), f"{name}: PUBLIC may execute"
     owners = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_owner'")
@@ -84,6 +90,8 @@ def test_security_invariants(db):
     keeper = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_keykeeper'")
     assert keeper == [(False, True, False)]
     assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_keykeeper'::regrole") == [(0,)]
+    recorder = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_recorder'")
+    assert recorder == [(False, False, False)]
     retention = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_retention'")
     assert retention == [(False, False, False)]
     # No one may become hush_retention: its DELETE is the one the audit trail lets through.

@@ -28,8 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Every module of the package (checked against the directory).
-MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "audit", "secrets", "bulk", "admin", "keys",
-           "seal", "maintenance", "oauth"]
+MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "recorder", "audit", "secrets", "bulk",
+           "admin", "keys", "seal", "maintenance", "oauth"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 from . import validate
-from .errors import READ_ONLY_AUDIT, TENANT_ACCESS_DENIED, Fail
+from .errors import TENANT_ACCESS_DENIED, Fail
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -70,8 +70,7 @@ SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
        {may_act("$1", "$2")} AS allowed,
        COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $2), false)
            AS superuser,
-       COALESCE(t.audit_reads, true) AS audit_reads,
-       pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AS read_only{{write_cols}}
+       COALESCE(t.audit_reads, true) AS audit_reads{{write_cols}}
   FROM (SELECT 1) AS one
   LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) $1
 """
@@ -87,14 +86,6 @@ def deny(caller: str, tenant: str) -> None:
     # The same error whether or not the tenant or any secret exists there.
     raise Fail(TENANT_ACCESS_DENIED, "role %s may not act on tenant %s" % (caller, tenant),
                hint="An admin grants it with hush.grant_tenant(role, tenant).")
-
-
-def deny_read_only(tenant: str) -> None:
-    # Fail closed: an audited read must write its audit row.
-    raise Fail(READ_ONLY_AUDIT, "reading a secret of tenant %s writes an audit row, which a read-only "
-               "transaction (or a standby) cannot do" % tenant,
-               hint="Read in a read-write transaction on the primary, or have an admin switch read auditing "
-                    "off for this tenant with hush.configure_tenant.")
 
 
 def enter(plpy: Any, caller: str, tenant: Any, write: bool = False) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Everything here runs in privileged steps (privileged.py).
 """
 from __future__ import annotations
 
-from . import access, privileged
+from . import access, keyring, privileged, recorder
 from .access import plan
 from .errors import INVALID_ARGUMENT, Fail, api
 
@@ -57,41 +57,47 @@ def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None
                      None if detail is None else json.dumps(detail, sort_keys=True), who["caller"]])
 
 
-# The read record: one row per value handed out, written in the reading step
-# (hush.tenant is set and the caller's grant was checked by the read).
-READS_SQL = """
-INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
-SELECT $1, $2, u.id, u.name, u.version, $7,
-       CASE WHEN r.rolsuper THEN COALESCE(u.detail, '{}'::pg_catalog.jsonb)
-                                 OPERATOR(pg_catalog.||) '{"superuser": true}'::pg_catalog.jsonb
-            ELSE u.detail END
-  FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.uuid[]), pg_catalog.unnest($4::pg_catalog.text[]),
-                  pg_catalog.unnest($5::pg_catalog.int4[]), pg_catalog.unnest($6::pg_catalog.jsonb[]))
-            AS u(id, name, version, detail)
-  LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) $7
+# Who read, and from where, taken in the reading backend (the step runs in the
+# caller's session and transaction): never from an argument anyone could pass.
+WHO_SQL = """
+SELECT SESSION_USER::pg_catalog.text AS session_role, pg_catalog.current_setting('application_name') AS application_name,
+       pg_catalog.inet_client_addr()::pg_catalog.text AS client_addr, pg_catalog.pg_backend_pid() AS pid,
+       pg_catalog.txid_current_if_assigned() AS txid, pg_catalog.pg_is_in_recovery() AS standby,
+       COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1), false)
+           AS superuser
 """
 
 
-def record_reads(plpy: Any, caller: str, tenant: str, rows: list[tuple], action: str = "read") -> None:
-    """In a reading step, before values are handed out: record that `caller` read them.
-    rows: (row id, name, version[, detail dict]). The one place a read is recorded."""
+def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple], key_ids: Any,
+                 action: str = "read") -> None:
+    """In a reading step, before any value is opened: the record that `caller` read these
+    (row id, name, version[, detail dict]), committed on the primary apart from the caller's
+    transaction (recorder.py); SH022, and no value, when it cannot be. The one place a read
+    is recorded. key_ids: the root keys that will open the values, checked first, so that a
+    read this node cannot serve (SH030) is refused before anything is recorded."""
     assert action in ACTIONS, action
-    p = plan(plpy, "audit.reads", READS_SQL,
-             ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]",
-              "pg_catalog.jsonb[]", "pg_catalog.name"])
-    details = [None] * len(rows)
-    if any(len(r) > 3 and r[3] for r in rows):
-        import json  # only reads with details need it (json imports re: ~7 ms for a new connection)
-        details = [json.dumps(r[3], sort_keys=True) if len(r) > 3 and r[3] else None for r in rows]
-    plpy.execute(p, [tenant, action, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], details,
-                     caller])
+    for kid in set(key_ids):
+        keyring.get(plpy, GD, kid)
+    who = plpy.execute(plan(plpy, "audit.who", WHO_SQL, ["pg_catalog.name"]), [caller])[0]
+    # caller_txid: whether the reading transaction committed is read off it later
+    # (hush.caller_xact); null when it had written nothing, so had no id yet.
+    extra: dict = {"pid": who["pid"], "caller_txid": who["txid"]}
+    if who["standby"]:
+        extra["standby"] = True
+    if who["superuser"]:
+        extra["superuser"] = True
+    recorder.record(plpy, GD, {
+        "tenant": tenant, "db_role": caller, "session_role": who["session_role"],
+        "application_name": who["application_name"], "client_addr": who["client_addr"],
+        "rows": [(action, r[0], r[1], r[2], dict(r[3] if len(r) > 3 and r[3] else {}, **extra)) for r in rows],
+    }, bool(who["standby"]))
 
 
 MAX_LOG_ROWS = 10000
 # The owner_steps row policy (hush.tenant, set by access.enter) confines this to the tenant as well.
 LOG_SQL = """
 SELECT a.id, a.at, a.action, a.secret_id, a.secret_name, a.version, a.db_role, a.session_role,
-       a.application_name, a.client_addr, a.txid, a.outcome, a.detail
+       a.application_name, a.client_addr, a.txid, a.outcome, a.detail, hush.caller_xact(a.detail) AS caller_xact
   FROM hush.audit_log a
  WHERE a.tenant_id OPERATOR(pg_catalog.=) $1
    AND ($2 IS NULL OR a.at OPERATOR(pg_catalog.>=) $2) AND ($3 IS NULL OR a.at OPERATOR(pg_catalog.<) $3)

@@ -23,7 +23,8 @@ VERSION_CONFLICT = "SH013"
 SECRET_DELETED = "SH014"
 VERSION_DESTROYED = "SH015"
 TENANT_ACCESS_DENIED = "SH020"
-READ_ONLY_AUDIT = "SH021"
+READ_ONLY = "SH021"
+RECORD_FAILED = "SH022"
 KEY_UNAVAILABLE = "SH030"
 DECRYPTION_FAILED = "SH031"
 AUDIT_APPEND_ONLY = "SH040"
@@ -54,7 +55,8 @@ CODES = {
     SECRET_DELETED: "secret is soft-deleted",
     VERSION_DESTROYED: "version destroyed",
     TENANT_ACCESS_DENIED: "tenant access denied",
-    READ_ONLY_AUDIT: "audited read in a read-only transaction",
+    READ_ONLY: "a call that writes, in a read-only transaction or on a standby",
+    RECORD_FAILED: "the record of a read could not be written (no value returned)",
     KEY_UNAVAILABLE: "root key unavailable",
     DECRYPTION_FAILED: "decryption failed",
     AUDIT_APPEND_ONLY: "audit log is append-only",

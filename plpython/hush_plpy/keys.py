@@ -98,7 +98,35 @@ def _add(plpy: Any, caller: str, GD: dict, kid: str) -> str:
     plpy.execute(plan(plpy, "keys.add", ADD_SQL, [T]), [kid])
     state = _state(plpy, kid)
     audit.record(plpy, {"caller": caller}, "*", "add_root_key", detail={"key_id": kid, "state": state})
+    _warn_standbys(plpy, kid)
     return str(state)
+
+
+# A standby reports its keyring (ids) on each new recorder connection; reports
+# older than a week are taken for nodes gone.
+STANDBYS_SQL = """
+SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication) AS streaming,
+       (SELECT pg_catalog.array_agg(pg_catalog.format('%s (reported %s)', n.node, n.reported_at) ORDER BY n.node)
+          FROM hush.node_keyrings n
+         WHERE n.reported_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::pg_catalog.interval)
+           AND NOT $1 OPERATOR(pg_catalog.=) ANY (n.key_ids)) AS lacking,
+       (SELECT pg_catalog.count(*) FROM hush.node_keyrings n
+         WHERE n.reported_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::pg_catalog.interval))
+           AS reported
+"""
+
+
+def _warn_standbys(plpy: Any, kid: str) -> None:
+    """Every node decrypts with the same keyring: say which standbys lack this key (SH030 there
+    for anything it seals), or that standbys stream whose keyrings hush cannot see."""
+    row = plpy.execute(plan(plpy, "keys.standbys", STANDBYS_SQL, [T]), [kid])[0]
+    if row["lacking"]:
+        plpy.warning("hush: root key %s is not in the keyring of standby %s: add it to every node's keyring before "
+                     "activating it, or reads there fail with SH030" % (kid, ", ".join(row["lacking"])))
+    elif row["streaming"] > row["reported"]:  # some have not served an audited read lately
+        plpy.warning("hush: %d standby(s) stream from this server and %d reported a keyring holding root key %s; "
+                     "each needs it (on a standby, hush.root_key_status() shows loaded = false for a key it lacks)"
+                     % (row["streaming"], row["reported"], kid))
 
 
 @api
@@ -118,6 +146,7 @@ def _activate(plpy: Any, caller: str, GD: dict, kid: str) -> str:
         plpy.execute(plan(plpy, "keys.demote", DEMOTE_SQL, [T]), [kid])
         plpy.execute(plan(plpy, "keys.promote", PROMOTE_SQL, [T]), [kid])
         audit.record(plpy, {"caller": caller}, "*", "activate_root_key", detail={"key_id": kid})
+    _warn_standbys(plpy, kid)
     return "active"
 
 

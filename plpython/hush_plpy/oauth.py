@@ -73,13 +73,6 @@ def _json_object(value: Any, what: str, limit: int) -> dict:
     return obj
 
 
-def _read_audited(ctx: dict, tenant: str) -> bool:
-    """Whether reads of this tenant are audited; fails closed in a read-only transaction."""
-    if ctx["audit_reads"] and ctx["read_only"]:
-        access.deny_read_only(tenant)
-    return bool(ctx["audit_reads"])
-
-
 def _record(plpy: Any, who: dict, tenant: str, action: str, row_id: Any, provider: str, generation: Any = None,
             **detail: Any) -> None:
     audit.record(plpy, who, tenant, action, secret_id=row_id, secret_name=provider, version=generation,
@@ -119,6 +112,11 @@ def _provider_row(plpy: Any, tenant: str, name: str) -> dict:
         raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %r is not registered in tenant %s" % (name, tenant),
                    hint="Register it with register_provider (hush oauth provider add).")
     return rows[0]
+
+
+def _key_ids(*rows: dict) -> list:
+    """The root keys that open these rows' sealed parts (checked before a read is recorded)."""
+    return [r["key_id"] for r in rows if r["ciphertext"] is not None]
 
 
 def _provider_secret(plpy: Any, GD: dict, tenant: str, name: str, row: dict) -> Any:
@@ -183,11 +181,11 @@ def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
 @privileged.step(OWNER)
 def _provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str) -> dict:
     ctx = access.enter(plpy, caller, tenant)
-    audited = _read_audited(ctx, tenant)
     row = _provider_row(plpy, tenant, name)
+    if ctx["audit_reads"] and row["ciphertext"] is not None:
+        audit.record_reads(plpy, GD, caller, tenant, [(row["id"], name, row["generation"])], [row["key_id"]],
+                           action="oauth_client_secret_read")
     secret = _provider_secret(plpy, GD, tenant, name, row)
-    if audited and secret is not None:
-        _record(plpy, ctx, tenant, "oauth_client_secret_read", row["id"], name, row["generation"])
     return {"name": name, "config": row["config"], "client_secret": secret}
 
 
@@ -293,12 +291,14 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes) -> dict:
     out = {"tenant_id": tenant, "provider": row["provider"], "account": row["account"],
            "redirect_uri": row["redirect_uri"], "scopes": row["scopes"], "expired": row["expired"],
            "code_verifier": None, "nonce": None, "config": None, "client_secret": None}
-    _record(plpy, ctx, tenant, "oauth_callback", row["id"], row["provider"], account=row["account"],
-            expired=row["expired"] or None)
     if row["expired"]:  # consumed all the same: an expired state is never any good again
+        _record(plpy, ctx, tenant, "oauth_callback", row["id"], row["provider"], account=row["account"], expired=True)
         return out
-    pending = json.loads(_open(plpy, GD, PENDING, tenant, row, "a pending OAuth authorization"))
+    # The verifier and the client secret leave: recorded apart from the caller's transaction first.
     prov = _provider_row(plpy, tenant, row["provider"])
+    audit.record_reads(plpy, GD, caller, tenant, [(row["id"], row["provider"], None, {"account": row["account"]})],
+                       _key_ids(row, prov), action="oauth_callback")
+    pending = json.loads(_open(plpy, GD, PENDING, tenant, row, "a pending OAuth authorization"))
     out.update(code_verifier=pending["code_verifier"], nonce=pending["nonce"], config=prov["config"],
                client_secret=_provider_secret(plpy, GD, tenant, row["provider"], prov))
     return out
@@ -496,25 +496,32 @@ def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: 
 
 def _audited_read(plpy: Any, caller: str, tenant: str, provider_name: Any, account: Any) -> tuple[dict, str, dict]:
     """In a step, the prelude of a token read: checks, the account (named or the only one),
-    its row, and the context (whose audit_reads says whether the read is recorded; refused in
-    a read-only transaction when it is)."""
+    its row, and the context (whose audit_reads says whether the read is recorded)."""
     ctx = access.enter(plpy, caller, tenant)
-    _read_audited(ctx, tenant)
     account = _account(plpy, tenant, provider_name, account)
     return ctx, account, _connection(plpy, tenant, provider_name, account)
 
 
-def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str,
-                       account: Any) -> tuple[dict, str]:
+def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any,
+                       min_valid_seconds: Any = None) -> tuple[dict, str]:
     """In a step: a connection's row and its access token, the read recorded before the token
-    is opened; SH074 when it needs re-authorization."""
+    is opened; SH074 when it needs re-authorization, SH076 (with min_valid_seconds) when it
+    expires too soon: refusals first, so only a token that leaves is recorded."""
     ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account)
     if row["status"] == "needs_reauth":
         raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again "
                    "(its refresh token was refused)" % (account, tenant, provider_name),
                    hint="Run the authorization again; connections() shows the last error.")
+    if min_valid_seconds is not None and row["valid_for"] is not None and row["valid_for"] <= min_valid_seconds:
+        raise Fail(OAUTH_TOKEN_EXPIRING, "the access token of account %r of tenant %s at OAuth provider %r %s"
+                   % (row["account"], tenant, provider_name,
+                      "expired %d s ago" % -row["valid_for"] if row["valid_for"] < 0 else
+                      "expires within %d s" % min_valid_seconds),
+                   hint="hush oauth-worker refreshes tokens ahead of expiry; is it running and serving this "
+                        "tenant? From Python, access_token() refreshes on demand.")
     if ctx["audit_reads"]:
-        audit.record_reads(plpy, caller, tenant, [(row["id"], provider_name, row["generation"], {"account": account})],
+        audit.record_reads(plpy, GD, caller, tenant,
+                           [(row["id"], provider_name, row["generation"], {"account": account})], [row["key_id"]],
                            action="oauth_token_read")
     return row, _tokens(plpy, GD, tenant, provider_name, row)["access_token"]
 
@@ -549,15 +556,7 @@ def access_token_sql(plpy: Any, GD: dict, tenant: str, provider_name: Any, accou
 @privileged.step(OWNER)
 def _access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any,
                   min_valid_seconds: int) -> str:
-    row, access_token = _read_access_token(plpy, caller, GD, tenant, provider_name, account)
-    if row["valid_for"] is not None and row["valid_for"] <= min_valid_seconds:
-        raise Fail(OAUTH_TOKEN_EXPIRING, "the access token of account %r of tenant %s at OAuth provider %r %s"
-                   % (row["account"], tenant, provider_name,
-                      "expired %d s ago" % -row["valid_for"] if row["valid_for"] < 0 else
-                      "expires within %d s" % min_valid_seconds),
-                   hint="hush oauth-worker refreshes tokens ahead of expiry; is it running and serving this "
-                        "tenant? From Python, access_token() refreshes on demand.")
-    return access_token
+    return _read_access_token(plpy, caller, GD, tenant, provider_name, account, min_valid_seconds)[1]
 
 
 EVENTS_SQL = f"""
@@ -709,11 +708,12 @@ def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, ac
                 "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
                 "refresh_token": None, "config": None, "client_secret": None}
     row = rows[0]
-    refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
     prov = _provider_row(plpy, tenant, provider_name)
-    if ctx["audit_reads"]:
-        _record(plpy, ctx, tenant, "oauth_refresh_claim", row["id"], provider_name, row["generation"], account=account,
-                holder=holder)
+    if ctx["audit_reads"]:  # the refresh token and the client secret leave
+        audit.record_reads(plpy, GD, caller, tenant,
+                           [(row["id"], provider_name, row["generation"], {"account": account, "holder": holder})],
+                           _key_ids(row, prov), action="oauth_refresh_claim")
+    refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
     return {"outcome": "claimed", "account": account, "generation": row["generation"],
             "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
             "refresh_token": refresh_token, "config": prov["config"],
@@ -820,10 +820,11 @@ def connection_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, acco
 @privileged.step(OWNER)
 def _connection_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
     ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account)
-    tokens = _tokens(plpy, GD, tenant, provider_name, row)
     prov = _provider_row(plpy, tenant, provider_name)
     if ctx["audit_reads"]:
-        _record(plpy, ctx, tenant, "oauth_tokens_read", row["id"], provider_name, row["generation"], account=account)
+        audit.record_reads(plpy, GD, caller, tenant, [(row["id"], provider_name, row["generation"], {"account": account})],
+                           _key_ids(row, prov), action="oauth_tokens_read")
+    tokens = _tokens(plpy, GD, tenant, provider_name, row)
     return {"account": account, "access_token": tokens.get("access_token"),
             "refresh_token": tokens.get("refresh_token"), "id_token": tokens.get("id_token"),
             "config": prov["config"], "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov)}

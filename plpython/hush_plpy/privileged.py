@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import INSUFFICIENT_PRIVILEGE, Fail, to_plpy_error
+from .errors import INSUFFICIENT_PRIVILEGE, READ_ONLY, Fail, to_plpy_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -99,6 +99,9 @@ def call(plpy: Any, owner: str, fn: Callable[..., Any], *args: Any, tenant: str 
         return _results.pop(ticket, None)
     except plpy.SPIError as e:
         code, detail, hint = _error_data(e)
+        if code == "25006":  # read_only_sql_transaction: a step that writes, on a standby or READ ONLY
+            raise Fail(READ_ONLY, "this call writes, which a read-only transaction or a standby cannot do",
+                       hint="Run it in a read-write transaction on the primary (reads work anywhere).") from None
         raise Fail(code, _message(e), hint=hint, detail=detail) from None
     finally:
         # Nothing stays behind, a failed statement's result (a token, a value) included.

@@ -21,7 +21,7 @@ import json
 
 from . import privileged
 from .access import plan
-from .errors import AUDIT_TAMPERED, Fail, api
+from .errors import AUDIT_TAMPERED, INVALID_ARGUMENT, Fail, api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -243,12 +243,25 @@ def effective(seals: list[dict]) -> list[dict]:
 
 
 @api
-def verify(plpy: Any, since: Any) -> list[dict]:
-    return privileged.call(plpy, privileged.RETENTION, _verify, since)
+def verify(plpy: Any, since: Any, known_head: Any = None) -> list[dict]:
+    if known_head is not None:
+        known_head = known_head.strip().lower()
+        if len(known_head) != 64 or any(c not in "0123456789abcdef" for c in known_head):
+            raise Fail(INVALID_ARGUMENT, "known_head must be a seal's hash: 64 hex digits, as seal_audit() and "
+                       "verify_audit() print it")
+    return privileged.call(plpy, privileged.RETENTION, _verify, since, known_head)
+
+
+# A head hash exported earlier names a seal the chain must still hold: seals are
+# never deleted, so one missing was lost (a failover to a node that had not
+# received it) or removed.
+KNOWN_SQL = """
+SELECT s.id FROM hush.audit_seals s WHERE s.hash OPERATOR(pg_catalog.=) pg_catalog.decode($1, 'hex')
+"""
 
 
 @privileged.step(privileged.RETENTION)
-def _verify(plpy: Any, caller: str, since: Any) -> list[dict]:
+def _verify(plpy: Any, caller: str, since: Any, known_head: Any) -> list[dict]:
     plpy.execute(plan(plpy, "seal.lock_read", LOCK_READ_SQL, []))
     seals, bad = chain(plpy, since)
     end = max(((s["last_txid"], s["last_id"]) for s in seals), default=None)
@@ -259,6 +272,13 @@ def _verify(plpy: Any, caller: str, since: Any) -> list[dict]:
         todo = [s for s in effective(seals) if s["recent"]]
         result["rows_checked"], bad = check_rows(plpy, todo)
         result["ok"] = bad is None
+    if bad is None and known_head is not None and \
+            not plpy.execute(plan(plpy, "seal.known", KNOWN_SQL, ["pg_catalog.text"]), [known_head]):
+        result["ok"] = False
+        bad = {"bad_seal_id": None, "problem": "seal_missing",
+               "detail": "no seal has the head hash %s kept from an earlier seal or verify: seals (and the rows "
+                         "they covered) were lost, as in a failover to a standby that had not received them, "
+                         "or removed" % known_head}
     if bad is not None:
         result.update(bad)
     return [result]

@@ -37,8 +37,7 @@ READ_SQL = f"""
 SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.updated_at, s.expires_at,
        (s.expires_at IS NOT NULL AND s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired,
        v.version, v.key_id, v.wrapped_dek, v.ciphertext,
-       COALESCE((SELECT t.audit_reads FROM hush.tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads,
-       pg_catalog.current_setting('transaction_read_only') {EQ} 'on' AS read_only
+       COALESCE((SELECT t.audit_reads FROM hush.tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads
   FROM hush.secrets s
   LEFT JOIN hush.secret_versions v
          ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
@@ -71,13 +70,12 @@ def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any) 
     return list(rows)
 
 
-def _release(plpy: Any, caller: str, tenant: str, rows: list) -> None:
+def _release(plpy: Any, GD: dict, caller: str, tenant: str, rows: list) -> None:
     """Record the reads of the values about to be handed out (unless the tenant switched
     read auditing off), once _check passed and before any value is opened."""
     if rows[0]["audit_reads"]:
-        if rows[0]["read_only"]:
-            access.deny_read_only(tenant)
-        audit.record_reads(plpy, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows])
+        audit.record_reads(plpy, GD, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows],
+                           [r["key_id"] for r in rows])
 
 
 def _check(tenant: str, row: dict, asked_version: Any) -> None:
@@ -112,7 +110,7 @@ def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, versi
     if not rows:
         raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
     _check(tenant, rows[0], version)
-    _release(plpy, caller, tenant, rows)
+    _release(plpy, GD, caller, tenant, rows)
     return _open(plpy, GD, tenant, rows[0])
 
 
@@ -150,7 +148,7 @@ def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> li
                    % (len(missing), len(wanted), tenant, ", ".join(repr(n) for n in missing[:10])))
     for n in wanted:
         _check(tenant, found[n], None)
-    _release(plpy, caller, tenant, rows)
+    _release(plpy, GD, caller, tenant, rows)
     # In the order asked for.
     return [_open(plpy, GD, tenant, found[n]) for n in wanted]
 

@@ -1,3 +1,22 @@
+-- Whether the transaction that read a value committed, worked out when asked
+-- (the record itself, committed apart and append-only, is never updated).
+CREATE OR REPLACE FUNCTION hush.caller_xact(detail jsonb) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $sql$
+SELECT CASE
+    WHEN NOT detail OPERATOR(pg_catalog.?) 'caller_txid' THEN NULL  -- written in the caller's own transaction
+    WHEN detail OPERATOR(pg_catalog.->) 'caller_txid' OPERATOR(pg_catalog.=) 'null'::jsonb THEN 'none'
+    -- txid_status() raises for an id this node has not reached (a record from a lost timeline)
+    WHEN (detail OPERATOR(pg_catalog.->>) 'caller_txid')::bigint
+         OPERATOR(pg_catalog.>=) pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()) THEN 'unknown'
+    ELSE COALESCE(pg_catalog.txid_status((detail OPERATOR(pg_catalog.->>) 'caller_txid')::bigint), 'unknown')
+END
+$sql$;
+COMMENT ON FUNCTION hush.caller_xact(jsonb) IS
+    'Of a read record (audit_log.detail): whether the reading transaction committed, aborted or is in progress; '
+    '''none'' when it wrote nothing before the read, ''unknown'' when this node cannot tell; NULL for rows written in '
+    'the caller''s own transaction.';
+
 -- A tenant's own audit trail, for the application roles granted that tenant
 -- (hush_auditor and hush_admin read the table itself, every tenant).
 
@@ -6,7 +25,7 @@ CREATE OR REPLACE FUNCTION hush.audit_log(
     secret_name text DEFAULT NULL, max_rows integer DEFAULT 1000)
 RETURNS TABLE (id bigint, at timestamptz, action text, secret_id uuid, secret_name text, version integer,
                db_role name, session_role name, application_name text, client_addr inet, txid bigint,
-               outcome text, detail jsonb)
+               outcome text, detail jsonb, caller_xact text)
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: audit.read_log(tenant, since, until, action, secret_name, max_rows)}}$py$;
 COMMENT ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer) IS

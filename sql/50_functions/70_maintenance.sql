@@ -20,14 +20,14 @@ AS $py${{py: seal.seal()}}$py$;
 COMMENT ON FUNCTION hush.seal_audit() IS
     'Seal the audit rows of finished transactions not sealed yet (SHA-256, chained to the previous seal).';
 
-CREATE OR REPLACE FUNCTION hush.verify_audit(since timestamptz DEFAULT NULL)
+CREATE OR REPLACE FUNCTION hush.verify_audit(since timestamptz DEFAULT NULL, known_head text DEFAULT NULL)
 RETURNS TABLE (ok boolean, seals_checked bigint, rows_checked bigint, unsealed_rows bigint, head_hash text,
                bad_seal_id bigint, problem text, detail text)
 LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
-AS $py${{py: seal.verify(since)}}$py$;
-COMMENT ON FUNCTION hush.verify_audit(timestamptz) IS
-    'Recompute the seal chain and the rows under it (seals made since `since`, or all): ok, or the first seal that differs and why.';
+AS $py${{py: seal.verify(since, known_head)}}$py$;
+COMMENT ON FUNCTION hush.verify_audit(timestamptz, text) IS
+    'Recompute the seal chain and the rows under it (seals made since `since`, or all): ok, or the first seal that differs and why; with known_head, a head hash kept elsewhere, also that the chain still holds that seal.';
 
 CREATE OR REPLACE FUNCTION hush.cleanup_audit_logs(retention_days integer DEFAULT 2555)
 RETURNS TABLE (cutoff timestamptz, partitions_dropped integer, rows_removed bigint, oldest_removed timestamptz,

@@ -83,10 +83,20 @@ class TenantAccessDenied(HushError):
     sqlstate = "SH020"
 
 
-class AuditedReadOnly(HushError):
-    """An audited read in a read-only transaction or on a standby (fails closed)."""
+class ReadOnlyWrite(HushError):
+    """A call that writes, in a read-only transaction or on a standby (reads work there)."""
 
     sqlstate = "SH021"
+
+
+AuditedReadOnly = ReadOnlyWrite  # its name before 0.5.0, when audited reads also failed there
+
+
+class ReadNotRecorded(HushError):
+    """The record of a read could not be committed (the recorder or the primary is unreachable),
+    so no value was returned."""
+
+    sqlstate = "SH022"
 
 
 class KeyUnavailable(HushError):
@@ -226,7 +236,7 @@ _BY_CODE: dict[str, type[HushError]] = {
     c.sqlstate: c for c in (
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
-        AuditedReadOnly, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
+        ReadOnlyWrite, ReadNotRecorded, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
         DropRefused, NoScheduler, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
         OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost, OAuthTokenExpiring,
     ) if c.sqlstate

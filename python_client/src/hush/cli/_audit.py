@@ -21,7 +21,7 @@ from ._common import connect, db_error, failure, fails_cleanly, json_option, jso
 from ._exits import EXIT_TAMPERED
 
 COLS = ("id, tenant_id, at, action, secret_id, secret_name, version, db_role, session_role, application_name, "
-        "client_addr::text AS client_addr, txid, outcome, detail")
+        "client_addr::text AS client_addr, txid, outcome, detail, hush.caller_xact(detail) AS caller_xact")
 HORIZON = "txid < pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot())"
 
 
@@ -85,13 +85,16 @@ def seal(ctx: click.Context, as_json: bool) -> None:
 @audit.command()
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
               help="Check the rows of seals made since then (the chain itself is always checked whole).")
+@click.option("--known-head", metavar="HASH",
+              help="A head hash kept from an earlier seal or verify: the chain must still hold that seal "
+                   "(a failover to a standby that lacked it loses it).")
 @json_option
 @click.pass_context
 @fails_cleanly
-def verify(ctx: click.Context, since: datetime | None, as_json: bool) -> None:
+def verify(ctx: click.Context, since: datetime | None, known_head: str | None, as_json: bool) -> None:
     """Recompute the seal chain and the rows under it. Exit 10 when anything differs."""
     with connect(ctx) as conn:
-        r = _one(conn, "SELECT * FROM hush.verify_audit(%s)", [since])
+        r = _one(conn, "SELECT * FROM hush.verify_audit(%s, %s)", [since, known_head])
     if as_json:
         print_json(r)
     elif r["ok"]:

@@ -14,7 +14,7 @@ EXIT_CONFLICT = 5
 EXIT_INVALID = 6
 EXIT_GONE = 7           # expired or destroyed
 EXIT_KEY = 8            # root key unavailable, decryption failed
-EXIT_CONNECT = 9        # cannot reach the database
+EXIT_CONNECT = 9        # cannot reach the database (or the primary, to record a read)
 EXIT_TAMPERED = 10      # the audit trail does not match its seals
 EXIT_OAUTH = 11         # the OAuth provider refused or failed; or the account must authorize again
 
@@ -26,7 +26,7 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.SecretExpired, EXIT_GONE), (E.VersionDestroyed, EXIT_GONE),
     (E.KeyUnavailable, EXIT_KEY), (E.DecryptionFailed, EXIT_KEY),
     (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT),
-    (E.AuditTampered, EXIT_TAMPERED),
+    (E.AuditTampered, EXIT_TAMPERED), (E.ReadNotRecorded, EXIT_CONNECT),
     (E.OAuthProviderNotFound, EXIT_NOT_FOUND), (E.OAuthConnectionNotFound, EXIT_NOT_FOUND),
     (E.OAuthAccountAmbiguous, EXIT_INVALID), (E.OAuthStateInvalid, EXIT_GONE), (E.OAuthLeaseLost, EXIT_CONFLICT),
     (E.ReauthorizationRequired, EXIT_OAUTH), (E.OAuthError, EXIT_OAUTH),
@@ -34,7 +34,8 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
 
 EXIT_HELP = """Exit codes: 0 ok, 1 other error, 2 usage, 3 not found (also `run` with no
 secret to pass), 4 access denied, 5 conflict (check-and-set, deleted), 6 invalid
-input, 7 expired or destroyed, 8 root key or decryption, 9 cannot connect,
+input, 7 expired or destroyed, 8 root key or decryption, 9 cannot connect
+(or a read's record could not be written on the primary, so no value),
 10 audit trail does not match its seals, 11 the OAuth provider refused or
 failed (or the account must authorize again)."""
 

@@ -1,0 +1,362 @@
+"""The read record, committed apart from the caller's transaction.
+
+A value is handed out only after the record of its read is durable on the
+primary, whatever the caller's transaction then does (ROLLBACK, ROLLBACK TO a
+savepoint, a killed session, a lost client): the reading step sends the
+record over a connection of its own (libpq, one per backend, opened on first
+use and kept) to hush._record() on the primary, waits until that statement
+has committed (synchronous_commit = on), and fails closed (SH022) when it
+cannot: nothing is handed out. The same path serves a READ ONLY transaction
+and a hot standby, where the caller's transaction could write nothing.
+
+Where the records go (the target, computed by the superuser-owned
+hush._recorder_target(), which keeps it in this backend's memory and returns
+nothing to SQL, since primary_conninfo may hold a password):
+- on a primary, this server through its own socket, as the bootstrap
+  superuser (peer authentication on the local socket as the server's OS user);
+- on a standby, the primary named by primary_conninfo (its host, port, user,
+  passfile and TLS settings; replication dropped, dbname this database);
+- hush.recorder_conninfo, from the server configuration only, overrides either
+  (e.g. a least-privilege login role in hush_recorder, or a pooler).
+
+Whoever logs in there cannot forge records: hush._record() stores only what
+carries a MAC keyed by the root keyring (BLAKE2b), which both nodes hold and
+no role can read. libpq is called through ctypes (no driver to install); the
+connection is non-blocking so that a dead primary costs at most the deadline
+(hush.recorder_timeout_ms, default 2,000), since a call blocked in libpq would
+ignore the caller's cancel and statement_timeout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from . import keyring
+from .errors import INSUFFICIENT_PRIVILEGE, RECORD_FAILED, Fail, api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
+    from typing import Any
+
+try:  # BLAKE2 is built into CPython; hashlib's import (OpenSSL) costs ~1 ms
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - another Python
+    from hashlib import blake2b
+
+TARGET = "hush recorder target"      # GD: the conninfo keywords, set by hush._recorder_target()
+DEFAULT_TIMEOUT_MS = 2000
+MAC_PERSON = b"hush-read-record"
+RECORD_SQL = b"SELECT hush._record($1, $2)"
+
+_lib: Any = None
+_conn: Any = None          # the PGconn of this backend, or None
+_conn_key: Any = None      # the target it was opened for
+
+
+# -- libpq through ctypes ------------------------------------------------------------------
+
+def _libpq() -> Any:
+    global _lib
+    if _lib is None:
+        import ctypes
+        lib = ctypes.CDLL("libpq.so.5")
+        P, I, S = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+        for name, res, args in (
+                ("PQconnectStartParams", P, [ctypes.POINTER(S), ctypes.POINTER(S), I]),
+                ("PQconnectPoll", I, [P]), ("PQsocket", I, [P]), ("PQstatus", I, [P]),
+                ("PQerrorMessage", S, [P]), ("PQfinish", None, [P]), ("PQsetnonblocking", I, [P, I]),
+                ("PQsendQueryParams", I, [P, S, I, P, ctypes.POINTER(S), P, P, I]), ("PQflush", I, [P]),
+                ("PQconsumeInput", I, [P]), ("PQisBusy", I, [P]), ("PQgetResult", P, [P]),
+                ("PQresultStatus", I, [P]), ("PQresultErrorField", S, [P, I]), ("PQclear", None, [P]),
+                ("PQtransactionStatus", I, [P])):
+            f = getattr(lib, name)
+            f.restype, f.argtypes = res, args
+        lib.ctypes = ctypes
+        _lib = lib
+    return _lib
+
+
+POLLING_FAILED, POLLING_READING, POLLING_WRITING, POLLING_OK = 0, 1, 2, 3
+CONNECTION_BAD = 1
+PGRES_COMMAND_OK, PGRES_TUPLES_OK = 1, 2
+PQTRANS_IDLE = 0
+PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
+
+
+class _Down(Exception):
+    """The record could not be written; the message says why (never a value)."""
+
+
+def _wait(lib: Any, conn: Any, write: bool, deadline: float) -> None:
+    import select
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _Down("no answer within the deadline")
+    poller = select.poll()
+    poller.register(lib.PQsocket(conn), select.POLLOUT if write else select.POLLIN)
+    if not poller.poll(left * 1000):
+        raise _Down("no answer within the deadline")
+
+
+def _connect(target: dict, deadline: float) -> Any:
+    lib = _libpq()
+    ct = lib.ctypes
+    keys = [k.encode() for k in target] + [None]
+    vals = [str(v).encode() for v in target.values()] + [None]
+    conn = lib.PQconnectStartParams((ct.c_char_p * len(keys))(*keys), (ct.c_char_p * len(vals))(*vals), 0)
+    if not conn:
+        raise _Down("out of memory")
+    try:
+        if lib.PQstatus(conn) == CONNECTION_BAD:
+            raise _Down(_first_line(lib.PQerrorMessage(conn)))
+        state = POLLING_WRITING
+        while state != POLLING_OK:
+            if state == POLLING_FAILED:
+                raise _Down(_first_line(lib.PQerrorMessage(conn)))
+            _wait(lib, conn, state == POLLING_WRITING, deadline)  # the socket may change between hosts
+            state = lib.PQconnectPoll(conn)
+        if lib.PQsetnonblocking(conn, 1) != 0:
+            raise _Down(_first_line(lib.PQerrorMessage(conn)))
+        return conn
+    except BaseException:
+        lib.PQfinish(conn)
+        raise
+
+
+def _first_line(msg: Any) -> str:
+    text = (msg or b"").decode("utf-8", "replace").strip()
+    return text.splitlines()[0] if text else "connection failed"
+
+
+def _send(conn: Any, params: list[bytes], deadline: float) -> None:
+    """Run the record statement and read every result: its commit is done when none is left."""
+    lib = _libpq()
+    ct = lib.ctypes
+    values = (ct.c_char_p * len(params))(*params)
+    if not lib.PQsendQueryParams(conn, RECORD_SQL, len(params), None, values, None, None, 0):
+        raise _Down(_first_line(lib.PQerrorMessage(conn)))
+    while True:
+        flushed = lib.PQflush(conn)
+        if flushed == 0:
+            break
+        if flushed < 0:
+            raise _Down(_first_line(lib.PQerrorMessage(conn)))
+        _wait(lib, conn, True, deadline)
+    failure = None
+    while True:
+        while lib.PQisBusy(conn):
+            _wait(lib, conn, False, deadline)
+            if not lib.PQconsumeInput(conn):
+                raise _Down(_first_line(lib.PQerrorMessage(conn)))
+        res = lib.PQgetResult(conn)
+        if not res:
+            break
+        if lib.PQresultStatus(res) not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK) and failure is None:
+            state = (lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b"").decode()
+            failure = "%s %s" % (state, _first_line(lib.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
+        lib.PQclear(res)
+    if failure is not None:
+        raise _Down(failure)
+    if lib.PQtransactionStatus(conn) != PQTRANS_IDLE:
+        raise _Down("the record's transaction did not end")
+
+
+def _drop() -> None:
+    global _conn, _conn_key
+    if _conn is not None:
+        _libpq().PQfinish(_conn)
+    _conn, _conn_key = None, None
+
+
+# -- the record -----------------------------------------------------------------------------
+
+def mac(key: bytes, payload: bytes) -> bytes:
+    return blake2b(payload, key=key, digest_size=32, person=MAC_PERSON).digest()
+
+
+def _mac_key(plpy: Any, GD: dict) -> tuple[str, bytes]:
+    """A key both nodes hold: the keyring's first (the same keyring on every node)."""
+    return next(iter(keyring.load(plpy, GD).items()))
+
+
+def _target(plpy: Any, GD: dict, in_recovery: bool) -> dict:
+    """Where records go, worked out once per backend (again after a promotion)."""
+    target = GD.get(TARGET)
+    if target is None or target["recovery"] != in_recovery:
+        plpy.execute("SELECT hush._recorder_target()")
+        target = GD[TARGET]
+    return target
+
+
+def record(plpy: Any, GD: dict, payload: dict, in_recovery: bool) -> None:
+    """Send one record (a tenant's rows, who, where) and wait for its commit; SH022 otherwise.
+    A connection kept from an earlier read may have died since: then one more try on a new one.
+    A standby's first record on a connection also reports which root keys its keyring holds
+    (ids only), for add_root_key's warning on the primary."""
+    global _conn, _conn_key
+    target = _target(plpy, GD, in_recovery)
+    params = target["params"]
+    deadline = time.monotonic() + target["timeout_ms"] / 1000
+    while True:
+        fresh = _conn is None or _conn_key is not target
+        try:
+            if fresh:
+                _drop()
+                _conn, _conn_key = _connect(params, deadline), target
+            _send(_conn, _signed(plpy, GD, payload, target.get("node") if fresh else None), deadline)
+            return
+        except _Down as e:
+            _drop()  # a failed statement can leave the connection unusable for every later read
+            if fresh or time.monotonic() >= deadline:
+                raise Fail(RECORD_FAILED, "the record of this read could not be written, so no value is "
+                           "returned: %s (%s)" % (e, where(params)),
+                           hint="A read is recorded on the primary before its value leaves; check that it "
+                                "is up and that hush.recorder_conninfo (or primary_conninfo) reaches it.") from None
+
+
+def _signed(plpy: Any, GD: dict, payload: dict, node: Any) -> list[bytes]:
+    kid, key = _mac_key(plpy, GD)
+    extra = {"key_id": kid, "nonce": os.urandom(12).hex()}
+    if node:
+        extra["node"] = {"name": node, "key_ids": sorted(keyring.load(plpy, GD))}
+    body = json.dumps(dict(payload, **extra), sort_keys=True).encode()
+    return [body, b"\\x" + mac(key, body).hex().encode()]
+
+
+def where(params: dict) -> str:
+    """The target without credentials, for messages."""
+    host = params.get("host") or params.get("hostaddr") or "local socket"
+    return "recorder at %s port %s as %s" % (host, params.get("port", "5432"), params.get("user", "?"))
+
+
+# -- the target, worked out by the superuser-owned hush._recorder_target() ----------------------
+
+SETTINGS_SQL = """
+SELECT pg_catalog.pg_is_in_recovery() AS recovery, pg_catalog.current_setting('cluster_name') AS cluster_name,
+       pg_catalog.current_setting('primary_conninfo') AS primary_conninfo,
+       pg_catalog.current_setting('unix_socket_directories') AS sockets,
+       pg_catalog.current_setting('port') AS port, pg_catalog.current_database() AS dbname,
+       (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) 10) AS superuser,
+       (SELECT f.setting FROM pg_catalog.pg_file_settings f
+         WHERE f.name OPERATOR(pg_catalog.=) 'hush.recorder_conninfo' AND f.error IS NULL
+         ORDER BY f.seqno DESC LIMIT 1) AS override,
+       (SELECT f.setting FROM pg_catalog.pg_file_settings f
+         WHERE f.name OPERATOR(pg_catalog.=) 'hush.recorder_timeout_ms' AND f.error IS NULL
+         ORDER BY f.seqno DESC LIMIT 1) AS timeout_ms
+"""
+# Of primary_conninfo, what reaches the primary as a client (replication itself is dropped).
+KEPT = ("host", "hostaddr", "port", "user", "password", "passfile", "sslmode", "sslcert", "sslkey", "sslrootcert",
+        "sslcrl", "sslcrldir", "sslpassword", "gssencmode", "krbsrvname", "target_session_attrs", "channel_binding",
+        "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version")
+
+
+def parse(conninfo: str) -> dict:
+    """libpq's own reading of a conninfo string or URI: only the keywords it sets."""
+    lib = _libpq()
+    ct = lib.ctypes
+
+    class Option(ct.Structure):
+        _fields_ = [("keyword", ct.c_char_p), ("envvar", ct.c_char_p), ("compiled", ct.c_char_p),
+                    ("val", ct.c_char_p), ("label", ct.c_char_p), ("dispchar", ct.c_char_p), ("dispsize", ct.c_int)]
+    lib.PQconninfoParse.restype = ct.POINTER(Option)
+    lib.PQconninfoParse.argtypes = [ct.c_char_p, ct.POINTER(ct.c_char_p)]
+    lib.PQconninfoFree.argtypes = [ct.POINTER(Option)]
+    err = ct.c_char_p()
+    opts = lib.PQconninfoParse(conninfo.encode(), ct.byref(err))
+    if not opts:
+        raise Fail(RECORD_FAILED, "a conninfo string of the recorder does not parse")  # never its text
+    out = {}
+    i = 0
+    while opts[i].keyword:
+        if opts[i].val is not None:
+            out[opts[i].keyword.decode()] = opts[i].val.decode()
+        i += 1
+    lib.PQconninfoFree(opts)
+    return out
+
+
+def _timeout_ms(setting: Any) -> int:
+    if not setting:
+        return DEFAULT_TIMEOUT_MS
+    if not setting.isdigit() or not 100 <= int(setting) <= 60000:
+        raise Fail(RECORD_FAILED, "hush.recorder_timeout_ms must be a whole number of milliseconds from 100 to "
+                   "60000, not %r" % setting[:40])
+    return int(setting)
+
+
+@api
+def compute_target(plpy: Any, GD: dict) -> None:
+    """Where this backend's records go, kept in its memory only (primary_conninfo and the
+    override may hold a password)."""
+    s = plpy.execute(SETTINGS_SQL)[0]
+    if s["recovery"]:
+        params = {k: v for k, v in parse(s["primary_conninfo"] or "").items() if k in KEPT}
+        params["target_session_attrs"] = "read-write"  # of several hosts, the one that writes
+    else:
+        sockets = [d.strip() for d in (s["sockets"] or "").split(",") if d.strip()]
+        params = {"host": sockets[0] if sockets else "localhost", "port": s["port"], "user": s["superuser"]}
+    if s["override"]:
+        params.update(parse(s["override"]))
+    timeout_ms = _timeout_ms(s["timeout_ms"])
+    # The reader's pid in the name: pg_stat_activity on the primary ties each recorder
+    # connection to its backend (one per backend that read, opened on its first read).
+    params.update(dbname=s["dbname"], application_name="hush recorder for %s" % os.getpid(),
+                  connect_timeout=max(2, -(-timeout_ms // 1000)),
+                  keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=3,
+                  tcp_user_timeout=timeout_ms,
+                  options="-c synchronous_commit=on -c default_transaction_read_only=off "
+                          "-c lock_timeout=%d -c statement_timeout=%d -c idle_in_transaction_session_timeout=0"
+                          % (min(timeout_ms, 1000), timeout_ms))
+    GD[TARGET] = {"params": params, "recovery": bool(s["recovery"]), "timeout_ms": timeout_ms}
+    if s["recovery"]:  # how the primary names this standby in add_root_key's warning
+        import socket
+        GD[TARGET]["node"] = "%s:%s%s" % (socket.gethostname(), s["port"],
+                                          " (%s)" % s["cluster_name"] if s["cluster_name"] else "")
+
+
+# -- the receiving end: hush._record() on the primary ----------------------------------------------
+
+STORE_SQL = """
+INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, session_role,
+                            application_name, client_addr, detail)
+SELECT t.tenant, u.action, u.id, u.name, u.version, $2, $3, $4, $5, u.detail
+  FROM (SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant) AS t
+ CROSS JOIN ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.uuid[]),
+                       pg_catalog.unnest($8::pg_catalog.text[]), pg_catalog.unnest($9::pg_catalog.int4[]),
+                       pg_catalog.unnest($10::pg_catalog.jsonb[])) AS u(action, id, name, version, detail)
+"""
+
+
+NODE_SQL = """
+INSERT INTO hush.node_keyrings AS n (node, key_ids) VALUES ($1, $2)
+    ON CONFLICT (node) DO UPDATE SET key_ids = excluded.key_ids, reported_at = pg_catalog.now()
+"""
+
+
+@api
+def store(plpy: Any, GD: dict, body: Any, proof: Any) -> None:
+    """hush._record(): verify the record's MAC, then insert its rows (as hush_owner, in the
+    record's tenant, under owner_steps). Anything else is refused, and nothing is written."""
+    from _operator import _compare_digest
+    from .access import plan
+    from .audit import ACTIONS
+    try:
+        payload = json.loads(body)
+        key = keyring.load(plpy, GD).get(payload["key_id"])
+        good = key is not None and _compare_digest(mac(key, body.encode()), bytes(proof))
+    except (ValueError, KeyError, TypeError):
+        good = False
+    if not good or any(r[0] not in ACTIONS for r in payload.get("rows", [])):
+        raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record stores only records that hush's own reads signed")
+    if payload.get("node"):
+        node = payload["node"]
+        plpy.execute(plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
+                     [node["name"], node["key_ids"]])
+    rows = payload["rows"]
+    p = plan(plpy, "recorder.store", STORE_SQL,
+             ["pg_catalog.text", "pg_catalog.name", "pg_catalog.name", "pg_catalog.text", "pg_catalog.inet",
+              "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]", "pg_catalog.jsonb[]"])
+    plpy.execute(p, [payload["tenant"], payload["db_role"], payload["session_role"], payload["application_name"],
+                     payload["client_addr"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                     [r[3] for r in rows], [json.dumps(r[4], sort_keys=True) for r in rows]])

@@ -1,0 +1,177 @@
+"""A primary and a streaming standby of their own (pg_basebackup -R, no hush
+setting on the standby beyond the keyring it shares), for what the session's
+cluster cannot go through: the primary stopped, restarted, failed over.
+Audited reads on the standby are recorded on the primary before the value
+leaves; without a primary they fail closed (SH022), never hang."""
+from __future__ import annotations
+
+import socket
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+
+from hush import devcluster as pgcluster
+from helpers import get, raises_sqlstate, save
+from test_read_records import _guarded
+
+VALUE = "replica-canary-7d2a"
+DB = "app"
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.primary = pgcluster.Cluster(keys=2).start()
+        self.standby: Any = None
+
+    def setup(self) -> "Pair":
+        with psycopg.connect(self.primary.dsn(), autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {DB}")
+        with psycopg.connect(self.primary.dsn(DB), autocommit=True) as c:
+            c.execute("CREATE EXTENSION hush CASCADE")
+            c.execute("CREATE ROLE alice LOGIN IN ROLE hush_writer")
+            c.execute("CREATE ROLE adam LOGIN IN ROLE hush_admin")
+            c.execute("SELECT hush.grant_tenant('alice', 'acme')")
+        with self.connect("alice") as a:
+            save(a, "acme", "k", VALUE)
+        self.standby = self.primary.start_standby()
+        self.caught_up()
+        return self
+
+    def connect(self, user: str = "postgres", node: Any = None, **kw: Any) -> psycopg.Connection:
+        return psycopg.connect((node or self.primary).dsn(DB, user=user), autocommit=True, **kw)
+
+    def records(self, node: Any = None) -> list[tuple]:
+        with self.connect(node=node) as c:
+            return c.execute("SELECT action, db_role, detail->>'standby', hush.caller_xact(detail) "
+                             "FROM hush.audit_log WHERE action = 'read' ORDER BY id").fetchall()
+
+    def caught_up(self) -> None:
+        from test_standby import _caught_up
+
+        class _Db:
+            def sql(_, q: str) -> list[tuple]:
+                with self.connect() as c:
+                    return c.execute(q).fetchall()
+        _caught_up(_Db(), self.standby, DB)
+
+    def stop(self) -> None:
+        for node in (self.standby, self.primary):
+            if node is not None:
+                node.stop()
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    p = Pair()
+    try:
+        yield p.setup()
+    finally:
+        p.stop()
+
+
+def test_primary_down_fails_closed_and_a_restart_is_followed(pair: Pair) -> None:
+    with pair.connect("alice", node=pair.standby) as a:
+        assert get(a, "acme", "k")["value"] == VALUE  # the recorder's connection is open now
+        pair.primary.pg_ctl_stop()
+        with raises_sqlstate("SH022") as ei:  # refused: the kept connection is dead, a new one refused
+            _guarded(lambda: get(a, "acme", "k"))
+        assert VALUE not in str(ei.value) and "no value" in str(ei.value)
+        with pair.connect("alice", node=pair.standby) as fresh, raises_sqlstate("SH022"):
+            _guarded(lambda: get(fresh, "acme", "k"))
+        assert a.execute("SELECT count(*) FROM hush.list_secrets('acme')").fetchone() == (1,)  # no value: served
+        pair.primary.pg_ctl_start()
+        assert get(a, "acme", "k")["value"] == VALUE  # the same session reconnects
+    assert pair.records() == [("read", "alice", "true", "none")] * 2
+
+
+def test_a_primary_that_never_answers_costs_the_deadline_only(pair: Pair) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        with pair.connect(node=pair.standby) as su:  # the standby's own configuration overrides the default
+            for name, value in (("conninfo", f"host=127.0.0.1 port={silent.getsockname()[1]}"),
+                                ("timeout_ms", "500")):
+                su.execute(f"SET hush.recorder_{name} = '{value}'")
+                su.execute(f"ALTER SYSTEM SET hush.recorder_{name} = '{value}'")
+            su.execute("SELECT pg_reload_conf()")
+        with pair.connect("alice", node=pair.standby) as a, raises_sqlstate("SH022") as ei:
+            _guarded(lambda: get(a, "acme", "k"))
+        assert "deadline" in str(ei.value)
+    finally:
+        silent.close()
+    assert pair.records() == []
+
+
+def test_failover_reads_go_on_and_the_old_records_stay(pair: Pair) -> None:
+    with pair.connect("alice", node=pair.standby) as a:
+        get(a, "acme", "k")
+        pair.primary.pg_ctl_stop()
+        r = pgcluster.run_as_server([str(pgcluster.PG_BIN / "pg_ctl"), "-D", str(pair.standby.data), "promote", "-w"],
+                                    capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert a.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        # The same session reads on, its records now written on this node (the new primary).
+        assert get(a, "acme", "k")["value"] == VALUE
+        save(a, "acme", "after-failover", "v")  # and writes
+        with pair.connect("alice", node=pair.standby) as b:
+            assert get(b, "acme", "after-failover")["value"] == "v"
+    assert pair.records(node=pair.standby) == [("read", "alice", "true", "none"), ("read", "alice", None, "none"),
+                                               ("read", "alice", None, "none")]
+    with pair.connect(node=pair.standby) as su:  # the trail, records from before the failover included, verifies
+        su.execute("SELECT hush.seal_audit()")
+        assert su.execute("SELECT ok FROM hush.verify_audit()").fetchone() == (True,)
+
+
+def test_each_node_says_which_registered_keys_its_keyring_lacks(pair: Pair) -> None:
+    # The standby gets a keyring of its own holding the first key only.
+    own = pair.standby.write_keyfile(pair.primary.key_lines[:1], path=pair.standby.base / "keys" / "own.keys")
+    with pair.connect(node=pair.standby) as su:
+        su.execute(f"ALTER SYSTEM SET hush.root_key_file = '{own}'")
+        su.execute("SELECT pg_reload_conf()")
+    from test_keys import key_id
+    second = key_id(pair.primary.key_lines[1])
+    warnings: list[str] = []
+    with pair.connect("adam") as adm:
+        adm.add_notice_handler(lambda d: warnings.append(d.message_primary or ""))
+        adm.execute("SELECT hush.add_root_key(%s)", [second])
+        # Streaming, but its keyring not reported yet (it has recorded no read): said so.
+        assert len(warnings) == 1 and "1 standby(s) stream" in warnings[0] and "0 reported" in warnings[0]
+        with pair.connect("alice", node=pair.standby) as a:
+            get(a, "acme", "k")  # its recorder connection reports the keyring, key ids only
+        warnings.clear()
+        adm.execute("SELECT hush.activate_root_key(%s)", [second])
+        assert len(warnings) == 1 and second in warnings[0] and "is not in the keyring of standby" in warnings[0]
+        reported = adm.execute("SELECT key_ids FROM hush.node_keyrings").fetchall()
+        assert reported == [([key_id(pair.primary.key_lines[0])],)]
+    with pair.connect("alice") as a:
+        save(a, "acme", "k", "sealed-with-the-second-key")
+    pair.caught_up()
+    with pair.connect("adam", node=pair.standby) as adm:
+        status = dict(adm.execute("SELECT key_id, loaded FROM hush.root_key_status() WHERE state <> 'unregistered'")
+                      .fetchall())
+    assert status[second] is False and status[key_id(pair.primary.key_lines[0])] is True
+    with pair.connect("alice", node=pair.standby) as a, raises_sqlstate("SH030") as ei:
+        get(a, "acme", "k")
+    assert second in str(ei.value)
+    assert len(pair.records()) == 1  # the read above; the refused one recorded nothing
+
+
+def test_a_seal_lost_in_an_asynchronous_failover_shows_against_a_kept_head_hash(pair: Pair) -> None:
+    pair.standby.pg_ctl_stop()  # the standby falls behind (asynchronous replication)...
+    with pair.connect("alice") as a:
+        save(a, "acme", "late", "v")
+    with pair.connect() as su:
+        kept = su.execute("SELECT head_hash FROM hush.seal_audit()").fetchone()[0]  # ...an auditor keeps this
+    pair.primary.pg_ctl_stop("immediate")  # the primary dies before the standby catches up
+    pair.standby.pg_ctl_start()
+    r = pgcluster.run_as_server([str(pgcluster.PG_BIN / "pg_ctl"), "-D", str(pair.standby.data), "promote", "-w"],
+                                capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with pair.connect(node=pair.standby) as su:
+        alone = su.execute("SELECT ok, problem FROM hush.verify_audit()").fetchone()
+        assert alone == (True, None)  # the chain it has is consistent: only the kept hash shows the loss
+        v = su.execute("SELECT ok, problem FROM hush.verify_audit(known_head => %s)", [kept]).fetchone()
+        assert v == (False, "seal_missing")
+        assert su.execute("SELECT count(*) FROM hush.secrets WHERE name = 'late'").fetchone() == (0,)
