@@ -46,11 +46,18 @@ SCRIPTS = {
         "\\set i random(1, :n)\nSELECT value FROM plain.secrets WHERE tenant_id = 'bench' AND name = 's' || :i;\n",
     "hush.get_secret, read audit off":
         "\\set i random(1, :n)\nSELECT value FROM hush.get_secret('bench', 's' || :i);\n",
-    "plain SELECT + audit INSERT (baseline 2)":
+    "plain SELECT + audit INSERT, one transaction (baseline 2)":
         "\\set i random(1, :n)\nBEGIN;\nSELECT value FROM plain.secrets WHERE tenant_id = 'bench' AND name = 's' || :i;\n"
         "INSERT INTO plain.audit (tenant_id, name) VALUES ('bench', 's' || :i);\nEND;\n",
+    # What a read record committed apart from the reader's transaction is like: the INSERT commits on its own.
+    "plain SELECT, then audit INSERT committed on its own (baseline 2b)":
+        "\\set i random(1, :n)\nSELECT value FROM plain.secrets WHERE tenant_id = 'bench' AND name = 's' || :i;\n"
+        "INSERT INTO plain.audit (tenant_id, name) VALUES ('bench', 's' || :i);\n",
     "hush.get_secret, read audit on":
         "\\set i random(1, :n)\nSELECT value FROM hush.get_secret('bench', 's' || :i);\n",
+    "hush.get_secrets, 20 names, read audit on (per secret)":
+        "\\set i random(1, :n - 20)\nSELECT count(*) FROM hush.get_secrets('bench', "
+        "ARRAY(SELECT 's' || (:i + g) FROM generate_series(0, 19) g));\n",
     "hush.get_secrets, 20 names (per secret)":
         "\\set i random(1, :n - 20)\nSELECT count(*) FROM hush.get_secrets('bench', "
         "ARRAY(SELECT 's' || (:i + g) FROM generate_series(0, 19) g));\n",
@@ -62,7 +69,8 @@ SCRIPTS = {
 }
 RATIOS = {  # row -> the row it is divided by
     "hush.get_secret, read audit off": "plain SELECT by name (baseline 1)",
-    "hush.get_secret, read audit on": "plain SELECT + audit INSERT (baseline 2)",
+    "hush.get_secret, read audit on": "plain SELECT, then audit INSERT committed on its own (baseline 2b)",
+    "hush.get_secrets, 20 names, read audit on (per secret)": "hush.get_secret, read audit on",
     "hush.get_secrets, 20 names (per secret)": "hush.get_secret, read audit off",
     "hush.save_secret, new version": "plain INSERT (baseline 3)",
 }
@@ -330,6 +338,58 @@ def authority_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int
     return out
 
 
+def standby_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, str, float, float, float, str]]:
+    """Reads on a streaming standby (pg_basebackup -R, nothing else configured) beside the same
+    reads on the primary: audited (the record committed on the primary over the standby's
+    recorder connection) and not; then what a new connection's first audited read costs
+    (the recorder's connection opened on it)."""
+    out: list[tuple[int, str, float, float, float, str]] = []
+    sb = c.start_standby()
+    try:
+        with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
+            lsn = su.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        for _ in range(600):
+            with psycopg.connect(sb.dsn("bench"), autocommit=True) as s:
+                if s.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0]:
+                    break
+            time.sleep(0.1)
+        script = SCRIPTS["hush.get_secret, read audit on"]
+        for audit in (True, False):
+            with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+                adm.execute("SELECT hush.configure_tenant('bench', audit_reads => %s)", [audit])
+            time.sleep(0.5)  # replayed on the standby
+            label = "read audit on" if audit else "read audit off"
+            print(f"  {n:,} secrets: get_secret, {label}, primary and standby ...", file=sys.stderr, flush=True)
+            p_tps, p50, p99 = pgbench(c, script, seconds, n)
+            out.append((n, f"hush.get_secret on the primary, {label}", p_tps, p50, p99, ""))
+            s_tps, p50, p99 = pgbench(sb, script, seconds, n)
+            out.append((n, f"hush.get_secret on a standby, {label}", s_tps, p50, p99, f"{s_tps / p_tps:.2f}"))
+        # The recorder's connection, opened by a backend's first audited read: first calls of new
+        # connections with read auditing off, then on (wall time, PL/Python's start-up in both).
+        first: dict[tuple[str, bool], float] = {}
+        for audit in (False, True):
+            with psycopg.connect(c.dsn("bench", user="bench_admin"), autocommit=True) as adm:
+                adm.execute("SELECT hush.configure_tenant('bench', audit_reads => %s)", [audit])
+            time.sleep(0.5)
+            for node, where in ((c, "primary"), (sb, "standby")):
+                took = []
+                for _ in range(20):
+                    with psycopg.connect(node.dsn("bench", user="bench_app"), autocommit=True) as conn:
+                        t0 = time.perf_counter()
+                        conn.execute("SELECT value FROM hush.get_secret('bench', 's1')")
+                        took.append((time.perf_counter() - t0) * 1000)
+                first[where, audit] = statistics.median(took)
+        for where in ("primary", "standby"):
+            off, on = first[where, False], first[where, True]
+            out.append((n, f"first get_secret of a new connection on the {where}, audit off, wall (ms)", off,
+                        0.0, 0.0, ""))
+            out.append((n, f"first get_secret of a new connection on the {where}, audit on, wall (ms)", on,
+                        0.0, 0.0, f"+{on - off:.1f} ms"))
+    finally:
+        sb.stop()
+    return out
+
+
 AUDIT_ROW = ("INSERT INTO {table} (tenant_id, action, secret_name, version, at) "
              "SELECT 'bench', 'read', 's' || g, 1, {at} FROM generate_series(1, {n}) g")
 
@@ -392,9 +452,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", choices=["sql", "python", "authority", "rewrap", "audit", "oauth"],
+    ap.add_argument("--only", choices=["sql", "python", "authority", "standby", "rewrap", "audit", "oauth"],
                     help="Run only the pgbench rows, the Python client rows, the authority rows (versions, "
-                         "SET LOCAL ROLE, first call), the rewrap rows, the audit rows or the OAuth rows.")
+                         "SET LOCAL ROLE, first call), the standby rows, the rewrap rows, the audit rows or the OAuth rows.")
     ap.add_argument("--oauth-connections", type=int, default=2000,
                     help="OAuth connections read by oauth_access_token and refreshed by one worker.")
     ap.add_argument("--audit-rows", default="100000,1000000",
@@ -412,7 +472,7 @@ def main() -> None:
         with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
             su.execute(SETUP)
         have = 0
-        for n in (sizes if args.only not in ("audit", "oauth", "authority") else []):
+        for n in (sizes if args.only not in ("audit", "oauth", "authority", "standby") else []):
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
@@ -435,6 +495,8 @@ def main() -> None:
                 ratio = ""
                 if name in RATIOS:
                     ratio = f"{ops / got[RATIOS[name]]:.2f}"
+                if name == "hush.get_secret, read audit on":  # and, without a target, to one transaction
+                    ratio += f" ({ops / got['plain SELECT + audit INSERT, one transaction (baseline 2)']:.2f} to 2)"
                 results.append((n, name, ops, p50, p99, ratio))
             if args.only in (None, "sql") and n >= 100000 and not any(r[0] >= 100000 and "list" in r[1] for r in results):
                 for name, script in LIST_SCRIPTS.items():
@@ -455,6 +517,11 @@ def main() -> None:
             if args.only == "authority":
                 load(c, 0, n)
             results.extend(authority_rows(c, n, args.seconds))
+        if args.only in (None, "standby"):
+            n = min(sizes)
+            if args.only == "standby":
+                load(c, 0, n)
+            results.extend(standby_rows(c, n, args.seconds))
         if args.only in (None, "audit"):
             seal_n, year_n = (int(x) for x in args.audit_rows.split(","))
             results.extend(audit_rows(c, seal_n, year_n))
@@ -474,8 +541,10 @@ def main() -> None:
         shown = f"{ops:,.3f}" if name.endswith((" s)", "(s)")) else f"{ops:,.1f}" if name.endswith("(ms)") \
             else f"{ops:,.0f}"
         print(f"| {n:,} | {name} | {shown} | {lat} | {ratio} |")
-    print("\nratio: get_secret (audit off) / baseline 1; get_secret (audit on) / baseline 2; "
-          "get_secrets per secret / get_secret (audit off); save_secret / baseline 3. Authority rows: the latest of 200 "
+    print("\nratio: get_secret (audit off) / baseline 1; get_secret (audit on) / baseline 2b, the read record "
+          "committed apart (and, in brackets, / baseline 2, one transaction); get_secrets per secret / get_secret "
+          "(audit off, and audit on for the audited row); save_secret / baseline 3. Standby rows: standby / primary, "
+          "same audit setting; first calls: wall ms (the ops/s column), the audited one's extra cost beside it. Authority rows: the latest of 200 "
           "versions / a 1-version read; alternating SET LOCAL ROLE / one role; the first call's backend CPU (ms, in "
           "the ops/s column) and what it costs beyond a first plain SELECT. "
           "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "

@@ -288,26 +288,39 @@ def test_records_cannot_be_forged(db: Any) -> None:
     assert _records(db, since) == []
 
 
-def test_a_least_privilege_recorder_role(db: Any) -> None:
-    """hush.recorder_conninfo naming a login role in hush_recorder (the test cluster trusts
-    local connections; in production: peer with a pg_ident map, or a client certificate)."""
-    db.sql("CREATE ROLE hush_rec LOGIN IN ROLE hush_recorder")
-    db.sql("CREATE ROLE not_rec LOGIN")
-    with db.connect("alice") as a:
-        save(a, "acme", "k", VALUE)
-    since = _since(db)
-    with recorder_settings(db, conninfo="user=hush_rec"):
+def test_a_least_privilege_recorder_role_through_a_pg_ident_map(db: Any) -> None:
+    """The README's recipe: a login role in hush_recorder, peer authentication mapped from the
+    server's OS user only, hush.recorder_conninfo naming it."""
+    data = db.cluster.data
+    hba, ident = (data / "pg_hba.conf"), (data / "pg_ident.conf")
+    saved = hba.read_text(), ident.read_text()
+    hba.write_text("local all hush_rec peer map=hushrec\nlocal all not_rec peer map=hushrec\n" + saved[0])
+    ident.write_text(saved[1] + "\nhushrec postgres hush_rec\nhushrec postgres not_rec\n")
+    db.sql("SELECT pg_reload_conf()")
+    try:
+        db.sql("CREATE ROLE hush_rec LOGIN IN ROLE hush_recorder")
+        db.sql("CREATE ROLE not_rec LOGIN")
         with db.connect("alice") as a:
-            assert get(a, "acme", "k")["value"] == VALUE
-            who = db.sql("SELECT usename FROM pg_stat_activity WHERE application_name = %s",
-                         [f"hush recorder for {a.info.backend_pid}"])
-        assert who == [("hush_rec",)]
-    with recorder_settings(db, conninfo="user=not_rec"):
-        with db.connect("alice") as a, raises_sqlstate("SH022") as ei:
-            get(a, "acme", "k")
-        assert "42501" in str(ei.value)
-    recs = _records(db, since)
-    assert [(r["action"], r["db_role"]) for r in recs] == [("read", "alice")]
+            save(a, "acme", "k", VALUE)
+        with pytest.raises(psycopg.OperationalError, match="[Pp]eer"):  # only the server's OS user is mapped
+            db.connect("hush_rec").close()
+        since = _since(db)
+        with recorder_settings(db, conninfo="user=hush_rec"):
+            with db.connect("alice") as a:
+                assert get(a, "acme", "k")["value"] == VALUE
+                who = db.sql("SELECT usename FROM pg_stat_activity WHERE application_name = %s",
+                             [f"hush recorder for {a.info.backend_pid}"])
+            assert who == [("hush_rec",)]
+        with recorder_settings(db, conninfo="user=not_rec"):  # logs in, but may not record: no value
+            with db.connect("alice") as a, raises_sqlstate("SH022") as ei:
+                get(a, "acme", "k")
+            assert "42501" in str(ei.value)
+        recs = _records(db, since)
+        assert [(r["action"], r["db_role"]) for r in recs] == [("read", "alice")]
+    finally:
+        hba.write_text(saved[0])
+        ident.write_text(saved[1])
+        db.sql("SELECT pg_reload_conf()")
 
 
 def test_a_read_this_node_cannot_open_is_refused_before_it_is_recorded(db: Any) -> None:

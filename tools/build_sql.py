@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Every module of the package (checked against the directory).
-MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "recorder", "audit", "secrets", "bulk",
+MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "wire", "recorder", "audit", "secrets", "bulk",
            "admin", "keys", "seal", "maintenance", "oauth"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)

@@ -28,11 +28,10 @@ ignore the caller's cancel and statement_timeout.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from . import keyring
+from . import keyring, wire
 from .errors import INSUFFICIENT_PRIVILEGE, RECORD_FAILED, Fail, api
 
 TYPE_CHECKING = False
@@ -220,7 +219,7 @@ def _signed(plpy: Any, GD: dict, payload: dict, node: Any) -> list[bytes]:
     extra = {"key_id": kid, "nonce": os.urandom(12).hex()}
     if node:
         extra["node"] = {"name": node, "key_ids": sorted(keyring.load(plpy, GD))}
-    body = json.dumps(dict(payload, **extra), sort_keys=True).encode()
+    body = wire.dumps(dict(payload, **extra)).encode()
     return [body, b"\\x" + mac(key, body).hex().encode()]
 
 
@@ -342,7 +341,7 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> None:
     from .access import plan
     from .audit import ACTIONS
     try:
-        payload = json.loads(body)
+        payload = wire.loads(body)
         key = keyring.load(plpy, GD).get(payload["key_id"])
         good = key is not None and _compare_digest(mac(key, body.encode()), bytes(proof))
     except (ValueError, KeyError, TypeError):
@@ -359,4 +358,4 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> None:
               "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]", "pg_catalog.jsonb[]"])
     plpy.execute(p, [payload["tenant"], payload["db_role"], payload["session_role"], payload["application_name"],
                      payload["client_addr"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                     [r[3] for r in rows], [json.dumps(r[4], sort_keys=True) for r in rows]])
+                     [r[3] for r in rows], [wire.dumps(r[4]) for r in rows]])

@@ -266,3 +266,31 @@ def test_the_direct_libsodium_calls_match_pynacls_bindings():
             crypto.decrypt(b"m" * 40, aad, bad_nonce, bad_key)
     with pytest.raises(crypto.CryptoError):
         crypto.decrypt(b"short", aad, nonce, key)
+
+
+@pytest.mark.parametrize("value", [
+    {"tenant": "acme", "rows": [["read", "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "db/pässword\n\"x\"", 3,
+                                 {"pid": 123, "caller_txid": None, "standby": True}]], "client_addr": None},
+    {"b": 1, "a": [], "c": {}, "d": -7, "e": False, "f": "\u2603\U0001F600"},
+])
+def test_the_records_json_is_canonical_and_reads_back(value):
+    """wire.dumps (the read record's JSON without `import json`) is json.dumps with sorted keys
+    and no spaces, so the MAC over it is stable; wire.loads reads it back."""
+    from hush_plpy import wire
+    text = wire.dumps(value)
+    assert text == json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert wire.loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", " {}", "{} x", "{\"a\":", "nul", "{'a': 1}"])
+def test_the_records_json_refuses_anything_else(text):
+    from hush_plpy import wire
+    with pytest.raises(ValueError):
+        wire.loads(text)
+
+
+def test_the_records_json_takes_no_float_or_object():
+    from hush_plpy import wire
+    for value in (1.5, object(), {1: "a"}):
+        with pytest.raises((TypeError, AttributeError)):
+            wire.dumps(value)
