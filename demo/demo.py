@@ -73,6 +73,13 @@ def run(c: pgcluster.Cluster) -> None:
         show(acme.execute("SELECT version, created_by, is_current FROM hush.secret_versions(%s, %s)",
                           ["acme", "stripe_api_key"]))
 
+        step("a reader rolls back with the value in hand: the record of its read stays (committed apart)")
+        acme.execute("BEGIN")
+        acme.execute("SELECT value FROM hush.get_secret(%s, %s)", ["acme", "database_url"])
+        acme.execute("ROLLBACK")
+        show(acme.execute("SELECT action, secret_name, db_role, caller_xact FROM hush.audit_log(%s, action => 'read',"
+                          " secret_name => 'database_url')", ["acme"]))
+
         step("check-and-set: a writer holding a stale version is refused")
         try:
             acme.execute("SELECT hush.save_secret(%s, %s, %s, expected_version => 1)",

@@ -16,6 +16,8 @@ def test_demo_runs(cluster):  # `cluster` only ensures the extension is installe
     assert "SQLSTATE SH020: hush: role acme_app may not act on tenant globex" in out
     assert "SQLSTATE SH013" in out and "permission denied for table secrets" in out
     assert "new_version" in out and "cluster stopped and removed" in out
+    rolled_back = out.split("the record of its read stays")[1].split("==")[0]
+    assert "read" in rolled_back and "database_url" in rolled_back and "acme_app" in rolled_back
     assert "value='***'" in out and "hush.TenantAccessDenied [SH020]" in out  # the Python client
     assert "imported 2 secrets into acme" in out and "env/REGION" in out  # the CLI
     assert "REGION=eu-west-1; API_TOKEN is 7 characters long" in out and "tok_123" not in out
