@@ -63,8 +63,9 @@ AS $py${{py: privileged.run('hush_refresher', ticket, caller)}}$py$;
 -- connection of the reading backend's own, and committed before its value
 -- leaves (plpython/hush_plpy/recorder.py). Stores only records that carry a MAC
 -- keyed by the root keyring, which only hush's reads can make: logging in as
--- the role that may call it forges nothing.
-CREATE OR REPLACE FUNCTION hush._record(body text, proof bytea) RETURNS void
+-- the role that may call it forges nothing. Answers with a receipt the reader
+-- checks: nothing in between can fake the commit.
+CREATE OR REPLACE FUNCTION hush._record(body text, proof bytea) RETURNS text
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: recorder.store(GD, body, proof)}}$py$;
 
@@ -76,3 +77,16 @@ AS $py${{py: recorder.store(GD, body, proof)}}$py$;
 CREATE OR REPLACE FUNCTION hush._recorder_target() RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: recorder.compute_target(GD)}}$py$;
+
+-- Whether a connection slot is free outside superuser_reserved_connections: a
+-- recorder logging in as a superuser must not take the DBA's reserve. Counting
+-- other roles' sessions needs pg_read_all_stats, so the superuser answers
+-- (a yes or no, nothing about any session).
+CREATE OR REPLACE FUNCTION hush._recorder_room() RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $sql$
+SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<)
+       (pg_catalog.current_setting('max_connections')::pg_catalog.int4
+        OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4)
+  FROM pg_catalog.pg_stat_activity a WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend'
+$sql$;

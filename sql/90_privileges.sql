@@ -1,6 +1,6 @@
 -- Ownership and privileges, all in one place.
 
--- Everything but hush._root_key_source and hush._recorder_target (the
+-- Everything but hush._root_key_source, hush._recorder_target and hush._recorder_room (the
 -- superuser's: they read superuser-only settings) belongs to hush_owner (NOLOGIN, not a
 -- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS,
 -- and a view reads its tables with its owner's rights.
@@ -26,7 +26,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
-                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target']) LOOP
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target', '_recorder_room']) LOOP
         EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', f);
     END LOOP;
 END
@@ -112,6 +112,7 @@ GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_owner;
 -- Reading steps (run as hush_owner) learn where read records go; the role a
 -- recorder connection logs in as may store them.
 GRANT EXECUTE ON FUNCTION hush._recorder_target() TO hush_owner;
+GRANT EXECUTE ON FUNCTION hush._recorder_room() TO hush_owner;
 GRANT EXECUTE ON FUNCTION hush._record(text, bytea) TO hush_recorder;
 
 -- Readers read values and metadata of the tenants granted to them.

@@ -193,9 +193,11 @@ def test_a_recorder_it_cannot_reach_means_no_value(db: Any) -> None:
                     with raises_sqlstate("SH022") as ei:
                         _guarded(lambda: get(a, "acme", "k"))
                     a.rollback()
-                    # Not a value, not a password; where it tried, and a hint.
-                    assert VALUE not in str(ei.value) and f"port {port}" in str(ei.value)
-                    assert "could not be written" in str(ei.value)
+                    # Not a value; where it tried (from settings only superusers read) goes to the
+                    # server log, not to alice.
+                    assert VALUE not in str(ei.value) and "could not be written" in str(ei.value)
+                    assert f"port {port}" not in str(ei.value) and "server log" in str(ei.value)
+                    assert f"recorder at 127.0.0.1 port {port} as postgres" in db.cluster.log.read_text()
                     a.execute("SET TRANSACTION READ ONLY")  # and no way around it
                     with raises_sqlstate("SH022"):
                         _guarded(lambda: a.execute("SELECT * FROM hush.get_secrets('acme', ARRAY['k'])"))
@@ -312,9 +314,11 @@ def test_a_least_privilege_recorder_role_through_a_pg_ident_map(db: Any) -> None
                              [f"hush recorder for {a.info.backend_pid}"])
             assert who == [("hush_rec",)]
         with recorder_settings(db, conninfo="user=not_rec"):  # logs in, but may not record: no value
-            with db.connect("alice") as a, raises_sqlstate("SH022") as ei:
+            with db.connect("alice") as a, raises_sqlstate("SH022"):
                 get(a, "acme", "k")
-            assert "42501" in str(ei.value)
+            with db.connect() as su, raises_sqlstate("SH022") as ei:  # a superuser is told why
+                get(su, "acme", "k")
+            assert "42501" in str(ei.value) and "as not_rec" in str(ei.value)
         recs = _records(db, since)
         assert [(r["action"], r["db_role"]) for r in recs] == [("read", "alice")]
     finally:
@@ -360,3 +364,152 @@ def test_oauth_values_leaving_are_recorded_whatever_the_transaction_does(db: Any
                    ("oauth_tokens_read", "idp", "alice", "none"), ("oauth_refresh_claim", "idp", "alice", "aborted"),
                    ("oauth_callback", "idp", "alice", "aborted")]
     assert "app-secret" not in repr(_records(db, since))
+
+
+def test_read_auditing_off_counts_only_once_settled(db: Any) -> None:
+    """Switching read auditing off takes effect for reads once committed, and switching it back
+    on takes effect at once, even for a REPEATABLE READ snapshot taken before."""
+    db.sql("CREATE ROLE adam_reader LOGIN IN ROLE hush_admin, hush_reader")
+    db.sql("SELECT hush.grant_tenant('adam_reader', 'acme')")
+    with db.connect("alice") as a:
+        save(a, "acme", "k", VALUE)
+    since = _since(db)
+    # An admin who may also read switches auditing off in its own transaction, reads, rolls back.
+    with db.connect("adam_reader", autocommit=False) as adm:
+        adm.execute("SELECT hush.configure_tenant('acme', audit_reads => false)")
+        adm.execute("SAVEPOINT s")  # in a subtransaction too
+        adm.execute("SELECT hush.configure_tenant('acme', audit_reads => false)")
+        assert get(adm, "acme", "k")["value"] == VALUE
+        adm.rollback()
+    reads = lambda: [(r["action"], r["db_role"]) for r in _records(db, since) if r["action"] == "read"]  # noqa: E731
+    assert reads() == [("read", "adam_reader")]
+    # Off, committed: a reader's snapshot is taken; auditing goes back on; the old snapshot
+    # still shows it off, and the read is recorded all the same.
+    with db.connect("adam") as adm:
+        adm.execute("SELECT hush.configure_tenant('acme', audit_reads => false)")
+    with db.connect("alice") as a:
+        get(a, "acme", "k")  # settled off: not recorded
+    assert reads() == [("read", "adam_reader")]
+    with db.connect("alice", autocommit=False) as a:
+        a.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        a.execute("SELECT count(*) FROM hush.list_secrets('acme')")  # the snapshot
+        with db.connect("adam") as adm:
+            adm.execute("SELECT hush.configure_tenant('acme', audit_reads => true)")
+        assert get(a, "acme", "k")["value"] == VALUE
+        a.rollback()
+    assert reads() == [("read", "adam_reader"), ("read", "alice")]
+
+
+def _signed_body(dbf: Any, **over: Any) -> tuple[str, bytes, str]:
+    """A record body and MAC made as hush makes them: only with the keyring, which here the
+    test holds (as the server's OS user would)."""
+    import base64
+    import hashlib
+    import json
+    import os as _os
+    from test_keys import key_id
+    line = dbf.cluster.key_lines[0]
+    key = base64.b64decode(line)
+    nonce = _os.urandom(16).hex()
+    payload = {"tenant": "acme", "db_role": "bob", "session_role": "bob", "application_name": "",
+               "client_addr": None, "rows": [["read", None, "k", 1, {}]], "key_id": key_id(line), "nonce": nonce,
+               "db": dbf.name, "at": int(time.time())}
+    payload.update(over)
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    mac = hashlib.blake2b(body.encode(), key=key, digest_size=32, person=b"hush-read-record").digest()
+    receipt = hashlib.blake2b(b"recorded " + nonce.encode(), key=key, digest_size=32,
+                              person=b"hush-read-record").hexdigest()
+    return body, mac, receipt
+
+
+def test_a_signed_record_counts_only_in_its_database_and_while_fresh(db: Any) -> None:
+    db.sql("CREATE ROLE rec2 LOGIN IN ROLE hush_recorder")
+    since = _since(db)
+    with db.connect("rec2") as r:
+        for over in ({"db": "postgres"}, {"at": int(time.time()) - 3600}, {"at": int(time.time()) + 3600},
+                     {"at": "now"}):
+            body, mac, _ = _signed_body(db, **over)
+            with raises_sqlstate("42501") as ei:
+                r.execute("SELECT hush._record(%s, %s)", [body, mac])
+            assert "replay" in str(ei.value)
+        body, mac, receipt = _signed_body(db)
+        assert r.execute("SELECT hush._record(%s, %s)", [body, mac]).fetchone() == (receipt,)
+    assert [(x["action"], x["db_role"]) for x in _records(db, since)] == [("read", "bob")]
+
+
+def test_a_password_in_the_recorder_setting_is_refused(db: Any) -> None:
+    """Any role can SHOW hush.recorder_conninfo: hush will not use a password from it."""
+    with db.connect("alice") as a:
+        save(a, "acme", "k", VALUE)
+    with recorder_settings(db, conninfo="user=postgres password=hunter2"):
+        with db.connect("otto") as o:
+            assert o.execute("SHOW hush.recorder_conninfo").fetchone()[0].endswith("hunter2")  # hence the refusal
+        with db.connect("alice") as a, raises_sqlstate("SH022") as ei:
+            get(a, "acme", "k")
+        assert "password" in str(ei.value) and "hunter2" not in str(ei.value)
+
+
+def test_a_superuser_recorder_never_takes_the_reserved_slots(db: Any) -> None:
+    """On a primary the default recorder logs in as the bootstrap superuser, which may use
+    superuser_reserved_connections: it refuses to once only those are left."""
+    with db.connect("alice") as a:
+        save(a, "acme", "k", VALUE)
+    (limit,) = db.sql("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")[0]
+    held = []
+    try:
+        with db.connect("alice") as reader:
+            while True:  # fill every slot outside the reserve (the refusal says so)
+                try:
+                    held.append(db.connect("otto"))
+                except psycopg.OperationalError as e:
+                    assert "reserved" in str(e)
+                    break
+            assert len(held) < limit
+            with raises_sqlstate("SH022"):
+                get(reader, "acme", "k")
+            # The DBA still gets in.
+            with db.connect() as su:
+                assert su.execute("SELECT 1").fetchone() == (1,)
+            held.pop().close()
+            for _ in range(50):  # a slot is free again
+                try:
+                    assert get(reader, "acme", "k")["value"] == VALUE
+                    break
+                except psycopg.Error:
+                    time.sleep(0.1)
+            else:
+                raise AssertionError("no read once a slot was free")
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_a_configuration_reload_repoints_open_sessions(db: Any) -> None:
+    """After a reload (a standby re-pointed at a new primary, a new recorder_conninfo), sessions
+    already open record where the configuration now says, not where they first did."""
+    with db.connect("alice") as a:
+        save(a, "acme", "k", VALUE)
+        get(a, "acme", "k")  # the target is worked out and the connection opened
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        try:
+            with recorder_settings(db, conninfo=f"host=127.0.0.1 port={closed.getsockname()[1]}"):
+                for _ in range(50):  # the reload reaches the backend at its next command
+                    try:
+                        get(a, "acme", "k")
+                    except psycopg.Error as e:
+                        assert e.sqlstate == "SH022"
+                        break
+                    time.sleep(0.05)
+                else:
+                    raise AssertionError("the open session kept its old recorder")
+        finally:
+            closed.close()
+        for _ in range(50):
+            try:
+                assert get(a, "acme", "k")["value"] == VALUE
+                break
+            except psycopg.Error:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("the open session did not come back to the default recorder")

@@ -53,7 +53,8 @@ def test_public_surface_matches_golden_file(db):
 # target (superuser-owned, for hush_owner), the dispatchers of hush's privileged
 # steps, each owned by the role its steps run as, and the receiving end of read
 # records (for hush_recorder). Everything callers call runs as the caller.
-DEFINERS = {"_root_key_source": "postgres", "_recorder_target": "postgres", "_as_owner": "hush_owner",
+DEFINERS = {"_root_key_source": "postgres", "_recorder_target": "postgres", "_recorder_room": "postgres",
+            "_as_owner": "hush_owner",
             "_as_keykeeper": "hush_keykeeper", "_as_retention": "hush_retention", "_as_refresher": "hush_refresher",
             "_record": "hush_owner"}
 # Maintenance pins the time settings it hashes and partitions by.
@@ -79,7 +80,7 @@ def test_security_invariants(db):
         if name == "_root_key_source":
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
                                                         "hush_keykeeper=X/postgres"}
-        if name == "_recorder_target":  # reads primary_conninfo, which may hold a password
+        if name in ("_recorder_target", "_recorder_room"):  # primary_conninfo; every session
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres"}
         if name == "_record":
             assert set(acl.strip("{}").split(",")) == {"hush_owner=X/hush_owner", "hush_recorder=X/hush_owner"}

@@ -63,6 +63,7 @@ WHO_SQL = """
 SELECT SESSION_USER::pg_catalog.text AS session_role, pg_catalog.current_setting('application_name') AS application_name,
        pg_catalog.inet_client_addr()::pg_catalog.text AS client_addr, pg_catalog.pg_backend_pid() AS pid,
        pg_catalog.txid_current_if_assigned() AS txid, pg_catalog.pg_is_in_recovery() AS standby,
+       pg_catalog.pg_conf_load_time()::pg_catalog.text AS conf,
        COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1), false)
            AS superuser
 """
@@ -90,7 +91,7 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
         "tenant": tenant, "db_role": caller, "session_role": who["session_role"],
         "application_name": who["application_name"], "client_addr": who["client_addr"],
         "rows": [(action, r[0], r[1], r[2], dict(r[3] if len(r) > 3 and r[3] else {}, **extra)) for r in rows],
-    }, bool(who["standby"]))
+    }, who)
 
 
 MAX_LOG_ROWS = 10000

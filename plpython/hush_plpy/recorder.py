@@ -68,7 +68,7 @@ def _libpq() -> Any:
                 ("PQsendQueryParams", I, [P, S, I, P, ctypes.POINTER(S), P, P, I]), ("PQflush", I, [P]),
                 ("PQconsumeInput", I, [P]), ("PQisBusy", I, [P]), ("PQgetResult", P, [P]),
                 ("PQresultStatus", I, [P]), ("PQresultErrorField", S, [P, I]), ("PQclear", None, [P]),
-                ("PQtransactionStatus", I, [P])):
+                ("PQtransactionStatus", I, [P]), ("PQntuples", I, [P]), ("PQgetvalue", S, [P, I, I])):
             f = getattr(lib, name)
             f.restype, f.argtypes = res, args
         lib.ctypes = ctypes
@@ -128,8 +128,9 @@ def _first_line(msg: Any) -> str:
     return text.splitlines()[0] if text else "connection failed"
 
 
-def _send(conn: Any, params: list[bytes], deadline: float) -> None:
-    """Run the record statement and read every result: its commit is done when none is left."""
+def _send(conn: Any, params: list[bytes], deadline: float) -> bytes:
+    """Run the record statement and read every result: its commit is done when none is left.
+    Returns the statement's one value (hush._record's receipt)."""
     lib = _libpq()
     ct = lib.ctypes
     values = (ct.c_char_p * len(params))(*params)
@@ -142,7 +143,7 @@ def _send(conn: Any, params: list[bytes], deadline: float) -> None:
         if flushed < 0:
             raise _Down(_first_line(lib.PQerrorMessage(conn)))
         _wait(lib, conn, True, deadline)
-    failure = None
+    failure, value = None, None
     while True:
         while lib.PQisBusy(conn):
             _wait(lib, conn, False, deadline)
@@ -151,14 +152,18 @@ def _send(conn: Any, params: list[bytes], deadline: float) -> None:
         res = lib.PQgetResult(conn)
         if not res:
             break
-        if lib.PQresultStatus(res) not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK) and failure is None:
+        status = lib.PQresultStatus(res)
+        if status not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK) and failure is None:
             state = (lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b"").decode()
             failure = "%s %s" % (state, _first_line(lib.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
+        elif status == PGRES_TUPLES_OK and lib.PQntuples(res) == 1:
+            value = lib.PQgetvalue(res, 0, 0)
         lib.PQclear(res)
     if failure is not None:
         raise _Down(failure)
     if lib.PQtransactionStatus(conn) != PQTRANS_IDLE:
         raise _Down("the record's transaction did not end")
+    return value or b""
 
 
 def _drop() -> None:
@@ -179,22 +184,24 @@ def _mac_key(plpy: Any, GD: dict) -> tuple[str, bytes]:
     return next(iter(keyring.load(plpy, GD).items()))
 
 
-def _target(plpy: Any, GD: dict, in_recovery: bool) -> dict:
-    """Where records go, worked out once per backend (again after a promotion)."""
+def _target(plpy: Any, GD: dict, who: dict) -> dict:
+    """Where records go, worked out once per backend, and again after a promotion or a
+    configuration reload (a standby re-pointed at a new primary, a new recorder_conninfo)."""
     target = GD.get(TARGET)
-    if target is None or target["recovery"] != in_recovery:
+    if target is None or target["recovery"] != bool(who["standby"]) or target["conf"] != who["conf"]:
         plpy.execute("SELECT hush._recorder_target()")
         target = GD[TARGET]
     return target
 
 
-def record(plpy: Any, GD: dict, payload: dict, in_recovery: bool) -> None:
+def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
     """Send one record (a tenant's rows, who, where) and wait for its commit; SH022 otherwise.
-    A connection kept from an earlier read may have died since: then one more try on a new one.
-    A standby's first record on a connection also reports which root keys its keyring holds
-    (ids only), for add_root_key's warning on the primary."""
+    A connection kept from an earlier read may have died since (the recorder's session ends
+    after a minute idle): then one more try on a new one. A standby's first record on a
+    connection also reports which root keys its keyring holds (ids only), for add_root_key's
+    warning on the primary."""
     global _conn, _conn_key
-    target = _target(plpy, GD, in_recovery)
+    target = _target(plpy, GD, who)
     params = target["params"]
     deadline = time.monotonic() + target["timeout_ms"] / 1000
     while True:
@@ -202,25 +209,47 @@ def record(plpy: Any, GD: dict, payload: dict, in_recovery: bool) -> None:
         try:
             if fresh:
                 _drop()
+                if target["reserve_check"] and not plpy.execute("SELECT hush._recorder_room() AS room")[0]["room"]:
+                    # A superuser login may take the slots kept for the DBA: never for a record.
+                    raise _Down("no connection slot is left outside superuser_reserved_connections")
                 _conn, _conn_key = _connect(params, deadline), target
-            _send(_conn, _signed(plpy, GD, payload, target.get("node") if fresh else None), deadline)
+            body, proof, receipt = _signed(plpy, GD, payload, target, fresh)
+            if _send(_conn, [body, proof], deadline) != receipt:
+                raise _Down("the recorder's answer does not carry this record's receipt")
             return
         except _Down as e:
             _drop()  # a failed statement can leave the connection unusable for every later read
             if fresh or time.monotonic() >= deadline:
-                raise Fail(RECORD_FAILED, "the record of this read could not be written, so no value is "
-                           "returned: %s (%s)" % (e, where(params)),
-                           hint="A read is recorded on the primary before its value leaves; check that it "
-                                "is up and that hush.recorder_conninfo (or primary_conninfo) reaches it.") from None
+                _refuse(plpy, str(e), params, who)
 
 
-def _signed(plpy: Any, GD: dict, payload: dict, node: Any) -> list[bytes]:
+def _refuse(plpy: Any, why: str, params: dict, who: dict) -> None:
+    """SH022. Where it tried comes from primary_conninfo (superuser-only): a superuser reads it
+    in the message, anyone else in the server log."""
+    told = "%s (%s)" % (why, where(params))
+    if not who["superuser"]:
+        plpy.log("hush: the record of a read could not be written: " + told)
+        told = "the primary could not be reached or refused it (the server log says why)"
+    raise Fail(RECORD_FAILED, "the record of this read could not be written, so no value is returned: " + told,
+               hint="A read is recorded on the primary before its value leaves; check that it is up and that "
+                    "hush.recorder_conninfo (or primary_conninfo) reaches it.")
+
+
+def _signed(plpy: Any, GD: dict, payload: dict, target: dict, fresh: bool) -> tuple[bytes, bytes, bytes]:
+    """The record's body, its MAC, and the receipt hush._record answers with once it holds it
+    (a pooler or anything else in between cannot fake the answer)."""
     kid, key = _mac_key(plpy, GD)
-    extra = {"key_id": kid, "nonce": os.urandom(12).hex()}
-    if node:
-        extra["node"] = {"name": node, "key_ids": sorted(keyring.load(plpy, GD))}
+    nonce = os.urandom(16).hex()
+    # db and at: a body replayed into another database, or later than RECENT_S, is refused.
+    extra = {"key_id": kid, "nonce": nonce, "db": target["db"], "at": int(time.time())}
+    if fresh and target.get("node"):
+        extra["node"] = {"name": target["node"], "key_ids": sorted(keyring.load(plpy, GD))}
     body = wire.dumps(dict(payload, **extra)).encode()
-    return [body, b"\\x" + mac(key, body).hex().encode()]
+    return body, b"\\x" + mac(key, body).hex().encode(), receipt(key, nonce).hex().encode()
+
+
+def receipt(key: bytes, nonce: str) -> bytes:
+    return mac(key, b"recorded " + nonce.encode())
 
 
 def where(params: dict) -> str:
@@ -233,6 +262,7 @@ def where(params: dict) -> str:
 
 SETTINGS_SQL = """
 SELECT pg_catalog.pg_is_in_recovery() AS recovery, pg_catalog.current_setting('cluster_name') AS cluster_name,
+       pg_catalog.pg_conf_load_time()::pg_catalog.text AS conf,
        pg_catalog.current_setting('primary_conninfo') AS primary_conninfo,
        pg_catalog.current_setting('unix_socket_directories') AS sockets,
        pg_catalog.current_setting('port') AS port, pg_catalog.current_database() AS dbname,
@@ -284,6 +314,10 @@ def _timeout_ms(setting: Any) -> int:
     return int(setting)
 
 
+def override_keys(override: Any) -> set:
+    return set(parse(override)) if override else set()
+
+
 @api
 def compute_target(plpy: Any, GD: dict) -> None:
     """Where this backend's records go, kept in its memory only (primary_conninfo and the
@@ -296,7 +330,12 @@ def compute_target(plpy: Any, GD: dict) -> None:
         sockets = [d.strip() for d in (s["sockets"] or "").split(",") if d.strip()]
         params = {"host": sockets[0] if sockets else "localhost", "port": s["port"], "user": s["superuser"]}
     if s["override"]:
-        params.update(parse(s["override"]))
+        override = parse(s["override"])
+        if "password" in override:
+            raise Fail(RECORD_FAILED, "hush.recorder_conninfo holds a password, which every role can read with "
+                       "SHOW: hush does not use it", hint="Authenticate the recorder with a passfile, a client "
+                       "certificate or peer authentication (README, \"When a read is recorded\").")
+        params.update(override)
     timeout_ms = _timeout_ms(s["timeout_ms"])
     # The reader's pid in the name: pg_stat_activity on the primary ties each recorder
     # connection to its backend (one per backend that read, opened on its first read).
@@ -305,9 +344,15 @@ def compute_target(plpy: Any, GD: dict) -> None:
                   keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=3,
                   tcp_user_timeout=timeout_ms,
                   options="-c synchronous_commit=on -c default_transaction_read_only=off "
-                          "-c lock_timeout=%d -c statement_timeout=%d -c idle_in_transaction_session_timeout=0"
-                          % (min(timeout_ms, 1000), timeout_ms))
-    GD[TARGET] = {"params": params, "recovery": bool(s["recovery"]), "timeout_ms": timeout_ms}
+                          "-c lock_timeout=%d -c statement_timeout=%d -c idle_in_transaction_session_timeout=0 "
+                          # a reader gone quiet frees its recorder's slot; its next read reconnects
+                          "-c idle_session_timeout=60000" % (min(timeout_ms, 1000), timeout_ms))
+    # A superuser recorder on this very server counts the connection slots first (hush._recorder_room).
+    superuser = plpy.execute(plpy.prepare("SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname "
+                                          "OPERATOR(pg_catalog.=) $1", ["pg_catalog.name"]), [params.get("user")])
+    local = not s["recovery"] and not {"host", "hostaddr", "service"} & override_keys(s["override"])
+    GD[TARGET] = {"params": params, "recovery": bool(s["recovery"]), "timeout_ms": timeout_ms, "conf": s["conf"],
+                  "db": s["dbname"], "reserve_check": local and bool(superuser and superuser[0]["rolsuper"])}
     if s["recovery"]:  # how the primary names this standby in add_root_key's warning
         import socket
         GD[TARGET]["node"] = "%s:%s%s" % (socket.gethostname(), s["port"],
@@ -333,10 +378,19 @@ INSERT INTO hush.node_keyrings AS n (node, key_ids) VALUES ($1, $2)
 """
 
 
+RECENT_S = 300   # how old (or, clocks differing, how new) a record's body may be
+STORE_SETTINGS_SQL = """
+SELECT pg_catalog.set_config('synchronous_commit', 'on', true), pg_catalog.current_database() AS db,
+       pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 AS now
+"""
+
+
 @api
-def store(plpy: Any, GD: dict, body: Any, proof: Any) -> None:
-    """hush._record(): verify the record's MAC, then insert its rows (as hush_owner, in the
-    record's tenant, under owner_steps). Anything else is refused, and nothing is written."""
+def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
+    """hush._record(): verify the record's MAC, its database and its age, then insert its rows
+    (as hush_owner, in the record's tenant, under owner_steps) and answer with its receipt.
+    Anything else is refused, and nothing is written. synchronous_commit is set here too: a
+    pooler in between may drop the recorder's start-up options."""
     from _operator import _compare_digest
     from .access import plan
     from .audit import ACTIONS
@@ -348,6 +402,11 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> None:
         good = False
     if not good or any(r[0] not in ACTIONS for r in payload.get("rows", [])):
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record stores only records that hush's own reads signed")
+    here = plpy.execute(STORE_SETTINGS_SQL)[0]
+    if payload.get("db") != here["db"] or not isinstance(payload.get("at"), int) \
+            or abs(here["now"] - payload["at"]) > RECENT_S:
+        raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record refuses a record made for another database or more "
+                   "than %d s away from now (a replay)" % RECENT_S)
     if payload.get("node"):
         node = payload["node"]
         plpy.execute(plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
@@ -359,3 +418,4 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> None:
     plpy.execute(p, [payload["tenant"], payload["db_role"], payload["session_role"], payload["application_name"],
                      payload["client_addr"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
                      [r[3] for r in rows], [wire.dumps(r[4]) for r in rows]])
+    return receipt(key, payload["nonce"]).hex()  # text: no bytea_output setting can change it

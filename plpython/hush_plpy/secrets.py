@@ -37,7 +37,7 @@ READ_SQL = f"""
 SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.updated_at, s.expires_at,
        (s.expires_at IS NOT NULL AND s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired,
        v.version, v.key_id, v.wrapped_dek, v.ciphertext,
-       COALESCE((SELECT t.audit_reads FROM hush.tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads
+       COALESCE((SELECT {access.audit_reads("t")} FROM hush.tenants t WHERE t.tenant_id {EQ} $1), true) AS audit_reads
   FROM hush.secrets s
   LEFT JOIN hush.secret_versions v
          ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
