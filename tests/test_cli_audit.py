@@ -24,6 +24,9 @@ def test_seal_verify_and_a_tampered_trail(db: Any) -> None:
     assert sealed["seals_created"] == 1 and sealed["unsealed_rows"] == 0
     out = ok(hush(db, "audit", "verify", user="audrey")).stdout
     assert out.startswith("ok: 1 seals") and sealed["head_hash"] in out
+    ok(hush(db, "audit", "verify", "--known-head", sealed["head_hash"], user="audrey"))
+    r = hush(db, "audit", "verify", "--known-head", "0" * 64, user="audrey")  # a seal the chain lost
+    assert r.returncode == 10 and "TAMPERED: seal_missing" in r.stderr
     db.sql("SET session_replication_role = replica; UPDATE hush.audit_log SET action = 'x' WHERE action = 'read'")
     r = hush(db, "audit", "verify", user="audrey")
     assert r.returncode == 10 and "TAMPERED: rows_changed" in r.stderr
