@@ -37,9 +37,13 @@ WRITE_ARGS = ("description => CAST(%(description)s AS text), tags => CAST(%(tags
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
+    """One statement. `reads_only`: it writes nothing but its audit record (which a standby
+    commits on the primary), so a client with a read pool (hush.connect(read_dsn=...)) may
+    send it to a replica."""
     sql: str
     params: dict[str, Any]
     shape: Callable[[Rows], T]
+    reads_only: bool = False
 
 
 def _one(cls: Callable[[Sequence[Any]], T]) -> Callable[[Rows], T]:
@@ -75,18 +79,19 @@ def _tags(tags: Iterable[str] | None) -> list[str] | None:
 def get(tenant: str, name: str, version: int | None) -> Call[Secret]:
     return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret(CAST(%(tenant)s AS text), CAST(%(name)s AS text), "
                 "CAST(%(version)s AS integer))",
-                {"tenant": tenant, "name": name, "version": version}, _one(Secret.from_row))
+                {"tenant": tenant, "name": name, "version": version}, _one(Secret.from_row), reads_only=True)
 
 
 def get_by_id(tenant: str, id: Any, version: int | None) -> Call[Secret]:
     return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret_by_id(CAST(%(tenant)s AS text), CAST(%(id)s AS uuid), "
                 "CAST(%(version)s AS integer))",
-                {"tenant": tenant, "id": str(id), "version": version}, _one(Secret.from_row))
+                {"tenant": tenant, "id": str(id), "version": version}, _one(Secret.from_row), reads_only=True)
 
 
 def get_many(tenant: str, names: Sequence[str]) -> Call[list[Secret]]:
     return Call(f"SELECT {SECRET_COLS} FROM hush.get_secrets(CAST(%(tenant)s AS text), CAST(%(names)s AS text[]))",
-                {"tenant": tenant, "names": list(names)}, lambda rows: [Secret.from_row(r) for r in rows])
+                {"tenant": tenant, "names": list(names)}, lambda rows: [Secret.from_row(r) for r in rows],
+                reads_only=True)
 
 
 def save(tenant: str, name: str, value: str, *, description: str | None, tags: Iterable[str] | None,
@@ -164,24 +169,25 @@ def list_(tenant: str, *, page: int, per_page: int, prefix: str | None, tags: It
                 "CAST(%(include_deleted)s AS boolean), CAST(%(after)s AS text))",
                 {"tenant": tenant, "page": page, "per_page": per_page, "prefix": prefix, "tags": _tags(tags),
                  "include_deleted": include_deleted, "after": after},
-                _meta_page(page, per_page))
+                _meta_page(page, per_page), reads_only=True)
 
 
 def search(tenant: str, query: str, *, page: int, per_page: int, after: str | None) -> Call[Page[SecretMetadata]]:
     return Call(f"SELECT {META_COLS} FROM hush.search_secrets(CAST(%(tenant)s AS text), CAST(%(query)s AS text), "
                 "CAST(%(page)s AS integer), CAST(%(per_page)s AS integer), CAST(%(after)s AS text))",
                 {"tenant": tenant, "query": query, "page": page, "per_page": per_page, "after": after},
-                _meta_page(page, per_page))
+                _meta_page(page, per_page), reads_only=True)
 
 
 def exists(tenant: str, name: str) -> Call[bool]:
     return Call("SELECT hush.secret_exists(CAST(%(tenant)s AS text), CAST(%(name)s AS text))",
-                {"tenant": tenant, "name": name}, lambda rows: bool(rows[0][0]))
+                {"tenant": tenant, "name": name}, lambda rows: bool(rows[0][0]), reads_only=True)
 
 
 def versions(tenant: str, name: str) -> Call[list[SecretVersion]]:
     return Call(f"SELECT {VERSION_COLS} FROM hush.secret_versions(CAST(%(tenant)s AS text), CAST(%(name)s AS text))",
-                {"tenant": tenant, "name": name}, lambda rows: [SecretVersion.from_row(r) for r in rows])
+                {"tenant": tenant, "name": name}, lambda rows: [SecretVersion.from_row(r) for r in rows],
+                reads_only=True)
 
 
 def grant(role: str, tenant: str) -> Call[bool]:

@@ -93,8 +93,9 @@ AuditedReadOnly = ReadOnlyWrite  # its name before 0.5.0, when audited reads als
 
 
 class ReadNotRecorded(HushError):
-    """The record of a read could not be committed (the recorder or the primary is unreachable),
-    so no value was returned."""
+    """The read's record could not be committed on the primary, so no value was returned.
+
+    The primary (or the recorder hush.recorder_conninfo names) was unreachable or refused."""
 
     sqlstate = "SH022"
 

@@ -7,9 +7,10 @@ or rolls back: the caller's commit or rollback decides, audit rows included.
 from __future__ import annotations
 
 import re
+import select
 import sys
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any, NoReturn, Protocol, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Iterator, NoReturn, Protocol, Sequence
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -52,20 +53,78 @@ class PsycopgExecutor:
             raise_translated(e)
 
 
-class PoolExecutor:
-    """Each run on a pooled autocommit connection: one call, one statement, one round trip."""
+def said_goodbye(conn: psycopg.BaseConnection[Any]) -> bool:
+    """Whether the server has sent anything to this idle connection, without a round trip.
+    Nothing is due on a healthy one; data or EOF means the server closed it (a shutdown, a
+    failover, pg_terminate_backend), or, harmlessly, a NOTIFY came."""
+    fd = conn.fileno()
+    if hasattr(select, "poll"):  # not select(): it refuses descriptors above 1023
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows
 
-    def __init__(self, pool: ConnectionPool[Any]) -> None:
+
+def getconn(pool: ConnectionPool[Any]) -> psycopg.Connection[Any]:
+    """A connection from the pool that still reaches a server.
+
+    psycopg_pool hands out idle connections as they are, and after a failover or a restart
+    they lead to a server that is gone. One the server closed is checked (a round trip) and,
+    dead, dropped with every dead one beside it (pool.check()); the next comes from a new
+    connection, which a multi-host DSN sends to whichever host qualifies now. The pool's own
+    check= would cost a round trip on every call, and it backs off 1, 2, 4... seconds between
+    dead connections: ten idle ones would outlast the 30-second timeout."""
+    conn: psycopg.Connection[Any] = pool.getconn()
+    if not said_goodbye(conn):
+        return conn
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        conn.close()
+        pool.putconn(conn)  # closed: the pool opens another in its place
+        pool.check()
+        conn = pool.getconn()
+        return conn
+    except BaseException:
+        pool.putconn(conn)
+        raise
+    return conn
+
+
+@contextmanager
+def pooled(pool: ConnectionPool[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """pool.connection() with getconn()'s check."""
+    conn = getconn(pool)
+    try:
+        with conn:  # commit or roll back what the block left open; a pool's connection stays open
+            yield conn
+    finally:
+        pool.putconn(conn)
+
+
+class PoolExecutor:
+    """Each run on a pooled autocommit connection: one call, one statement, one round trip.
+
+    With a read pool (hush.connect(read_dsn=...)), a run whose calls all only read
+    (Call.reads_only) takes its connection there; every other run, from `pool`."""
+
+    def __init__(self, pool: ConnectionPool[Any], read_pool: ConnectionPool[Any] | None = None) -> None:
         self.pool = pool
+        self.read_pool = read_pool
+        # For what must see the primary's latest state whatever it calls (OAuth token state).
+        self.primary = self if read_pool is None else PoolExecutor(pool)
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        pool = self.pool
+        if self.read_pool is not None and all(c.reads_only for c in calls):
+            pool = self.read_pool
         # getconn/putconn rather than pool.connection(): the connections are autocommit,
         # so its commit-or-rollback on exit has nothing to do, and skipping it is measurably faster.
-        conn = self.pool.getconn()
+        conn = getconn(pool)
         try:
             return PsycopgExecutor(conn).run(calls)
         finally:
-            self.pool.putconn(conn)
+            pool.putconn(conn)
 
 
 def sqlalchemy_sql(sql: str) -> str:

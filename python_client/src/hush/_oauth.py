@@ -80,7 +80,7 @@ def _writer_for(conn: Any, reader: Executor, writer: Any) -> Executor | _OwnConn
     if writer is not None:
         return _OwnConnection(writer) if isinstance(writer, str) else executor_for(writer)
     if isinstance(reader, PoolExecutor):  # autocommit connections: each call commits on its own
-        return reader
+        return reader.primary  # not a replica: a refresh reads back what it just stored
     if isinstance(reader, PsycopgExecutor):
         return _OwnConnection(_conninfo_of(reader.conn))
     if is_sqlalchemy(conn):
@@ -122,10 +122,11 @@ def _scopes(scopes: Iterable[str] | str | None) -> list[str]:
 class OAuth:
     """OAuth2/OIDC for one tenant: providers, authorizations, tokens.
 
-    `conn` is where reads of a still-valid token run: the client's pool, or a
-    connection of yours (a psycopg Connection, whose open transaction the read
-    joins, audit row included). Writes of token state commit on `writer`: by
-    default the pool, or a new connection with your connection's parameters.
+    `conn` is where reads of a still-valid token run: the client's pool (its read
+    pool, given hush.connect(read_dsn=...)), or a connection of yours (a psycopg
+    Connection, whose open transaction the read joins, audit row included). Writes
+    of token state commit on `writer`: by default the pool (the primary's), or a new
+    connection with your connection's parameters.
     `clock` and `sleep` are injectable (tests, simulations); `skew` is how long
     before expiry a token counts as expired; `lease_seconds` bounds how long
     other callers wait for a refresh that died with its process.

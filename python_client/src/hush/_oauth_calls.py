@@ -45,7 +45,7 @@ def save_provider(tenant: str, provider: str, config: Mapping[str, Any], client_
 def providers(tenant: str) -> Call[list[Provider]]:
     return Call("SELECT name, config, has_client_secret, created_at, updated_at "
                 "FROM hush.oauth_providers(CAST(%(tenant)s AS text))",
-                {"tenant": tenant}, lambda rows: [Provider.from_row(r) for r in rows])
+                {"tenant": tenant}, lambda rows: [Provider.from_row(r) for r in rows], reads_only=True)
 
 
 def provider(tenant: str, name: str) -> Call[dict[str, Any]]:
@@ -81,8 +81,10 @@ def store_tokens(tenant: str, provider: str, account: str, grant_type: str,
 
 
 def token(tenant: str, provider: str, account: str | None) -> Call[dict[str, Any]]:
+    """Reads only; hush.OAuth sends it to the primary all the same where it must see the latest
+    tokens (after a refresh, a lost lease, or to reuse client credentials)."""
     return Call(_fn("oauth_token", {"tenant": "text", "provider": "text", "account": "text"}, ACCESS_COLS),
-                {"tenant": tenant, "provider": provider, "account": account}, _dict(ACCESS_COLS))
+                {"tenant": tenant, "provider": provider, "account": account}, _dict(ACCESS_COLS), reads_only=True)
 
 
 def claim(tenant: str, provider: str, account: str, holder: str, lease_seconds: int,
@@ -117,7 +119,7 @@ def events(tenant: str, since: Any, max_rows: int) -> Call[list[OAuthEvent]]:
     return Call("SELECT id, at, provider, account, event, detail FROM hush.oauth_events("
                 "CAST(%(tenant)s AS text), CAST(%(since)s AS timestamptz), CAST(%(max_rows)s AS integer))",
                 {"tenant": tenant, "since": since, "max_rows": max_rows},
-                lambda rows: [OAuthEvent.from_row(r) for r in rows])
+                lambda rows: [OAuthEvent.from_row(r) for r in rows], reads_only=True)
 
 
 def worker_claim(holder: str, batch_size: int, window_seconds: int, lease_seconds: int,
@@ -134,7 +136,8 @@ def connections(tenant: str, provider: str | None) -> Call[list[Connection]]:
     return Call("SELECT provider, account, grant_type, status, token_type, scopes, expires_at, has_refresh_token, "
                 "last_error, last_error_at, refreshed_at, lease_until, created_at, updated_at, failures, "
                 "next_attempt_at FROM hush.oauth_connections(CAST(%(tenant)s AS text), CAST(%(provider)s AS text))",
-                {"tenant": tenant, "provider": provider}, lambda rows: [Connection.from_row(r) for r in rows])
+                {"tenant": tenant, "provider": provider}, lambda rows: [Connection.from_row(r) for r in rows],
+                reads_only=True)
 
 
 def connection_tokens(tenant: str, provider: str, account: str | None) -> Call[dict[str, Any]]:

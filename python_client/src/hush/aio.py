@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import _calls as q
 from ._client import conninfo_from_env
-from ._exec import SQLAlchemyExecutor, is_sqlalchemy, raise_translated
+from ._exec import SQLAlchemyExecutor, is_sqlalchemy, raise_translated, said_goodbye
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 
 T = TypeVar("T")
@@ -46,16 +46,51 @@ class _PsycopgExecutor:
             raise_translated(e)
 
 
+async def _getconn(pool: AsyncConnectionPool[Any]) -> psycopg.AsyncConnection[Any]:
+    """A connection that still reaches a server: see hush._exec.getconn."""
+    conn: psycopg.AsyncConnection[Any] = await pool.getconn()
+    if not said_goodbye(conn):
+        return conn
+    try:
+        await AsyncConnectionPool.check_connection(conn)
+    except psycopg.Error:
+        await conn.close()
+        await pool.putconn(conn)
+        await pool.check()
+        conn = await pool.getconn()
+        return conn
+    except BaseException:
+        await pool.putconn(conn)
+        raise
+    return conn
+
+
+@asynccontextmanager
+async def _pooled(pool: AsyncConnectionPool[Any]) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    conn = await _getconn(pool)
+    try:
+        async with conn:
+            yield conn
+    finally:
+        await pool.putconn(conn)
+
+
 class _PoolExecutor:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    """As hush._exec.PoolExecutor: runs that only read go to the read pool, if any."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], read_pool: AsyncConnectionPool[Any] | None = None) -> None:
         self.pool = pool
+        self.read_pool = read_pool
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
-        conn = await self.pool.getconn()  # autocommit connections: see hush._exec.PoolExecutor
+        pool = self.pool
+        if self.read_pool is not None and all(c.reads_only for c in calls):
+            pool = self.read_pool
+        conn = await _getconn(pool)  # autocommit connections: see hush._exec.PoolExecutor
         try:
             return await _PsycopgExecutor(conn).run(calls)
         finally:
-            await self.pool.putconn(conn)
+            await pool.putconn(conn)
 
 
 class _SQLAlchemyExecutor(SQLAlchemyExecutor):
@@ -178,25 +213,37 @@ class AsyncSecrets:
 
 
 class AsyncClient:
-    """The async pooled client: `client.tenant("acme")` gives AsyncSecrets."""
+    """The async pooled client: `client.tenant("acme")` gives AsyncSecrets. With
+    `read_dsn`, reads go to `read_pool` as in hush.Client (same calls, same failover)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], read_pool: AsyncConnectionPool[Any] | None = None) -> None:
         self.pool = pool
-        self._exec = _PoolExecutor(pool)
+        self.read_pool = read_pool
+        self._exec = _PoolExecutor(pool, read_pool)
 
     def tenant(self, tenant: str) -> AsyncSecrets:
-        """The AsyncSecrets of one tenant, over this client's pool."""
+        """The AsyncSecrets of one tenant, over this client's pool (its reads over the read pool)."""
         return AsyncSecrets(self._exec, tenant)
 
     @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection (autocommit) from the read pool, or the primary's without read_dsn."""
+        async with _pooled(self.pool if self.read_pool is None else self.read_pool) as conn:
+            yield conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled connection inside one transaction (committed unless the block raises)."""
-        async with self.pool.connection() as conn, conn.transaction():
+        """A pooled connection to the primary inside one transaction (committed unless the block raises)."""
+        async with _pooled(self.pool) as conn, conn.transaction():
             yield conn
 
     async def close(self) -> None:
-        """Close the pool and its connections."""
-        await self.pool.close()
+        """Close the pools and their connections."""
+        try:
+            if self.read_pool is not None:
+                await self.read_pool.close()
+        finally:
+            await self.pool.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -204,12 +251,29 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def __repr__(self) -> str:
+        read = "" if self.read_pool is None else f" read_pool={self.read_pool.name!r}"
+        return f"<hush.aio.AsyncClient pool={self.pool.name!r}{read}>"
 
-async def connect(conninfo: str | None = None, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0,
-                  **kwargs: Any) -> AsyncClient:
-    """An async pooled client; arguments as hush.connect."""
+
+async def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float,
+                kwargs: dict[str, Any]) -> AsyncConnectionPool[Any]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        conninfo_from_env(conninfo), min_size=min_size, max_size=max_size, timeout=timeout,
-        kwargs={**kwargs, "autocommit": True}, open=False, name="hush-async")
+        conninfo, min_size=min_size, max_size=max_size, timeout=timeout,
+        kwargs={**kwargs, "autocommit": True}, open=False, name=name)
     await pool.open()
-    return AsyncClient(pool)
+    return pool
+
+
+async def connect(conninfo: str | None = None, *, read_dsn: str | None = None, min_size: int = 1,
+                  max_size: int = 10, timeout: float = 30.0, **kwargs: Any) -> AsyncClient:
+    """An async pooled client; arguments as hush.connect."""
+    pool = await _pool(conninfo_from_env(conninfo), "hush-async", min_size, max_size, timeout, kwargs)
+    if not read_dsn:
+        return AsyncClient(pool)
+    try:
+        read_pool = await _pool(read_dsn, "hush-async-read", min_size, max_size, timeout, kwargs)
+    except BaseException:
+        await pool.close()
+        raise
+    return AsyncClient(pool, read_pool)
