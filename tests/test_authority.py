@@ -295,7 +295,7 @@ def test_admins_and_auditors_read_configuration_and_the_trail_only(db: Any, role
     """They read what their role is for (the whole audit trail; admins the configuration), so
     ACCESS SHARE is theirs there; nothing stronger, and no write, anywhere."""
     readable = {"audit_log", "audit_seals", "maintenance_log"} | (
-        {"tenants", "tenant_grants", "root_keys"} if role == "adam" else set())
+        {"tenants", "tenant_grants", "root_keys", "node_keyrings"} if role == "adam" else set())
     with db.connect(role) as conn:
         for rel, kind, col in hush_relations(db):
             if kind == "S":
