@@ -78,14 +78,16 @@ CREATE OR REPLACE FUNCTION hush._recorder_target() RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: recorder.compute_target(GD)}}$py$;
 
--- Whether a connection slot is free outside superuser_reserved_connections: a
--- recorder logging in as a superuser must not take the DBA's reserve. Counting
--- other roles' sessions needs pg_read_all_stats, so the superuser answers
--- (a yes or no, nothing about any session).
+-- Whether this server's client connections stay outside
+-- superuser_reserved_connections: a recorder logged in as a superuser must not
+-- hold the DBA's reserve (hush._record asks). Counting other roles' sessions
+-- needs pg_read_all_stats, so the superuser answers (yes or no, nothing about
+-- any session), from fresh statistics.
 CREATE OR REPLACE FUNCTION hush._recorder_room() RETURNS boolean
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $sql$
-SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<)
+SELECT pg_catalog.pg_stat_clear_snapshot();
+SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<=)
        (pg_catalog.current_setting('max_connections')::pg_catalog.int4
         OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4)
   FROM pg_catalog.pg_stat_activity a WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend'

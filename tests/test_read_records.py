@@ -190,8 +190,12 @@ def test_a_recorder_it_cannot_reach_means_no_value(db: Any) -> None:
             port = sock.getsockname()[1]
             with recorder_settings(db, conninfo=f"host=127.0.0.1 port={port}", timeout_ms=timeout):
                 with db.connect("alice", autocommit=False) as a:
+                    heard: list[str] = []
+                    a.add_notice_handler(lambda d: heard.append(str(d.message_primary)))
+                    a.execute("SET client_min_messages = log")  # asking for LOG lines gets none of hush's
                     with raises_sqlstate("SH022") as ei:
                         _guarded(lambda: get(a, "acme", "k"))
+                    assert not any("recorder at" in h for h in heard), heard
                     a.rollback()
                     # Not a value; where it tried (from settings only superusers read) goes to the
                     # server log, not to alice.
@@ -366,6 +370,34 @@ def test_oauth_values_leaving_are_recorded_whatever_the_transaction_does(db: Any
     assert "app-secret" not in repr(_records(db, since))
 
 
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"])
+def test_switching_auditing_off_and_reading_in_one_transaction_records(db: Any, isolation: str) -> None:
+    """A tenant never configured (no row yet) and one already configured: an admin who may
+    also read switches auditing off and reads in the same transaction, then rolls back."""
+    role = "adam_reads_" + isolation.split()[0].lower()
+    db.sql(f"CREATE ROLE {role} LOGIN IN ROLE hush_admin, hush_reader")
+    db.sql("SELECT hush.grant_tenant(%s, '*')", [role])
+    with db.connect("alice") as a:
+        save(a, "acme", "k", VALUE)
+    with db.connect("bob") as b:
+        save(b, "globex", "k", VALUE)
+    with db.connect("adam") as adm:
+        adm.execute("SELECT hush.configure_tenant('globex', audit_reads => true)")
+    since = _since(db)
+    for tenant in ("acme", "globex"):
+        with db.connect(role, autocommit=False) as adm:
+            adm.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+            adm.execute("SELECT 1")
+            adm.execute("SELECT hush.configure_tenant(%s, audit_reads => false)", [tenant])
+            adm.execute("SAVEPOINT s")
+            adm.execute("SELECT hush.configure_tenant(%s, audit_reads => false)", [tenant])
+            adm.execute("RELEASE s")
+            assert get(adm, tenant, "k")["value"] == VALUE
+            adm.rollback()
+    reads = [(r["tenant_id"], r["db_role"]) for r in _records(db, since) if r["action"] == "read"]
+    assert reads == [("acme", role), ("globex", role)]
+
+
 def test_read_auditing_off_counts_only_once_settled(db: Any) -> None:
     """Switching read auditing off takes effect for reads once committed, and switching it back
     on takes effect at once, even for a REPEATABLE READ snapshot taken before."""
@@ -457,7 +489,10 @@ def test_a_superuser_recorder_never_takes_the_reserved_slots(db: Any) -> None:
     (limit,) = db.sql("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")[0]
     held = []
     try:
-        with db.connect("alice") as reader:
+        with db.connect("alice", autocommit=False) as reader:
+            # The reader's own statistics snapshot, taken before the slots fill up, changes nothing:
+            # the recorder's side counts, afresh.
+            reader.execute("SELECT count(*) FROM pg_stat_activity")
             while True:  # fill every slot outside the reserve (the refusal says so)
                 try:
                     held.append(db.connect("otto"))
@@ -467,7 +502,8 @@ def test_a_superuser_recorder_never_takes_the_reserved_slots(db: Any) -> None:
             assert len(held) < limit
             with raises_sqlstate("SH022"):
                 get(reader, "acme", "k")
-            # The DBA still gets in.
+            reader.rollback()
+            # The DBA still gets in: the recorder let go of the reserved slot at once.
             with db.connect() as su:
                 assert su.execute("SELECT 1").fetchone() == (1,)
             held.pop().close()
@@ -476,6 +512,7 @@ def test_a_superuser_recorder_never_takes_the_reserved_slots(db: Any) -> None:
                     assert get(reader, "acme", "k")["value"] == VALUE
                     break
                 except psycopg.Error:
+                    reader.rollback()
                     time.sleep(0.1)
             else:
                 raise AssertionError("no read once a slot was free")

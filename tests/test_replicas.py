@@ -177,3 +177,30 @@ def test_a_seal_lost_in_an_asynchronous_failover_shows_against_a_kept_head_hash(
         v = su.execute("SELECT ok, problem FROM hush.verify_audit(known_head => %s)", [kept]).fetchone()
         assert v == (False, "seal_missing")
         assert su.execute("SELECT count(*) FROM hush.secrets WHERE name = 'late'").fetchone() == (0,)
+
+
+def test_standby_readers_never_hold_the_primarys_reserved_slots(pair: Pair) -> None:
+    """pg_basebackup -R -U postgres leaves a superuser in primary_conninfo: its recorder logins
+    could take the primary's superuser_reserved_connections. hush._record refuses to record
+    over such a slot and the standby drops the connection at once."""
+    with pair.connect() as su:
+        su.execute("CREATE ROLE otto LOGIN")
+    held: list[psycopg.Connection] = []
+    try:
+        while True:
+            try:
+                held.append(pair.connect("otto"))
+            except psycopg.OperationalError as e:
+                assert "reserved" in str(e)
+                break
+        for _ in range(3):  # more standby readers than the primary keeps in reserve
+            with pair.connect("alice", node=pair.standby) as a, raises_sqlstate("SH022"):
+                _guarded(lambda: get(a, "acme", "k"))
+        with pair.connect() as su:  # the DBA still gets in
+            assert su.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        for c in held:
+            c.close()
+    with pair.connect("alice", node=pair.standby) as a:
+        assert get(a, "acme", "k")["value"] == VALUE
+    assert pair.records() == [("read", "alice", "true", "none")]

@@ -63,30 +63,15 @@ OWNER_STEPS = """CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['hush_owner', 'h
 
 # -- privileged side: a step acting for the caller its ticket names ---------------------
 
-def _xact_status(xid: str) -> str:
-    """SQL: txid_status() of a tuple's 32-bit xmin/xmax, widened with the current epoch;
-    NULL when it cannot be told (beyond the next xid: a multixact, say)."""
-    return f"""(SELECT CASE WHEN x.v OPERATOR(pg_catalog.<) 3 THEN 'committed'
-                     WHEN x.f OPERATOR(pg_catalog.<) 0 OR x.f OPERATOR(pg_catalog.>=) x.n THEN NULL
-                     ELSE pg_catalog.txid_status(x.f) END
-          FROM (SELECT a.v, a.n, (a.n OPERATOR(pg_catalog.&) -4294967296) OPERATOR(pg_catalog.+) a.v
-                       OPERATOR(pg_catalog.-) CASE WHEN a.v OPERATOR(pg_catalog.>) (a.n OPERATOR(pg_catalog.&) 4294967295)
-                                                   THEN 4294967296 ELSE 0 END AS f
-                  FROM (SELECT {xid}::pg_catalog.text::pg_catalog.int8 AS v,
-                               pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot()) AS n) a) x)"""
-
-
-# Whether reads of a tenant are recorded. "Off" counts only when it is settled:
-# committed by another transaction (not this one's own change, which a ROLLBACK
-# would take back with no trace) and not changed since by one that committed (a
-# REPEATABLE READ snapshot taken before an admin switched auditing back on).
-# Anything unclear records. Evaluated only for tenants whose row says off.
+# Whether reads of a tenant are recorded. "Off" counts only when it is surely the
+# committed, current state: the reading transaction has written nothing (so it
+# cannot hold an uncommitted switch of its own, which a ROLLBACK would take back
+# with no trace) and reads in READ COMMITTED (a statement snapshot: not one taken
+# before an admin switched auditing back on). Anything else records.
 def audit_reads(t: str) -> str:
     return f"""CASE WHEN {t}.audit_reads IS NOT FALSE THEN true
-            WHEN {_xact_status(t + ".xmin")} IS NOT DISTINCT FROM 'in progress' THEN true
-            WHEN {t}.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid THEN false
-            ELSE {_xact_status(t + ".xmax")} IS DISTINCT FROM 'aborted'
-                 AND {_xact_status(t + ".xmax")} IS DISTINCT FROM 'in progress' END"""
+            WHEN pg_catalog.txid_current_if_assigned() IS NOT NULL THEN true
+            ELSE pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' END"""
 
 
 # One round trip: set hush.tenant (the owner_steps row policy confines every

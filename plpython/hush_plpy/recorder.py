@@ -209,9 +209,6 @@ def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
         try:
             if fresh:
                 _drop()
-                if target["reserve_check"] and not plpy.execute("SELECT hush._recorder_room() AS room")[0]["room"]:
-                    # A superuser login may take the slots kept for the DBA: never for a record.
-                    raise _Down("no connection slot is left outside superuser_reserved_connections")
                 _conn, _conn_key = _connect(params, deadline), target
             body, proof, receipt = _signed(plpy, GD, payload, target, fresh)
             if _send(_conn, [body, proof], deadline) != receipt:
@@ -225,10 +222,15 @@ def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
 
 def _refuse(plpy: Any, why: str, params: dict, who: dict) -> None:
     """SH022. Where it tried comes from primary_conninfo (superuser-only): a superuser reads it
-    in the message, anyone else in the server log."""
+    in the message, anyone else in the server log, which a client cannot ask to see (LOG
+    lines reach a client that sets client_min_messages = log: not this one)."""
     told = "%s (%s)" % (why, where(params))
     if not who["superuser"]:
+        was = plpy.execute("SELECT pg_catalog.current_setting('client_min_messages') AS v")[0]["v"]
+        plpy.execute("SELECT pg_catalog.set_config('client_min_messages', 'error', true)")
         plpy.log("hush: the record of a read could not be written: " + told)
+        plpy.execute(plpy.prepare("SELECT pg_catalog.set_config('client_min_messages', $1, true)",
+                                  ["pg_catalog.text"]), [was])
         told = "the primary could not be reached or refused it (the server log says why)"
     raise Fail(RECORD_FAILED, "the record of this read could not be written, so no value is returned: " + told,
                hint="A read is recorded on the primary before its value leaves; check that it is up and that "
@@ -314,10 +316,6 @@ def _timeout_ms(setting: Any) -> int:
     return int(setting)
 
 
-def override_keys(override: Any) -> set:
-    return set(parse(override)) if override else set()
-
-
 @api
 def compute_target(plpy: Any, GD: dict) -> None:
     """Where this backend's records go, kept in its memory only (primary_conninfo and the
@@ -331,7 +329,7 @@ def compute_target(plpy: Any, GD: dict) -> None:
         params = {"host": sockets[0] if sockets else "localhost", "port": s["port"], "user": s["superuser"]}
     if s["override"]:
         override = parse(s["override"])
-        if "password" in override:
+        if {"password", "sslpassword"} & set(override):
             raise Fail(RECORD_FAILED, "hush.recorder_conninfo holds a password, which every role can read with "
                        "SHOW: hush does not use it", hint="Authenticate the recorder with a passfile, a client "
                        "certificate or peer authentication (README, \"When a read is recorded\").")
@@ -347,12 +345,8 @@ def compute_target(plpy: Any, GD: dict) -> None:
                           "-c lock_timeout=%d -c statement_timeout=%d -c idle_in_transaction_session_timeout=0 "
                           # a reader gone quiet frees its recorder's slot; its next read reconnects
                           "-c idle_session_timeout=60000" % (min(timeout_ms, 1000), timeout_ms))
-    # A superuser recorder on this very server counts the connection slots first (hush._recorder_room).
-    superuser = plpy.execute(plpy.prepare("SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname "
-                                          "OPERATOR(pg_catalog.=) $1", ["pg_catalog.name"]), [params.get("user")])
-    local = not s["recovery"] and not {"host", "hostaddr", "service"} & override_keys(s["override"])
     GD[TARGET] = {"params": params, "recovery": bool(s["recovery"]), "timeout_ms": timeout_ms, "conf": s["conf"],
-                  "db": s["dbname"], "reserve_check": local and bool(superuser and superuser[0]["rolsuper"])}
+                  "db": s["dbname"]}
     if s["recovery"]:  # how the primary names this standby in add_root_key's warning
         import socket
         GD[TARGET]["node"] = "%s:%s%s" % (socket.gethostname(), s["port"],
@@ -379,9 +373,15 @@ INSERT INTO hush.node_keyrings AS n (node, key_ids) VALUES ($1, $2)
 
 
 RECENT_S = 300   # how old (or, clocks differing, how new) a record's body may be
+# A recorder logged in as a superuser may have taken a slot of
+# superuser_reserved_connections (from this server, or from a standby's
+# primary_conninfo): then it records nothing and the reader drops the
+# connection, so the DBA's reserve is never held longer than one round trip.
 STORE_SETTINGS_SQL = """
 SELECT pg_catalog.set_config('synchronous_commit', 'on', true), pg_catalog.current_database() AS db,
-       pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 AS now
+       pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 AS now,
+       CASE WHEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER)
+            THEN hush._recorder_room() ELSE true END AS room
 """
 
 
@@ -407,6 +407,10 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
             or abs(here["now"] - payload["at"]) > RECENT_S:
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record refuses a record made for another database or more "
                    "than %d s away from now (a replay)" % RECENT_S)
+    if not here["room"]:
+        raise Fail("53300", "a superuser recorder refuses to hold a slot of superuser_reserved_connections: "
+                   "no other slot is free", hint="Raise max_connections, or record as a login role in "
+                   "hush_recorder with a CONNECTION LIMIT (README, \"When a read is recorded\").")
     if payload.get("node"):
         node = payload["node"]
         plpy.execute(plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
