@@ -359,7 +359,8 @@ STORE_SQL = """
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, session_role,
                             application_name, client_addr, detail)
 SELECT t.tenant, u.action, u.id, u.name, u.version, $2, $3, $4, $5, u.detail
-  FROM (SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant) AS t
+  FROM (SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
+               pg_catalog.set_config('synchronous_commit', 'on', true) AS durable) AS t
  CROSS JOIN ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.uuid[]),
                        pg_catalog.unnest($8::pg_catalog.text[]), pg_catalog.unnest($9::pg_catalog.int4[]),
                        pg_catalog.unnest($10::pg_catalog.jsonb[])) AS u(action, id, name, version, detail)
@@ -373,13 +374,14 @@ INSERT INTO hush.node_keyrings AS n (node, key_ids) VALUES ($1, $2)
 
 
 RECENT_S = 300   # how old (or, clocks differing, how new) a record's body may be
-# A recorder logged in as a superuser may have taken a slot of
-# superuser_reserved_connections (from this server, or from a standby's
-# primary_conninfo): then it records nothing and the reader drops the
-# connection, so the DBA's reserve is never held longer than one round trip.
-STORE_SETTINGS_SQL = """
-SELECT pg_catalog.set_config('synchronous_commit', 'on', true), pg_catalog.current_database() AS db,
-       pg_catalog.date_part('epoch', pg_catalog.now())::pg_catalog.int8 AS now,
+# Once per recorder session: this database, and whether a recorder logged in
+# as a superuser (from this server, or from a standby's primary_conninfo) took
+# a slot of superuser_reserved_connections. Then it records nothing and the
+# reader drops the connection, so the DBA's reserve is held for one round trip
+# at most. A session that got an ordinary slot keeps it: no later check needed.
+RECEIVER = "hush recorder session"
+SESSION_SQL = """
+SELECT pg_catalog.current_database() AS db,
        CASE WHEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER)
             THEN hush._recorder_room() ELSE true END AS room
 """
@@ -389,8 +391,8 @@ SELECT pg_catalog.set_config('synchronous_commit', 'on', true), pg_catalog.curre
 def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
     """hush._record(): verify the record's MAC, its database and its age, then insert its rows
     (as hush_owner, in the record's tenant, under owner_steps) and answer with its receipt.
-    Anything else is refused, and nothing is written. synchronous_commit is set here too: a
-    pooler in between may drop the recorder's start-up options."""
+    Anything else is refused, and nothing is written. synchronous_commit is set by the INSERT
+    too: a pooler in between may drop the recorder's start-up options."""
     from _operator import _compare_digest
     from .access import plan
     from .audit import ACTIONS
@@ -402,15 +404,18 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
         good = False
     if not good or any(r[0] not in ACTIONS for r in payload.get("rows", [])):
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record stores only records that hush's own reads signed")
-    here = plpy.execute(STORE_SETTINGS_SQL)[0]
+    here = GD.get(RECEIVER)
+    if here is None:
+        here = plpy.execute(SESSION_SQL)[0]
+        if not here["room"]:
+            raise Fail("53300", "a superuser recorder refuses to hold a slot of superuser_reserved_connections: "
+                       "no other slot is free", hint="Raise max_connections, or record as a login role in "
+                       "hush_recorder with a CONNECTION LIMIT (README, \"When a read is recorded\").")
+        GD[RECEIVER] = here
     if payload.get("db") != here["db"] or not isinstance(payload.get("at"), int) \
-            or abs(here["now"] - payload["at"]) > RECENT_S:
+            or abs(time.time() - payload["at"]) > RECENT_S:
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record refuses a record made for another database or more "
                    "than %d s away from now (a replay)" % RECENT_S)
-    if not here["room"]:
-        raise Fail("53300", "a superuser recorder refuses to hold a slot of superuser_reserved_connections: "
-                   "no other slot is free", hint="Raise max_connections, or record as a login role in "
-                   "hush_recorder with a CONNECTION LIMIT (README, \"When a read is recorded\").")
     if payload.get("node"):
         node = payload["node"]
         plpy.execute(plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
