@@ -29,6 +29,8 @@ CREATE EXTENSION hush CASCADE;
 CREATE ROLE bench_app LOGIN IN ROLE hush_writer;
 CREATE ROLE bench_admin LOGIN IN ROLE hush_admin;
 SELECT hush.grant_tenant('bench_app', 'bench');
+-- The monthly partitions the maintenance schedule keeps ahead (the DEFAULT one is a safety net).
+SELECT count(*) FROM hush.create_audit_partitions(1);
 CREATE SCHEMA plain;
 -- The baselines: the same shape as hush's rows, no encryption, tenants or audit.
 CREATE TABLE plain.secrets (tenant_id text, name text, value bytea, PRIMARY KEY (tenant_id, name));

@@ -21,7 +21,10 @@ nothing to SQL, since primary_conninfo may hold a password):
 
 Whoever logs in there cannot forge records: hush._record() stores only what
 carries a MAC keyed by the root keyring (BLAKE2b), which both nodes hold and
-no role can read. libpq is called through ctypes (no driver to install); the
+no role can read, made for this database in the last five minutes, and answers
+with a receipt under the same key that the reader checks before any value
+leaves. A recorder logged in as a superuser records nothing over a slot of
+superuser_reserved_connections. libpq is called through ctypes (no driver to install); the
 connection is non-blocking so that a dead primary costs at most the deadline
 (hush.recorder_timeout_ms, default 2,000), since a call blocked in libpq would
 ignore the caller's cancel and statement_timeout.
