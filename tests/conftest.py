@@ -144,6 +144,14 @@ def db(cluster: pgcluster.Cluster) -> Iterator[Db]:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+@pytest.fixture
+def standby(cluster: pgcluster.Cluster) -> Iterator[pgcluster.Cluster]:
+    """A streaming standby of the session's cluster (pg_basebackup -R), removed afterwards."""
+    sb = cluster.start_standby()
+    yield sb
+    sb.stop()
+
+
 @pytest.fixture(scope="session")
 def oauth_server() -> Iterator[object]:
     """The loopback OAuth 2.0 / OIDC server (tests/oauth_server.py), one per session."""

@@ -33,3 +33,8 @@ def rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict]
     cur = conn.execute(query, params)
     names = [c.name for c in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def last_audit_id(db: Any) -> int:
+    """The newest audit row's id (0 for none): what a test's own rows come after."""
+    return int(db.sql("SELECT COALESCE(max(id), 0) FROM hush.audit_log")[0][0])

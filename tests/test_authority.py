@@ -19,7 +19,7 @@ from typing import Any, Callable
 import psycopg
 import pytest
 
-from helpers import get, raises_sqlstate, save
+from helpers import get, last_audit_id, raises_sqlstate, save
 
 SECRET = "acme-db-password-9f2c"
 TOKEN = "acme-oauth-access-token-71d0"
@@ -82,10 +82,6 @@ def acme(db: Any) -> Any:
 def loot(db: Any, session: str) -> dict[str, tuple[str, Any, str]]:
     got = db.sql("SELECT what, outcome, value, run_as FROM m.loot WHERE session_role = %s", [session])
     return {w: (o, v, r) for w, o, v, r in got}
-
-
-def last_audit_id(db: Any) -> int:
-    return db.sql("SELECT coalesce(max(id), 0) FROM hush.audit_log")[0][0]
 
 
 def assert_nothing_crossed(db: Any, session: str, since: int) -> None:

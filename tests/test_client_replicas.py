@@ -7,10 +7,7 @@ The tests that stop a primary start their own (never the session's cluster)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,61 +16,15 @@ from psycopg_pool import PoolTimeout
 
 import hush
 import hush.aio
-from hush.devcluster import PG_BIN, Cluster, run_as_server
+from hush.devcluster import Cluster
 
-from helpers import save
+from helpers import last_audit_id, save
 from oauth_helpers import fresh_server, register
-
-# Login roles of the tests' own primaries, as conftest.py makes them (a subset).
-ROLES = {"alice": "LOGIN IN ROLE hush_writer", "rita": "LOGIN IN ROLE hush_reader", "otto": "LOGIN"}
-GRANTS = [("alice", "acme"), ("rita", "acme")]
-
-
-def caught_up(primary_dsn: str, standby_dsn: str) -> None:
-    """Wait until the standby has replayed everything the primary has written so far."""
-    with psycopg.connect(primary_dsn, autocommit=True) as c:
-        (lsn,) = c.execute("SELECT pg_current_wal_lsn()::text").fetchone()  # type: ignore[misc]
-    for _ in range(300):
-        try:
-            with psycopg.connect(standby_dsn, autocommit=True) as c:
-                if c.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone() == (True,):
-                    return
-        except psycopg.OperationalError:
-            pass  # the database is not replayed yet
-        time.sleep(0.1)
-    raise AssertionError("the standby did not catch up")
+from replica_helpers import caught_up, guarded, primary_and_standby, promote
 
 
 def in_recovery(conn: psycopg.Connection[Any]) -> bool:
     return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
-
-
-def last_audit_id(db: Any) -> int:
-    return int(db.sql("SELECT COALESCE(max(id), 0) FROM hush.audit_log")[0][0])
-
-
-def in_thread(fn: Any, limit: float = 30.0) -> dict[str, Any]:
-    """Run fn in a thread, joined with a generous limit: a hang fails the test instead of
-    stalling the run. Returns {"value": ...} or {"error": ...}."""
-    out: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            out["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the test
-            out["error"] = e
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(limit)
-    assert not t.is_alive(), f"{fn} hung for {limit} s"
-    return out
-
-
-@pytest.fixture
-def standby(cluster: Cluster) -> Iterator[Cluster]:
-    sb = cluster.start_standby()
-    yield sb
-    sb.stop()
 
 
 # -- routing, on the session's cluster and a standby of it ----------------------------------
@@ -143,8 +94,8 @@ def test_no_fallback_to_the_primary_unless_the_read_dsn_lists_it(db: Any, standb
                 assert in_recovery(c)
         assert standby.pg_ctl_stop()
         since = last_audit_id(db)
-        out = in_thread(lambda: strict.tenant("acme").get("k"))
-        assert isinstance(out.get("error"), PoolTimeout), out  # after `timeout` seconds
+        with pytest.raises(PoolTimeout):  # after `timeout` seconds
+            guarded(lambda: strict.tenant("acme").get("k"))
         assert fallback.tenant("acme").get("k").value == "v1"
         with fallback.read_connection() as c:
             assert not in_recovery(c)
@@ -196,29 +147,6 @@ def test_oauth_token_reads_go_to_the_standby_and_token_state_to_the_primary(db: 
 
 # -- the tests' own primary and standby: stopped, promoted --------------------------------
 
-@contextmanager
-def primary_and_standby() -> Iterator[tuple[Cluster, Cluster]]:
-    """A primary with hush in database `app` and the roles above, and a streaming standby
-    of it; both stopped and removed afterwards."""
-    primary = Cluster(keys=1).start()
-    sb: Cluster | None = None
-    try:
-        with psycopg.connect(primary.dsn(), autocommit=True) as c:
-            c.execute("CREATE DATABASE app")
-        with psycopg.connect(primary.dsn("app"), autocommit=True) as c:
-            c.execute("CREATE EXTENSION hush CASCADE")
-            for role, spec in ROLES.items():
-                c.execute(f"CREATE ROLE {role} {spec}")
-            for role, tenant in GRANTS:
-                c.execute("SELECT hush.grant_tenant(%s, %s)", [role, tenant])
-        sb = primary.start_standby()
-        yield primary, sb
-    finally:
-        if sb is not None:
-            sb.stop()
-        primary.stop()  # last: the standby reads the primary's keyring file
-
-
 def test_with_the_primary_down_an_audited_read_raises_read_not_recorded() -> None:
     with primary_and_standby() as (primary, sb):
         with psycopg.connect(primary.dsn("app", user="alice"), autocommit=True) as a:
@@ -229,9 +157,8 @@ def test_with_the_primary_down_an_audited_read_raises_read_not_recorded() -> Non
             assert acme.get("k").value == "v1"
             assert primary.pg_ctl_stop()
             for read in (lambda: acme.get("k"), lambda: acme.get_many(["k"])):
-                out = in_thread(read)
-                assert "value" not in out
-                assert isinstance(out.get("error"), hush.ReadNotRecorded), out
+                with pytest.raises(hush.ReadNotRecorded):  # and no value
+                    guarded(read)
             # What records nothing is still served.
             assert acme.exists("k") and [m.name for m in acme.list().data] == ["k"]
             primary.pg_ctl_start()
@@ -259,14 +186,10 @@ def test_a_multi_host_dsn_follows_a_failover() -> None:
                 assert in_recovery(r) and r.info.port == sb.port
 
             assert primary.pg_ctl_stop()
-            promoted = run_as_server([str(PG_BIN / "pg_ctl"), "-D", str(sb.data), "promote", "-w"],
-                                     capture_output=True, text=True)
-            assert promoted.returncode == 0, promoted.stderr
+            promote(sb)
 
             # The same client object; not one call fails.
-            out = in_thread(lambda: acme.save("after", "v2"))
-            assert "error" not in out, out
-            assert out["value"].version == 1
+            assert guarded(lambda: acme.save("after", "v2")).version == 1
             assert acme.update("before", "v1b", expected_version=1).version == 2
             assert acme.get("before").value == "v1b" and acme.get("after").value == "v2"
             assert acme.get("before", version=1).value == "v1"

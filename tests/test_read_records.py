@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -19,14 +18,11 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from helpers import get, raises_sqlstate, rows, save
-from oauth_helpers import browser, fresh_server, login, register, tenant_oauth
+from helpers import get, last_audit_id, raises_sqlstate, rows, save
+from oauth_helpers import fresh_server, login, register, tenant_oauth
+from replica_helpers import guarded
 
 VALUE = "read-record-canary-4f1e"
-
-
-def _since(db: Any) -> int:
-    return int(db.sql("SELECT COALESCE(max(id), 0) FROM hush.audit_log")[0][0])
 
 
 def _records(db: Any, since: int) -> list[dict]:
@@ -53,29 +49,11 @@ def recorder_settings(db: Any, **settings: str) -> Iterator[None]:
             su.execute("SELECT pg_reload_conf()")
 
 
-def _guarded(fn: Any, limit: float = 60.0) -> Any:
-    """Run fn in a thread; fail (not hang) if it does not return within `limit` seconds."""
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the test
-            out["error"] = e
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(limit)
-    assert not t.is_alive(), f"still waiting after {limit} s: the read hangs instead of failing closed"
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
-
-
 def test_the_two_rollbacks_of_the_issue_leave_their_records(db: Any) -> None:
     with db.connect("alice") as a:
         save(a, "acme", "db/password", VALUE)
         save(a, "acme", "stripe_api_key", VALUE + "-2")
-    since = _since(db)
+    since = last_audit_id(db)
     with db.connect("alice", autocommit=False) as a:
         a.execute("BEGIN")
         assert a.execute("SELECT value FROM hush.get_secret('acme', 'db/password')").fetchone() == (VALUE,)
@@ -96,7 +74,7 @@ def test_the_two_rollbacks_of_the_issue_leave_their_records(db: Any) -> None:
 def test_caller_xact_tells_committed_from_aborted_readers(db: Any) -> None:
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     for end in ("commit", "rollback"):
         with db.connect("alice", autocommit=False) as a:
             save(a, "acme", f"written-before-{end}", "x")  # the reader's transaction has an id now
@@ -116,7 +94,7 @@ def test_caller_xact_tells_committed_from_aborted_readers(db: Any) -> None:
 def test_a_terminated_reader_and_a_vanished_client_leave_the_record(db: Any) -> None:
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     a = db.connect("alice", autocommit=False)
     save(a, "acme", "other", "x")
     get(a, "acme", "k")
@@ -147,7 +125,7 @@ def test_who_and_where_come_from_the_readers_backend(db: Any) -> None:
         save(a, "acme", "k", VALUE)
     db.sql("CREATE ROLE carol LOGIN IN ROLE hush_reader")
     db.sql("SELECT hush.grant_tenant('carol', 'acme')")
-    since = _since(db)
+    since = last_audit_id(db)
     with psycopg.connect(db.cluster.dsn(db.name, user="alice", host="127.0.0.1", application_name="billing"),
                          autocommit=True) as a:
         db.sql("GRANT carol TO alice")
@@ -165,7 +143,7 @@ def test_who_and_where_come_from_the_readers_backend(db: Any) -> None:
 def test_read_only_transactions_read_and_record_and_writes_get_hushs_code(db: Any) -> None:
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     with db.connect("alice", autocommit=False) as a:
         a.execute("SET TRANSACTION READ ONLY")
         assert get(a, "acme", "k")["value"] == VALUE
@@ -179,7 +157,7 @@ def test_read_only_transactions_read_and_record_and_writes_get_hushs_code(db: An
 def test_a_recorder_it_cannot_reach_means_no_value(db: Any) -> None:
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     silent = socket.socket()
@@ -194,7 +172,7 @@ def test_a_recorder_it_cannot_reach_means_no_value(db: Any) -> None:
                     a.add_notice_handler(lambda d: heard.append(str(d.message_primary)))
                     a.execute("SET client_min_messages = log")  # asking for LOG lines gets none of hush's
                     with raises_sqlstate("SH022") as ei:
-                        _guarded(lambda: get(a, "acme", "k"))
+                        guarded(lambda: get(a, "acme", "k"))
                     assert not any("recorder at" in h for h in heard), heard
                     a.rollback()
                     # Not a value; where it tried (from settings only superusers read) goes to the
@@ -204,7 +182,7 @@ def test_a_recorder_it_cannot_reach_means_no_value(db: Any) -> None:
                     assert f"recorder at 127.0.0.1 port {port} as postgres" in db.cluster.log.read_text()
                     a.execute("SET TRANSACTION READ ONLY")  # and no way around it
                     with raises_sqlstate("SH022"):
-                        _guarded(lambda: a.execute("SELECT * FROM hush.get_secrets('acme', ARRAY['k'])"))
+                        guarded(lambda: a.execute("SELECT * FROM hush.get_secrets('acme', ARRAY['k'])"))
         with db.connect("alice") as a:  # back to the default: reads flow again
             assert get(a, "acme", "k")["value"] == VALUE
     finally:
@@ -228,7 +206,7 @@ def test_a_session_cannot_point_its_reads_at_a_recorder_of_its_own(db: Any) -> N
         save(a, "acme", "k", VALUE)
         a.execute("SET hush.recorder_conninfo = 'host=127.0.0.1 port=1'")
         a.execute("SET hush.recorder_timeout_ms = '100'")
-        since = _since(db)
+        since = last_audit_id(db)
         assert get(a, "acme", "k")["value"] == VALUE
     assert len(_records(db, since)) == 1
 
@@ -245,7 +223,7 @@ def test_one_recorder_connection_per_reading_backend_and_it_recovers(db: Any) ->
         a.execute("SELECT * FROM hush.get_secrets('acme', ARRAY['k'])")
         (first,) = db.sql(recorders, [name])
         db.sql("SELECT pg_terminate_backend(%s)", [first[0]])  # the recorder's session dies between reads
-        since = _since(db)
+        since = last_audit_id(db)
         assert get(a, "acme", "k")["value"] == VALUE  # one retry on a new connection
         assert len(_records(db, since)) == 1
         (second,) = db.sql(recorders, [name])
@@ -263,11 +241,11 @@ def test_the_recorder_waits_for_no_lock_the_reader_holds(db: Any) -> None:
     detector cannot see. (Only a superuser can take such a lock on the audit trail.)"""
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     with db.connect(autocommit=False) as su:
         su.execute("LOCK TABLE hush.audit_log IN SHARE MODE")
         with raises_sqlstate("SH022") as ei:
-            _guarded(lambda: get(su, "acme", "k"))
+            guarded(lambda: get(su, "acme", "k"))
         assert "55P03" in str(ei.value)  # lock_not_available: the recorder's lock_timeout
         su.rollback()
     assert _records(db, since) == []
@@ -276,7 +254,7 @@ def test_the_recorder_waits_for_no_lock_the_reader_holds(db: Any) -> None:
 def test_records_cannot_be_forged(db: Any) -> None:
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     with db.connect("alice") as a, pytest.raises(psycopg.errors.InsufficientPrivilege):
         a.execute("SELECT hush._record('{}', '\\x00')")
     db.sql("CREATE ROLE rec LOGIN IN ROLE hush_recorder")
@@ -310,7 +288,7 @@ def test_a_least_privilege_recorder_role_through_a_pg_ident_map(db: Any) -> None
             save(a, "acme", "k", VALUE)
         with pytest.raises(psycopg.OperationalError, match="[Pp]eer"):  # only the server's OS user is mapped
             db.connect("hush_rec").close()
-        since = _since(db)
+        since = last_audit_id(db)
         with recorder_settings(db, conninfo="user=hush_rec"):
             with db.connect("alice") as a:
                 assert get(a, "acme", "k")["value"] == VALUE
@@ -337,7 +315,7 @@ def test_a_read_this_node_cannot_open_is_refused_before_it_is_recorded(db: Any) 
     db.sql("INSERT INTO hush.root_keys (key_id) VALUES (repeat('e', 32))")
     db.sql("ALTER TABLE hush.secret_versions DISABLE TRIGGER USER")
     db.sql("UPDATE hush.secret_versions SET key_id = repeat('e', 32) WHERE tenant_id = 'acme'")
-    since = _since(db)
+    since = last_audit_id(db)
     with db.connect("alice") as a, raises_sqlstate("SH030"):
         get(a, "acme", "k")
     assert _records(db, since) == []
@@ -348,10 +326,8 @@ def test_oauth_values_leaving_are_recorded_whatever_the_transaction_does(db: Any
     with tenant_oauth(db) as oa:
         register(oa, srv)
         login(oa)
-        url, _state = oa.start_authorization("idp")
-        callback = browser(url)
-    state = callback.split("state=")[1].split("&")[0]
-    since = _since(db)
+        _url, state = oa.start_authorization("idp")  # pending: its PKCE verifier leaves on consume
+    since = last_audit_id(db)
     with db.connect("alice", autocommit=False) as a:
         account = a.execute("SELECT account FROM hush.oauth_connections('acme')").fetchone()[0]
         generation = db.sql("SELECT generation FROM hush.oauth_connections")[0][0]
@@ -383,7 +359,7 @@ def test_switching_auditing_off_and_reading_in_one_transaction_records(db: Any, 
         save(b, "globex", "k", VALUE)
     with db.connect("adam") as adm:
         adm.execute("SELECT hush.configure_tenant('globex', audit_reads => true)")
-    since = _since(db)
+    since = last_audit_id(db)
     for tenant in ("acme", "globex"):
         with db.connect(role, autocommit=False) as adm:
             adm.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
@@ -405,7 +381,7 @@ def test_read_auditing_off_counts_only_once_settled(db: Any) -> None:
     db.sql("SELECT hush.grant_tenant('adam_reader', 'acme')")
     with db.connect("alice") as a:
         save(a, "acme", "k", VALUE)
-    since = _since(db)
+    since = last_audit_id(db)
     # An admin who may also read switches auditing off in its own transaction, reads, rolls back.
     with db.connect("adam_reader", autocommit=False) as adm:
         adm.execute("SELECT hush.configure_tenant('acme', audit_reads => false)")
@@ -456,7 +432,7 @@ def _signed_body(dbf: Any, **over: Any) -> tuple[str, bytes, str]:
 
 def test_a_signed_record_counts_only_in_its_database_and_while_fresh(db: Any) -> None:
     db.sql("CREATE ROLE rec2 LOGIN IN ROLE hush_recorder")
-    since = _since(db)
+    since = last_audit_id(db)
     with db.connect("rec2") as r:
         for over in ({"db": "postgres"}, {"at": int(time.time()) - 3600}, {"at": int(time.time()) + 3600},
                      {"at": "now"}):

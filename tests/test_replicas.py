@@ -11,32 +11,21 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from hush import devcluster as pgcluster
+from hush.devcluster import Cluster
 from helpers import get, raises_sqlstate, save
-from test_read_records import _guarded
+from replica_helpers import DB, caught_up, guarded, primary_and_standby, promote
 
 VALUE = "replica-canary-7d2a"
-DB = "app"
 
 
 class Pair:
-    def __init__(self) -> None:
-        self.primary = pgcluster.Cluster(keys=2).start()
-        self.standby: Any = None
+    """A primary and its standby (replica_helpers.primary_and_standby), acme's secret k on both."""
 
-    def setup(self) -> "Pair":
-        with psycopg.connect(self.primary.dsn(), autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {DB}")
-        with psycopg.connect(self.primary.dsn(DB), autocommit=True) as c:
-            c.execute("CREATE EXTENSION hush CASCADE")
-            c.execute("CREATE ROLE alice LOGIN IN ROLE hush_writer")
-            c.execute("CREATE ROLE adam LOGIN IN ROLE hush_admin")
-            c.execute("SELECT hush.grant_tenant('alice', 'acme')")
+    def __init__(self, primary: Cluster, standby: Cluster) -> None:
+        self.primary, self.standby = primary, standby
         with self.connect("alice") as a:
             save(a, "acme", "k", VALUE)
-        self.standby = self.primary.start_standby()
         self.caught_up()
-        return self
 
     def connect(self, user: str = "postgres", node: Any = None, **kw: Any) -> psycopg.Connection:
         return psycopg.connect((node or self.primary).dsn(DB, user=user), autocommit=True, **kw)
@@ -47,27 +36,13 @@ class Pair:
                              "FROM hush.audit_log WHERE action = 'read' ORDER BY id").fetchall()
 
     def caught_up(self) -> None:
-        from test_standby import _caught_up
-
-        class _Db:
-            def sql(_, q: str) -> list[tuple]:
-                with self.connect() as c:
-                    return c.execute(q).fetchall()
-        _caught_up(_Db(), self.standby, DB)
-
-    def stop(self) -> None:
-        for node in (self.standby, self.primary):
-            if node is not None:
-                node.stop()
+        caught_up(self.primary.dsn(DB), self.standby.dsn(DB))
 
 
 @pytest.fixture
 def pair() -> Iterator[Pair]:
-    p = Pair()
-    try:
-        yield p.setup()
-    finally:
-        p.stop()
+    with primary_and_standby(keys=2) as (primary, standby):
+        yield Pair(primary, standby)
 
 
 def test_primary_down_fails_closed_and_a_restart_is_followed(pair: Pair) -> None:
@@ -75,10 +50,10 @@ def test_primary_down_fails_closed_and_a_restart_is_followed(pair: Pair) -> None
         assert get(a, "acme", "k")["value"] == VALUE  # the recorder's connection is open now
         pair.primary.pg_ctl_stop()
         with raises_sqlstate("SH022") as ei:  # refused: the kept connection is dead, a new one refused
-            _guarded(lambda: get(a, "acme", "k"))
+            guarded(lambda: get(a, "acme", "k"))
         assert VALUE not in str(ei.value) and "no value" in str(ei.value)
         with pair.connect("alice", node=pair.standby) as fresh, raises_sqlstate("SH022"):
-            _guarded(lambda: get(fresh, "acme", "k"))
+            guarded(lambda: get(fresh, "acme", "k"))
         assert a.execute("SELECT count(*) FROM hush.list_secrets('acme')").fetchone() == (1,)  # no value: served
         pair.primary.pg_ctl_start()
         assert get(a, "acme", "k")["value"] == VALUE  # the same session reconnects
@@ -97,10 +72,10 @@ def test_a_primary_that_never_answers_costs_the_deadline_only(pair: Pair) -> Non
                 su.execute(f"ALTER SYSTEM SET hush.recorder_{name} = '{value}'")
             su.execute("SELECT pg_reload_conf()")
         with pair.connect(node=pair.standby) as su, raises_sqlstate("SH022") as ei:
-            _guarded(lambda: get(su, "acme", "k"))
+            guarded(lambda: get(su, "acme", "k"))
         assert "deadline" in str(ei.value)  # a superuser is told why; anyone else, the server log
         with pair.connect("alice", node=pair.standby) as a, raises_sqlstate("SH022"):
-            _guarded(lambda: get(a, "acme", "k"))
+            guarded(lambda: get(a, "acme", "k"))
     finally:
         silent.close()
     assert pair.records() == []
@@ -110,9 +85,7 @@ def test_failover_reads_go_on_and_the_old_records_stay(pair: Pair) -> None:
     with pair.connect("alice", node=pair.standby) as a:
         get(a, "acme", "k")
         pair.primary.pg_ctl_stop()
-        r = pgcluster.run_as_server([str(pgcluster.PG_BIN / "pg_ctl"), "-D", str(pair.standby.data), "promote", "-w"],
-                                    capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
+        promote(pair.standby)
         assert a.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
         # The same session reads on, its records now written on this node (the new primary).
         assert get(a, "acme", "k")["value"] == VALUE
@@ -168,9 +141,7 @@ def test_a_seal_lost_in_an_asynchronous_failover_shows_against_a_kept_head_hash(
         kept = su.execute("SELECT head_hash FROM hush.seal_audit()").fetchone()[0]  # ...an auditor keeps this
     pair.primary.pg_ctl_stop("immediate")  # the primary dies before the standby catches up
     pair.standby.pg_ctl_start()
-    r = pgcluster.run_as_server([str(pgcluster.PG_BIN / "pg_ctl"), "-D", str(pair.standby.data), "promote", "-w"],
-                                capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    promote(pair.standby)
     with pair.connect(node=pair.standby) as su:
         alone = su.execute("SELECT ok, problem FROM hush.verify_audit()").fetchone()
         assert alone == (True, None)  # the chain it has is consistent: only the kept hash shows the loss
@@ -183,8 +154,6 @@ def test_standby_readers_never_hold_the_primarys_reserved_slots(pair: Pair) -> N
     """pg_basebackup -R -U postgres leaves a superuser in primary_conninfo: its recorder logins
     could take the primary's superuser_reserved_connections. hush._record refuses to record
     over such a slot and the standby drops the connection at once."""
-    with pair.connect() as su:
-        su.execute("CREATE ROLE otto LOGIN")
     held: list[psycopg.Connection] = []
     try:
         while True:
@@ -195,7 +164,7 @@ def test_standby_readers_never_hold_the_primarys_reserved_slots(pair: Pair) -> N
                 break
         for _ in range(3):  # more standby readers than the primary keeps in reserve
             with pair.connect("alice", node=pair.standby) as a, raises_sqlstate("SH022"):
-                _guarded(lambda: get(a, "acme", "k"))
+                guarded(lambda: get(a, "acme", "k"))
         with pair.connect() as su:  # the DBA still gets in
             assert su.execute("SELECT 1").fetchone() == (1,)
     finally:

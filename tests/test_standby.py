@@ -4,32 +4,10 @@ configure); writes fail with SH021. Failures of the primary, restarts and a
 failover: tests/test_replicas.py."""
 from __future__ import annotations
 
-import time
-
 import psycopg
-import pytest
 
 from helpers import get, raises_sqlstate, save
-
-
-@pytest.fixture
-def standby(cluster):
-    sb = cluster.start_standby()
-    yield sb
-    sb.stop()
-
-
-def _caught_up(primary_db, sb, dbname: str) -> None:
-    (lsn,) = primary_db.sql("SELECT pg_current_wal_lsn()::text")[0]
-    for _ in range(200):
-        try:
-            with psycopg.connect(sb.dsn(dbname), autocommit=True) as c:
-                if c.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0]:
-                    return
-        except psycopg.OperationalError:
-            pass  # database not replayed yet
-        time.sleep(0.1)
-    raise AssertionError("standby did not catch up")
+from replica_helpers import caught_up
 
 
 def test_audited_standby_reads_are_recorded_on_the_primary(db, standby):
@@ -39,7 +17,7 @@ def test_audited_standby_reads_are_recorded_on_the_primary(db, standby):
         save(b, "globex", "k", "globex-value")
     with db.connect("adam") as adm:
         adm.execute("SELECT hush.configure_tenant('globex', audit_reads => false)")
-    _caught_up(db, standby, db.name)
+    caught_up(db.dsn(), standby.dsn(db.name))
     (since,) = db.sql("SELECT max(id) FROM hush.audit_log")[0]
     with psycopg.connect(standby.dsn(db.name, user="alice", application_name="replica-reader"),
                          autocommit=True) as a:

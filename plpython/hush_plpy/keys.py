@@ -105,14 +105,13 @@ def _add(plpy: Any, caller: str, GD: dict, kid: str) -> str:
 # A standby reports its keyring (ids) on each new recorder connection; reports
 # older than a week are taken for nodes gone.
 STANDBYS_SQL = """
+WITH recent AS (SELECT n.node, n.key_ids, n.reported_at FROM hush.node_keyrings n
+                 WHERE n.reported_at OPERATOR(pg_catalog.>)
+                       (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::pg_catalog.interval))
 SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication) AS streaming,
-       (SELECT pg_catalog.array_agg(pg_catalog.format('%s (reported %s)', n.node, n.reported_at) ORDER BY n.node)
-          FROM hush.node_keyrings n
-         WHERE n.reported_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::pg_catalog.interval)
-           AND NOT $1 OPERATOR(pg_catalog.=) ANY (n.key_ids)) AS lacking,
-       (SELECT pg_catalog.count(*) FROM hush.node_keyrings n
-         WHERE n.reported_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) '7 days'::pg_catalog.interval))
-           AS reported
+       (SELECT pg_catalog.array_agg(pg_catalog.format('%s (reported %s)', r.node, r.reported_at) ORDER BY r.node)
+          FROM recent r WHERE NOT $1 OPERATOR(pg_catalog.=) ANY (r.key_ids)) AS lacking,
+       (SELECT pg_catalog.count(*) FROM recent) AS reported
 """
 
 
