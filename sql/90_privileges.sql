@@ -122,6 +122,7 @@ GRANT EXECUTE ON FUNCTION hush.get_secrets(text, text[]) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.secret_exists_by_id(text, uuid) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer) TO hush_reader;
 

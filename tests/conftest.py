@@ -153,6 +153,15 @@ def standby(cluster: pgcluster.Cluster) -> Iterator[pgcluster.Cluster]:
 
 
 @pytest.fixture(scope="session")
+def pgbouncer(cluster: pgcluster.Cluster) -> Iterator[object]:
+    """pgbouncer in transaction mode in front of the session's cluster (hush.devpooler)."""
+    from hush.devpooler import PgBouncer
+    bouncer = PgBouncer(cluster, ["postgres", *ROLES]).start()
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture(scope="session")
 def oauth_server() -> Iterator[object]:
     """The loopback OAuth 2.0 / OIDC server (tests/oauth_server.py), one per session."""
     import logging

@@ -53,9 +53,11 @@ def test_cross_tenant_by_id(two_tenants):
     with two_tenants.connect("alice") as a:
         for q in ("SELECT * FROM hush.get_secret_by_id('globex', %s)",
                   "SELECT hush.update_secret_by_id('globex', %s, 'x')",
-                  "SELECT hush.delete_secret_by_id('globex', %s)"):
+                  "SELECT hush.delete_secret_by_id('globex', %s)",
+                  "SELECT hush.secret_exists_by_id('globex', %s)"):
             with raises_sqlstate("SH020"):
                 a.execute(q, [gid])
+        assert a.execute("SELECT hush.secret_exists_by_id('acme', %s)", [gid]).fetchone() == (False,)
         # Asking for globex's id under alice's own tenant finds nothing: RLS, not the WHERE clause.
         with raises_sqlstate("SH010"):
             a.execute("SELECT * FROM hush.get_secret_by_id('acme', %s)", [gid])

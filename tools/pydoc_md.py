@@ -64,6 +64,11 @@ def render() -> str:
     parts.append(f"## `async hush.aio.{_sig(hush.aio.connect, 'connect')}`\n\n{_doc(hush.aio.connect)}")
     for cls in (hush.aio.AsyncClient, hush.aio.AsyncSecrets):
         parts.append(_class(cls, "hush.aio"))
+    parts.append("# Administration\n")
+    for cls in (hush.Tenants, hush.Keys, hush.Audit):
+        parts.append(_class(cls))
+    for cls in (hush.aio.AsyncTenants, hush.aio.AsyncKeys, hush.aio.AsyncAudit):
+        parts.append(_class(cls, "hush.aio"))
     parts.append("# OAuth2 / OIDC\n")
     parts.append(_class(hush.OAuth))
     parts.append(_class(hush.OAuthWorker))
@@ -76,6 +81,10 @@ def render() -> str:
         parts.append(f"## `hush.{_sig(fn, fn.__name__)}`\n\n{_doc(fn)}")
     parts.append("# Results\n")
     for cls in (hush.Secret, hush.SavedSecret, hush.SecretMetadata, hush.SecretVersion, hush.Page):
+        parts.append(_class(cls))
+    for cls in (hush.TenantSettings, hush.RootKey, hush.RootKeyStatus, hush.RootKeyChange, hush.AuditRecord,
+                hush.AuditSeal, hush.AuditVerification, hush.AuditPartition, hush.AuditCleanup, hush.PurgedSecrets,
+                hush.MaintenanceJob, hush.AuditMaintenance):
         parts.append(_class(cls))
     parts.append("# Errors\n\nAll are `hush.HushError`; `.code` is the SQLSTATE, `.hint` the server's hint.\n")
     rows = ["| class | base | SQLSTATE | meaning |", "|---|---|---|---|"]

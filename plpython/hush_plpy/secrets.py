@@ -578,6 +578,27 @@ def _exists(plpy: Any, caller: str, tenant: str, name: str) -> bool:
     return bool(plpy.execute(plan(plpy, "exists", EXISTS_SQL, [T, T]), [tenant, name])[0]["e"])
 
 
+EXISTS_BY_ID_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM hush.secrets s
+                WHERE s.tenant_id {EQ} $1 AND s.id {EQ} $2 AND s.deleted_at IS NULL) AS e
+"""
+
+
+@api
+def secret_exists_by_id(plpy: Any, tenant: str, secret_id: Any) -> bool:
+    validate.tenant(tenant)
+    if secret_id is None:
+        raise Fail(INVALID_ARGUMENT, "id must not be NULL")
+    return privileged.call(plpy, OWNER, _exists_by_id, tenant, secret_id)
+
+
+@privileged.step(OWNER)
+def _exists_by_id(plpy: Any, caller: str, tenant: str, secret_id: str) -> bool:
+    access.enter(plpy, caller, tenant)
+    p = plan(plpy, "exists_by_id", EXISTS_BY_ID_SQL, [T, "pg_catalog.uuid"])
+    return bool(plpy.execute(p, [tenant, secret_id])[0]["e"])
+
+
 VERSIONS_SQL = f"""
 SELECT v.version, v.created_at, v.created_by, v.key_id, v.destroyed_at IS NOT NULL AS destroyed, v.destroyed_at,
        v.version {EQ} s.current_version AS is_current

@@ -25,6 +25,12 @@ LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.secret_exists(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.secret_exists(text, text) IS 'Whether a live (not deleted) secret of this name exists.';
 
+CREATE OR REPLACE FUNCTION hush.secret_exists_by_id(tenant text, id uuid)
+RETURNS boolean
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
+AS $py${{py: secrets.secret_exists_by_id(tenant, id)}}$py$;
+COMMENT ON FUNCTION hush.secret_exists_by_id(text, uuid) IS 'Whether a live (not deleted) secret with this id exists.';
+
 CREATE OR REPLACE FUNCTION hush.secret_versions(tenant text, name text)
 RETURNS SETOF hush.secret_version
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp

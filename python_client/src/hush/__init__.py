@@ -9,7 +9,9 @@
 Over a connection you already have (its transaction decides):
 `hush.Secrets(conn, "acme")`, with a psycopg Connection or a SQLAlchemy
 Connection/Session. Asyncio: `hush.aio`. OAuth2/OIDC tokens:
-`client.tenant("acme").oauth` (or `hush.OAuth(conn, "acme")`). This package holds no key: every
+`client.tenant("acme").oauth` (or `hush.OAuth(conn, "acme")`). Administration:
+`client.tenants`, `client.keys`, `client.audit` (or `hush.Tenants(conn)`,
+`hush.Keys(conn)`, `hush.Audit(conn)`). This package holds no key: every
 operation is one call of a hush.* SQL function.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ._errors import (
     AuditedReadOnly,
     AuditTampered,
     AuthorizationPending,
+    DatabaseUnavailable,
     DecryptionFailed,
     DropRefused,
     ExpiredToken,
@@ -59,17 +62,25 @@ from ._errors import (
     VersionDestroyed,
     VersionNotFound,
 )
+from ._log import debug
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
+                                AuditVerification, MaintenanceJob, PurgedSecrets, RootKey, RootKeyChange,
+                                RootKeyStatus, TenantSettings)
+    from ._audit import Audit
+    from ._audit_actions import AUDIT_ACTIONS
     from ._client import Client, connect
     from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
     from ._oauth import OAuth
     from ._oauth_models import (AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider,
                                 TokenSet)
     from ._oauth_worker import OAuthWorker
+    from ._keys import Keys
     from ._secrets import Secrets
+    from ._tenants import Tenants
 
 # Imported on first use (PEP 562): psycopg costs ~0.13 s and the OAuth stack
 # (authlib, httpx2, joserfc: the [oauth] extra) ~0.12 s, which `hush --help`
@@ -81,6 +92,10 @@ _LAZY = {
     "OAuth": "_oauth", "OAuthWorker": "_oauth_worker",
     **dict.fromkeys(("TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection",
                      "OAuthEvent"), "_oauth_models"),
+    "Tenants": "_tenants", "Keys": "_keys", "Audit": "_audit", "AUDIT_ACTIONS": "_audit_actions",
+    **dict.fromkeys(("TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal",
+                     "AuditVerification", "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob",
+                     "AuditMaintenance"), "_admin_models"),
 }
 
 
@@ -98,12 +113,15 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Client", "connect", "Secrets",
+    "Client", "connect", "Secrets", "debug",
     "Secret", "SecretMetadata", "SavedSecret", "SecretVersion", "Page",
     "get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets", "search_secrets",
+    "Tenants", "Keys", "Audit", "AUDIT_ACTIONS",
+    "TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal", "AuditVerification",
+    "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob", "AuditMaintenance",
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
-    "TenantAccessDenied", "ReadOnlyWrite", "AuditedReadOnly", "ReadNotRecorded", "KeyUnavailable", "DecryptionFailed",
+    "DatabaseUnavailable", "TenantAccessDenied", "ReadOnlyWrite", "AuditedReadOnly", "ReadNotRecorded", "KeyUnavailable", "DecryptionFailed",
     "RootKeyInUse", "RootKeyUnknown",
     "AuditAppendOnly", "AuditTampered", "DropRefused", "NoScheduler",
     "PermissionDenied",

@@ -18,10 +18,15 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 
 T = TypeVar("T")
-Rows = Sequence[Sequence[Any]]
+# Rows come keyed by column name (psycopg's dict_row; SQLAlchemy's Row._mapping), so a
+# column the server adds, or a column list in another order, cannot shift a field.
+Rows = Sequence[Mapping[str, Any]]
 
 # The server's hush.save_secrets limit; larger imports are sent in chunks of this size.
 MAX_BATCH = 10_000
+# The server clamps list and search pages to this many rows (plpython/hush_plpy/validate.py
+# MAX_PER_PAGE; tests/test_client_surface.py keeps the two equal). Page.per_page says what it used.
+MAX_PER_PAGE = 1000
 
 SECRET_COLS = ("id, tenant_id, name, value, kind, description, tags, metadata, version, created_at, updated_at, "
                "expires_at")
@@ -46,7 +51,7 @@ class Call(Generic[T]):
     reads_only: bool = False
 
 
-def _one(cls: Callable[[Sequence[Any]], T]) -> Callable[[Rows], T]:
+def _one(cls: Callable[[Mapping[str, Any]], T]) -> Callable[[Rows], T]:
     return lambda rows: cls(rows[0])
 
 
@@ -54,11 +59,13 @@ def _none(rows: Rows) -> None:
     return None
 
 
-def _meta_page(page: int, per_page: int) -> Callable[[Rows], Page[SecretMetadata]]:
+def _meta_page(page: int, asked: int) -> Callable[[Rows], Page[SecretMetadata]]:
+    per_page = min(asked, MAX_PER_PAGE)  # below 1 the server refuses the call (SH004)
+
     def shape(rows: Rows) -> Page[SecretMetadata]:
         data = [SecretMetadata.from_row(r) for r in rows]
-        total = int(rows[0][12]) if rows else 0
-        exact = bool(rows[0][13]) if rows else True
+        total = int(rows[0]["total"]) if rows else 0
+        exact = bool(rows[0]["total_exact"]) if rows else True
         more = len(data) == per_page and (not exact or total > (page - 1) * per_page + len(data))
         return Page(data, page, per_page, total, exact, data[-1].name if data and more else None)
     return shape
@@ -157,9 +164,9 @@ def restore(tenant: str, name: str) -> Call[SecretMetadata]:
 
 def destroy(tenant: str, name: str, versions: Iterable[int] | None) -> Call[int]:
     return Call("SELECT hush.destroy_secret(CAST(%(tenant)s AS text), CAST(%(name)s AS text), "
-                "CAST(%(versions)s AS integer[]))",
+                "CAST(%(versions)s AS integer[])) AS destroyed",
                 {"tenant": tenant, "name": name, "versions": None if versions is None else list(versions)},
-                lambda rows: int(rows[0][0]))
+                lambda rows: int(rows[0]["destroyed"]))
 
 
 def list_(tenant: str, *, page: int, per_page: int, prefix: str | None, tags: Iterable[str] | None,
@@ -180,8 +187,13 @@ def search(tenant: str, query: str, *, page: int, per_page: int, after: str | No
 
 
 def exists(tenant: str, name: str) -> Call[bool]:
-    return Call("SELECT hush.secret_exists(CAST(%(tenant)s AS text), CAST(%(name)s AS text))",
-                {"tenant": tenant, "name": name}, lambda rows: bool(rows[0][0]), reads_only=True)
+    return Call("SELECT hush.secret_exists(CAST(%(tenant)s AS text), CAST(%(name)s AS text)) AS found",
+                {"tenant": tenant, "name": name}, lambda rows: bool(rows[0]["found"]), reads_only=True)
+
+
+def exists_by_id(tenant: str, id: Any) -> Call[bool]:
+    return Call("SELECT hush.secret_exists_by_id(CAST(%(tenant)s AS text), CAST(%(id)s AS uuid)) AS found",
+                {"tenant": tenant, "id": str(id)}, lambda rows: bool(rows[0]["found"]), reads_only=True)
 
 
 def versions(tenant: str, name: str) -> Call[list[SecretVersion]]:
@@ -190,27 +202,4 @@ def versions(tenant: str, name: str) -> Call[list[SecretVersion]]:
                 reads_only=True)
 
 
-def grant(role: str, tenant: str) -> Call[bool]:
-    return Call("SELECT hush.grant_tenant(CAST(%(role)s AS name), CAST(%(tenant)s AS text))",
-                {"role": role, "tenant": tenant}, lambda rows: bool(rows[0][0]))
-
-
-def revoke(role: str, tenant: str) -> Call[bool]:
-    return Call("SELECT hush.revoke_tenant(CAST(%(role)s AS name), CAST(%(tenant)s AS text))",
-                {"role": role, "tenant": tenant}, lambda rows: bool(rows[0][0]))
-
-
-KEY_STATUS_COLS = ("key_id", "state", "loaded", "data_keys", "created_at", "activated_at")
-
-
-def root_key_status() -> Call[list[dict[str, Any]]]:
-    return Call(f"SELECT {', '.join(KEY_STATUS_COLS)} FROM hush.root_key_status()", {},
-                lambda rows: [dict(zip(KEY_STATUS_COLS, r)) for r in rows])
-
-
-def root_key(function: str, key_id: str) -> Call[str]:
-    """add_root_key, activate_root_key or retire_root_key; returns the key's state."""
-    if function not in ("add_root_key", "activate_root_key", "retire_root_key"):
-        raise ValueError(function)
-    return Call(f"SELECT hush.{function}(CAST(%(key_id)s AS text))", {"key_id": key_id},
-                lambda rows: str(rows[0][0]))
+# Tenants, root keys and the audit trail: _admin_calls.py.

@@ -6,11 +6,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import _calls as q
-from ._exec import PoolExecutor, pooled
+from ._admin_models import TenantSettings
+from ._audit import Audit
+from ._errors import DatabaseUnavailable, InvalidArgument
+from ._exec import PoolExecutor, pooled, unavailable
+from ._keys import Keys
+from ._log import prepare_default
 from ._secrets import Secrets
+from ._tenants import Tenants
 
 if TYPE_CHECKING:
     from ._oauth_models import TokenSet
@@ -30,35 +35,38 @@ class Client:
 
     **Replicas**: with `hush.connect(dsn, read_dsn=...)` a second pool, `read_pool`,
     serves the calls that only read: `get`, `get_by_id`, `get_many`, `list`, `iter_all`,
-    `search`, `exists`, `versions`, and OAuth's `providers`, `connections`, `events` and
-    the stored-token read of `access_token`/`token`/`userinfo`. Writes, OAuth flows and
-    refreshes, `grant`/`revoke`, `connection()` and `transaction()` use the primary's
-    pool; `read_connection()` is the read pool's. A standby commits each audited read's
-    record on its primary before it returns the value; when it cannot, the read raises
-    `ReadNotRecorded` (SH022) and returns nothing. A write that lands on a standby (your
+    `search`, `exists`, `exists_by_id`, `versions`, and OAuth's `providers`, `connections`,
+    `events` and the stored-token read of `access_token`/`token`/`userinfo`. Writes, OAuth
+    flows and refreshes, `grant`/`revoke` and the rest of `tenants`, `keys` and `audit`,
+    `connection()` and `transaction()` use the primary's pool; `read_connection()` is the
+    read pool's. A standby commits each audited read's record on its primary before it
+    returns the value; when it cannot, the read raises `ReadNotRecorded` (SH022) and
+    returns nothing. A write that lands on a standby (your
     own statements on `read_connection()`, or a `dsn` that reached one) raises
     `ReadOnlyWrite` (SH021). A replica lags: a read just after a write may miss it, and a
     check-and-set on a stale version fails with `VersionConflict`; for read-your-writes,
     `hush.Secrets(client.pool, tenant)` reads on the primary. No silent fallback: while
     the replica is unreachable, reads wait up to `timeout`, then raise
-    `psycopg_pool.PoolTimeout`. To fall back, say so in `read_dsn`: list the replicas,
+    `DatabaseUnavailable`. To fall back, say so in `read_dsn`: list the replicas,
     then the primary, with `target_session_attrs=prefer-standby`.
 
     **Failover**: list every node in `dsn` with `target_session_attrs=read-write`
     (`host=db1,db2 port=5432,5432 ...`). Before a call takes an idle pooled connection,
     hush checks, without a round trip, whether its server closed it; if so the pool
     drops its dead connections and opens new ones, which libpq sends to the promoted
-    node. So the first call after a failover succeeds: only calls in flight when the
-    old primary stopped fail (`psycopg.OperationalError`, not retried: a write may have
-    committed), and calls made while no node accepts writes wait up to `timeout`. A host
+    node. So the first call after a failover succeeds: of the calls in flight when the
+    old primary stopped, reads are retried once on a new connection and writes fail
+    (`psycopg.OperationalError`, not re-sent: a write may have committed), and calls made
+    while no node accepts writes wait up to `timeout`, then raise DatabaseUnavailable. A host
     that vanishes without closing its sockets is noticed only by TCP: set
     `keepalives_idle` or `tcp_user_timeout` in the DSN.
     """
 
-    def __init__(self, pool: ConnectionPool[Any], read_pool: ConnectionPool[Any] | None = None) -> None:
+    def __init__(self, pool: ConnectionPool[Any], read_pool: ConnectionPool[Any] | None = None, *,
+                 prepare: bool | None = None) -> None:
         self.pool = pool
         self.read_pool = read_pool
-        self._exec = PoolExecutor(pool, read_pool)
+        self._exec = PoolExecutor(pool, read_pool, prepare)
 
     def tenant(self, tenant: str) -> Secrets:
         """The Secrets of one tenant, over this client's pool (its reads over the read pool)."""
@@ -90,15 +98,34 @@ class Client:
         from ._oauth import OAuth  # the OAuth stack (the [oauth] extra) only when used
         return OAuth(self._exec, "*").complete_authorization(callback_url)
 
+    @property
+    def tenants(self) -> Tenants:
+        """Tenant settings and grants (hush.Tenants, hush_admin), over the primary's pool."""
+        return Tenants(self._exec)
+
+    @property
+    def keys(self) -> Keys:
+        """Root keys (hush.Keys, hush_admin), over the primary's pool: each rewrap batch commits on its own."""
+        return Keys(self._exec)
+
+    @property
+    def audit(self) -> Audit:
+        """The audit trail (hush.Audit), over the primary's pool."""
+        return Audit(self._exec)
+
+    def configure_tenant(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
+                         recovery_days: int | None = None) -> TenantSettings:
+        """A tenant's settings (hush_admin): see Tenants.configure."""
+        return self.tenants.configure(tenant, audit_reads=audit_reads, max_value_bytes=max_value_bytes,
+                                      recovery_days=recovery_days)
+
     def grant(self, role: str, tenant: str) -> bool:
         """Let a role act on a tenant (hush_admin); True when the grant is new."""
-        result: bool = self._exec.run([q.grant(role, tenant)])[0]
-        return result
+        return self.tenants.grant(role, tenant)
 
     def revoke(self, role: str, tenant: str) -> bool:
         """Remove a tenant grant (hush_admin); True when there was one."""
-        result: bool = self._exec.run([q.revoke(role, tenant)])[0]
-        return result
+        return self.tenants.revoke(role, tenant)
 
     def close(self) -> None:
         """Close the pools and their connections."""
@@ -119,25 +146,69 @@ class Client:
         return f"<hush.Client pool={self.pool.name!r}{read}>"
 
 
-def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float,
-          kwargs: dict[str, Any]) -> ConnectionPool[Any]:
-    return ConnectionPool(conninfo, min_size=min_size, max_size=max_size, timeout=timeout,
-                          kwargs={**kwargs, "autocommit": True}, open=True, name=name)
+def connect_kwargs(kwargs: dict[str, Any], prepare: bool | None) -> dict[str, Any]:
+    """psycopg.connect's arguments for connections hush opens: autocommit, and no automatic
+    prepared statements unless prepare (or HUSH_PREPARE=1): a transaction pooler (pgbouncer
+    1.18) gives each transaction another server connection, where they do not exist."""
+    out = {**kwargs, "autocommit": True}
+    if not (prepare_default() if prepare is None else prepare):
+        out.setdefault("prepare_threshold", None)
+    return out
 
 
-def connect(conninfo: str | None = None, *, read_dsn: str | None = None, min_size: int = 1, max_size: int = 10,
-            timeout: float = 30.0, **kwargs: Any) -> Client:
-    """A pooled client. `conninfo` is a libpq DSN or URL; without it, HUSH_DSN, then
-    the PG* environment variables. Extra keyword arguments go to psycopg.connect.
-    `read_dsn`, a replica's DSN (or several hosts'), adds a second pool of the same size
-    for the calls that only read (see hush.Client: routing, lag, failover); None or ''
-    for none."""
-    pool = _pool(conninfo_from_env(conninfo), "hush", min_size, max_size, timeout, kwargs)
-    if not read_dsn:
-        return Client(pool)
+def probe(conninfo: str, kwargs: dict[str, Any], connect_timeout: float) -> None:
+    """Open and close one connection, so a server that cannot be reached is reported at once,
+    with libpq's reason, rather than by the pool's first call after its whole timeout."""
     try:
-        read_pool = _pool(read_dsn, "hush-read", min_size, max_size, timeout, kwargs)
+        psycopg.connect(conninfo, **{**kwargs, "connect_timeout": max(1, round(connect_timeout))}).close()
+    except psycopg.ProgrammingError as e:  # libpq could not parse the DSN
+        raise InvalidArgument(f"the DSN is not valid: {str(e).splitlines()[0]}",
+                              hint="libpq keywords such as host, port, dbname, user, or a postgresql:// URL") from None
+    except psycopg.Error as e:
+        raise DatabaseUnavailable(f"cannot connect: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}",
+                                  hint="is the server up, and the DSN (or HUSH_DSN, PGHOST...) right?") from None
+
+
+def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float, kwargs: dict[str, Any],
+          connect_timeout: float, pool_options: dict[str, Any]) -> ConnectionPool[Any]:
+    probe(conninfo, kwargs, connect_timeout)
+    pool: ConnectionPool[Any] = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, timeout=timeout,
+                                               kwargs=kwargs, open=True, name=name, **pool_options)
+    try:
+        pool.wait(timeout=connect_timeout)
+    except PoolTimeout as e:
+        pool.close()
+        raise unavailable(name, e) from None
     except BaseException:
         pool.close()
         raise
-    return Client(pool, read_pool)
+    return pool
+
+
+def connect(conninfo: str | None = None, *, read_dsn: str | None = None, min_size: int = 1, max_size: int = 10,
+            timeout: float = 30.0, connect_timeout: float = 10.0, prepare: bool | None = None,
+            pool_options: dict[str, Any] | None = None, **kwargs: Any) -> Client:
+    """A pooled client. `conninfo` is a libpq DSN or URL; without it, HUSH_DSN, then
+    the PG* environment variables. Extra keyword arguments go to psycopg.connect.
+
+    Fails within `connect_timeout` seconds with DatabaseUnavailable (a HushError, saying
+    why) when the server cannot be reached, and InvalidArgument for a DSN libpq cannot
+    parse. `timeout` is how long a call waits for a pooled connection (DatabaseUnavailable
+    after it). `pool_options` go to psycopg_pool.ConnectionPool (check, max_idle,
+    max_lifetime, reconnect_timeout, configure...). `prepare`: let psycopg prepare hush's
+    statements on these connections (default: HUSH_PREPARE=1, else off, which is what
+    pgbouncer in transaction mode needs; see the README for what it saves on a direct
+    connection). `read_dsn`, a replica's DSN (or several hosts'), adds a second pool of
+    the same size for the calls that only read (see hush.Client: routing, lag,
+    failover); None or '' for none."""
+    options = dict(pool_options or {})
+    kwargs = connect_kwargs(kwargs, prepare)
+    pool = _pool(conninfo_from_env(conninfo), "hush", min_size, max_size, timeout, kwargs, connect_timeout, options)
+    if not read_dsn:
+        return Client(pool, prepare=prepare)
+    try:
+        read_pool = _pool(read_dsn, "hush-read", min_size, max_size, timeout, kwargs, connect_timeout, options)
+    except BaseException:
+        pool.close()
+        raise
+    return Client(pool, read_pool, prepare=prepare)

@@ -227,6 +227,14 @@ class ProviderUnavailable(OAuthError):
         self.retry_after = retry_after  # seconds, from the provider's Retry-After header
 
 
+class DatabaseUnavailable(HushError):
+    """No connection to the server: hush.connect() could not open one within its
+    `connect_timeout`, or a pooled call waited `timeout` for one. The message says why
+    (refused, unknown host, authentication...) when libpq said; nothing was sent."""
+
+    sqlstate = "08001"
+
+
 class PermissionDenied(HushError):
     """The role lacks the hush role (hush_reader, hush_writer, ...) the function needs."""
 

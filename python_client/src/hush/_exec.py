@@ -3,21 +3,32 @@
 An executor runs a list of Calls atomically and returns their results. Over a
 caller's connection it runs inside the caller's transaction and never commits
 or rolls back: the caller's commit or rollback decides, audit rows included.
+Over a pool it commits each run itself, whatever the pool's autocommit setting:
+the connection goes back to the pool, which rolls back whatever is left open.
+
+Every statement binds its parameters on the server, whatever cursor class the
+connection was given (Django's psycopg backend gives ClientCursor, which would
+write values into the query text), and is not prepared unless asked
+(prepare=True, HUSH_PREPARE=1): a transaction pooler such as pgbouncer 1.18
+hands each transaction a different server connection, where psycopg's prepared
+statements do not exist.
 """
 from __future__ import annotations
 
 import re
 import select
 import sys
+import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Iterator, NoReturn, Protocol, Sequence
 
 import psycopg
-from psycopg.rows import tuple_row
-from psycopg_pool import ConnectionPool
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ._calls import Call
-from ._errors import InvalidArgument, translate
+from ._errors import DatabaseUnavailable, InvalidArgument, translate
+from ._log import function_of, logger, prepare_default
 
 _PARAM = re.compile(r"%\((\w+)\)s")
 
@@ -34,20 +45,42 @@ def raise_translated(exc: Exception) -> NoReturn:
     raise err from exc
 
 
+def unavailable(pool_name: str, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"no connection to the database within the pool's timeout ({pool_name}): {exc}",
+                               hint="is the server up and the DSN right? hush.connect() says why at start-up")
+
+
+def logged(call: Call[Any], started: float, rows: int) -> None:
+    logger.debug("%s tenant=%s: %d rows in %.2f ms", function_of(call.sql), call.params.get("tenant", "-"), rows,
+                 (time.perf_counter() - started) * 1000)
+
+
 class PsycopgExecutor:
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    """`commit`: the connection is hush's to commit (a pool's), not the caller's to decide."""
+
+    def __init__(self, conn: psycopg.Connection[Any], prepare: bool | None = None, *, commit: bool = False) -> None:
         self.conn = conn
+        # execute(prepare=None) leaves it to the connection's prepare_threshold; False never prepares.
+        self.prepare: bool | None = None if (prepare_default() if prepare is None else prepare) else False
+        self.commit = commit
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
         # An autocommit connection has no transaction to join: several calls get one of their own.
+        # A pool's connection that is not autocommit gets one too, committed before it goes back.
         atomic: AbstractContextManager[Any] = (
-            self.conn.transaction() if self.conn.autocommit and len(calls) > 1 else nullcontext())
+            self.conn.transaction() if (len(calls) > 1 if self.conn.autocommit else self.commit) else nullcontext())
+        debug = logger.isEnabledFor(10)
         try:
-            with atomic, self.conn.cursor(row_factory=tuple_row) as cur:
+            # psycopg.Cursor, not conn.cursor(): the connection's cursor_factory may bind on the client.
+            with atomic, psycopg.Cursor(self.conn, row_factory=dict_row) as cur:
                 out = []
                 for call in calls:
-                    cur.execute(call.sql, call.params)
-                    out.append(call.shape(cur.fetchall()))
+                    started = time.perf_counter() if debug else 0.0
+                    cur.execute(call.sql, call.params, prepare=self.prepare)
+                    rows = cur.fetchall()
+                    if debug:
+                        logged(call, started, len(rows))
+                    out.append(call.shape(rows))
                 return out
         except psycopg.Error as e:
             raise_translated(e)
@@ -73,22 +106,27 @@ def getconn(pool: ConnectionPool[Any]) -> psycopg.Connection[Any]:
     dead, dropped with every dead one beside it (pool.check()); the next comes from a new
     connection, which a multi-host DSN sends to whichever host qualifies now. The pool's own
     check= would cost a round trip on every call, and it backs off 1, 2, 4... seconds between
-    dead connections: ten idle ones would outlast the 30-second timeout."""
-    conn: psycopg.Connection[Any] = pool.getconn()
-    if not said_goodbye(conn):
-        return conn
+    dead connections: ten idle ones would outlast the 30-second timeout. Waiting longer than
+    the pool's timeout raises DatabaseUnavailable."""
     try:
-        ConnectionPool.check_connection(conn)
-    except psycopg.Error:
-        conn.close()
-        pool.putconn(conn)  # closed: the pool opens another in its place
-        pool.check()
-        conn = pool.getconn()
+        conn: psycopg.Connection[Any] = pool.getconn()
+        if not said_goodbye(conn):
+            return conn
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            logger.info("a pooled connection was closed by the server; reconnecting (%s)", pool.name)
+            conn.close()
+            pool.putconn(conn)  # closed: the pool opens another in its place
+            pool.check()
+            conn = pool.getconn()
+            return conn
+        except BaseException:
+            pool.putconn(conn)
+            raise
         return conn
-    except BaseException:
-        pool.putconn(conn)
-        raise
-    return conn
+    except PoolTimeout as e:
+        raise unavailable(pool.name, e) from e
 
 
 @contextmanager
@@ -102,29 +140,51 @@ def pooled(pool: ConnectionPool[Any]) -> Iterator[psycopg.Connection[Any]]:
         pool.putconn(conn)
 
 
+def retry_after(exc: psycopg.Error, conn: psycopg.BaseConnection[Any], calls: Sequence[Call[Any]],
+                attempt: int) -> bool:
+    """Whether a run that failed with exc may run again, once, on another connection: only
+    when the connection broke under calls that only read. A write whose connection broke may
+    have committed (its reply was lost), and running it again would add a version."""
+    if attempt > 0 or not isinstance(exc, psycopg.OperationalError) or not conn.broken:
+        return False
+    if not all(c.reads_only for c in calls):
+        return False
+    logger.info("the connection broke under a read (%s); retrying it once on another", type(exc).__name__)
+    return True
+
+
 class PoolExecutor:
-    """Each run on a pooled autocommit connection: one call, one statement, one round trip.
+    """Each run on a pooled connection, committed before the connection goes back (its own
+    transaction, autocommit or not): one call, one statement, one round trip on hush's own
+    autocommit pools.
 
     With a read pool (hush.connect(read_dsn=...)), a run whose calls all only read
     (Call.reads_only) takes its connection there; every other run, from `pool`."""
 
-    def __init__(self, pool: ConnectionPool[Any], read_pool: ConnectionPool[Any] | None = None) -> None:
+    def __init__(self, pool: ConnectionPool[Any], read_pool: ConnectionPool[Any] | None = None,
+                 prepare: bool | None = None) -> None:
         self.pool = pool
         self.read_pool = read_pool
+        self.prepare = prepare_default() if prepare is None else prepare
         # For what must see the primary's latest state whatever it calls (OAuth token state).
-        self.primary = self if read_pool is None else PoolExecutor(pool)
+        self.primary = self if read_pool is None else PoolExecutor(pool, prepare=prepare)
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
         pool = self.pool
         if self.read_pool is not None and all(c.reads_only for c in calls):
             pool = self.read_pool
-        # getconn/putconn rather than pool.connection(): the connections are autocommit,
-        # so its commit-or-rollback on exit has nothing to do, and skipping it is measurably faster.
-        conn = getconn(pool)
-        try:
-            return PsycopgExecutor(conn).run(calls)
-        finally:
-            pool.putconn(conn)
+        for attempt in range(2):
+            # getconn/putconn rather than pool.connection(): on autocommit connections its
+            # commit-or-rollback on exit has nothing to do, and skipping it is measurably faster.
+            conn = getconn(pool)
+            try:
+                return PsycopgExecutor(conn, self.prepare, commit=True).run(calls)
+            except psycopg.Error as e:
+                if not retry_after(e, conn, calls, attempt):
+                    raise
+            finally:
+                pool.putconn(conn)
+        raise AssertionError("unreachable")
 
 
 def sqlalchemy_sql(sql: str) -> str:
@@ -132,14 +192,33 @@ def sqlalchemy_sql(sql: str) -> str:
     return _PARAM.sub(r":\1", sql)
 
 
+CLIENT_BINDING = ("hush needs parameters bound on the server, so values stay out of query text (pg_stat_activity, "
+                  "the statement log)")
+
+
 def check_sqlalchemy_driver(conn: Any) -> None:
-    """psycopg2 interpolates parameters into the query text on the client, where a
-    value would show in pg_stat_activity and the statement log: refuse it."""
+    """psycopg2 interpolates parameters into the query text on the client: refuse it."""
     bind = conn.get_bind() if hasattr(conn, "get_bind") else getattr(conn, "engine", None)
     driver = getattr(getattr(bind, "dialect", None), "driver", None)
     if driver == "psycopg2":
-        raise InvalidArgument("hush needs a driver that binds parameters on the server, so values stay out of "
-                              "query text: use postgresql+psycopg (psycopg 3), asyncpg or pg8000, not psycopg2")
+        raise InvalidArgument(f"{CLIENT_BINDING}: use postgresql+psycopg (psycopg 3), asyncpg or pg8000, "
+                              "not psycopg2")
+
+
+def check_server_binding(driver_conn: Any) -> None:
+    """A psycopg connection whose cursors bind on the client (cursor_factory=ClientCursor, as
+    SQLAlchemy's documented recipe sets it): refuse it, since SQLAlchemy's cursors are its own."""
+    factory = getattr(driver_conn, "cursor_factory", None)
+    if isinstance(factory, type) and issubclass(factory, (psycopg.ClientCursor, psycopg.AsyncClientCursor)):
+        raise InvalidArgument(f"{CLIENT_BINDING}, and this engine's psycopg connections bind on the client "
+                              f"({factory.__name__}): drop cursor_factory from its connect_args")
+
+
+def sqlalchemy_driver_connection(sync_conn: Any) -> Any:
+    """The DBAPI connection under a SQLAlchemy Session or Connection (sync)."""
+    if hasattr(sync_conn, "get_bind"):  # a Session: its Connection (this begins its transaction, as a call would)
+        sync_conn = sync_conn.connection()
+    return getattr(sync_conn.connection, "driver_connection", None)
 
 
 def is_sqlalchemy(conn: Any) -> bool:
@@ -154,6 +233,7 @@ class SQLAlchemyExecutor:
         self.conn = conn
         self.text = sys.modules["sqlalchemy"].text
         self.statements: dict[str, Any] = {}
+        self.checked = False  # check_server_binding, at the first run (the driver connection exists by then)
 
     def statement(self, sql: str) -> Any:
         stmt = self.statements.get(sql)
@@ -162,13 +242,16 @@ class SQLAlchemyExecutor:
         return stmt
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
+        if not self.checked:
+            check_server_binding(sqlalchemy_driver_connection(self.conn))
+            self.checked = True
         out = []
         for call in calls:
             try:
                 result = self.conn.execute(self.statement(call.sql), call.params)
             except Exception as e:
                 raise_translated(e)
-            out.append(call.shape([tuple(r) for r in result.fetchall()]))
+            out.append(call.shape([dict(r._mapping) for r in result.fetchall()]))
         return out
 
 
@@ -181,5 +264,7 @@ def executor_for(conn: Any) -> Executor:
         return SQLAlchemyExecutor(conn)
     if isinstance(conn, (PsycopgExecutor, PoolExecutor, SQLAlchemyExecutor)):  # the client's own
         return conn
+    if type(conn).__module__.startswith("psycopg2"):
+        raise InvalidArgument(f"{CLIENT_BINDING}: psycopg2 binds on the client; use a psycopg 3 connection")
     raise TypeError(f"hush.Secrets needs a psycopg Connection, a psycopg_pool ConnectionPool, or a SQLAlchemy "
                     f"Connection or Session, not {type(conn).__name__}")

@@ -10,7 +10,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Sequence, TypeVar
+from typing import Any, Generic, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -44,9 +44,10 @@ class Secret:
     expires_at: datetime | None
 
     @classmethod
-    def from_row(cls, r: Sequence[Any]) -> Secret:
-        return cls(_uuid(r[0]), r[1], r[2], r[3], r[4], r[5], list(r[6] or []), _json(r[7]), r[8], r[9], r[10],
-                   r[11])
+    def from_row(cls, r: Mapping[str, Any]) -> Secret:
+        return cls(_uuid(r["id"]), r["tenant_id"], r["name"], r["value"], r["kind"], r["description"],
+                   list(r["tags"] or []), _json(r["metadata"]), r["version"], r["created_at"], r["updated_at"],
+                   r["expires_at"])
 
     def __repr__(self) -> str:
         return (f"Secret(tenant_id={self.tenant_id!r}, name={self.name!r}, version={self.version}, "
@@ -67,8 +68,8 @@ class SavedSecret:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, r: Sequence[Any]) -> SavedSecret:
-        return cls(_uuid(r[0]), r[1], r[2], r[3], r[4], r[5])
+    def from_row(cls, r: Mapping[str, Any]) -> SavedSecret:
+        return cls(_uuid(r["id"]), r["tenant_id"], r["name"], r["version"], r["created_at"], r["updated_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +90,10 @@ class SecretMetadata:
     deleted_at: datetime | None
 
     @classmethod
-    def from_row(cls, r: Sequence[Any]) -> SecretMetadata:
-        return cls(_uuid(r[0]), r[1], r[2], r[3], r[4], list(r[5] or []), _json(r[6]), r[7], r[8], r[9], r[10],
-                   r[11])
+    def from_row(cls, r: Mapping[str, Any]) -> SecretMetadata:
+        return cls(_uuid(r["id"]), r["tenant_id"], r["name"], r["kind"], r["description"], list(r["tags"] or []),
+                   _json(r["metadata"]), r["version"], r["expires_at"], r["created_at"], r["updated_at"],
+                   r["deleted_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +109,16 @@ class SecretVersion:
     is_current: bool
 
     @classmethod
-    def from_row(cls, r: Sequence[Any]) -> SecretVersion:
-        return cls(*r[:7])
+    def from_row(cls, r: Mapping[str, Any]) -> SecretVersion:
+        return cls(r["version"], r["created_at"], r["created_by"], r["key_id"], r["destroyed"], r["destroyed_at"],
+                   r["is_current"])
 
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of results, as the seed's PaginatedResponse.
 
+    `per_page` is the page size the server used (it clamps larger requests to 1,000).
     `total` is counted up to 1,000 by the server; `total_exact` is False when
     there are more. `next_after` is the name to pass as `after=` for the next
     page by keyset, which stays fast however deep the page (None on the last page)."""

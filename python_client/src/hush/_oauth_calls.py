@@ -21,17 +21,17 @@ TOKENS_COLS = ("account", "access_token", "refresh_token", "id_token", "config",
 
 
 def _dict(cols: Sequence[str]) -> Callable[[Rows], dict[str, Any]]:
-    return lambda rows: dict(zip(cols, rows[0]))
+    return lambda rows: {c: rows[0][c] for c in cols}
 
 
 def _scalar(rows: Rows) -> Any:
-    return rows[0][0]
+    return rows[0]["result"]
 
 
 def _fn(name: str, args: Mapping[str, str], cols: Sequence[str] | None) -> str:
     params = ", ".join(f"{k} => CAST(%({k})s AS {t})" for k, t in args.items())
     if cols is None:
-        return f"SELECT hush.{name}({params})"
+        return f"SELECT hush.{name}({params}) AS result"
     return f"SELECT {', '.join(cols)} FROM hush.{name}({params})"
 
 
@@ -129,7 +129,7 @@ def worker_claim(holder: str, batch_size: int, window_seconds: int, lease_second
                                            "lease_seconds": "integer", "keepalive_seconds": "integer"}, cols),
                 {"holder": holder, "batch_size": batch_size, "window_seconds": window_seconds,
                  "lease_seconds": lease_seconds, "keepalive_seconds": keepalive_seconds},
-                lambda rows: [dict(zip(cols, r)) for r in rows])
+                lambda rows: [{c: r[c] for c in cols} for r in rows])
 
 
 def connections(tenant: str, provider: str | None) -> Call[list[Connection]]:
@@ -154,3 +154,8 @@ def disconnect(tenant: str, provider: str, account: str) -> Call[bool]:
 def worker_next_due(window_seconds: int, keepalive_seconds: int | None) -> Call[float | None]:
     return Call(_fn("oauth_worker_next_due", {"window_seconds": "integer", "keepalive_seconds": "integer"}, None),
                 {"window_seconds": window_seconds, "keepalive_seconds": keepalive_seconds}, _scalar)
+
+
+def notify(channel: str) -> Call[None]:
+    """The worker's own probe notification (OAuthWorker.listen): no payload, a channel of its own."""
+    return Call("SELECT pg_notify(CAST(%(channel)s AS text), '')", {"channel": channel}, lambda rows: None)

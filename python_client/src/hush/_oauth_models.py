@@ -2,9 +2,9 @@
 printed in a log or a traceback shows which tokens it holds, not them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class Provider:
     updated_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> Provider:
-        return cls(row[0], dict(row[1]), bool(row[2]), row[3], row[4])
+    def from_row(cls, row: Mapping[str, Any]) -> Provider:
+        return cls(row["name"], dict(row["config"]), bool(row["has_client_secret"]), row["created_at"],
+                   row["updated_at"])
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,8 @@ class Connection:
     next_attempt_at: datetime | None = None  # the worker's backoff
 
     @classmethod
-    def from_row(cls, row: Any) -> Connection:
-        r = list(row)
-        r[5] = tuple(r[5] or ())
-        return cls(*r)
+    def from_row(cls, row: Mapping[str, Any]) -> Connection:
+        return cls(**{f.name: row[f.name] for f in fields(cls)} | {"scopes": tuple(row["scopes"] or ())})
 
 
 @dataclass(frozen=True)
@@ -108,5 +107,5 @@ class OAuthEvent:
     detail: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, row: Any) -> OAuthEvent:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5])
+    def from_row(cls, row: Mapping[str, Any]) -> OAuthEvent:
+        return cls(row["id"], row["at"], row["provider"], row["account"], row["event"], row["detail"])

@@ -11,7 +11,10 @@ one), invalid_grant marks it needs_reauth; the database records the events.
 Between rounds the worker sleeps until the next connection it serves falls
 due (hush.oauth_worker_next_due), or `interval` seconds if that is sooner, and
 wakes at once when hush.oauth_store_tokens announces a new connection (NOTIFY
-hush_oauth_wakeup, no payload), whose tokens may fall due before then. On stop()
+hush_oauth_wakeup, no payload), whose tokens may fall due before then. Behind a
+transaction pooler (pgbouncer) notifications do not arrive: the worker finds out
+at start (it notifies itself on a channel of its own), says so in its log, and
+keeps to the due times; `listen_conninfo`, a direct DSN, brings them back. On stop()
 (SIGTERM in the CLI) it finishes the refresh in flight, gives back the leases
 it has not used, and returns. Log lines name tenant, provider and account,
 never a token.
@@ -44,8 +47,10 @@ class OAuthWorker:
     that revoke unused refresh tokens), None = never; `interval`: seconds between rounds."""
 
     def __init__(self, conninfo: str, *, window: int = 900, batch_size: int = 100, interval: float = 30.0,
-                 lease_seconds: int = 60, keepalive: int | None = None, timeout: float = 10.0) -> None:
+                 lease_seconds: int = 60, keepalive: int | None = None, timeout: float = 10.0,
+                 listen_conninfo: str | None = None) -> None:
         self.conninfo = conninfo
+        self.listen_conninfo = listen_conninfo or conninfo
         self.window = window
         self.batch_size = batch_size
         self.interval = interval
@@ -144,24 +149,49 @@ class OAuthWorker:
         seconds: float | None = PsycopgExecutor(self._connection()).run([call])[0]
         return seconds
 
+    def listen(self) -> psycopg.Connection[Any] | None:
+        """A connection LISTENing for wake-ups, once a notification of the worker's own has
+        come back on it; None when none does (a transaction pooler hands the LISTEN's server
+        connection to other clients, and its notifications go nowhere)."""
+        listener = psycopg.connect(self.listen_conninfo, autocommit=True,
+                                   application_name="hush-oauth-worker-listen")
+        try:
+            probe = f"hush_oauth_probe_{secrets.token_hex(6)}"
+            listener.execute(f"LISTEN {WAKEUP}; LISTEN {probe}")
+            PsycopgExecutor(self._connection()).run([q.notify(probe)])
+            if any(n.channel == probe for n in listener.notifies(timeout=2.0, stop_after=1)):
+                listener.execute(f"UNLISTEN {probe}")
+                return listener
+        except BaseException:
+            listener.close()
+            raise
+        listener.close()
+        log.warning("wake-ups (NOTIFY %s) do not arrive over this connection (a transaction pooler such as "
+                    "pgbouncer?): new connections are served at their due time or within %g s; give the worker a "
+                    "direct DSN for LISTEN (--listen-dsn) to serve them at once", WAKEUP, self.interval)
+        return None
+
     def run(self) -> None:
         """Rounds until stop(): when the next connection falls due (at most `interval` apart),
-        and at once on NOTIFY hush_oauth_wakeup."""
-        listener = psycopg.connect(self.conninfo, autocommit=True, application_name="hush-oauth-worker-listen")
+        and at once on NOTIFY hush_oauth_wakeup when notifications reach the worker."""
+        listener = self.listen()
         try:
-            listener.execute(f"LISTEN {WAKEUP}")
-            log.info("started as %s: window %d s, batch %d, interval %g s, keepalive %s", self.holder, self.window,
-                     self.batch_size, self.interval, f"{self.keepalive} s" if self.keepalive else "off")
+            log.info("started as %s: window %d s, batch %d, interval %g s, keepalive %s, wake-ups %s", self.holder,
+                     self.window, self.batch_size, self.interval, f"{self.keepalive} s" if self.keepalive else "off",
+                     "on" if listener is not None else "off")
             while not self.stopping:
                 self.run_once()
                 due = self.next_due()
                 deadline = time.monotonic() + (self.interval if due is None else min(self.interval, due + 0.05))
                 while not self.stopping and time.monotonic() < deadline:
                     # Short slices, so a stop() is seen within a second.
-                    woken = list(listener.notifies(timeout=min(1.0, deadline - time.monotonic()), stop_after=1))
-                    if woken:
+                    timeout = min(1.0, deadline - time.monotonic())
+                    if listener is None:
+                        time.sleep(max(0.0, timeout))
+                    elif list(listener.notifies(timeout=timeout, stop_after=1)):
                         break
         finally:
-            listener.close()
+            if listener is not None:
+                listener.close()
             self.close()
             log.info("stopped: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.stats.items())) or "nothing done")

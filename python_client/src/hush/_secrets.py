@@ -131,7 +131,7 @@ class Secrets:
         while True:
             page = self.list(per_page=per_page, prefix=prefix, tags=tags, after=after)
             yield from page.data
-            if len(page.data) < per_page:
+            if len(page.data) < page.per_page:  # the server's page size (at most 1,000)
                 return
             after = page.data[-1].name
 
@@ -143,6 +143,10 @@ class Secrets:
     def exists(self, name: str) -> bool:
         """Whether a live (not deleted) secret of this name exists; no audit row."""
         return self._run(q.exists(self.tenant, name))
+
+    def exists_by_id(self, id: UUID | str) -> bool:
+        """exists() by the secret's id."""
+        return self._run(q.exists_by_id(self.tenant, id))
 
     def versions(self, name: str) -> builtins.list[SecretVersion]:
         """The versions of a secret, oldest first, metadata only."""

@@ -10,18 +10,28 @@ from datetime import datetime
 from typing import Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar
 from uuid import UUID
 
+import time
+
 import psycopg
-from psycopg.rows import tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _calls as q
-from ._client import conninfo_from_env
-from ._exec import SQLAlchemyExecutor, is_sqlalchemy, raise_translated, said_goodbye
+from ._admin_models import TenantSettings
+from ._audit import AsyncAudit
+from ._client import conninfo_from_env, connect_kwargs
+from ._errors import DatabaseUnavailable, InvalidArgument
+from ._exec import (CLIENT_BINDING, SQLAlchemyExecutor, check_server_binding, is_sqlalchemy, logged, raise_translated,
+                    retry_after, said_goodbye, unavailable)
+from ._keys import AsyncKeys
+from ._log import logger, prepare_default
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+from ._secrets import Progress, _Reporting
+from ._tenants import AsyncTenants
 
 T = TypeVar("T")
 
-__all__ = ["AsyncSecrets", "AsyncClient", "connect"]
+__all__ = ["AsyncSecrets", "AsyncClient", "connect", "AsyncTenants", "AsyncKeys", "AsyncAudit"]
 
 
 class AsyncExecutor(Protocol):
@@ -29,18 +39,28 @@ class AsyncExecutor(Protocol):
 
 
 class _PsycopgExecutor:
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    """As hush._exec.PsycopgExecutor: server-side binding, no prepared statements unless asked."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], prepare: bool | None = None, *,
+                 commit: bool = False) -> None:
         self.conn = conn
+        self.prepare: bool | None = None if (prepare_default() if prepare is None else prepare) else False
+        self.commit = commit
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
         atomic: AbstractAsyncContextManager[Any] = (
-            self.conn.transaction() if self.conn.autocommit and len(calls) > 1 else nullcontext())
+            self.conn.transaction() if (len(calls) > 1 if self.conn.autocommit else self.commit) else nullcontext())
+        debug = logger.isEnabledFor(10)
         try:
-            async with atomic, self.conn.cursor(row_factory=tuple_row) as cur:
+            async with atomic, psycopg.AsyncCursor(self.conn, row_factory=dict_row) as cur:
                 out = []
                 for call in calls:
-                    await cur.execute(call.sql, call.params)
-                    out.append(call.shape(await cur.fetchall()))
+                    started = time.perf_counter() if debug else 0.0
+                    await cur.execute(call.sql, call.params, prepare=self.prepare)
+                    rows = await cur.fetchall()
+                    if debug:
+                        logged(call, started, len(rows))
+                    out.append(call.shape(rows))
                 return out
         except psycopg.Error as e:
             raise_translated(e)
@@ -48,21 +68,25 @@ class _PsycopgExecutor:
 
 async def _getconn(pool: AsyncConnectionPool[Any]) -> psycopg.AsyncConnection[Any]:
     """A connection that still reaches a server: see hush._exec.getconn."""
-    conn: psycopg.AsyncConnection[Any] = await pool.getconn()
-    if not said_goodbye(conn):
-        return conn
     try:
-        await AsyncConnectionPool.check_connection(conn)
-    except psycopg.Error:
-        await conn.close()
-        await pool.putconn(conn)
-        await pool.check()
-        conn = await pool.getconn()
+        conn: psycopg.AsyncConnection[Any] = await pool.getconn()
+        if not said_goodbye(conn):
+            return conn
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            logger.info("a pooled connection was closed by the server; reconnecting (%s)", pool.name)
+            await conn.close()
+            await pool.putconn(conn)
+            await pool.check()
+            conn = await pool.getconn()
+            return conn
+        except BaseException:
+            await pool.putconn(conn)
+            raise
         return conn
-    except BaseException:
-        await pool.putconn(conn)
-        raise
-    return conn
+    except PoolTimeout as e:
+        raise unavailable(pool.name, e) from e
 
 
 @asynccontextmanager
@@ -76,32 +100,44 @@ async def _pooled(pool: AsyncConnectionPool[Any]) -> AsyncIterator[psycopg.Async
 
 
 class _PoolExecutor:
-    """As hush._exec.PoolExecutor: runs that only read go to the read pool, if any."""
+    """As hush._exec.PoolExecutor: committed before the connection goes back, one retry for a
+    read whose connection broke, runs that only read to the read pool if any."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], read_pool: AsyncConnectionPool[Any] | None = None) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], read_pool: AsyncConnectionPool[Any] | None = None,
+                 prepare: bool | None = None) -> None:
         self.pool = pool
         self.read_pool = read_pool
+        self.prepare = prepare_default() if prepare is None else prepare
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
         pool = self.pool
         if self.read_pool is not None and all(c.reads_only for c in calls):
             pool = self.read_pool
-        conn = await _getconn(pool)  # autocommit connections: see hush._exec.PoolExecutor
-        try:
-            return await _PsycopgExecutor(conn).run(calls)
-        finally:
-            await pool.putconn(conn)
+        for attempt in range(2):
+            conn = await _getconn(pool)
+            try:
+                return await _PsycopgExecutor(conn, self.prepare, commit=True).run(calls)
+            except psycopg.Error as e:
+                if not retry_after(e, conn, calls, attempt):
+                    raise
+            finally:
+                await pool.putconn(conn)
+        raise AssertionError("unreachable")
 
 
 class _SQLAlchemyExecutor(SQLAlchemyExecutor):
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:  # type: ignore[override]
+        if not self.checked:
+            conn = await self.conn.connection() if hasattr(self.conn, "get_bind") else self.conn  # AsyncSession
+            check_server_binding(getattr(conn.sync_connection.connection, "driver_connection", None))
+            self.checked = True
         out = []
         for call in calls:
             try:
                 result = await self.conn.execute(self.statement(call.sql), call.params)
             except Exception as e:
                 raise_translated(e)
-            out.append(call.shape([tuple(r) for r in result.fetchall()]))
+            out.append(call.shape([dict(r._mapping) for r in result.fetchall()]))
         return out
 
 
@@ -114,6 +150,8 @@ def _executor_for(conn: Any) -> AsyncExecutor:
         return _SQLAlchemyExecutor(conn)
     if isinstance(conn, (_PsycopgExecutor, _PoolExecutor, _SQLAlchemyExecutor)):  # the client's own
         return conn
+    if type(conn).__module__.startswith("psycopg2"):
+        raise InvalidArgument(f"{CLIENT_BINDING}: psycopg2 binds on the client; use a psycopg 3 AsyncConnection")
     raise TypeError(f"hush.aio.AsyncSecrets needs a psycopg AsyncConnection, an AsyncConnectionPool, or a "
                     f"SQLAlchemy AsyncConnection or AsyncSession, not {type(conn).__name__}")
 
@@ -141,9 +179,14 @@ class AsyncSecrets:
                                       expires_at=expires_at))
 
     async def save_many(self, items: Mapping[str, str] | Iterable[tuple[str, str]], *, kind: str | None = None,
-                        tags: Iterable[str] | None = None,
-                        metadata: Mapping[str, Any] | None = None) -> builtins.list[SavedSecret]:
-        calls = q.save_batches(self.tenant, items, kind=kind, tags=tags, metadata=metadata)
+                        tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
+                        progress: Progress | None = None,
+                        batch_size: int = q.MAX_BATCH) -> builtins.list[SavedSecret]:
+        calls: builtins.list[q.Call[Any]] = list(q.save_batches(self.tenant, items, kind=kind, tags=tags,
+                                                                  metadata=metadata, batch_size=batch_size))
+        if progress is not None:
+            sizes = [len(c.params["names"]) for c in calls]
+            calls = [_Reporting(c, sum(sizes[:i + 1]), sum(sizes), progress) for i, c in enumerate(calls)]
         return [s for batch in await self._exec.run(calls) for s in batch]
 
     async def get(self, name: str, version: int | None = None) -> Secret:
@@ -197,7 +240,7 @@ class AsyncSecrets:
             page = await self.list(per_page=per_page, prefix=prefix, tags=tags, after=after)
             for meta in page.data:
                 yield meta
-            if len(page.data) < per_page:
+            if len(page.data) < page.per_page:  # the server's page size (at most 1,000)
                 return
             after = page.data[-1].name
 
@@ -208,6 +251,9 @@ class AsyncSecrets:
     async def exists(self, name: str) -> bool:
         return await self._run(q.exists(self.tenant, name))
 
+    async def exists_by_id(self, id: UUID | str) -> bool:
+        return await self._run(q.exists_by_id(self.tenant, id))
+
     async def versions(self, name: str) -> builtins.list[SecretVersion]:
         return await self._run(q.versions(self.tenant, name))
 
@@ -216,14 +262,48 @@ class AsyncClient:
     """The async pooled client: `client.tenant("acme")` gives AsyncSecrets. With
     `read_dsn`, reads go to `read_pool` as in hush.Client (same calls, same failover)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], read_pool: AsyncConnectionPool[Any] | None = None) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], read_pool: AsyncConnectionPool[Any] | None = None, *,
+                 prepare: bool | None = None) -> None:
         self.pool = pool
         self.read_pool = read_pool
-        self._exec = _PoolExecutor(pool, read_pool)
+        self._exec = _PoolExecutor(pool, read_pool, prepare)
 
     def tenant(self, tenant: str) -> AsyncSecrets:
         """The AsyncSecrets of one tenant, over this client's pool (its reads over the read pool)."""
         return AsyncSecrets(self._exec, tenant)
+
+    @property
+    def tenants(self) -> AsyncTenants:
+        """Tenant settings and grants (hush.aio.AsyncTenants, hush_admin), over the primary's pool."""
+        return AsyncTenants(self._exec)
+
+    @property
+    def keys(self) -> AsyncKeys:
+        """Root keys (hush.aio.AsyncKeys, hush_admin), over the primary's pool."""
+        return AsyncKeys(self._exec)
+
+    @property
+    def audit(self) -> AsyncAudit:
+        """The audit trail (hush.aio.AsyncAudit), over the primary's pool."""
+        return AsyncAudit(self._exec)
+
+    async def configure_tenant(self, tenant: str, *, audit_reads: bool | None = None,
+                               max_value_bytes: int | None = None,
+                               recovery_days: int | None = None) -> TenantSettings:
+        return await self.tenants.configure(tenant, audit_reads=audit_reads, max_value_bytes=max_value_bytes,
+                                            recovery_days=recovery_days)
+
+    async def grant(self, role: str, tenant: str) -> bool:
+        return await self.tenants.grant(role, tenant)
+
+    async def revoke(self, role: str, tenant: str) -> bool:
+        return await self.tenants.revoke(role, tenant)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection (autocommit) to the primary, for your own statements."""
+        async with _pooled(self.pool) as conn:
+            yield conn
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -256,24 +336,53 @@ class AsyncClient:
         return f"<hush.aio.AsyncClient pool={self.pool.name!r}{read}>"
 
 
-async def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float,
-                kwargs: dict[str, Any]) -> AsyncConnectionPool[Any]:
+async def _probe(conninfo: str, kwargs: dict[str, Any], connect_timeout: float) -> None:
+    """As hush._client.probe."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo, **{**kwargs, "connect_timeout": max(1, round(connect_timeout))})
+        await conn.close()
+    except psycopg.ProgrammingError as e:
+        raise InvalidArgument(f"the DSN is not valid: {str(e).splitlines()[0]}",
+                              hint="libpq keywords such as host, port, dbname, user, or a postgresql:// URL") from None
+    except psycopg.Error as e:
+        raise DatabaseUnavailable(f"cannot connect: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}",
+                                  hint="is the server up, and the DSN (or HUSH_DSN, PGHOST...) right?") from None
+
+
+async def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float, kwargs: dict[str, Any],
+                connect_timeout: float, pool_options: dict[str, Any]) -> AsyncConnectionPool[Any]:
+    await _probe(conninfo, kwargs, connect_timeout)
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        conninfo, min_size=min_size, max_size=max_size, timeout=timeout,
-        kwargs={**kwargs, "autocommit": True}, open=False, name=name)
-    await pool.open()
+        conninfo, min_size=min_size, max_size=max_size, timeout=timeout, kwargs=kwargs, open=False, name=name,
+        **pool_options)
+    try:
+        await pool.open(wait=True, timeout=connect_timeout)
+    except PoolTimeout as e:
+        await pool.close()
+        raise unavailable(name, e) from None
+    except BaseException:
+        await pool.close()
+        raise
     return pool
 
 
 async def connect(conninfo: str | None = None, *, read_dsn: str | None = None, min_size: int = 1,
-                  max_size: int = 10, timeout: float = 30.0, **kwargs: Any) -> AsyncClient:
-    """An async pooled client; arguments as hush.connect."""
-    pool = await _pool(conninfo_from_env(conninfo), "hush-async", min_size, max_size, timeout, kwargs)
+                  max_size: int = 10, timeout: float = 30.0, connect_timeout: float = 10.0,
+                  prepare: bool | None = None, pool_options: dict[str, Any] | None = None,
+                  **kwargs: Any) -> AsyncClient:
+    """An async pooled client; arguments as hush.connect (errors too: DatabaseUnavailable
+    within `connect_timeout` when the server cannot be reached)."""
+    options = dict(pool_options or {})
+    kwargs = connect_kwargs(kwargs, prepare)
+    pool = await _pool(conninfo_from_env(conninfo), "hush-async", min_size, max_size, timeout, kwargs,
+                       connect_timeout, options)
     if not read_dsn:
-        return AsyncClient(pool)
+        return AsyncClient(pool, prepare=prepare)
     try:
-        read_pool = await _pool(read_dsn, "hush-async-read", min_size, max_size, timeout, kwargs)
+        read_pool = await _pool(read_dsn, "hush-async-read", min_size, max_size, timeout, kwargs, connect_timeout,
+                                options)
     except BaseException:
         await pool.close()
         raise
-    return AsyncClient(pool, read_pool)
+    return AsyncClient(pool, read_pool, prepare=prepare)

@@ -85,11 +85,16 @@ def build() -> click.Group:
                  invoke_without_command=True, no_args_is_help=True, subcommand_metavar="COMMAND [ARGS]...")
     @click.option("--dsn", envvar="HUSH_DSN", metavar="DSN",
                   help="libpq DSN or URL [env: HUSH_DSN; else the PG* variables].")
+    @click.option("--prepare", is_flag=True, envvar="HUSH_PREPARE",
+                  help="Let psycopg prepare hush's statements: a little faster on a direct connection, "
+                       "broken through pgbouncer in transaction mode [env: HUSH_PREPARE=1].")
     @click.option("--version", "show_version", is_flag=True,
                   help="Show the client's version and the database's hush extension version, then exit.")
     @click.pass_context
-    def cli(ctx: click.Context, dsn: str | None, show_version: bool) -> None:
+    def cli(ctx: click.Context, dsn: str | None, prepare: bool, show_version: bool) -> None:
         """hush: secrets encrypted inside PostgreSQL, from the shell."""
+        from .._log import set_prepare_default
+        set_prepare_default(True if prepare else None)  # this invocation's, also when called in-process
         if show_version:
             from ._versions import report
             report(dsn)

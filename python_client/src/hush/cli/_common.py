@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import _errors as E
+from .._log import prepare_default
 from .._secrets import Secrets
 from ._exits import EXIT_CONNECT, EXIT_INVALID, exit_code
 # _dev imports these two from here.
@@ -79,7 +80,8 @@ def connect(ctx: click.Context) -> Iterator[psycopg.Connection[Any]]:
         raise Fail(f"cannot connect: {first_line(e)} (check --dsn or HUSH_DSN: libpq keywords such as host, port, "
                    "dbname, user, or a postgresql:// URL)", EXIT_CONNECT) from None
     try:
-        conn = psycopg.connect(dsn, autocommit=True)
+        # No prepared statements unless --prepare: through pgbouncer in transaction mode they break.
+        conn = psycopg.connect(dsn, autocommit=True, **({} if prepare_default() else {"prepare_threshold": None}))
     except psycopg.Error as e:
         raise Fail(f"cannot connect: {first_line(e)}", EXIT_CONNECT) from None
     ctx.meta["hush.role"] = conn.info.user

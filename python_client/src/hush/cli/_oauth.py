@@ -281,10 +281,13 @@ def connections(ctx: click.Context, tenant: str, provider_name: str | None, as_j
 @click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
               help="HTTP timeout per request to a provider.")
 @click.option("--once", is_flag=True, help="One round until nothing is due, then exit (for cron).")
+@click.option("--listen-dsn", metavar="DSN", envvar="HUSH_LISTEN_DSN",
+              help="A direct DSN (not through pgbouncer) on which to LISTEN for new connections, when --dsn "
+                   "goes through a transaction pooler [env: HUSH_LISTEN_DSN].")
 @click.pass_context
 @fails_cleanly
 def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_size: int, interval: float,
-                 lease_seconds: int, timeout: float, once: bool) -> None:
+                 lease_seconds: int, timeout: float, once: bool, listen_dsn: str | None) -> None:
     """Keep OAuth tokens fresh ahead of expiry, for every tenant this role is granted.
 
     Run it as a login role that is a member of hush_oauth_worker and granted the
@@ -300,7 +303,7 @@ def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_s
     with connect(ctx) as conn:  # fail fast (exit 9) when the database is unreachable
         conninfo = _conninfo_of(conn)
     worker = OAuthWorker(conninfo, window=window, batch_size=batch_size, interval=interval, lease_seconds=lease_seconds,
-                    keepalive=keepalive, timeout=timeout)
+                         keepalive=keepalive, timeout=timeout, listen_conninfo=listen_dsn)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     if once:

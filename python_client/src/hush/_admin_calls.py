@@ -1,0 +1,167 @@
+"""The administration functions as Calls, like _calls.py: tenant settings and
+grants, root keys (hush_admin), and the audit trail (hush_auditor or hush_admin;
+hush.audit_log() for application roles). One statement each, every value a
+bind parameter, rows read by column name. None of them only reads on a
+replica's behalf: they all run on the primary (Call.reads_only is False).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ._admin_models import (AuditCleanup, AuditPartition, AuditRecord, AuditSeal, AuditVerification, MaintenanceJob,
+                            PurgedSecrets, RootKey, TenantSettings)
+from ._calls import Call, Rows
+
+# -- tenants ----------------------------------------------------------------------------
+
+
+def configure_tenant(tenant: str, audit_reads: bool | None, max_value_bytes: int | None,
+                     recovery_days: int | None) -> Call[TenantSettings]:
+    return Call("SELECT tenant_id, audit_reads, max_value_bytes, recovery_days, updated_at "
+                "FROM hush.configure_tenant(tenant => CAST(%(tenant)s AS text), "
+                "audit_reads => CAST(%(audit_reads)s AS boolean), "
+                "max_value_bytes => CAST(%(max_value_bytes)s AS integer), "
+                "recovery_days => CAST(%(recovery_days)s AS integer))",
+                {"tenant": tenant, "audit_reads": audit_reads, "max_value_bytes": max_value_bytes,
+                 "recovery_days": recovery_days},
+                lambda rows: TenantSettings.from_row(rows[0]))
+
+
+def grant(role: str, tenant: str) -> Call[bool]:
+    return Call("SELECT hush.grant_tenant(CAST(%(role)s AS name), CAST(%(tenant)s AS text)) AS changed",
+                {"role": role, "tenant": tenant}, lambda rows: bool(rows[0]["changed"]))
+
+
+def revoke(role: str, tenant: str) -> Call[bool]:
+    return Call("SELECT hush.revoke_tenant(CAST(%(role)s AS name), CAST(%(tenant)s AS text)) AS changed",
+                {"role": role, "tenant": tenant}, lambda rows: bool(rows[0]["changed"]))
+
+
+# -- root keys --------------------------------------------------------------------------
+
+KEY_FUNCTIONS = {"add": "add_root_key", "activate": "activate_root_key", "retire": "retire_root_key"}
+
+
+def root_key_status() -> Call[list[RootKey]]:
+    return Call("SELECT key_id, state, loaded, data_keys, created_at, activated_at FROM hush.root_key_status()", {},
+                lambda rows: [RootKey.from_row(r) for r in rows])
+
+
+def root_key(action: str, key_id: str) -> Call[str]:
+    """add, activate or retire (hush.add_root_key, ...); the key's state afterwards."""
+    function = KEY_FUNCTIONS[action]
+    return Call(f"SELECT hush.{function}(CAST(%(key_id)s AS text)) AS state", {"key_id": key_id},
+                lambda rows: str(rows[0]["state"]))
+
+
+def rewrap_batch(batch_size: int) -> Call[int]:
+    """One batch of CALL hush.rewrap(): the function the procedure calls between its COMMITs
+    (granted to hush_admin with it), so that each batch is one statement of any executor."""
+    return Call("SELECT hush._rewrap_batch(CAST(%(batch_size)s AS integer)) AS rewrapped",
+                {"batch_size": batch_size}, lambda rows: int(rows[0]["rewrapped"]))
+
+
+# -- audit ------------------------------------------------------------------------------
+
+# The columns of an AuditRecord but tenant_id and caller_xact, which the table and the
+# function give differently. client_addr as inet's text form (psycopg's inet is an
+# ipaddress object, other drivers differ), as `hush audit export` has always written it.
+TRAIL_COLS = ("id, at, action, secret_id, secret_name, version, db_role, session_role, application_name, "
+              "CAST(client_addr AS text) AS client_addr, txid, outcome, detail")
+# Rows of transactions still running stay out: a row that commits late cannot slip in
+# behind one already returned (the seal's rule, and what lets `tail --follow` miss nothing).
+HORIZON = "a.txid < pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot())"
+FILTERS = (("tenant_id", "=", "tenant", "text"), ("at", ">=", "since", "timestamptz"),
+           ("at", "<", "until", "timestamptz"), ("action", "=", "action", "text"),
+           ("secret_name", "=", "secret_name", "text"))
+
+
+def _records(rows: Rows) -> list[AuditRecord]:
+    return [AuditRecord.from_row(r) for r in rows]
+
+
+def audit_log(tenant: str, *, since: datetime | None, until: datetime | None, action: str | None,
+              secret_name: str | None, max_rows: int) -> Call[list[AuditRecord]]:
+    """hush.audit_log(tenant, ...): a granted tenant's newest rows, for application roles."""
+    return Call(f"SELECT CAST(%(tenant)s AS text) AS tenant_id, {TRAIL_COLS}, caller_xact "
+                "FROM hush.audit_log(tenant => CAST(%(tenant)s AS text), since => CAST(%(since)s AS timestamptz), "
+                "until => CAST(%(until)s AS timestamptz), action => CAST(%(action)s AS text), "
+                "secret_name => CAST(%(secret_name)s AS text), max_rows => CAST(%(max_rows)s AS integer))",
+                {"tenant": tenant, "since": since, "until": until, "action": action, "secret_name": secret_name,
+                 "max_rows": max_rows}, _records)
+
+
+def audit_query(*, tenant: str | None, since: datetime | None, until: datetime | None, action: str | None,
+                secret_name: str | None, after: tuple[int, int] | None, limit: int | None,
+                newest: bool = False) -> Call[list[AuditRecord]]:
+    """The hush.audit_log table (hush_auditor, hush_admin), in seal order (txid, id): the
+    first `limit` rows after `after`, or with `newest` the last `limit` rows. Only the
+    filters given are in the statement, so each combination gets its own plan."""
+    where: list[str] = [HORIZON]
+    params: dict[str, Any] = {}
+    for col, op, key, typ in FILTERS:
+        value = {"tenant": tenant, "since": since, "until": until, "action": action, "secret_name": secret_name}[key]
+        if value is not None:
+            where.append(f"a.{col} {op} CAST(%({key})s AS {typ})")
+            params[key] = value
+    if after is not None:
+        where.append("(a.txid, a.id) > (CAST(%(after_txid)s AS bigint), CAST(%(after_id)s AS bigint))")
+        params.update(after_txid=after[0], after_id=after[1])
+    params["limit"] = limit
+    order = "a.txid DESC, a.id DESC" if newest else "a.txid, a.id"
+    select = (f"SELECT a.tenant_id, {TRAIL_COLS}, hush.caller_xact(a.detail) AS caller_xact FROM hush.audit_log a "
+              f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT CAST(%(limit)s AS integer)")
+    if newest:
+        select = f"SELECT * FROM ({select}) r ORDER BY r.txid, r.id"
+    return Call(select, params, _records)
+
+
+def seal() -> Call[AuditSeal]:
+    return Call("SELECT seals_created, rows_sealed, unsealed_rows, head_seal_id, head_hash FROM hush.seal_audit()",
+                {}, lambda rows: AuditSeal.from_row(rows[0]))
+
+
+def verify(since: datetime | None, known_head: str | None) -> Call[AuditVerification]:
+    return Call("SELECT ok, seals_checked, rows_checked, unsealed_rows, head_hash, bad_seal_id, problem, detail "
+                "FROM hush.verify_audit(CAST(%(since)s AS timestamptz), CAST(%(known_head)s AS text))",
+                {"since": since, "known_head": known_head}, lambda rows: AuditVerification.from_row(rows[0]))
+
+
+def create_partitions(months_ahead: int) -> Call[list[AuditPartition]]:
+    return Call("SELECT partition, range_from, range_to, rows_moved "
+                "FROM hush.create_audit_partitions(CAST(%(months_ahead)s AS integer))",
+                {"months_ahead": months_ahead}, lambda rows: [AuditPartition.from_row(r) for r in rows])
+
+
+def cleanup(retention_days: int) -> Call[AuditCleanup]:
+    return Call("SELECT cutoff, partitions_dropped, rows_removed, oldest_removed, newest_removed, anchor_seal_id "
+                "FROM hush.cleanup_audit_logs(CAST(%(retention_days)s AS integer))",
+                {"retention_days": retention_days}, lambda rows: AuditCleanup.from_row(rows[0]))
+
+
+def purge_deleted() -> Call[list[PurgedSecrets]]:
+    return Call("SELECT tenant_id, secrets_purged FROM hush.purge_deleted_secrets()", {},
+                lambda rows: [PurgedSecrets.from_row(r) for r in rows])
+
+
+def schedule_maintenance(retention_days: int) -> Call[list[MaintenanceJob]]:
+    return Call("SELECT jobname, schedule, command, jobid "
+                "FROM hush.schedule_maintenance(CAST(%(retention_days)s AS integer))",
+                {"retention_days": retention_days}, lambda rows: [MaintenanceJob.from_row(r) for r in rows])
+
+
+# The order `hush audit maintain` and Audit.maintain() run the maintenance in.
+MAINTENANCE_STEPS = ("partitions", "seal", "retention", "purge")
+
+
+def maintenance_step(step: str, *, months_ahead: int, retention_days: int) -> Call[Any]:
+    if step == "partitions":
+        return create_partitions(months_ahead)
+    if step == "seal":
+        return seal()
+    if step == "retention":
+        return cleanup(retention_days)
+    if step == "purge":
+        return purge_deleted()
+    raise ValueError(step)

@@ -1,0 +1,215 @@
+"""hush.Audit (and hush.aio.AsyncAudit): the audit trail, read, sealed, verified and maintained."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, AsyncIterator, Iterator
+
+from . import _admin_calls as q
+from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
+                            AuditVerification, MaintenanceJob, PurgedSecrets)
+from ._calls import Call
+from ._errors import HushError, from_sqlstate
+from ._exec import executor_for
+
+DEFAULT_RETENTION_DAYS = 2555  # the server's default, 7 years
+DEFAULT_MONTHS_AHEAD = 3
+
+
+def _in_step(step: str, e: HushError) -> HushError:
+    """The same error, its message naming the maintenance step that failed."""
+    return from_sqlstate(e.code, f"{step}: {e.message}", e.hint) if e.code else HushError(f"{step}: {e.message}")
+
+
+def _maintenance(done: dict[str, Any]) -> AuditMaintenance:
+    return AuditMaintenance(done["partitions"], done["seal"], done["retention"], done["purge"])
+
+
+class Audit:
+    """The audit trail. `log()` is a tenant's own trail for the application roles granted it;
+    the rest needs hush_auditor or hush_admin (`seal`, `verify`, `query`, `tail`, `iter_all`)
+    or hush_admin (partitions, retention, purge, their schedule, `maintain`).
+
+    `conn` is what hush.Secrets takes. The trail itself is read in seal order, (txid, id), and
+    only below the oldest running transaction: a row that commits late is never skipped by a
+    reader who goes on `after=` the last row it saw. Never a value."""
+
+    def __init__(self, conn: Any) -> None:
+        self._exec = executor_for(conn)
+
+    def __repr__(self) -> str:
+        return "Audit()"
+
+    def _run(self, call: Call[Any]) -> Any:
+        return self._exec.run([call])[0]
+
+    def log(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
+            action: str | None = None, secret_name: str | None = None,
+            max_rows: int = 1000) -> list[AuditRecord]:
+        """A tenant's newest rows, newest first (hush.audit_log(); at most max_rows, up to
+        10,000), for any role granted the tenant."""
+        result: list[AuditRecord] = self._run(q.audit_log(tenant, since=since, until=until, action=action,
+                                                          secret_name=secret_name, max_rows=max_rows))
+        return result
+
+    def query(self, *, tenant: str | None = None, since: datetime | None = None, until: datetime | None = None,
+              action: str | None = None, secret_name: str | None = None, after: tuple[int, int] | None = None,
+              limit: int | None = 1000) -> list[AuditRecord]:
+        """Rows of the trail in seal order, the first `limit` (None: all) after `after`, a
+        (txid, id) pair: pass the last row's (txid, id) to read on."""
+        result: list[AuditRecord] = self._run(q.audit_query(tenant=tenant, since=since, until=until, action=action,
+                                                            secret_name=secret_name, after=after, limit=limit))
+        return result
+
+    def tail(self, n: int = 20, *, tenant: str | None = None, since: datetime | None = None,
+             until: datetime | None = None, action: str | None = None,
+             secret_name: str | None = None) -> list[AuditRecord]:
+        """The latest n rows, in seal order (the last is the newest)."""
+        result: list[AuditRecord] = self._run(q.audit_query(tenant=tenant, since=since, until=until, action=action,
+                                                            secret_name=secret_name, after=None, limit=n,
+                                                            newest=True))
+        return result
+
+    def iter_all(self, *, tenant: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                 action: str | None = None, secret_name: str | None = None, after: tuple[int, int] | None = None,
+                 batch_size: int = 5000) -> Iterator[AuditRecord]:
+        """Every row in seal order (after `after`), by keyset pages of batch_size (one
+        statement each): for an export, however long the trail."""
+        while True:
+            page = self.query(tenant=tenant, since=since, until=until, action=action, secret_name=secret_name,
+                              after=after, limit=batch_size)
+            yield from page
+            if len(page) < batch_size:
+                return
+            after = (page[-1].txid, page[-1].id)
+
+    def seal(self) -> AuditSeal:
+        """Seal the rows of finished transactions not sealed yet; keep `head_hash` somewhere else too."""
+        result: AuditSeal = self._run(q.seal())
+        return result
+
+    def verify(self, *, since: datetime | None = None, known_head: str | None = None) -> AuditVerification:
+        """Recompute the seal chain and the rows under it (those of seals made since `since`, or
+        all). `known_head`, a head hash kept from an earlier seal: the chain must still hold it."""
+        result: AuditVerification = self._run(q.verify(since, known_head))
+        return result
+
+    def create_partitions(self, months_ahead: int = DEFAULT_MONTHS_AHEAD) -> list[AuditPartition]:
+        """Create the monthly partitions missing up to months_ahead months ahead; the ones made now."""
+        result: list[AuditPartition] = self._run(q.create_partitions(months_ahead))
+        return result
+
+    def cleanup(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> AuditCleanup:
+        """Remove rows older than retention_days (AuditTampered, and nothing removed, over a
+        chain that does not verify)."""
+        result: AuditCleanup = self._run(q.cleanup(retention_days))
+        return result
+
+    def purge_deleted(self) -> list[PurgedSecrets]:
+        """Erase soft-deleted secrets past their tenant's recovery window; per tenant, how many."""
+        result: list[PurgedSecrets] = self._run(q.purge_deleted())
+        return result
+
+    def schedule_maintenance(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[MaintenanceJob]:
+        """Register the maintenance with pg_cron (NoScheduler, saying what to run instead, without it)."""
+        result: list[MaintenanceJob] = self._run(q.schedule_maintenance(retention_days))
+        return result
+
+    def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS,
+                 months_ahead: int = DEFAULT_MONTHS_AHEAD) -> AuditMaintenance:
+        """All maintenance once, each step its own call (for a scheduler without pg_cron):
+        partitions, seal, retention, purge. A failing step's error names it ("retention: ...");
+        the steps before it stay done."""
+        done: dict[str, Any] = {}
+        for step in q.MAINTENANCE_STEPS:
+            try:
+                done[step] = self._run(q.maintenance_step(step, months_ahead=months_ahead,
+                                                          retention_days=retention_days))
+            except HushError as e:
+                raise _in_step(step, e) from e
+        return _maintenance(done)
+
+
+class AsyncAudit:
+    """hush.Audit, awaited, over what hush.aio.AsyncSecrets takes."""
+
+    def __init__(self, conn: Any) -> None:
+        from .aio import _executor_for
+        self._exec = _executor_for(conn)
+
+    def __repr__(self) -> str:
+        return "AsyncAudit()"
+
+    async def _run(self, call: Call[Any]) -> Any:
+        return (await self._exec.run([call]))[0]
+
+    async def log(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
+                  action: str | None = None, secret_name: str | None = None,
+                  max_rows: int = 1000) -> list[AuditRecord]:
+        result: list[AuditRecord] = await self._run(q.audit_log(tenant, since=since, until=until, action=action,
+                                                                secret_name=secret_name, max_rows=max_rows))
+        return result
+
+    async def query(self, *, tenant: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, action: str | None = None, secret_name: str | None = None,
+                    after: tuple[int, int] | None = None, limit: int | None = 1000) -> list[AuditRecord]:
+        result: list[AuditRecord] = await self._run(q.audit_query(tenant=tenant, since=since, until=until,
+                                                                  action=action, secret_name=secret_name,
+                                                                  after=after, limit=limit))
+        return result
+
+    async def tail(self, n: int = 20, *, tenant: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, action: str | None = None,
+                   secret_name: str | None = None) -> list[AuditRecord]:
+        result: list[AuditRecord] = await self._run(q.audit_query(tenant=tenant, since=since, until=until,
+                                                                  action=action, secret_name=secret_name,
+                                                                  after=None, limit=n, newest=True))
+        return result
+
+    async def iter_all(self, *, tenant: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None, action: str | None = None, secret_name: str | None = None,
+                       after: tuple[int, int] | None = None, batch_size: int = 5000) -> AsyncIterator[AuditRecord]:
+        """Every row in seal order, by keyset pages: `async for record in audit.iter_all()`."""
+        while True:
+            page = await self.query(tenant=tenant, since=since, until=until, action=action,
+                                    secret_name=secret_name, after=after, limit=batch_size)
+            for record in page:
+                yield record
+            if len(page) < batch_size:
+                return
+            after = (page[-1].txid, page[-1].id)
+
+    async def seal(self) -> AuditSeal:
+        result: AuditSeal = await self._run(q.seal())
+        return result
+
+    async def verify(self, *, since: datetime | None = None, known_head: str | None = None) -> AuditVerification:
+        result: AuditVerification = await self._run(q.verify(since, known_head))
+        return result
+
+    async def create_partitions(self, months_ahead: int = DEFAULT_MONTHS_AHEAD) -> list[AuditPartition]:
+        result: list[AuditPartition] = await self._run(q.create_partitions(months_ahead))
+        return result
+
+    async def cleanup(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> AuditCleanup:
+        result: AuditCleanup = await self._run(q.cleanup(retention_days))
+        return result
+
+    async def purge_deleted(self) -> list[PurgedSecrets]:
+        result: list[PurgedSecrets] = await self._run(q.purge_deleted())
+        return result
+
+    async def schedule_maintenance(self,
+                                   retention_days: int = DEFAULT_RETENTION_DAYS) -> list[MaintenanceJob]:
+        result: list[MaintenanceJob] = await self._run(q.schedule_maintenance(retention_days))
+        return result
+
+    async def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS,
+                       months_ahead: int = DEFAULT_MONTHS_AHEAD) -> AuditMaintenance:
+        done: dict[str, Any] = {}
+        for step in q.MAINTENANCE_STEPS:
+            try:
+                done[step] = await self._run(q.maintenance_step(step, months_ahead=months_ahead,
+                                                                retention_days=retention_days))
+            except HushError as e:
+                raise _in_step(step, e) from e
+        return _maintenance(done)
