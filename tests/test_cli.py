@@ -104,7 +104,7 @@ def test_ls_search_history_rm_restore_destroy(db: Any) -> None:
         ok(hush(db, "put", "acme", name, "--tag", "t1" if name != "other" else "t2", "--description",
                 f"about {name}", input="v"))
     table = ok(hush(db, "ls", "acme")).stdout.splitlines()
-    assert table[0].split() == ["NAME", "KIND", "VERSION", "UPDATED", "TAGS", "DESCRIPTION"]
+    assert table[0].split() == ["NAME", "KIND", "VERSION", "STATE", "UPDATED", "TAGS", "DESCRIPTION"]
     assert [line.split()[0] for line in table[1:]] == ["app/a", "app/b", "other"]
     page = json.loads(ok(hush(db, "ls", "acme", "--prefix", "app/", "--per-page", "1", "--json")).stdout)
     assert [d["name"] for d in page["data"]] == ["app/a"] and page["total"] == 2 and page["total_pages"] == 2
@@ -121,7 +121,8 @@ def test_ls_search_history_rm_restore_destroy(db: Any) -> None:
     assert "current" in ok(hush(db, "history", "acme", "other")).stdout
     ok(hush(db, "rm", "acme", "other"))
     assert hush(db, "get", "acme", "other").returncode == 3
-    assert "other (deleted)" in ok(hush(db, "ls", "acme", "--deleted")).stdout
+    assert ["other", "generic", "2", "deleted"] in [line.split()[:4] for line in
+                                                    ok(hush(db, "ls", "acme", "--deleted")).stdout.splitlines()]
     assert json.loads(ok(hush(db, "restore", "acme", "other", "--json")).stdout)["version"] == 2
     refused = hush(db, "destroy", "acme", "other", "--version", "1")
     assert refused.returncode == 2 and "--yes" in refused.stderr
@@ -314,3 +315,33 @@ def test_keys_status_add_activate_retire(db: Any, cluster: Any) -> None:
     assert ok(hush(db, "get", "acme", "k", "--version", "1", "-n")).stdout == "v"
     ok(hush(db, "keys", "retire", first, user="adam"))
     assert hush(db, "keys", "rewrap", "--batch-size", "0", user="adam").returncode == 6
+
+
+def test_ls_and_search_show_each_secrets_state(db: Any) -> None:
+    ok(hush(db, "put", "acme", "good", input="v"))
+    db.sql("SELECT hush.save_secret(%s, %s, %s, expires_at => %s)", ["acme", "old", "v", "2001-01-01"], user="alice")
+    for value in ("v1", "v2"):
+        ok(hush(db, "put", "acme", "gone", input=value))
+        ok(hush(db, "put", "acme", "older-destroyed", input=value))
+    ok(hush(db, "destroy", "acme", "gone", "--version", "2", "--yes"))             # the current version
+    ok(hush(db, "destroy", "acme", "older-destroyed", "--version", "1", "--yes"))  # an old one: still readable
+    ok(hush(db, "put", "acme", "removed", input="v"))
+    ok(hush(db, "rm", "acme", "removed"))
+    want = {"gone": "destroyed", "good": "active", "old": "expired", "older-destroyed": "active"}
+
+    def table(*args: str, user: str = "alice") -> dict[str, str]:
+        lines = ok(hush(db, *args, user=user)).stdout.splitlines()
+        head = lines[0].split()
+        assert head[:4] == ["NAME", "KIND", "VERSION", "STATE"]
+        return {line.split()[0]: line.split()[3] for line in lines[1:]}
+
+    assert table("ls", "acme") == want  # deleted secrets only with --deleted
+    assert table("ls", "acme", "--deleted") == {**want, "removed": "deleted"}
+    listed = json.loads(ok(hush(db, "ls", "acme", "--deleted", "--json")).stdout)["data"]
+    assert {d["name"]: d["state"] for d in listed} == {**want, "removed": "deleted"}
+    assert {d["name"]: d["state"] for d in json.loads(ok(hush(db, "search", "acme", "o", "--json")).stdout)["data"]} \
+        == want
+    assert table("search", "acme", "gone") == {"gone": "destroyed"}
+    # A hush_reader sees the same; and finding the states read no value.
+    assert table("ls", "acme", user="rita") == want
+    assert db.sql("SELECT count(*) FROM hush.audit_log WHERE action = 'read'") == [(0,)]

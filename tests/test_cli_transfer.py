@@ -1,13 +1,16 @@
 """hush import, export and run: what a file round trip keeps, what export
-reads, where its file's mode ends up, and what run does with nothing to pass."""
+reads, where its file's mode ends up, what run does with nothing to pass, and
+how both leave out expired and destroyed secrets (or fail, with --strict)."""
 from __future__ import annotations
 
 import json
 import os
 import stat
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from test_cli import HUSH, hush, ok
 
@@ -94,3 +97,90 @@ def test_run_with_no_secret_to_pass(db: Any) -> None:
     child = subprocess.run([HUSH, "run", "acme", "--prefix", "prdo/", "--allow-empty", "--", "sh", "-c", "exit 7"],
                            env={**os.environ, "HUSH_DSN": db.dsn("alice")}, capture_output=True, text=True)
     assert child.returncode == 7 and "running sh without any" in child.stderr
+
+
+def unreadable_tenant(db: Any) -> None:
+    """acme: two good secrets, one expired, one whose current version is destroyed
+    (an older version destroyed, as in GOOD_B, leaves a secret readable)."""
+    ok(hush(db, "put", "acme", "GOOD_A", input="value-a"))
+    for value in ("old-b", "value-b"):
+        ok(hush(db, "put", "acme", "GOOD_B", input=value))
+    ok(hush(db, "destroy", "acme", "GOOD_B", "--version", "1", "--yes"))
+    # `hush put` refuses a past --expires-at; the library does not.
+    db.sql("SELECT hush.save_secret(%s, %s, %s, expires_at => %s)", ["acme", "OLD", "value-old", "2001-01-01"],
+           user="alice")
+    for value in ("gone-1", "gone-2"):
+        ok(hush(db, "put", "acme", "GONE", input=value))
+    ok(hush(db, "destroy", "acme", "GONE", "--version", "2", "--yes"))
+
+
+def skipped_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("hush: skipped")]
+
+
+def assert_skipped_both(stderr: str) -> None:
+    lines = skipped_lines(stderr)
+    assert len(lines) == 2, stderr
+    assert lines[0].startswith("hush: skipped acme/GONE: current version 2 destroyed")
+    assert lines[1].startswith("hush: skipped acme/OLD: expired at 2001-01-0")  # local time, with its offset
+    assert "value-" not in stderr and "gone-" not in stderr
+
+
+def test_run_skips_expired_and_destroyed_secrets(db: Any) -> None:
+    unreadable_tenant(db)
+    child = subprocess.run([HUSH, "run", "acme", "--", "env"], env={**os.environ, "HUSH_DSN": db.dsn("alice")},
+                           capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr
+    env = dict(line.split("=", 1) for line in child.stdout.splitlines() if "=" in line)
+    assert (env["GOOD_A"], env["GOOD_B"]) == ("value-a", "value-b")
+    assert "OLD" not in env and "GONE" not in env
+    assert_skipped_both(child.stderr)
+    assert reads(db) == ["GOOD_A", "GOOD_B"]  # each good value read once; the others never opened
+    # --strict: fails as before (exit 7, the command does not run), reading nothing.
+    r = hush(db, "run", "acme", "--strict", "--", "env")
+    assert r.returncode == 7 and r.stderr.startswith("Error: ") and "[SH01" in r.stderr, r.stderr
+    assert reads(db) == ["GOOD_A", "GOOD_B"]
+    # Nothing readable left under a prefix: nothing to pass, exit 3, as with no secret at all.
+    r = hush(db, "run", "acme", "--prefix", "GON", "--", "env")
+    assert r.returncode == 3 and skipped_lines(r.stderr) == ["hush: skipped acme/GONE: current version 2 destroyed "
+                                                              "(--strict fails instead)"]
+
+
+def test_export_skips_expired_and_destroyed_secrets(db: Any, tmp_path: Path) -> None:
+    unreadable_tenant(db)
+    r = ok(hush(db, "export", "acme"))
+    assert r.stdout == "GOOD_A=value-a\nGOOD_B=value-b\n"
+    assert_skipped_both(r.stderr)
+    r = ok(hush(db, "export", "acme", "--format", "json"))
+    assert {name: item["value"] for name, item in json.loads(r.stdout).items()} == {"GOOD_A": "value-a",
+                                                                                    "GOOD_B": "value-b"}
+    assert_skipped_both(r.stderr)
+    out = tmp_path / "acme.env"
+    r = ok(hush(db, "export", "acme", "-o", str(out)))
+    assert out.read_text() == "GOOD_A=value-a\nGOOD_B=value-b\n" and "exported 2 secrets" in r.stderr
+    assert reads(db) == ["GOOD_A"] * 3 + ["GOOD_B"] * 3
+    for fmt in ("env", "json"):
+        r = hush(db, "export", "acme", "--format", fmt, "--strict", "-o", str(tmp_path / f"strict.{fmt}"))
+        assert r.returncode == 7 and r.stderr.startswith("Error: "), r.stderr
+        assert r.stdout == "" and not (tmp_path / f"strict.{fmt}").exists()
+    assert reads(db) == ["GOOD_A"] * 3 + ["GOOD_B"] * 3
+
+
+def test_a_secret_that_expires_after_the_listing_is_skipped_too(db: Any) -> None:
+    """The server's clock says expired only once the values are read: the batch it fails is
+    read again in halves (small batches here), and every other value is read exactly once."""
+    names = [f"K{i:02d}" for i in range(11)]
+    for name in names:
+        ok(hush(db, "put", "acme", name, input=f"value-{name}"))
+    db.sql("SELECT hush.save_secret(%s, %s, %s, expires_at => %s)", ["acme", "K03", "v", "2001-01-01"], user="alice")
+    ok(hush(db, "put", "acme", "K08", input="v2"))
+    ok(hush(db, "destroy", "acme", "K08", "--version", "2", "--yes"))
+    long_ago = datetime(2000, 1, 1, tzinfo=timezone.utc)  # as if listed before K03 expired
+    with mock.patch("hush.cli._transfer.READ_BATCH", 4), mock.patch("hush.cli._transfer.server_now",
+                                                                    return_value=long_ago):
+        r = ok(hush(db, "export", "acme"))
+    good = [n for n in names if n not in ("K03", "K08")]
+    assert r.stdout == "".join(f"{n}=value-{n}\n" for n in good)
+    assert [line.split(": ")[1] for line in skipped_lines(r.stderr)] == ["skipped acme/K03", "skipped acme/K08"]
+    assert "K03: expired at 2001-01-0" in r.stderr and "K08: current version 2 destroyed" in r.stderr
+    assert reads(db) == good

@@ -8,16 +8,14 @@ import pwd
 import secrets
 import stat
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 import psycopg
 
-from .. import _calls as q
-from .._exec import PsycopgExecutor
+from .. import Keys, Tenants
 from ._common import connect, fails_cleanly, json_option, print_json
 from ._exits import EXIT_ERROR, EXIT_INVALID, EXIT_KEY, EXIT_USAGE, Fail
-from ._keys import key_status
 
 
 def key_id(key: bytes) -> str:
@@ -104,15 +102,18 @@ def install(conn: psycopg.Connection[Any]) -> dict[str, str]:
     assert row is not None
     if row[0] != row[1]:
         conn.execute("ALTER EXTENSION hush UPDATE")
-    keys, warnings = key_status(conn)
-    active = [k["key_id"] for k in keys if k["state"] == "active"]
+    root_keys = Keys(conn)
+    status = root_keys.status()
+    active = [k.key_id for k in status.keys if k.state == "active"]
     if not active:
-        usable = [k["key_id"] for k in keys if k["loaded"] and k["state"] in ("unregistered", "decrypt_only")]
+        usable = [k.key_id for k in status.keys if k.loaded and k.state in ("unregistered", "decrypt_only")]
         if not usable:
-            why = "; ".join(warnings) or "the keyring holds no key"
+            why = "; ".join(status.warnings) or "the keyring holds no key"
             raise Fail(f"hush is installed, but no root key can be made active: {why} "
                        "(see the README, Install)", EXIT_KEY)
-        PsycopgExecutor(conn).run([q.root_key("add_root_key", usable[0]), q.root_key("activate_root_key", usable[0])])
+        with conn.transaction():  # registered and active, or neither
+            root_keys.add(usable[0])
+            root_keys.activate(usable[0])
         active = usable[:1]
     return {"version": row[1], "active_key_id": active[0], "database": row[2]}
 
@@ -139,8 +140,7 @@ def init(ctx: click.Context, as_json: bool) -> None:
                "  hush grant app_role TENANT        -- = SELECT hush.grant_tenant('app_role', 'TENANT')")
 
 
-def _grant_command(name: str, call: Callable[[str, str], q.Call[bool]], done: str, not_done: str,
-                   help: str) -> click.Command:
+def _grant_command(name: str, done: str, not_done: str, help: str) -> click.Command:
     @click.command(name, help=help)
     @click.argument("role")
     @click.argument("tenant")
@@ -148,12 +148,12 @@ def _grant_command(name: str, call: Callable[[str, str], q.Call[bool]], done: st
     @fails_cleanly
     def command(ctx: click.Context, role: str, tenant: str) -> None:
         with connect(ctx) as conn:
-            changed = PsycopgExecutor(conn).run([call(role, tenant)])[0]
+            changed = getattr(Tenants(conn), name)(role, tenant)
         click.echo(f"{done if changed else not_done}: {role} on {tenant}", err=True)
     return command
 
 
-grant = _grant_command("grant", q.grant, "granted", "already granted",
+grant = _grant_command("grant", "granted", "already granted",
                        "Let ROLE (and its members) act on TENANT ('*' = every tenant); needs hush_admin.")
-revoke = _grant_command("revoke", q.revoke, "revoked", "no such grant",
+revoke = _grant_command("revoke", "revoked", "no such grant",
                         "Remove ROLE's grant on TENANT; needs hush_admin.")

@@ -10,38 +10,19 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import click
 import psycopg
-from psycopg.rows import dict_row
 
-from .._audit_actions import AUDIT_ACTIONS
+from .. import AUDIT_ACTIONS, Audit, AuditRecord, HushError
 from ._common import connect, db_error, failure, fails_cleanly, json_option, jsonable, print_json
 from ._exits import EXIT_TAMPERED
 
-COLS = ("id, tenant_id, at, action, secret_id, secret_name, version, db_role, session_role, application_name, "
-        "client_addr::text AS client_addr, txid, outcome, detail, hush.caller_xact(detail) AS caller_xact")
-HORIZON = "txid < pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot())"
+EXPORT_BATCH = 5000  # rows a statement
 
 
-def _filters(tenant: str | None, since: datetime | None, until: datetime | None,
-             action: str | None) -> tuple[str, dict[str, Any]]:
-    where, params = [HORIZON], {}
-    for col, op, val in (("tenant_id", "=", tenant), ("at", ">=", since), ("at", "<", until), ("action", "=", action)):
-        if val is not None:
-            where.append(f"{col} {op} %({col}{op})s")
-            params[f"{col}{op}"] = val
-    return " AND ".join(where), params
-
-
-def _one(conn: psycopg.Connection[Any], sql: str, args: list[Any] | None = None) -> dict[str, Any]:
-    row = conn.cursor(row_factory=dict_row).execute(sql, args).fetchone()
-    assert row is not None  # these functions always return one row
-    return row
-
-
-def _line(row: dict[str, Any]) -> str:
+def _line(row: AuditRecord) -> str:
     return json.dumps(jsonable(row), sort_keys=True, default=str)
 
 
@@ -74,12 +55,12 @@ def audit() -> None:
 def seal(ctx: click.Context, as_json: bool) -> None:
     """Seal the rows not sealed yet; prints the chain's head hash (keep it somewhere else too)."""
     with connect(ctx) as conn:
-        r = _one(conn, "SELECT * FROM hush.seal_audit()")
+        r = Audit(conn).seal()
     if as_json:
         print_json(r)
     else:
-        click.echo(f"sealed {r['rows_sealed']} rows in {r['seals_created']} seals; {r['unsealed_rows']} rows wait "
-                   f"for running transactions\nhead {r['head_seal_id']} {r['head_hash']}")
+        click.echo(f"sealed {r.rows_sealed} rows in {r.seals_created} seals; {r.unsealed_rows} rows wait "
+                   f"for running transactions\nhead {r.head_seal_id} {r.head_hash}")
 
 
 @audit.command()
@@ -94,15 +75,15 @@ def seal(ctx: click.Context, as_json: bool) -> None:
 def verify(ctx: click.Context, since: datetime | None, known_head: str | None, as_json: bool) -> None:
     """Recompute the seal chain and the rows under it. Exit 10 when anything differs."""
     with connect(ctx) as conn:
-        r = _one(conn, "SELECT * FROM hush.verify_audit(%s, %s)", [since, known_head])
+        r = Audit(conn).verify(since=since, known_head=known_head)
     if as_json:
         print_json(r)
-    elif r["ok"]:
-        click.echo(f"ok: {r['seals_checked']} seals, {r['rows_checked']} rows checked, {r['unsealed_rows']} unsealed"
-                   f"\nhead {r['head_hash']}")
+    elif r.ok:
+        click.echo(f"ok: {r.seals_checked} seals, {r.rows_checked} rows checked, {r.unsealed_rows} unsealed"
+                   f"\nhead {r.head_hash}")
     else:
-        click.echo(f"TAMPERED: {r['problem']}: {r['detail']}", err=True)
-    if not r["ok"]:
+        click.echo(f"TAMPERED: {r.problem}: {r.detail}", err=True)
+    if not r.ok:
         ctx.exit(EXIT_TAMPERED)
 
 
@@ -114,18 +95,16 @@ def verify(ctx: click.Context, since: datetime | None, known_head: str | None, a
 def export(ctx: click.Context, tenant: str | None, since: datetime | None, until: datetime | None,
            action: str | None, output: str | None) -> None:
     """Audit rows as JSON lines (one object per row, in seal order) for a SIEM. Needs hush_auditor or hush_admin."""
-    where, params = _filters(tenant, since, until, action)
     out = click.open_file(output or "-", "w", encoding="utf-8")
     n = 0
-    with connect(ctx) as conn, conn.transaction(), out:
-        with conn.cursor("hush_audit_export", row_factory=dict_row) as cur:
-            cur.itersize = 5000
-            cur.execute(f"SELECT {COLS} FROM hush.audit_log WHERE {where} ORDER BY txid, id", params)
-            for row in cur:
-                out.write(_line(row) + "\n")
-                n += 1
-                if output and n % 50000 == 0:
-                    click.echo(f"{n} rows", err=True)
+    with connect(ctx) as conn, out:
+        # Keyset pages, each its own statement: no transaction held open however long the trail.
+        for row in Audit(conn).iter_all(tenant=tenant, since=since, until=until, action=action,
+                                        batch_size=EXPORT_BATCH):
+            out.write(_line(row) + "\n")
+            n += 1
+            if output and n % 50000 == 0:
+                click.echo(f"{n} rows", err=True)
     if output:
         click.echo(f"exported {n} rows to {output}", err=True)
 
@@ -141,24 +120,19 @@ def export(ctx: click.Context, tenant: str | None, since: datetime | None, until
 def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: datetime | None,
          action: str | None, lines: int, follow: bool, interval: float) -> None:
     """The latest audit rows as JSON lines; with --follow, new ones as they come."""
-    where, params = _filters(tenant, since, until, action)
     with connect(ctx) as conn:
-        cur = conn.cursor(row_factory=dict_row)
+        trail = Audit(conn)
         # At least one row, so that --follow starts after the newest even with -n 0.
-        rows = cur.execute(f"SELECT * FROM (SELECT {COLS} FROM hush.audit_log WHERE {where} "
-                           "ORDER BY txid DESC, id DESC LIMIT %(n)s) r ORDER BY txid, id",
-                           {**params, "n": max(lines, 1)}).fetchall()
-        last = (rows[-1]["txid"], rows[-1]["id"]) if rows else (-1, -1)
+        rows = trail.tail(max(lines, 1), tenant=tenant, since=since, until=until, action=action)
+        last = (rows[-1].txid, rows[-1].id) if rows else (-1, -1)
         for row in rows if lines else []:
             click.echo(_line(row))
         try:
             while follow:
                 time.sleep(interval)
-                for row in cur.execute(f"SELECT {COLS} FROM hush.audit_log WHERE {where} "
-                                       "AND (txid, id) > (%(lt)s, %(li)s) ORDER BY txid, id",
-                                       {**params, "lt": last[0], "li": last[1]}):
+                for row in trail.iter_all(tenant=tenant, since=since, until=until, action=action, after=last):
                     click.echo(_line(row))
-                    last = (row["txid"], row["id"])
+                    last = (row.txid, row.id)
         except KeyboardInterrupt:
             pass
 
@@ -173,16 +147,18 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
     """All maintenance once (for cron without pg_cron): partitions, seal, retention, purge. Needs hush_admin."""
     done: dict[str, Any] = {}
     with connect(ctx) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        steps = [("partitions", "SELECT * FROM hush.create_audit_partitions(%s)", [months_ahead]),
-                 ("seal", "SELECT * FROM hush.seal_audit()", []),
-                 ("retention", "SELECT * FROM hush.cleanup_audit_logs(%s)", [retention_days]),
-                 ("purge", "SELECT * FROM hush.purge_deleted_secrets()", [])]
-        for name, sql, args in steps:
+        trail = Audit(conn)
+        # Step by step (Audit.maintain() runs the same ones), so that any error names its step.
+        steps: list[tuple[str, Callable[[], list[Any]]]] = [
+            ("partitions", lambda: trail.create_partitions(months_ahead)),
+            ("seal", lambda: [trail.seal()]),
+            ("retention", lambda: [trail.cleanup(retention_days)]),
+            ("purge", trail.purge_deleted)]
+        for name, step in steps:
             try:
-                done[name] = cur.execute(sql, args).fetchall()
-            except psycopg.Error as e:
-                err = db_error(e)
+                done[name] = step()
+            except (HushError, psycopg.Error) as e:
+                err = e if isinstance(e, HushError) else db_error(e)
                 err.message = f"{name}: {err.message}"
                 raise failure(err) from None
     if as_json:
@@ -190,7 +166,7 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
         return
     r, s = done["retention"][0], done["seal"][0]
     click.echo(f"partitions created: {len(done['partitions'])}\n"
-               f"sealed: {s['rows_sealed']} rows, head {s['head_hash']}\n"
-               f"retention: {r['rows_removed']} rows removed, {r['partitions_dropped']} partitions dropped "
-               f"(cutoff {r['cutoff'].isoformat()})\n"
-               f"purged: {sum(p['secrets_purged'] for p in done['purge'])} soft-deleted secrets")
+               f"sealed: {s.rows_sealed} rows, head {s.head_hash}\n"
+               f"retention: {r.rows_removed} rows removed, {r.partitions_dropped} partitions dropped "
+               f"(cutoff {r.cutoff.isoformat()})\n"
+               f"purged: {sum(p.secrets_purged for p in done['purge'])} soft-deleted secrets")

@@ -1,34 +1,12 @@
 """hush keys status|add|activate|retire: root key rotation (needs hush_admin)."""
 from __future__ import annotations
 
-import re
 import sys
-from typing import Any
 
 import click
-import psycopg
 
-from .. import _calls as q
-from .._exec import PsycopgExecutor, raise_translated
+from .. import Keys
 from ._common import connect, fails_cleanly, json_option, print_json, print_table, when
-
-
-def key_status(conn: psycopg.Connection[Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """hush.root_key_status() rows, and the warnings it gave (why the keyring did not load)."""
-    warnings: list[str] = []
-
-    def keep(diag: psycopg.errors.Diagnostic) -> None:
-        if diag.message_primary:
-            warnings.append(diag.message_primary.removeprefix("hush: "))
-    conn.add_notice_handler(keep)
-    try:
-        rows: list[dict[str, Any]] = PsycopgExecutor(conn).run([q.root_key_status()])[0]
-    finally:
-        conn.remove_notice_handler(keep)
-    return rows, warnings
-
-
-PROGRESS = re.compile(r"hush rewrap: (\d+) of \d+ data keys re-sealed")
 
 
 @click.group()
@@ -48,18 +26,18 @@ def keys() -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Every registered key (active, decrypt_only, retired) and the keyring's unregistered ones."""
     with connect(ctx) as conn:
-        rows, warnings = key_status(conn)
-    for w in warnings:
+        found = Keys(conn).status()
+    for w in found.warnings:
         click.echo(f"warning: {w}", err=True)
     if as_json:
-        print_json(rows)
+        print_json(found.keys)
         return
     print_table(["KEY ID", "STATE", "LOADED", "DATA KEYS", "ACTIVATED"],
-                [[r["key_id"], r["state"], "yes" if r["loaded"] else "NO", r["data_keys"], when(r["activated_at"])]
-                 for r in rows])
+                [[k.key_id, k.state, "yes" if k.loaded else "NO", k.data_keys, when(k.activated_at)]
+                 for k in found.keys])
 
 
-def _key_command(name: str, function: str, help: str) -> click.Command:
+def _key_command(name: str, help: str) -> click.Command:
     @click.command(name, help=help)
     @click.argument("key_id")
     @json_option
@@ -67,7 +45,7 @@ def _key_command(name: str, function: str, help: str) -> click.Command:
     @fails_cleanly
     def command(ctx: click.Context, key_id: str, as_json: bool) -> None:
         with connect(ctx) as conn:
-            state = PsycopgExecutor(conn).run([q.root_key(function, key_id)])[0]
+            state = getattr(Keys(conn), name)(key_id).state
         if as_json:
             print_json({"key_id": key_id, "state": state})
         else:
@@ -75,11 +53,10 @@ def _key_command(name: str, function: str, help: str) -> click.Command:
     return command
 
 
-keys.add_command(_key_command("add", "add_root_key", "Register KEY_ID, a key of the server's keyring (decrypt_only)."))
-keys.add_command(_key_command("activate", "activate_root_key",
+keys.add_command(_key_command("add", "Register KEY_ID, a key of the server's keyring (decrypt_only)."))
+keys.add_command(_key_command("activate",
                               "Seal new data keys with KEY_ID from now on; the old active key keeps decrypting."))
-keys.add_command(_key_command("retire", "retire_root_key",
-                              "Retire KEY_ID once it is not active and seals no data key."))
+keys.add_command(_key_command("retire", "Retire KEY_ID once it is not active and seals no data key."))
 
 @keys.command()
 @click.option("--batch-size", type=int, default=1000, show_default=True, help="Data keys per committed batch.")
@@ -94,21 +71,13 @@ def rewrap(ctx: click.Context, batch_size: int, pause_ms: int, as_json: bool) ->
     Batches commit one by one: interrupt it any time and run it again to finish.
     Values' ciphertext is never touched."""
     with connect(ctx) as conn:
-        rows, _ = key_status(conn)
-        total = sum(r["data_keys"] for r in rows if r["state"] != "active")
-        done = [0]
+        root_keys = Keys(conn)
+        total = sum(k.data_keys for k in root_keys.status().keys if k.state != "active")
         with click.progressbar(length=max(total, 1), label="re-sealing data keys", file=sys.stderr) as bar:
-            def progress(diag: psycopg.errors.Diagnostic) -> None:
-                m = PROGRESS.match(diag.message_primary or "")
-                if m:
-                    done[0] = int(m[1])
-                    bar.update(min(done[0], total) - bar.pos)
-            conn.add_notice_handler(progress)
-            try:
-                conn.execute("CALL hush.rewrap(%s, %s)", [batch_size, pause_ms])
-            except psycopg.Error as e:
-                raise_translated(e)
+            def progress(done: int, _: int) -> None:
+                bar.update(min(done, total) - bar.pos)
+            rewrapped = root_keys.rewrap(batch_size=batch_size, pause_ms=pause_ms, progress=progress)
     if as_json:
-        print_json({"rewrapped": done[0]})
+        print_json({"rewrapped": rewrapped})
     else:
-        click.echo(f"re-sealed {done[0]} data keys under the active root key", err=True)
+        click.echo(f"re-sealed {rewrapped} data keys under the active root key", err=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import click
+import psycopg
 
 from .._models import Page, SecretMetadata
-from ._common import print_json, print_table, read_value, tenant_command, tenant_secrets, when
+from .._secrets import Secrets
+from ._common import connect, jsonable, print_json, print_table, read_value, tenant_command, tenant_secrets, when
 from ._exits import EXIT_INVALID, EXIT_USAGE, Fail
 
 # A PATH option whose file must exist ('-' = stdin): a missing one is a usage error before anything runs.
@@ -79,14 +81,53 @@ def get(ctx: click.Context, tenant: str, name: str, version: int | None, no_newl
         click.echo(secret.value, nl=not no_newline)
 
 
-def _print_page(page: Page[SecretMetadata], as_json: bool) -> None:
+# The current versions among NAMES that are destroyed, with the server's clock (expiry is the
+# server's call, whatever this machine's clock says): one statement for the whole page.
+# secret_versions is metadata only, so nothing is read or audited.
+STATE_SQL = """
+SELECT pg_catalog.statement_timestamp(),
+       ARRAY(SELECT n.name
+               FROM pg_catalog.unnest(CAST(%(names)s AS text[])) AS n(name)
+              CROSS JOIN LATERAL hush.secret_versions(CAST(%(tenant)s AS text), n.name) AS v
+              WHERE v.is_current AND v.destroyed)
+"""
+
+
+def server_now(conn: psycopg.Connection[Any]) -> datetime:
+    """The server's clock: what a read's expiry check compares expires_at with."""
+    row = conn.execute("SELECT pg_catalog.statement_timestamp()").fetchone()
+    assert row is not None
+    now: datetime = row[0]
+    return now
+
+
+def expired(meta: SecretMetadata, now: datetime) -> bool:
+    return meta.expires_at is not None and meta.expires_at <= now
+
+
+def states(conn: psycopg.Connection[Any], tenant: str, metas: Sequence[SecretMetadata]) -> list[str]:
+    """Each secret's state, as a read of its latest value would find it: deleted, expired,
+    destroyed (its current version), or active. Deleted and expired come first, in the
+    order the server checks them."""
+    live = [m.name for m in metas if m.deleted_at is None]
+    if not live:
+        return ["deleted"] * len(metas)
+    row = conn.execute(STATE_SQL, {"names": live, "tenant": tenant}).fetchone()
+    assert row is not None
+    now, destroyed = row[0], set(row[1])
+    return ["deleted" if m.deleted_at else "expired" if expired(m, now) else
+            "destroyed" if m.name in destroyed else "active" for m in metas]
+
+
+def _print_page(page: Page[SecretMetadata], state: list[str], as_json: bool) -> None:
     if as_json:
-        print_json({"data": page.data, "page": page.page, "per_page": page.per_page, "total": page.total,
-                    "total_exact": page.total_exact, "total_pages": page.total_pages, "next_after": page.next_after})
+        print_json({"data": [{**jsonable(m), "state": s} for m, s in zip(page.data, state)], "page": page.page,
+                    "per_page": page.per_page, "total": page.total, "total_exact": page.total_exact,
+                    "total_pages": page.total_pages, "next_after": page.next_after})
         return
-    print_table(["NAME", "KIND", "VERSION", "UPDATED", "TAGS", "DESCRIPTION"],
-                [[m.name + (" (deleted)" if m.deleted_at else ""), m.kind, m.version, when(m.updated_at),
-                  ",".join(m.tags), m.description] for m in page.data])
+    print_table(["NAME", "KIND", "VERSION", "STATE", "UPDATED", "TAGS", "DESCRIPTION"],
+                [[m.name, m.kind, m.version, s, when(m.updated_at), ",".join(m.tags), m.description]
+                 for m, s in zip(page.data, state)])
     if page.next_after is not None:
         total = f"{page.total}" if page.total_exact else f"more than {page.total}"
         click.echo(f"-- {len(page.data)} of {total}; next page: --after {page.next_after!r}", err=True)
@@ -107,20 +148,25 @@ PAGE_OPTIONS = (
 )
 def ls(ctx: click.Context, tenant: str, prefix: str | None, tags: tuple[str, ...], deleted: bool, page: int,
        per_page: int, after: str | None, as_json: bool) -> None:
-    """List a tenant's secrets (metadata only, never values)."""
-    with tenant_secrets(ctx, tenant) as secrets:
-        result = secrets.list(page=page, per_page=per_page, prefix=prefix, tags=tags or None,
+    """List a tenant's secrets (metadata only, never values).
+
+    STATE is what a read of the latest value would meet: active, expired,
+    destroyed (the current version was destroyed) or deleted (with --deleted)."""
+    with connect(ctx) as conn:
+        result = Secrets(conn, tenant).list(page=page, per_page=per_page, prefix=prefix, tags=tags or None,
                                             include_deleted=deleted, after=after)
-    _print_page(result, as_json)
+        state = states(conn, tenant, result.data)
+    _print_page(result, state, as_json)
 
 
 @tenant_command(click.argument("query"), *PAGE_OPTIONS, secret_name=False)
 def search(ctx: click.Context, tenant: str, query: str, page: int, per_page: int, after: str | None,
            as_json: bool) -> None:
     """Find secrets whose name, description or tags contain QUERY (case-insensitive)."""
-    with tenant_secrets(ctx, tenant) as secrets:
-        result = secrets.search(query, page=page, per_page=per_page, after=after)
-    _print_page(result, as_json)
+    with connect(ctx) as conn:
+        result = Secrets(conn, tenant).search(query, page=page, per_page=per_page, after=after)
+        state = states(conn, tenant, result.data)
+    _print_page(result, state, as_json)
 
 
 @tenant_command()

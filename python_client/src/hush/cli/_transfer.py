@@ -10,13 +10,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import click
+import psycopg
 
+from .. import _errors as E
 from .._models import SavedSecret, Secret, SecretMetadata
 from .._secrets import Secrets
 from . import _dotenv
-from ._common import connect, decode, print_json, tenant_command, tenant_secrets
+from ._common import connect, decode, print_json, tenant_command
 from ._exits import EXIT_INVALID, EXIT_NOT_FOUND, Fail
-from ._secrets import from_file
+from ._secrets import expired, from_file, server_now
 
 # get_secrets per statement when reading a tenant's values (export, run).
 READ_BATCH = 500
@@ -144,9 +146,60 @@ def import_(ctx: click.Context, tenant: str, file: str, fmt: str | None, prefix:
 
 
 def read_values(secrets: Secrets, names: Sequence[str]) -> Iterator[Secret]:
-    """The latest values of these secrets, read (and audited) in batches."""
+    """The latest values of these secrets, read (and audited) in batches; the first
+    expired or destroyed one fails the whole read (--strict)."""
     for i in range(0, len(names), READ_BATCH):
         yield from secrets.get_many(names[i:i + READ_BATCH])
+
+
+def _gone(meta: SecretMetadata, err: E.HushError | None = None) -> str:
+    """Why a secret's latest value cannot be read, for the warning line (never a value)."""
+    if err is None or isinstance(err, E.SecretExpired):
+        return "expired" if meta.expires_at is None else \
+            f"expired at {meta.expires_at.astimezone().isoformat(timespec='seconds')}"
+    return f"current version {meta.version} destroyed"
+
+
+def _read_batch(secrets: Secrets, batch: Sequence[SecretMetadata],
+                skipped: list[tuple[SecretMetadata, str]]) -> list[Secret]:
+    """One get_secrets for the batch. The server refuses a whole batch for one expired or
+    destroyed secret before it records or opens anything, so a refused batch is read again
+    in halves until the secret that failed it stands alone: log2(batch) more statements per
+    such secret, none when there is none; each value read once, so audited once."""
+    try:
+        return secrets.get_many([m.name for m in batch])
+    except (E.SecretExpired, E.VersionDestroyed) as e:
+        if len(batch) == 1:
+            skipped.append((batch[0], _gone(batch[0], e)))
+            return []
+    half = len(batch) // 2
+    return _read_batch(secrets, batch[:half], skipped) + _read_batch(secrets, batch[half:], skipped)
+
+
+def read_live(secrets: Secrets, conn: psycopg.Connection[Any], metas: Sequence[SecretMetadata],
+              tenant: str) -> list[Secret]:
+    """The latest values of these secrets, in batches, without those that cannot be read:
+    expired by the server's clock (left out before any read: expiry is the server's call,
+    not this machine's clock's), or whose current version is destroyed, or that expired
+    since the listing (both found by the batch they fail). One warning line on stderr per
+    secret left out."""
+    now = server_now(conn) if any(m.expires_at is not None for m in metas) else None
+    skipped = [(m, _gone(m)) for m in metas if now is not None and expired(m, now)]
+    todo = [m for m in metas if now is None or not expired(m, now)]
+    out: list[Secret] = []
+    for i in range(0, len(todo), READ_BATCH):
+        out += _read_batch(secrets, todo[i:i + READ_BATCH], skipped)
+    for meta, why in sorted(skipped, key=lambda s: s[0].name):
+        click.echo(f"hush: skipped {tenant}/{meta.name}: {why} (--strict fails instead)", err=True)
+    return out
+
+
+def read_all(secrets: Secrets, conn: psycopg.Connection[Any], metas: Sequence[SecretMetadata], tenant: str,
+             strict: bool) -> list[Secret]:
+    """What export and run read: every value (--strict: or fail), or every readable one."""
+    if strict:
+        return list(read_values(secrets, [m.name for m in metas]))
+    return read_live(secrets, conn, metas, tenant)
 
 
 def env_names(metas: list[SecretMetadata], prefix: str | None) -> dict[str, str]:
@@ -176,29 +229,38 @@ def write_private(path: str, text: str) -> None:
         f.write(text)
 
 
+STRICT_HELP = ("Fail (exit 7) on an expired secret or one whose current version is destroyed, "
+               "instead of skipping it with a warning.")
+
+
 @tenant_command(
     click.option("--format", "fmt", type=click.Choice(["env", "json"]), default="env", show_default=True),
     click.option("--prefix", help="Only names under this prefix (cut off in .env output)."),
     click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file, made 0600."),
+    click.option("--strict", is_flag=True, help=STRICT_HELP),
     secret_name=False, json=False,
 )
-def export(ctx: click.Context, tenant: str, fmt: str, prefix: str | None, output: str | None) -> None:
+def export(ctx: click.Context, tenant: str, fmt: str, prefix: str | None, output: str | None,
+           strict: bool) -> None:
     """Write a tenant's secrets as .env or JSON (every value read is audited).
 
     JSON carries each secret's kind, description, tags and metadata beside its
     value, for `hush import`. In .env format, names that are not environment
-    variable names are skipped before any value is read."""
-    with tenant_secrets(ctx, tenant) as secrets:
+    variable names are skipped before any value is read. Expired secrets and
+    those whose current version is destroyed are skipped, one warning line on
+    stderr each, unless --strict."""
+    with connect(ctx) as conn:
+        secrets = Secrets(conn, tenant)
         metas = list(secrets.iter_all(prefix=prefix))
         if fmt == "env":
             names = env_names(metas, prefix)
-            count = len(names)
-            text = _dotenv.format_pairs([(names[s.name], s.value) for s in read_values(secrets, list(names))])
+            values = read_all(secrets, conn, [m for m in metas if m.name in names], tenant, strict)
+            text = _dotenv.format_pairs([(names[s.name], s.value) for s in values])
         else:
-            count = len(metas)
+            values = read_all(secrets, conn, metas, tenant, strict)
             text = json.dumps({s.name: {"value": s.value, **{k: getattr(s, k) for k in ATTRIBUTES}}
-                               for s in read_values(secrets, [m.name for m in metas])},
-                              indent=2, ensure_ascii=False) + "\n"
+                               for s in values}, indent=2, ensure_ascii=False) + "\n"
+        count = len(values)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -209,21 +271,28 @@ def export(ctx: click.Context, tenant: str, fmt: str, prefix: str | None, output
 @tenant_command(
     click.option("--prefix", help="Only names under this prefix; the prefix is cut off the variable names."),
     click.option("--allow-empty", is_flag=True, help="Run COMMAND even when there is no secret to pass."),
+    click.option("--strict", is_flag=True, help=STRICT_HELP),
     click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED),
     secret_name=False, json=False, context_settings={"ignore_unknown_options": True},
 )
-def run(ctx: click.Context, tenant: str, prefix: str | None, allow_empty: bool, command: tuple[str, ...]) -> None:
+def run(ctx: click.Context, tenant: str, prefix: str | None, allow_empty: bool, strict: bool,
+        command: tuple[str, ...]) -> None:
     """Run COMMAND with the tenant's secrets as environment variables.
 
     hush run acme --prefix prod/ -- ./server --port 8080
 
     Values go into the environment of COMMAND (which replaces hush), never into
     its arguments or onto the terminal. Secrets override variables already set.
-    No secret to pass (a wrong tenant or prefix, most often) exits 3 without
-    running COMMAND, unless --allow-empty."""
-    with tenant_secrets(ctx, tenant) as secrets:
-        names = env_names(list(secrets.iter_all(prefix=prefix)), prefix)
-        pairs = [(names[s.name], s.value) for s in read_values(secrets, list(names))]
+    Expired secrets and those whose current version is destroyed are left out,
+    one warning line on stderr each, unless --strict (then hush exits 7 and
+    COMMAND does not run). No secret to pass (a wrong tenant or prefix, most
+    often) exits 3 without running COMMAND, unless --allow-empty."""
+    with connect(ctx) as conn:
+        secrets = Secrets(conn, tenant)
+        metas = list(secrets.iter_all(prefix=prefix))
+        names = env_names(metas, prefix)
+        pairs = [(names[s.name], s.value)
+                 for s in read_all(secrets, conn, [m for m in metas if m.name in names], tenant, strict)]
     if not pairs:
         what = f"no secret of {tenant}" + (f" under {prefix!r}" if prefix else "")
         if not allow_empty:
