@@ -111,3 +111,24 @@ def test_a_write_whose_connection_dies_is_not_resent(own: devcluster.Cluster,
             acme.save("w", "v2")
         monkeypatch.undo()
         assert acme.get("w").version == 1  # not sent twice, and here not at all
+
+
+@pytest.mark.parametrize("dsn", [
+    "host=127.0.0.1 user=alice password=Zq9 Zq9Secretxx",               # an unquoted space: a parse error
+    "postgresql://alice:Zq9Secret%zz@127.0.0.1/x",                       # a bad percent-escape
+    "postgresql://alice:ab@Zq9Secret@127.0.0.1/x",                       # an unencoded '@'
+    "postgresql://alice:Zq9Secret@no-such-host.invalid/x",               # a host that does not resolve
+], ids=["kv-space", "url-escape", "url-at", "url-host"])
+def test_a_failing_dsn_never_shows_its_password(dsn: str) -> None:
+    for connect in (hush.connect, lambda d: asyncio.run(hush.aio.connect(d))):
+        with pytest.raises((hush.DatabaseUnavailable, hush.InvalidArgument)) as e:
+            connect(dsn)
+        shown = f"{e.value} {e.value!r} {e.value.hint}"
+        assert "Zq9Secret" not in shown, shown
+
+
+def test_the_cli_never_shows_a_dsn_password() -> None:
+    from test_cli import invoke
+    for dsn in ("host=127.0.0.1 user=alice password=Zq9 Zq9Secretxx", "postgresql://alice:ab@Zq9Secret@127.0.0.1/x"):
+        r = invoke("ls", "acme", env={"HUSH_DSN": dsn})
+        assert r.returncode == 9 and "Zq9Secret" not in r.stderr + r.stdout, r.stderr

@@ -10,6 +10,8 @@ psycopg connections bind on the client, psycopg2) are refused with how to fix th
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import uuid
 from typing import Any
 
@@ -125,38 +127,149 @@ def test_an_async_client_binding_connection_still_binds_on_the_server(db: Any, c
     assert not log_has(cluster, db, value)
 
 
-def test_sqlalchemy_with_client_binding_is_refused_before_anything_is_sent(db: Any, cluster: Any) -> None:
+def sa_url(db: Any) -> str:
+    return f"postgresql+psycopg://alice@/{db.name}?host={db.cluster.base}&port={db.cluster.port}"
+
+
+@pytest.mark.parametrize("factory", [psycopg.ClientCursor, functools.partial(psycopg.ClientCursor)],
+                         ids=["class", "partial"])
+def test_sqlalchemy_over_client_binding_psycopg_still_binds_on_the_server(db: Any, cluster: Any,
+                                                                         factory: Any) -> None:
+    """Over postgresql+psycopg hush runs its statements on the driver's connection through
+    its own server-binding cursor: the engine's cursor_factory (a class or any callable)
+    cannot put a value into the statement text."""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
     value = canary()
-    engine = create_engine(f"postgresql+psycopg://alice@/{db.name}?host={db.cluster.base}&port={db.cluster.port}",
-                           connect_args={"cursor_factory": psycopg.ClientCursor})
+    engine = create_engine(sa_url(db), connect_args={"cursor_factory": factory})
     try:
         with Session(engine) as session:
-            with pytest.raises(hush.InvalidArgument, match="drop cursor_factory"):
-                hush.Secrets(session, "acme").save("k", value)
+            hush.Secrets(session, "acme").save("k", value)
+            session.commit()
         with engine.connect() as conn:
-            with pytest.raises(hush.InvalidArgument, match="ClientCursor"):
-                hush.Secrets(conn, "acme").get("k")
+            assert hush.Secrets(conn, "acme").get("k").value == value
     finally:
         engine.dispose()
-    assert stored(db, "k") == []
+    assert stored(db, "k") == [(1,)]
     assert not log_has(cluster, db, value)
 
 
-def test_async_sqlalchemy_with_client_binding_is_refused(db: Any) -> None:
-    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+def test_sqlalchemy_echo_never_logs_a_value(db: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """echo=True logs every statement SQLAlchemy runs with its parameters, and echo="debug"
+    its rows: hush's statements are not SQLAlchemy's, so neither the saved value nor the read one shows."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    value = canary()
+    engine = create_engine(sa_url(db), echo="debug")
+    try:
+        with caplog.at_level(logging.DEBUG, logger="sqlalchemy.engine"), Session(engine) as session:
+            session.execute(text("SELECT :x"), {"x": "echo-works"})
+            hush.Secrets(session, "acme").save("k", value)
+            assert hush.Secrets(session, "acme").get("k").value == value
+            session.commit()
+    finally:
+        engine.dispose()
+    assert "echo-works" in caplog.text  # the log really shows parameters
+    assert value not in caplog.text
+    assert stored(db, "k") == [(1,)]
+
+
+def test_sqlalchemy_connection_commit_as_you_go(db: Any) -> None:
+    """A Connection from engine.connect() (SQLAlchemy 2.0's commit as you go): a hush call
+    begins its transaction as a statement would, conn.commit() commits it, close() without
+    commit rolls it back."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sa_url(db))
+    try:
+        with engine.connect() as conn:
+            hush.Secrets(conn, "acme").save("kept", "v")
+            assert conn.in_transaction()
+            conn.commit()
+        with engine.connect() as conn:
+            hush.Secrets(conn, "acme").save("dropped", "v")
+    finally:
+        engine.dispose()
+    assert stored(db, "kept") == [(1,)] and stored(db, "dropped") == []
+
+
+def test_save_many_over_an_autocommit_sqlalchemy_connection_is_all_or_nothing(db: Any) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(sa_url(db), isolation_level="AUTOCOMMIT")
+    try:
+        with Session(engine) as session:
+            with pytest.raises(hush.ValueTooLarge):
+                hush.Secrets(session, "acme").save_many([(f"b/{i}", "v") for i in range(4)] + [("b/big", "x" * 70_000)],
+                                                        batch_size=2)
+    finally:
+        engine.dispose()
+    assert db.sql("SELECT count(*) FROM hush.secrets WHERE name LIKE 'b/%'") == [(0,)]
+
+
+def test_a_progress_callback_that_raises_undoes_the_save(db: Any) -> None:
+    def progress(done: int, total: int) -> None:
+        raise RuntimeError("stop")
+    with db.connect("alice", autocommit=True) as conn:
+        with pytest.raises(RuntimeError):
+            hush.Secrets(conn, "acme").save_many({"p/a": "1", "p/b": "2"}, progress=progress)
+    assert db.sql("SELECT count(*) FROM hush.secrets WHERE name LIKE 'p/%'") == [(0,)]
+
+
+def test_a_caught_error_in_client_transaction_does_not_pass_for_a_commit(db: Any) -> None:
+    """A caught hush error aborts the server's transaction; its COMMIT would quietly roll
+    back. The block raises TransactionAborted instead of returning as if saved."""
+    with hush.connect(db.dsn("alice")) as client:
+        with pytest.raises(hush.TransactionAborted):
+            with client.transaction() as conn:
+                s = hush.Secrets(conn, "acme")
+                s.save("t", "v")
+                try:
+                    s.delete("not-there")
+                except hush.SecretNotFound:
+                    pass
+        assert client.tenant("acme").save("after", "v").version == 1  # the connection went back clean
 
     async def main() -> None:
-        engine = create_async_engine(
-            f"postgresql+psycopg://alice@/{db.name}?host={db.cluster.base}&port={db.cluster.port}",
-            connect_args={"cursor_factory": psycopg.AsyncClientCursor})
-        try:
-            async with AsyncSession(engine) as session:
-                with pytest.raises(hush.InvalidArgument, match="AsyncClientCursor"):
-                    await hush.aio.AsyncSecrets(session, "acme").save("k", "v")
-        finally:
-            await engine.dispose()
+        async with await hush.aio.connect(db.dsn("alice")) as client:
+            with pytest.raises(hush.TransactionAborted):
+                async with client.transaction() as conn:
+                    s = hush.aio.AsyncSecrets(conn, "acme")
+                    await s.save("t", "v")
+                    try:
+                        await s.delete("not-there")
+                    except hush.SecretNotFound:
+                        pass
     asyncio.run(main())
-    assert stored(db, "k") == []
+    assert stored(db, "t") == []
+
+
+def test_a_session_role_left_on_a_lent_connection_is_reset(db: Any) -> None:
+    """SET ROLE in client.connection() would be the authority, and the audited role, of the
+    next call on that pooled connection, from any thread: hush resets it."""
+    with hush.connect(db.dsn("gateway"), min_size=1, max_size=1) as client:
+        with client.connection() as conn:
+            conn.execute("SET ROLE acme_app")
+            assert hush.Secrets(conn, "acme").save("k", "v").version == 1
+        with client.connection() as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("gateway",)
+        with pytest.raises(hush.PermissionDenied):
+            client.tenant("acme").get("k")
+
+
+def test_a_value_in_the_wrong_argument_stays_out_of_errors_and_the_log(db: Any, cluster: Any) -> None:
+    value = canary()
+    with hush.connect(db.dsn("alice")) as client:
+        acme = client.tenant("acme")
+        saved = acme.save("k", "v")
+        calls = [lambda: acme.get_by_id(value), lambda: acme.exists_by_id(value), lambda: acme.delete_by_id(value),
+                 lambda: acme.update_by_id(value, str(saved.id)), lambda: acme.get("k", version=value),
+                 lambda: acme.save("k", "v2", expires_at=value), lambda: acme.save("k", "v2", expected_version=value)]
+        for call in calls:
+            with pytest.raises(hush.InvalidArgument) as e:
+                call()
+            assert value not in str(e.value) and value not in repr(e.value)
+    assert not log_has(cluster, db, value)

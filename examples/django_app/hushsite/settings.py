@@ -5,8 +5,9 @@ The database entry is the recipe:
 - OPTIONS server_side_binding: Django's psycopg 3 backend binds parameters on
   the client by default (psycopg's ClientCursor), which writes every value, a
   secret included, into the statement text: pg_stat_activity, the statement
-  log, error reports. hush refuses such a connection (hush.InvalidArgument),
-  and the partners app's system check (partners.E001) fails at startup.
+  log, error reports. hush's own statements bind on the server whatever the
+  connection's cursor class, but your queries do not; the partners app's system
+  check (partners.E001) fails at startup.
 - TEST TEMPLATE: `manage.py test` creates test_<NAME> as USER, and CREATE
   EXTENSION hush needs a superuser (plpython3u is untrusted). So a superuser
   prepares a template database once (hush installed, the app's role granted

@@ -6,15 +6,20 @@ drift. Every value is a bind parameter, never query text (psycopg 3 binds on
 the server, so a value is not in pg_stat_activity or the statement log).
 Parameters are written `%(name)s` and cast with CAST(... AS type), a form that
 both psycopg and SQLAlchemy's text() accept; the casts make function
-resolution independent of how a driver types Python ints and lists.
+resolution independent of how a driver types Python ints and lists. Every type,
+function and operator is schema-qualified (pg_catalog.text, OPERATOR(pg_catalog.=)):
+an application's search_path may put a schema its role can write before
+pg_catalog, and a `text` domain there would see every value cast to it.
 """
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
+from ._errors import InvalidArgument
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 
 T = TypeVar("T")
@@ -24,6 +29,9 @@ Rows = Sequence[Mapping[str, Any]]
 
 # The server's hush.save_secrets limit; larger imports are sent in chunks of this size.
 MAX_BATCH = 10_000
+# The values of one hush.save_secrets call, at most, counted as the server counts them
+# (sql/25_limits.sql): UTF-8 bytes for an all-ASCII value, else 4 bytes a character.
+MAX_BATCH_BYTES = 64 << 20
 # The server clamps list and search pages to this many rows (plpython/hush_plpy/validate.py
 # MAX_PER_PAGE; tests/test_client_surface.py keeps the two equal). Page.per_page says what it used.
 MAX_PER_PAGE = 1000
@@ -35,20 +43,23 @@ META_COLS = ("id, tenant_id, name, kind, description, tags, metadata, version, e
              "deleted_at, total, total_exact")
 VERSION_COLS = "version, created_at, created_by, key_id, destroyed, destroyed_at, is_current"
 
-WRITE_ARGS = ("description => CAST(%(description)s AS text), tags => CAST(%(tags)s AS text[]), "
-              "metadata => CAST(%(metadata)s AS jsonb), expected_version => CAST(%(expected_version)s AS integer), "
-              "kind => CAST(%(kind)s AS text), expires_at => CAST(%(expires_at)s AS timestamptz)")
+WRITE_ARGS = ("description => CAST(%(description)s AS pg_catalog.text), tags => CAST(%(tags)s AS pg_catalog.text[]), "
+              "metadata => CAST(%(metadata)s AS pg_catalog.jsonb), "
+              "expected_version => CAST(%(expected_version)s AS pg_catalog.int4), "
+              "kind => CAST(%(kind)s AS pg_catalog.text), expires_at => CAST(%(expires_at)s AS pg_catalog.timestamptz)")
 
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
     """One statement. `reads_only`: it writes nothing but its audit record (which a standby
     commits on the primary), so a client with a read pool (hush.connect(read_dsn=...)) may
-    send it to a replica."""
+    send it to a replica. `atomic`: run it in a transaction even alone on an autocommit
+    connection (its shape calls back before the run returns, and may raise)."""
     sql: str
     params: dict[str, Any]
     shape: Callable[[Rows], T]
     reads_only: bool = False
+    atomic: bool = False
 
 
 def _one(cls: Callable[[Mapping[str, Any]], T]) -> Callable[[Rows], T]:
@@ -75,6 +86,34 @@ def _metadata(metadata: Mapping[str, Any] | None) -> str | None:
     return None if metadata is None else json.dumps(metadata)
 
 
+# Arguments checked here rather than by the server's casts, whose errors (and the server
+# log line beside them) quote the text given: a value passed by mistake in the wrong
+# argument would travel there. The messages say what was given, never its text.
+def _given(v: Any) -> str:
+    return f"a {type(v).__name__} of {len(str(v))} characters"
+
+
+def _id(v: Any) -> str:
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    try:
+        return str(uuid.UUID(str(v)))
+    except ValueError:
+        raise InvalidArgument(f"a secret id must be a UUID, not {_given(v)}") from None
+
+
+def _int(what: str, v: Any) -> int | None:
+    if v is None or (isinstance(v, int) and not isinstance(v, bool)):
+        return v
+    raise InvalidArgument(f"{what} must be an integer, not {_given(v)}")
+
+
+def _when(v: Any) -> datetime | None:
+    if v is None or isinstance(v, datetime):
+        return v
+    raise InvalidArgument(f"expires_at must be a datetime, not {_given(v)}")
+
+
 def _tags(tags: Iterable[str] | None) -> list[str] | None:
     if tags is None:
         return None
@@ -84,19 +123,24 @@ def _tags(tags: Iterable[str] | None) -> list[str] | None:
 
 
 def get(tenant: str, name: str, version: int | None) -> Call[Secret]:
-    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret(CAST(%(tenant)s AS text), CAST(%(name)s AS text), "
-                "CAST(%(version)s AS integer))",
-                {"tenant": tenant, "name": name, "version": version}, _one(Secret.from_row), reads_only=True)
+    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(name)s AS pg_catalog.text), "
+                "CAST(%(version)s AS pg_catalog.int4))",
+                {"tenant": tenant, "name": name, "version": _int("version", version)}, _one(Secret.from_row),
+                reads_only=True)
 
 
 def get_by_id(tenant: str, id: Any, version: int | None) -> Call[Secret]:
-    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret_by_id(CAST(%(tenant)s AS text), CAST(%(id)s AS uuid), "
-                "CAST(%(version)s AS integer))",
-                {"tenant": tenant, "id": str(id), "version": version}, _one(Secret.from_row), reads_only=True)
+    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret_by_id(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(id)s AS pg_catalog.uuid), "
+                "CAST(%(version)s AS pg_catalog.int4))",
+                {"tenant": tenant, "id": _id(id), "version": _int("version", version)}, _one(Secret.from_row),
+                reads_only=True)
 
 
 def get_many(tenant: str, names: Sequence[str]) -> Call[list[Secret]]:
-    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secrets(CAST(%(tenant)s AS text), CAST(%(names)s AS text[]))",
+    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secrets(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(names)s AS pg_catalog.text[]))",
                 {"tenant": tenant, "names": list(names)}, lambda rows: [Secret.from_row(r) for r in rows],
                 reads_only=True)
 
@@ -104,32 +148,34 @@ def get_many(tenant: str, names: Sequence[str]) -> Call[list[Secret]]:
 def save(tenant: str, name: str, value: str, *, description: str | None, tags: Iterable[str] | None,
          metadata: Mapping[str, Any] | None, kind: str | None, expected_version: int | None,
          expires_at: datetime | None) -> Call[SavedSecret]:
-    return Call(f"SELECT {SAVED_COLS} FROM hush.save_secret(tenant => CAST(%(tenant)s AS text), "
-                f"name => CAST(%(name)s AS text), value => CAST(%(value)s AS text), {WRITE_ARGS})",
+    return Call(f"SELECT {SAVED_COLS} FROM hush.save_secret(tenant => CAST(%(tenant)s AS pg_catalog.text), "
+                f"name => CAST(%(name)s AS pg_catalog.text), value => CAST(%(value)s AS pg_catalog.text), "
+                f"{WRITE_ARGS})",
                 {"tenant": tenant, "name": name, "value": value, "description": description, "tags": _tags(tags),
-                 "metadata": _metadata(metadata), "kind": kind, "expected_version": expected_version,
-                 "expires_at": expires_at},
+                 "metadata": _metadata(metadata), "kind": kind,
+                 "expected_version": _int("expected_version", expected_version), "expires_at": _when(expires_at)},
                 _one(SavedSecret.from_row))
 
 
 def update(tenant: str, by: str, key: Any, value: str | None, *, description: str | None,
            tags: Iterable[str] | None, metadata: Mapping[str, Any] | None, kind: str | None,
            expected_version: int | None, expires_at: datetime | None) -> Call[SavedSecret]:
-    fn, arg = ("update_secret", "name => CAST(%(key)s AS text)") if by == "name" else \
-        ("update_secret_by_id", "id => CAST(%(key)s AS uuid)")
-    return Call(f"SELECT {SAVED_COLS} FROM hush.{fn}(tenant => CAST(%(tenant)s AS text), {arg}, "
-                f"value => CAST(%(value)s AS text), {WRITE_ARGS})",
-                {"tenant": tenant, "key": key if by == "name" else str(key), "value": value,
+    fn, arg = ("update_secret", "name => CAST(%(key)s AS pg_catalog.text)") if by == "name" else \
+        ("update_secret_by_id", "id => CAST(%(key)s AS pg_catalog.uuid)")
+    return Call(f"SELECT {SAVED_COLS} FROM hush.{fn}(tenant => CAST(%(tenant)s AS pg_catalog.text), {arg}, "
+                f"value => CAST(%(value)s AS pg_catalog.text), {WRITE_ARGS})",
+                {"tenant": tenant, "key": key if by == "name" else _id(key), "value": value,
                  "description": description, "tags": _tags(tags), "metadata": _metadata(metadata), "kind": kind,
-                 "expected_version": expected_version, "expires_at": expires_at},
+                 "expected_version": _int("expected_version", expected_version), "expires_at": _when(expires_at)},
                 _one(SavedSecret.from_row))
 
 
 def save_many(tenant: str, names: Sequence[str], values: Sequence[str], *, kind: str | None,
               tags: Iterable[str] | None, metadata: Mapping[str, Any] | None) -> Call[list[SavedSecret]]:
-    return Call(f"SELECT {SAVED_COLS} FROM hush.save_secrets(CAST(%(tenant)s AS text), CAST(%(names)s AS text[]), "
-                "CAST(%(values)s AS text[]), CAST(%(kind)s AS text), CAST(%(tags)s AS text[]), "
-                "CAST(%(metadata)s AS jsonb))",
+    return Call(f"SELECT {SAVED_COLS} FROM hush.save_secrets(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(names)s AS pg_catalog.text[]), CAST(%(values)s AS pg_catalog.text[]), "
+                "CAST(%(kind)s AS pg_catalog.text), CAST(%(tags)s AS pg_catalog.text[]), "
+                "CAST(%(metadata)s AS pg_catalog.jsonb))",
                 {"tenant": tenant, "names": list(names), "values": list(values), "kind": kind, "tags": _tags(tags),
                  "metadata": _metadata(metadata)},
                 lambda rows: [SavedSecret.from_row(r) for r in rows])
@@ -138,66 +184,81 @@ def save_many(tenant: str, names: Sequence[str], values: Sequence[str], *, kind:
 def save_batches(tenant: str, items: Mapping[str, str] | Iterable[tuple[str, str]], *, kind: str | None,
                  tags: Iterable[str] | None, metadata: Mapping[str, Any] | None,
                  batch_size: int = MAX_BATCH) -> list[Call[list[SavedSecret]]]:
-    """save_many in statements of at most batch_size secrets, to run in one transaction."""
+    """save_many in statements of at most batch_size secrets and MAX_BATCH_BYTES of values,
+    to run in one transaction."""
     seq = list(items.items()) if isinstance(items, Mapping) else list(items)
-    names, values = [n for n, _ in seq], [v for _, v in seq]
     size = max(1, min(batch_size, MAX_BATCH))
     tags = _tags(tags)
-    return [save_many(tenant, names[i:i + size], values[i:i + size], kind=kind, tags=tags,
-                      metadata=metadata) for i in range(0, len(seq), size)]
+    batches: list[list[tuple[str, str]]] = [[]]
+    held = 0
+    for name, value in seq:
+        weight = (len(value) if value.isascii() else 4 * len(value)) if isinstance(value, str) else 0
+        if batches[-1] and (len(batches[-1]) == size or held + weight > MAX_BATCH_BYTES):
+            batches.append([])
+            held = 0
+        batches[-1].append((name, value))
+        held += weight
+    return [save_many(tenant, [n for n, _ in b], [v for _, v in b], kind=kind, tags=tags, metadata=metadata)
+            for b in batches if b]
 
 
 def delete(tenant: str, name: str) -> Call[None]:
-    return Call("SELECT hush.delete_secret(CAST(%(tenant)s AS text), CAST(%(name)s AS text))",
+    return Call("SELECT hush.delete_secret(CAST(%(tenant)s AS pg_catalog.text), CAST(%(name)s AS pg_catalog.text))",
                 {"tenant": tenant, "name": name}, _none)
 
 
 def delete_by_id(tenant: str, id: Any) -> Call[None]:
-    return Call("SELECT hush.delete_secret_by_id(CAST(%(tenant)s AS text), CAST(%(id)s AS uuid))",
-                {"tenant": tenant, "id": str(id)}, _none)
+    return Call("SELECT hush.delete_secret_by_id(CAST(%(tenant)s AS pg_catalog.text), CAST(%(id)s AS pg_catalog.uuid))",
+                {"tenant": tenant, "id": _id(id)}, _none)
 
 
 def restore(tenant: str, name: str) -> Call[SecretMetadata]:
-    return Call(f"SELECT {META_COLS} FROM hush.restore_secret(CAST(%(tenant)s AS text), CAST(%(name)s AS text))",
+    return Call(f"SELECT {META_COLS} FROM hush.restore_secret(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(name)s AS pg_catalog.text))",
                 {"tenant": tenant, "name": name}, _one(SecretMetadata.from_row))
 
 
 def destroy(tenant: str, name: str, versions: Iterable[int] | None) -> Call[int]:
-    return Call("SELECT hush.destroy_secret(CAST(%(tenant)s AS text), CAST(%(name)s AS text), "
-                "CAST(%(versions)s AS integer[])) AS destroyed",
+    return Call("SELECT hush.destroy_secret(CAST(%(tenant)s AS pg_catalog.text), CAST(%(name)s AS pg_catalog.text), "
+                "CAST(%(versions)s AS pg_catalog.int4[])) AS destroyed",
                 {"tenant": tenant, "name": name, "versions": None if versions is None else list(versions)},
                 lambda rows: int(rows[0]["destroyed"]))
 
 
 def list_(tenant: str, *, page: int, per_page: int, prefix: str | None, tags: Iterable[str] | None,
           include_deleted: bool, after: str | None) -> Call[Page[SecretMetadata]]:
-    return Call(f"SELECT {META_COLS} FROM hush.list_secrets(CAST(%(tenant)s AS text), CAST(%(page)s AS integer), "
-                "CAST(%(per_page)s AS integer), CAST(%(prefix)s AS text), CAST(%(tags)s AS text[]), "
-                "CAST(%(include_deleted)s AS boolean), CAST(%(after)s AS text))",
+    return Call(f"SELECT {META_COLS} FROM hush.list_secrets(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(page)s AS pg_catalog.int4), CAST(%(per_page)s AS pg_catalog.int4), "
+                "CAST(%(prefix)s AS pg_catalog.text), CAST(%(tags)s AS pg_catalog.text[]), "
+                "CAST(%(include_deleted)s AS pg_catalog.bool), CAST(%(after)s AS pg_catalog.text))",
                 {"tenant": tenant, "page": page, "per_page": per_page, "prefix": prefix, "tags": _tags(tags),
                  "include_deleted": include_deleted, "after": after},
                 _meta_page(page, per_page), reads_only=True)
 
 
 def search(tenant: str, query: str, *, page: int, per_page: int, after: str | None) -> Call[Page[SecretMetadata]]:
-    return Call(f"SELECT {META_COLS} FROM hush.search_secrets(CAST(%(tenant)s AS text), CAST(%(query)s AS text), "
-                "CAST(%(page)s AS integer), CAST(%(per_page)s AS integer), CAST(%(after)s AS text))",
+    return Call(f"SELECT {META_COLS} FROM hush.search_secrets(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(query)s AS pg_catalog.text), CAST(%(page)s AS pg_catalog.int4), "
+                "CAST(%(per_page)s AS pg_catalog.int4), CAST(%(after)s AS pg_catalog.text))",
                 {"tenant": tenant, "query": query, "page": page, "per_page": per_page, "after": after},
                 _meta_page(page, per_page), reads_only=True)
 
 
 def exists(tenant: str, name: str) -> Call[bool]:
-    return Call("SELECT hush.secret_exists(CAST(%(tenant)s AS text), CAST(%(name)s AS text)) AS found",
+    return Call("SELECT hush.secret_exists(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(name)s AS pg_catalog.text)) AS found",
                 {"tenant": tenant, "name": name}, lambda rows: bool(rows[0]["found"]), reads_only=True)
 
 
 def exists_by_id(tenant: str, id: Any) -> Call[bool]:
-    return Call("SELECT hush.secret_exists_by_id(CAST(%(tenant)s AS text), CAST(%(id)s AS uuid)) AS found",
-                {"tenant": tenant, "id": str(id)}, lambda rows: bool(rows[0]["found"]), reads_only=True)
+    return Call("SELECT hush.secret_exists_by_id(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(id)s AS pg_catalog.uuid)) AS found",
+                {"tenant": tenant, "id": _id(id)}, lambda rows: bool(rows[0]["found"]), reads_only=True)
 
 
 def versions(tenant: str, name: str) -> Call[list[SecretVersion]]:
-    return Call(f"SELECT {VERSION_COLS} FROM hush.secret_versions(CAST(%(tenant)s AS text), CAST(%(name)s AS text))",
+    return Call(f"SELECT {VERSION_COLS} FROM hush.secret_versions(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(name)s AS pg_catalog.text))",
                 {"tenant": tenant, "name": name}, lambda rows: [SecretVersion.from_row(r) for r in rows],
                 reads_only=True)
 

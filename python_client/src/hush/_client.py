@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from . import _dsn
 from ._admin_models import TenantSettings
 from ._audit import Audit
 from ._errors import DatabaseUnavailable, InvalidArgument
-from ._exec import PoolExecutor, pooled, unavailable
+from ._exec import PoolExecutor, lent, unavailable
 from ._keys import Keys
 from ._log import prepare_default
 from ._secrets import Secrets
@@ -74,22 +75,26 @@ class Client:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection (autocommit) to the primary, for your own statements."""
-        with pooled(self.pool) as conn:
+        """A pooled connection (autocommit) to the primary, for your own statements. A session
+        SET ROLE you leave on it is reset before it goes back (other session settings stay:
+        prefer SET LOCAL)."""
+        with lent(self.pool) as conn:
             yield conn
 
     @contextmanager
     def read_connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection (autocommit) from the read pool, or the primary's without read_dsn:
         for your own reads, which may lag behind the primary."""
-        with pooled(self.pool if self.read_pool is None else self.read_pool) as conn:
+        with lent(self.pool if self.read_pool is None else self.read_pool) as conn:
             yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection to the primary inside one transaction, committed when the
-        block ends without an exception and rolled back otherwise."""
-        with pooled(self.pool) as conn, conn.transaction():
+        block ends without an exception and rolled back otherwise. A hush error caught inside
+        the block has aborted the transaction: the block then raises TransactionAborted
+        rather than let its COMMIT quietly roll back."""
+        with lent(self.pool, transaction=True) as conn:
             yield conn
 
     def complete_authorization(self, callback_url: str) -> TokenSet:
@@ -159,14 +164,24 @@ def connect_kwargs(kwargs: dict[str, Any], prepare: bool | None) -> dict[str, An
 def probe(conninfo: str, kwargs: dict[str, Any], connect_timeout: float) -> None:
     """Open and close one connection, so a server that cannot be reached is reported at once,
     with libpq's reason, rather than by the pool's first call after its whole timeout."""
+    _dsn.check(conninfo)
     try:
         psycopg.connect(conninfo, **{**kwargs, "connect_timeout": max(1, round(connect_timeout))}).close()
     except psycopg.ProgrammingError as e:  # libpq could not parse the DSN
-        raise InvalidArgument(f"the DSN is not valid: {str(e).splitlines()[0]}",
-                              hint="libpq keywords such as host, port, dbname, user, or a postgresql:// URL") from None
+        raise invalid_dsn(conninfo, e) from None
     except psycopg.Error as e:
-        raise DatabaseUnavailable(f"cannot connect: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}",
-                                  hint="is the server up, and the DSN (or HUSH_DSN, PGHOST...) right?") from None
+        raise cannot_connect(conninfo, e) from None
+
+
+def invalid_dsn(conninfo: str, e: psycopg.Error) -> InvalidArgument:
+    return InvalidArgument(f"the DSN is not valid: {_dsn.reason(conninfo, e)}",
+                           hint="libpq keywords such as host, port, dbname, user, or a postgresql:// URL")
+
+
+def cannot_connect(conninfo: str, e: psycopg.Error) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"cannot connect: {_dsn.reason(conninfo, e)}",
+                               hint="is the server up, and the DSN (or HUSH_DSN, PGHOST...) right? With several "
+                                    "hosts, connect_timeout applies to each in turn (libpq's rule)")
 
 
 def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float, kwargs: dict[str, Any],

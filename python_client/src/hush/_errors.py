@@ -1,7 +1,9 @@
 """One exception class per SQLSTATE hush documents, under one base, HushError.
 
 The server's messages name the tenant and the secret, never a value, so they
-are passed on as they are. Only hush's own codes (class SH, and 42501 for a
+are passed on as they are (a tenant the caller may not act on, or a name that
+was not found or refused, only by `masked`: it may be a value passed in its
+place). Only hush's own codes (class SH, and 42501 for a
 role without the hush role a function needs) are translated: everything else,
 serialization failures (40001) above all, reaches the caller untouched so its
 retry logic (DBOS runs SERIALIZABLE) sees what it expects.
@@ -9,6 +11,12 @@ retry logic (DBOS runs SERIALIZABLE) sees what it expects.
 from __future__ import annotations
 
 from typing import ClassVar
+
+
+def masked(x: str) -> str:
+    """A caller-given name that was not found or refused, for a message: its first 4 characters
+    (never all of it) and its length, e.g. 'sk_l...' (32 chars); as the server shows one."""
+    return "%r (%d char%s)" % (x[:min(4, len(x) - 1)] + "...", len(x), "" if len(x) == 1 else "s")
 
 
 class HushError(Exception):
@@ -100,6 +108,13 @@ class ReadNotRecorded(HushError):
     sqlstate = "SH022"
 
 
+class AuditRateLimited(HushError):
+    """The tenant wrote as many audit rows in the last second as its limit allows
+    (hush.configure_tenant(audit_rows_per_second => n)): nothing was done; retry shortly."""
+
+    sqlstate = "SH023"
+
+
 class KeyUnavailable(HushError):
     sqlstate = "SH030"
 
@@ -134,6 +149,14 @@ class NoScheduler(HushError):
     """pg_cron is not installed in this database; the hint says what to schedule instead."""
 
     sqlstate = "SH060"
+
+
+class MaintenanceBusy(HushError):
+    """A maintenance call gave up waiting for a lock (its lock_timeout; 5 s when none); nothing changed.
+
+    Another maintenance call was running, or a session kept a table it needs: retry later."""
+
+    sqlstate = "SH061"
 
 
 class DropRefused(HushError):
@@ -235,6 +258,13 @@ class DatabaseUnavailable(HushError):
     sqlstate = "08001"
 
 
+class TransactionAborted(HushError):
+    """A statement in a client.transaction() block failed and the error was caught: the
+    server aborted the transaction, so nothing in the block was committed."""
+
+    sqlstate = "25P02"
+
+
 class PermissionDenied(HushError):
     """The role lacks the hush role (hush_reader, hush_writer, ...) the function needs."""
 
@@ -245,8 +275,8 @@ _BY_CODE: dict[str, type[HushError]] = {
     c.sqlstate: c for c in (
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
-        ReadOnlyWrite, ReadNotRecorded, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
-        DropRefused, NoScheduler, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
+        ReadOnlyWrite, ReadNotRecorded, AuditRateLimited, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
+        DropRefused, NoScheduler, MaintenanceBusy, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
         OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost, OAuthTokenExpiring,
     ) if c.sqlstate
 }

@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ._calls import Call
-from ._errors import DatabaseUnavailable, InvalidArgument, translate
+from ._errors import DatabaseUnavailable, InvalidArgument, TransactionAborted, translate
 from ._log import function_of, logger, prepare_default
 
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -68,7 +68,8 @@ class PsycopgExecutor:
         # An autocommit connection has no transaction to join: several calls get one of their own.
         # A pool's connection that is not autocommit gets one too, committed before it goes back.
         atomic: AbstractContextManager[Any] = (
-            self.conn.transaction() if (len(calls) > 1 if self.conn.autocommit else self.commit) else nullcontext())
+            self.conn.transaction() if (atomic_needed(calls) if self.conn.autocommit else self.commit)
+            else nullcontext())
         debug = logger.isEnabledFor(10)
         try:
             # psycopg.Cursor, not conn.cursor(): the connection's cursor_factory may bind on the client.
@@ -140,6 +141,48 @@ def pooled(pool: ConnectionPool[Any]) -> Iterator[psycopg.Connection[Any]]:
         pool.putconn(conn)
 
 
+ABORTED = ("a statement in the block failed and its error was caught: the server aborted the transaction, "
+           "so nothing in it was committed")
+
+
+def check_not_aborted(conn: psycopg.BaseConnection[Any]) -> None:
+    """At the end of a transaction block that raised nothing: a caught error aborted the
+    transaction, and its COMMIT would quietly roll back. Raise instead (the block then rolls back)."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        raise TransactionAborted(ABORTED, hint="catch hush's errors outside the block, or let them end it")
+
+
+RESET_ROLE = "RESET ROLE"
+
+
+def reset_role(conn: psycopg.Connection[Any]) -> None:
+    """A session SET ROLE left by your statements on a connection hush lent you would be the
+    authority (and the audited role) of every later call on it, from any thread."""
+    if not conn.closed and not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        conn.execute(RESET_ROLE)
+
+
+@contextmanager
+def lent(pool: ConnectionPool[Any], transaction: bool = False) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection for your own statements (client.connection(), transaction()):
+    in one transaction if asked, and its role reset before it goes back."""
+    conn = getconn(pool)
+    try:
+        with conn:
+            if transaction:
+                with conn.transaction():
+                    yield conn
+                    check_not_aborted(conn)
+            else:
+                yield conn
+    finally:
+        try:
+            reset_role(conn)
+        except psycopg.Error:
+            conn.close()  # the pool replaces a closed connection rather than lend it with a role
+        pool.putconn(conn)
+
+
 def retry_after(exc: psycopg.Error, conn: psycopg.BaseConnection[Any], calls: Sequence[Call[Any]],
                 attempt: int) -> bool:
     """Whether a run that failed with exc may run again, once, on another connection: only
@@ -197,28 +240,23 @@ CLIENT_BINDING = ("hush needs parameters bound on the server, so values stay out
 
 
 def check_sqlalchemy_driver(conn: Any) -> None:
-    """psycopg2 interpolates parameters into the query text on the client: refuse it."""
+    """psycopg2 (and psycopg2cffi) interpolate parameters into the query text on the client: refuse them."""
     bind = conn.get_bind() if hasattr(conn, "get_bind") else getattr(conn, "engine", None)
     driver = getattr(getattr(bind, "dialect", None), "driver", None)
-    if driver == "psycopg2":
+    if isinstance(driver, str) and driver.startswith("psycopg2"):
         raise InvalidArgument(f"{CLIENT_BINDING}: use postgresql+psycopg (psycopg 3), asyncpg or pg8000, "
-                              "not psycopg2")
+                              f"not {driver}")
 
 
-def check_server_binding(driver_conn: Any) -> None:
-    """A psycopg connection whose cursors bind on the client (cursor_factory=ClientCursor, as
-    SQLAlchemy's documented recipe sets it): refuse it, since SQLAlchemy's cursors are its own."""
-    factory = getattr(driver_conn, "cursor_factory", None)
-    if isinstance(factory, type) and issubclass(factory, (psycopg.ClientCursor, psycopg.AsyncClientCursor)):
-        raise InvalidArgument(f"{CLIENT_BINDING}, and this engine's psycopg connections bind on the client "
-                              f"({factory.__name__}): drop cursor_factory from its connect_args")
+def sqlalchemy_connection(conn: Any) -> Any:
+    """The SQLAlchemy Connection of a Session (this begins its transaction, as a statement
+    would), or the Connection itself."""
+    return conn.connection() if hasattr(conn, "get_bind") else conn
 
 
-def sqlalchemy_driver_connection(sync_conn: Any) -> Any:
+def sqlalchemy_driver_connection(conn: Any) -> Any:
     """The DBAPI connection under a SQLAlchemy Session or Connection (sync)."""
-    if hasattr(sync_conn, "get_bind"):  # a Session: its Connection (this begins its transaction, as a call would)
-        sync_conn = sync_conn.connection()
-    return getattr(sync_conn.connection, "driver_connection", None)
+    return getattr(sqlalchemy_connection(conn).connection, "driver_connection", None)
 
 
 def is_sqlalchemy(conn: Any) -> bool:
@@ -226,14 +264,21 @@ def is_sqlalchemy(conn: Any) -> bool:
 
 
 class SQLAlchemyExecutor:
-    """Through session.execute(text(...)), so any driver SQLAlchemy speaks works."""
+    """In the SQLAlchemy session's (or connection's) transaction.
+
+    With psycopg underneath (postgresql+psycopg), hush's statements run on the driver's
+    connection through hush's own server-binding, unprepared cursor, as over a psycopg
+    connection: whatever the engine's cursor_factory, prepare_threshold or echo, no value
+    reaches query text, a prepared statement a pooler loses, or SQLAlchemy's log. SQLAlchemy
+    is told the transaction has begun first (begin(), what its autobegin would do), so its
+    commit and rollback are the ones that count. Other drivers (asyncpg, pg8000, which bind
+    on the server) go through session.execute(text(...))."""
 
     def __init__(self, conn: Any) -> None:
         check_sqlalchemy_driver(conn)
         self.conn = conn
         self.text = sys.modules["sqlalchemy"].text
         self.statements: dict[str, Any] = {}
-        self.checked = False  # check_server_binding, at the first run (the driver connection exists by then)
 
     def statement(self, sql: str) -> Any:
         stmt = self.statements.get(sql)
@@ -242,9 +287,16 @@ class SQLAlchemyExecutor:
         return stmt
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
-        if not self.checked:
-            check_server_binding(sqlalchemy_driver_connection(self.conn))
-            self.checked = True
+        sa = sqlalchemy_connection(self.conn)
+        driver = getattr(sa.connection, "driver_connection", None)
+        if isinstance(driver, psycopg.Connection):
+            if not sa.in_transaction():
+                sa.begin()
+            try:
+                return PsycopgExecutor(driver).run(calls)
+            except psycopg.Error as e:
+                raise as_sqlalchemy_error(sa, driver, e) from None
+        refuse_unatomic(sa, calls)
         out = []
         for call in calls:
             try:
@@ -253,6 +305,35 @@ class SQLAlchemyExecutor:
                 raise_translated(e)
             out.append(call.shape([dict(r._mapping) for r in result.fetchall()]))
         return out
+
+
+def as_sqlalchemy_error(sa: Any, driver: Any, exc: psycopg.Error) -> BaseException:
+    """A driver error as SQLAlchemy would have raised it (DBOS and other retry logic look for
+    sqlalchemy.exc.DBAPIError with the SQLSTATE; hush's own codes still become HushErrors),
+    parameters hidden: they hold values. A connection the error broke is invalidated, as
+    SQLAlchemy does, so its pool does not lend it again."""
+    if driver.broken:
+        sa.invalidate()
+    wrapped = sys.modules["sqlalchemy"].exc.DBAPIError.instance(
+        None, None, exc, sa.dialect.loaded_dbapi.Error, hide_parameters=True, dialect=sa.dialect)
+    return translate(wrapped) or wrapped
+
+
+def atomic_needed(calls: Sequence[Call[Any]]) -> bool:
+    """Whether a run must be one transaction: several statements (save_many's batches), or
+    one whose result a callback sees before the run returns (progress)."""
+    return len(calls) > 1 or calls[0].atomic
+
+
+UNATOMIC = ("this call runs several statements that must commit together, and this SQLAlchemy connection is "
+            "AUTOCOMMIT: run it in a transaction (session.begin())")
+
+
+def refuse_unatomic(sa: Any, calls: Sequence[Call[Any]]) -> None:
+    """Over a driver other than psycopg, hush cannot open a transaction of its own beside
+    SQLAlchemy's: a run that must be all or nothing is refused on an AUTOCOMMIT connection."""
+    if atomic_needed(calls) and sa.get_isolation_level() == "AUTOCOMMIT":
+        raise InvalidArgument(UNATOMIC)
 
 
 def executor_for(conn: Any) -> Executor:

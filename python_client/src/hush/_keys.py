@@ -75,9 +75,10 @@ class Keys:
         hush.rewrap() does: each batch commits on its own, so an interrupted rewrap resumes
         where it stopped. Values' ciphertext is never touched. `progress(done, total)` after
         each batch; `pause_ms` between batches. Returns how many data keys were re-sealed.
-        Refused inside a transaction (InvalidArgument)."""
+        Refused inside a transaction, and wherever hush cannot tell (SQLAlchemy over a driver
+        other than psycopg): InvalidArgument."""
         _check_pause(pause_ms)
-        if autocommit(self._exec) is False:
+        if autocommit(self._exec) is not True:  # unknown (a driver that does not say): refuse
             raise InvalidArgument(REWRAP_ALONE)
         total = _to_rewrap(self._exec.run([q.root_key_status()])[0])
         done = 0
@@ -121,7 +122,7 @@ class AsyncKeys:
     async def rewrap(self, *, batch_size: int = 1000, pause_ms: int = 0, progress: Progress | None = None) -> int:
         """As Keys.rewrap, awaited: the pause does not block the event loop."""
         _check_pause(pause_ms)
-        if await async_autocommit(self._exec) is False:
+        if await async_autocommit(self._exec) is not True:
             raise InvalidArgument(REWRAP_ALONE)
         total = _to_rewrap((await self._exec.run([q.root_key_status()]))[0])
         done = 0

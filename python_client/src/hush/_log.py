@@ -12,11 +12,12 @@ import re
 logger = logging.getLogger("hush")
 
 _FUNCTION = re.compile(r"hush\.(\w+)\(")
+_FROM_FUNCTION = re.compile(r"\bFROM hush\.(\w+)\(")
 
 
 def function_of(sql: str) -> str:
-    """The hush.* function a statement calls, for log lines."""
-    m = _FUNCTION.search(sql)
+    """The hush.* function a statement calls (the one it selects FROM, else the first), for log lines."""
+    m = _FROM_FUNCTION.search(sql) or _FUNCTION.search(sql)
     return f"hush.{m.group(1)}" if m else "statement"
 
 
@@ -42,7 +43,10 @@ def set_prepare_default(prepare: bool | None) -> None:
 def prepare_default() -> bool:
     """HUSH_PREPARE=1: let psycopg prepare hush's statements (direct connections only;
     a transaction pooler such as pgbouncer 1.18 loses them between transactions)."""
-    return os.environ.get("HUSH_PREPARE") == "1" if _prepare is None else _prepare
+    if _prepare is not None:
+        return _prepare
+    # The values click's flag takes for `hush --prepare`'s HUSH_PREPARE, so the CLI and the library agree.
+    return os.environ.get("HUSH_PREPARE", "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
 
 
 if os.environ.get("HUSH_DEBUG") == "1":

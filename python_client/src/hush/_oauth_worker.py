@@ -10,8 +10,10 @@ one), invalid_grant marks it needs_reauth; the database records the events.
 
 Between rounds the worker sleeps until the next connection it serves falls
 due (hush.oauth_worker_next_due), or `interval` seconds if that is sooner, and
-wakes at once when hush.oauth_store_tokens announces a new connection (NOTIFY
-hush_oauth_wakeup, no payload), whose tokens may fall due before then. Behind a
+wakes when hush.oauth_store_tokens announces a new connection (NOTIFY
+hush_oauth_wakeup, no payload), whose tokens may fall due before then: at once,
+or a second after the previous round at the soonest, since any role may NOTIFY
+on the channel (and hush sends one a half second at most). Behind a
 transaction pooler (pgbouncer) notifications do not arrive: the worker finds out
 at start (it notifies itself on a channel of its own), says so in its log, and
 keeps to the due times; `listen_conninfo`, a direct DSN, brings them back. On stop()
@@ -39,6 +41,9 @@ from ._oauth import OAuth
 
 log = logging.getLogger("hush.oauth_worker")
 WAKEUP = "hush_oauth_wakeup"
+# Any role may NOTIFY on any channel: however many wake-ups come, a round starts at most
+# this many seconds after the one before (hush itself sends at most one a half second).
+WAKEUP_GAP = 1.0
 
 
 class OAuthWorker:
@@ -156,12 +161,15 @@ class OAuthWorker:
         listener = psycopg.connect(self.listen_conninfo, autocommit=True,
                                    application_name="hush-oauth-worker-listen")
         try:
+            # The probe channel alone first: behind a pooler the LISTEN stays on a server
+            # connection other clients then get, so the wake-up channel is added only once it works.
             probe = f"hush_oauth_probe_{secrets.token_hex(6)}"
-            listener.execute(f"LISTEN {WAKEUP}; LISTEN {probe}")
+            listener.execute(f"LISTEN {probe}")
             PsycopgExecutor(self._connection()).run([q.notify(probe)])
             if any(n.channel == probe for n in listener.notifies(timeout=2.0, stop_after=1)):
-                listener.execute(f"UNLISTEN {probe}")
+                listener.execute(f"UNLISTEN {probe}; LISTEN {WAKEUP}")
                 return listener
+            listener.execute("UNLISTEN *")  # best effort: on whichever server connection it lands
         except BaseException:
             listener.close()
             raise
@@ -173,23 +181,29 @@ class OAuthWorker:
 
     def run(self) -> None:
         """Rounds until stop(): when the next connection falls due (at most `interval` apart),
-        and at once on NOTIFY hush_oauth_wakeup when notifications reach the worker."""
+        and on NOTIFY hush_oauth_wakeup when notifications reach the worker (at most one round
+        a second for those, however many come)."""
         listener = self.listen()
         try:
             log.info("started as %s: window %d s, batch %d, interval %g s, keepalive %s, wake-ups %s", self.holder,
                      self.window, self.batch_size, self.interval, f"{self.keepalive} s" if self.keepalive else "off",
                      "on" if listener is not None else "off")
             while not self.stopping:
+                began = time.monotonic()
                 self.run_once()
                 due = self.next_due()
                 deadline = time.monotonic() + (self.interval if due is None else min(self.interval, due + 0.05))
+                woken = False
                 while not self.stopping and time.monotonic() < deadline:
                     # Short slices, so a stop() is seen within a second.
                     timeout = min(1.0, deadline - time.monotonic())
-                    if listener is None:
+                    if listener is None or woken:
                         time.sleep(max(0.0, timeout))
                     elif list(listener.notifies(timeout=timeout, stop_after=1)):
-                        break
+                        woken, deadline = True, min(deadline, began + WAKEUP_GAP)
+                if listener is not None and woken:
+                    for _ in listener.notifies(timeout=0, stop_after=100000):  # those that came meanwhile
+                        pass
         finally:
             if listener is not None:
                 listener.close()

@@ -161,4 +161,5 @@ class _Reporting(q.Call[Any]):
             result = call.shape(rows)
             progress(done, total)
             return result
-        super().__init__(call.sql, call.params, shape)
+        # atomic: a progress callback that raises must undo the batch, even the only one.
+        super().__init__(call.sql, call.params, shape, atomic=True)

@@ -6,23 +6,24 @@ from __future__ import annotations
 
 import builtins
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+import time
 from datetime import datetime
 from typing import Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar
 from uuid import UUID
-
-import time
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _calls as q
+from . import _dsn
 from ._admin_models import TenantSettings
 from ._audit import AsyncAudit
-from ._client import conninfo_from_env, connect_kwargs
+from ._client import cannot_connect, conninfo_from_env, connect_kwargs, invalid_dsn
 from ._errors import DatabaseUnavailable, InvalidArgument
-from ._exec import (CLIENT_BINDING, SQLAlchemyExecutor, check_server_binding, is_sqlalchemy, logged, raise_translated,
-                    retry_after, said_goodbye, unavailable)
+from ._exec import (CLIENT_BINDING, RESET_ROLE, UNATOMIC, SQLAlchemyExecutor, as_sqlalchemy_error, atomic_needed,
+                    check_not_aborted, is_sqlalchemy, logged, raise_translated, retry_after, said_goodbye,
+                    unavailable)
 from ._keys import AsyncKeys
 from ._log import logger, prepare_default
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
@@ -49,7 +50,8 @@ class _PsycopgExecutor:
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
         atomic: AbstractAsyncContextManager[Any] = (
-            self.conn.transaction() if (len(calls) > 1 if self.conn.autocommit else self.commit) else nullcontext())
+            self.conn.transaction() if (atomic_needed(calls) if self.conn.autocommit else self.commit)
+            else nullcontext())
         debug = logger.isEnabledFor(10)
         try:
             async with atomic, psycopg.AsyncCursor(self.conn, row_factory=dict_row) as cur:
@@ -99,6 +101,29 @@ async def _pooled(pool: AsyncConnectionPool[Any]) -> AsyncIterator[psycopg.Async
         await pool.putconn(conn)
 
 
+@asynccontextmanager
+async def _lent(pool: AsyncConnectionPool[Any], transaction: bool = False) -> AsyncIterator[
+        psycopg.AsyncConnection[Any]]:
+    """As hush._exec.lent: your own statements, in one transaction if asked, the role reset after."""
+    conn = await _getconn(pool)
+    try:
+        async with conn:
+            if transaction:
+                async with conn.transaction():
+                    yield conn
+                    check_not_aborted(conn)
+            else:
+                yield conn
+    finally:
+        try:
+            if not conn.closed and not conn.broken and \
+                    conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                await conn.execute(RESET_ROLE)
+        except psycopg.Error:
+            await conn.close()
+        await pool.putconn(conn)
+
+
 class _PoolExecutor:
     """As hush._exec.PoolExecutor: committed before the connection goes back, one retry for a
     read whose connection broke, runs that only read to the read pool if any."""
@@ -125,12 +150,27 @@ class _PoolExecutor:
         raise AssertionError("unreachable")
 
 
+class _Unbroken:
+    broken = False  # the async connection was invalidated already, awaited
+
+
 class _SQLAlchemyExecutor(SQLAlchemyExecutor):
+    """As hush._exec.SQLAlchemyExecutor, for AsyncSession and AsyncConnection."""
+
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:  # type: ignore[override]
-        if not self.checked:
-            conn = await self.conn.connection() if hasattr(self.conn, "get_bind") else self.conn  # AsyncSession
-            check_server_binding(getattr(conn.sync_connection.connection, "driver_connection", None))
-            self.checked = True
+        sa = await self.conn.connection() if hasattr(self.conn, "get_bind") else self.conn  # AsyncSession
+        driver = getattr(sa.sync_connection.connection, "driver_connection", None)
+        if isinstance(driver, psycopg.AsyncConnection):
+            if not sa.in_transaction():
+                await sa.begin()
+            try:
+                return await _PsycopgExecutor(driver).run(calls)
+            except psycopg.Error as e:
+                if driver.broken:
+                    await sa.invalidate()
+                raise as_sqlalchemy_error(sa.sync_connection, _Unbroken(), e) from None
+        if atomic_needed(calls) and await sa.get_isolation_level() == "AUTOCOMMIT":
+            raise InvalidArgument(UNATOMIC)
         out = []
         for call in calls:
             try:
@@ -302,19 +342,19 @@ class AsyncClient:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection (autocommit) to the primary, for your own statements."""
-        async with _pooled(self.pool) as conn:
+        async with _lent(self.pool) as conn:
             yield conn
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection (autocommit) from the read pool, or the primary's without read_dsn."""
-        async with _pooled(self.pool if self.read_pool is None else self.read_pool) as conn:
+        async with _lent(self.pool if self.read_pool is None else self.read_pool) as conn:
             yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection to the primary inside one transaction (committed unless the block raises)."""
-        async with _pooled(self.pool) as conn, conn.transaction():
+        async with _lent(self.pool, transaction=True) as conn:
             yield conn
 
     async def close(self) -> None:
@@ -338,16 +378,15 @@ class AsyncClient:
 
 async def _probe(conninfo: str, kwargs: dict[str, Any], connect_timeout: float) -> None:
     """As hush._client.probe."""
+    _dsn.check(conninfo)
     try:
         conn = await psycopg.AsyncConnection.connect(
             conninfo, **{**kwargs, "connect_timeout": max(1, round(connect_timeout))})
         await conn.close()
     except psycopg.ProgrammingError as e:
-        raise InvalidArgument(f"the DSN is not valid: {str(e).splitlines()[0]}",
-                              hint="libpq keywords such as host, port, dbname, user, or a postgresql:// URL") from None
+        raise invalid_dsn(conninfo, e) from None
     except psycopg.Error as e:
-        raise DatabaseUnavailable(f"cannot connect: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}",
-                                  hint="is the server up, and the DSN (or HUSH_DSN, PGHOST...) right?") from None
+        raise cannot_connect(conninfo, e) from None
 
 
 async def _pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float, kwargs: dict[str, Any],

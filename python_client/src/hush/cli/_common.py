@@ -7,7 +7,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 from uuid import UUID
 
@@ -15,6 +15,7 @@ import click
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .. import _dsn
 from .. import _errors as E
 from .._log import prepare_default
 from .._secrets import Secrets
@@ -73,17 +74,20 @@ def fails_cleanly(fn: F) -> F:
 def connect(ctx: click.Context) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection from --dsn, HUSH_DSN or the PG* variables (libpq's rules)."""
     dsn: str = ctx.find_root().params.get("dsn") or ""
+    given = dsn
     try:
+        _dsn.check(dsn)
         if "application_name" not in conninfo_to_dict(dsn) and "PGAPPNAME" not in os.environ:
             dsn = make_conninfo(dsn, application_name="hush-cli")
-    except psycopg.ProgrammingError as e:
-        raise Fail(f"cannot connect: {first_line(e)} (check --dsn or HUSH_DSN: libpq keywords such as host, port, "
+    except (psycopg.ProgrammingError, E.InvalidArgument) as e:
+        why = e.message if isinstance(e, E.InvalidArgument) else _dsn.reason(given, e)
+        raise Fail(f"cannot connect: {why} (check --dsn or HUSH_DSN: libpq keywords such as host, port, "
                    "dbname, user, or a postgresql:// URL)", EXIT_CONNECT) from None
     try:
         # No prepared statements unless --prepare: through pgbouncer in transaction mode they break.
         conn = psycopg.connect(dsn, autocommit=True, **({} if prepare_default() else {"prepare_threshold": None}))
     except psycopg.Error as e:
-        raise Fail(f"cannot connect: {first_line(e)}", EXIT_CONNECT) from None
+        raise Fail(f"cannot connect: {_dsn.reason(dsn, e)}", EXIT_CONNECT) from None
     ctx.meta["hush.role"] = conn.info.user
     with conn:
         yield conn
@@ -131,6 +135,8 @@ def jsonable(obj: Any) -> Any:
         return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, datetime):
         return obj.isoformat()
+    if isinstance(obj, timedelta):  # seconds: what a script compares
+        return obj.total_seconds()
     if isinstance(obj, UUID):
         return str(obj)
     return obj
