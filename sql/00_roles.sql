@@ -22,7 +22,8 @@
 --                hush.oauth_worker_claim and _next_due), across the tenants the
 --                calling worker serves (a row policy lets it see them); it reads no token.
 --   hush_recorder NOLOGIN: may call hush._record(), which stores read records
---                signed by hush's own reads (plpython/hush_plpy/recorder.py).
+--                signed by hush's own reads (plpython/hush_plpy/recorder.py),
+--                and hush._register_first_root_key() (a database's first key).
 --                Give it to the login role that hush.recorder_conninfo names,
 --                if records are not to be written as the bootstrap superuser.
 DO $roles$

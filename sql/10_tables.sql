@@ -34,7 +34,10 @@ CREATE TABLE hush.tenants (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- how long a soft-deleted secret can be restored before maintenance purges it
-    recovery_days   integer NOT NULL DEFAULT 30 CHECK (recovery_days BETWEEN 1 AND 3650)
+    recovery_days   integer NOT NULL DEFAULT 30 CHECK (recovery_days BETWEEN 1 AND 3650),
+    -- audit rows the tenant may write in any one second before its audited calls are
+    -- refused (SH023; 0: no limit): one tenant cannot flood the trail every tenant shares
+    audit_rows_per_second integer NOT NULL DEFAULT 0 CHECK (audit_rows_per_second BETWEEN 0 AND 10000)
 );
 SELECT pg_catalog.pg_extension_config_dump('hush.tenants'::regclass, '');
 

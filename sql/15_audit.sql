@@ -55,6 +55,21 @@ CREATE POLICY owner_steps ON hush.audit_log USING ({{owner_steps}}) WITH CHECK (
 -- so do the maintenance functions, which seal and expire every tenant's rows.
 CREATE POLICY audit_readers ON hush.audit_log FOR SELECT TO hush_auditor, hush_admin, hush_retention USING (true);
 
+-- The key of the cursors hush.audit_log() hands out instead of the trail's id and
+-- txid, which count every tenant's activity, and of the event ids of
+-- hush.oauth_events() (plpython/hush_plpy/audit.py): 32
+-- random bytes (two version 4 UUIDs, 244 bits from pg_strong_random), read only
+-- by hush_owner. Not dumped: a restored database draws a new key, and cursors
+-- from before are refused (SH004).
+CREATE TABLE hush.audit_cursor_key (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    key bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.=) 32)
+);
+INSERT INTO hush.audit_cursor_key (key)
+SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text
+                                            OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::pg_catalog.text,
+                                            '-', ''), 'hex');
+
 -- Seals: a hash chain over the trail. A regular seal covers the rows after the
 -- previous seal's end up to (last_txid, last_id), in (txid, id) order; an
 -- anchor, written by retention, re-seals what survives up to its end after
@@ -90,6 +105,15 @@ CREATE SEQUENCE hush.maintenance_log_id_seq OWNED BY hush.maintenance_log.id;
 ALTER TABLE hush.maintenance_log ALTER COLUMN id SET DEFAULT pg_catalog.nextval('hush.maintenance_log_id_seq'::regclass);
 SELECT pg_catalog.pg_extension_config_dump('hush.maintenance_log'::regclass, '');
 SELECT pg_catalog.pg_extension_config_dump('hush.maintenance_log_id_seq'::regclass, '');
+
+-- Maintenance (sealing, verification, partitions, retention, purge) runs one
+-- call at a time: each takes this table's SHARE UPDATE EXCLUSIVE lock, which
+-- needs UPDATE on it, and only hush_retention has that (90_privileges.sql).
+-- Any role that can name a table can hold weaker locks on it (a view or a rule
+-- of its own is parsed under one, for as long as its transaction lasts), and
+-- any role can take any advisory lock; neither conflicts with this one. It
+-- never holds a row.
+CREATE TABLE hush.maintenance_lock (unused boolean CHECK (false));
 
 -- Append-only, for every role the table owner included: UPDATE and TRUNCATE
 -- always fail; DELETE fails unless it runs as hush_retention, which only the

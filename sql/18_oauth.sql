@@ -101,7 +101,7 @@ SELECT pg_catalog.pg_extension_config_dump('hush.oauth_connections'::regclass, '
 -- What happened to connections that an operator or the application must know
 -- about: refresh_failed (the first failure of a streak), needs_reauth,
 -- recovered (a refresh succeeded after failures). NOTIFY hush_oauth_events
--- announces each with its id only: any role may LISTEN on any channel.
+-- announces each, with no payload: any role may LISTEN on any channel.
 CREATE SEQUENCE IF NOT EXISTS hush.oauth_events_id_seq;
 SELECT pg_catalog.pg_extension_config_dump('hush.oauth_events_id_seq'::regclass, '');
 CREATE TABLE hush.oauth_events (
@@ -116,6 +116,12 @@ CREATE TABLE hush.oauth_events (
 );
 ALTER SEQUENCE hush.oauth_events_id_seq OWNED BY hush.oauth_events.id;
 SELECT pg_catalog.pg_extension_config_dump('hush.oauth_events'::regclass, '');
+
+-- When hush last sent NOTIFY hush_oauth_wakeup (epoch milliseconds): at most one
+-- a half second, whoever stores tokens (plpython/hush_plpy/oauth.py). A sequence,
+-- because setval is not transactional: no lock held until the caller commits.
+-- Not dumped: a restored database starts from 1, and notifies at once.
+CREATE SEQUENCE hush.oauth_wakeup_sent_ms;
 
 ALTER TABLE hush.oauth_providers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_providers FORCE ROW LEVEL SECURITY;

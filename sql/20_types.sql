@@ -64,5 +64,6 @@ CREATE TYPE hush.tenant_settings AS (
     audit_reads     boolean,
     max_value_bytes integer,
     updated_at      timestamptz,
-    recovery_days   integer
+    recovery_days   integer,
+    audit_rows_per_second integer
 );

@@ -1,35 +1,112 @@
--- A guard against losing every secret by accident: DROP EXTENSION hush and
--- DROP SCHEMA hush (CASCADE) are refused unless hush.allow_drop() was called
--- earlier in the same transaction.
+-- A guard against losing every secret by accident: a command that would take
+-- the extension with it (DROP EXTENSION hush, DROP SCHEMA hush CASCADE, DROP
+-- EXTENSION plpython3u CASCADE, DROP OWNED BY the role that owns the
+-- extension, however spelt, commented or built in dynamic SQL) is refused
+-- unless hush.allow_drop() was called earlier in the same transaction.
 --
--- The trigger fires at ddl_command_start: an sql_drop trigger that belongs to
--- the extension is dropped along with it and never fires. At that point the
--- targets of the command are not known yet, so it reads the statement text and
--- refuses any DROP EXTENSION / DROP SCHEMA that names hush (a false alarm is
--- cheap: call hush.allow_drop() first).
+-- Decided by what the command drops, never by its text. Only an sql_drop event
+-- trigger sees that (pg_event_trigger_dropped_objects()), and one that belongs
+-- to the extension is dropped with it before it can fire. So hush_guard_drop
+-- (ddl_command_start, on the tags that can reach the extension) arms, for
+-- that one command, an sql_drop trigger that belongs to nothing: its function
+-- in the session's pg_temp (out of reach of DROP SCHEMA hush), both owned by
+-- the bootstrap superuser (DROP OWNED BY the extension's owner leaves them;
+-- PostgreSQL refuses DROP OWNED BY the bootstrap superuser). hush_guard_drop_end
+-- removes them when the command ends with hush still there; a refused command
+-- rolls them back. Nothing of the guard outlives the command or reaches a dump.
+-- (PostgreSQL collects a command's dropped objects only when an sql_drop,
+-- table_rewrite or ddl_command_end trigger exists as it starts:
+-- hush_guard_drop_end is one.)
 
+-- The confirmation lives in this backend's PL/Python memory, which no SQL can
+-- write: a setting (set_config) could be forged by any role's code running in
+-- the superuser's transaction (a function it calls, a trigger).
 CREATE OR REPLACE FUNCTION hush.allow_drop() RETURNS text
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT pg_catalog.set_config('hush.allow_drop_in', pg_catalog.txid_current()::text, true);
-    SELECT 'DROP EXTENSION hush / DROP SCHEMA hush is allowed until this transaction ends'::text;
-$fn$;
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp AS $py$
+row = plpy.execute("SELECT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r"
+                   " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) AS superuser,"
+                   " pg_catalog.txid_current() AS txid")[0]
+if not row["superuser"]:
+    e = plpy.Error("hush: only a superuser may allow dropping hush")
+    e.sqlstate = "42501"
+    raise e
+GD["hush drop allowed in"] = row["txid"]
+return "DROP EXTENSION hush / DROP SCHEMA hush is allowed until this transaction ends"
+$py$;
 COMMENT ON FUNCTION hush.allow_drop() IS
-    'Let DROP EXTENSION hush or DROP SCHEMA hush run in this transaction (superusers only): every secret goes with it.';
+    'Let a command that drops the extension hush (DROP EXTENSION, DROP SCHEMA hush CASCADE, DROP OWNED BY its owner) run in this transaction (superusers only): every secret goes with it.';
+
+CREATE OR REPLACE FUNCTION hush._drop_allowed() RETURNS boolean
+LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp AS $py$
+allowed = GD.get("hush drop allowed in")
+return allowed is not None and allowed == plpy.execute(
+    "SELECT pg_catalog.txid_current_if_assigned() AS txid")[0]["txid"]
+$py$;
 
 CREATE OR REPLACE FUNCTION hush._guard_drop() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    -- One per backend: a concurrent command elsewhere arms its own.
+    armed text := 'hush_guard_drop_' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid();
+    ext oid;
+    nsp oid;
+    owners oid[];
+    boot name;
 BEGIN
-    IF pg_catalog.current_query() OPERATOR(pg_catalog.~*)
-           '\mdrop\s+(extension|schema)\s+(if\s+exists\s+)?([^;]*[\s,"])?hush("|\M)'
-       AND pg_catalog.current_setting('hush.allow_drop_in', true) IS DISTINCT FROM pg_catalog.txid_current()::text
-    THEN
-        RAISE EXCEPTION 'hush: % would destroy every secret, version and audit row in this database', tg_tag
-            USING ERRCODE = 'SH050',
-                  HINT = 'If that is what you want: BEGIN; SELECT hush.allow_drop(); ' || tg_tag || ' ...; COMMIT;';
+    IF tg_event OPERATOR(pg_catalog.=) 'ddl_command_end' THEN  -- hush is still here
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger t WHERE t.evtname OPERATOR(pg_catalog.=) armed) THEN
+            EXECUTE pg_catalog.format('DROP EVENT TRIGGER %I', armed);
+            DROP FUNCTION pg_temp.hush_guard_dropped();
+        END IF;
+        RETURN;
     END IF;
+    SELECT e.oid, e.extnamespace, ARRAY[e.extowner, n.nspowner] INTO ext, nsp, owners
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'hush';
+    IF NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER),
+                    false) THEN
+        -- Only a superuser creates event triggers. A role that is not one can drop hush only
+        -- with the privileges of its owner (rare): refused by tag, since it cannot be checked.
+        IF pg_catalog.pg_has_role(CURRENT_USER, owners[1], 'USAGE')
+           OR pg_catalog.pg_has_role(CURRENT_USER, owners[2], 'USAGE') THEN
+            RAISE EXCEPTION 'hush: % by role %, which has the privileges of the owner of hush: hush cannot check what it drops', tg_tag, CURRENT_USER
+                USING ERRCODE = 'SH050',
+                      HINT = 'A superuser can run it; if it is meant to drop hush: BEGIN; SELECT hush.allow_drop(); '
+                             OPERATOR(pg_catalog.||) tg_tag OPERATOR(pg_catalog.||) ' ...; COMMIT;';
+        END IF;
+        RETURN;
+    END IF;
+    IF hush._drop_allowed() THEN
+        RETURN;
+    END IF;
+    SELECT r.rolname INTO boot FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) 10;
+    EXECUTE pg_catalog.format($arm$
+CREATE OR REPLACE FUNCTION pg_temp.hush_guard_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $check$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() d
+                WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) %1$s
+                   OR d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) %2$s) THEN
+        RAISE EXCEPTION 'hush: %% would destroy every secret, version and audit row in this database', tg_tag
+            USING ERRCODE = 'SH050',
+                  HINT = 'If that is what you want: BEGIN; SELECT hush.allow_drop(); '
+                         OPERATOR(pg_catalog.||) tg_tag OPERATOR(pg_catalog.||) ' ...; COMMIT;';
+    END IF;
+END
+$check$$arm$, ext, nsp);
+    EXECUTE pg_catalog.format('ALTER FUNCTION pg_temp.hush_guard_dropped() OWNER TO %I', boot);
+    EXECUTE pg_catalog.format('CREATE EVENT TRIGGER %I ON sql_drop EXECUTE FUNCTION pg_temp.hush_guard_dropped()', armed);
+    EXECUTE pg_catalog.format('ALTER EVENT TRIGGER %I OWNER TO %I', armed, boot);
 END
 $fn$;
 
+-- The tags of every command that can drop the extension: its own, its schema's
+-- (CASCADE), plpython3u's (CASCADE), and DROP OWNED BY the role that owns it.
 CREATE EVENT TRIGGER hush_guard_drop ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION hush._guard_drop();
+CREATE EVENT TRIGGER hush_guard_drop_end ON ddl_command_end
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION hush._guard_drop();

@@ -1,7 +1,8 @@
 -- Ownership and privileges, all in one place.
 
--- Everything but hush._root_key_source, hush._recorder_target and hush._recorder_room (the
--- superuser's: they read superuser-only settings) belongs to hush_owner (NOLOGIN, not a
+-- Everything but hush._root_key_source, hush._recorder_target, hush._recorder_room and
+-- hush._horizon_holder (the superuser's: they read superuser-only settings or activity)
+-- belongs to hush_owner (NOLOGIN, not a
 -- superuser): a superuser-owned SECURITY DEFINER function would bypass RLS,
 -- and a view reads its tables with its owner's rights.
 -- ALTER TABLE ... OWNER also moves the owned audit_log_id_seq.
@@ -15,10 +16,13 @@ ALTER TABLE hush.audit_log OWNER TO hush_owner;
 ALTER TABLE hush.audit_log_default OWNER TO hush_owner;
 ALTER TABLE hush.audit_seals OWNER TO hush_owner;
 ALTER TABLE hush.maintenance_log OWNER TO hush_owner;
+ALTER TABLE hush.maintenance_lock OWNER TO hush_owner;
 ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
 ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
 ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
 ALTER TABLE hush.oauth_events OWNER TO hush_owner;
+ALTER TABLE hush.audit_cursor_key OWNER TO hush_owner;
+ALTER SEQUENCE hush.oauth_wakeup_sent_ms OWNER TO hush_owner;
 
 DO $own$
 DECLARE
@@ -26,7 +30,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
-                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target', '_recorder_room']) LOOP
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target', '_recorder_room', '_horizon_holder']) LOOP
         EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', f);
     END LOOP;
 END
@@ -85,16 +89,30 @@ ALTER FUNCTION hush._as_retention(text, name) OWNER TO hush_retention;
 REVOKE UPDATE, DELETE, TRUNCATE ON hush.audit_log, hush.audit_log_default, hush.audit_seals, hush.maintenance_log
     FROM hush_owner;
 GRANT DELETE ON hush.audit_log_default TO hush_retention;
+-- Maintenance steps serialise on hush.maintenance_lock (15_audit.sql): LOCK in
+-- SHARE UPDATE EXCLUSIVE mode needs UPDATE, which only hush_retention holds;
+-- the owner keeps nothing it could use to take that lock outside a step.
+REVOKE ALL ON hush.maintenance_lock FROM hush_owner;
+GRANT UPDATE ON hush.maintenance_lock TO hush_retention;
+-- seal_audit() names the transaction that holds its horizon back (role, state,
+-- age), which takes this superuser-owned reader (70_maintenance.sql).
+GRANT EXECUTE ON FUNCTION hush._horizon_holder(bigint) TO hush_retention;
 
 -- Nothing is callable or readable by PUBLIC; access comes only through the
 -- hush_* roles below.
 REVOKE ALL ON ALL TABLES IN SCHEMA hush FROM PUBLIC;
+-- Nor any sequence: a sequence's value counts every tenant's rows, and no hush
+-- role but hush_keykeeper (which inserts audit rows) is granted one.
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA hush FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedures
 
 -- Every hush role must be able to name the schema's functions and load their Python.
 GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor, hush_recorder;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_reader, hush_admin, hush_auditor;
+-- The size checks of the argument domains (25_limits.sql) run as the caller; they read
+-- nothing but the argument.
+GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, text),
+    hush._text_array_fits(text[], text, integer, bigint, text) TO hush_reader;
 
 -- The dispatchers run only steps that hush's own functions queued (a ticket),
 -- so EXECUTE on them gives nothing beyond the API functions that queue them:
@@ -114,27 +132,29 @@ GRANT EXECUTE ON FUNCTION hush._root_key_source() TO hush_owner;
 GRANT EXECUTE ON FUNCTION hush._recorder_target() TO hush_owner;
 GRANT EXECUTE ON FUNCTION hush._recorder_room() TO hush_owner;
 GRANT EXECUTE ON FUNCTION hush._record(text, bytea) TO hush_recorder;
+-- The same connection registers a database's first root key apart from the first writer's transaction.
+GRANT EXECUTE ON FUNCTION hush._register_first_root_key() TO hush_recorder;
 
 -- Readers read values and metadata of the tenants granted to them.
 GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.get_secret_by_id(text, uuid, integer) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.get_secrets(text, text[]) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.get_secrets(text, hush.secret_names) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, hush.secret_tags, boolean, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists_by_id(text, uuid) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer, text, boolean) TO hush_reader;
 
 -- Writers (who are also readers) change secrets.
-GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, text[], jsonb, text, integer, timestamptz) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.update_secret(text, text, text, text, text[], jsonb, integer, text, timestamptz) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, text[], jsonb, integer, text, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, hush.secret_tags, jsonb, text, integer, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.update_secret(text, text, text, text, hush.secret_tags, jsonb, integer, text, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, hush.secret_tags, jsonb, integer, text, timestamptz) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.delete_secret(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.delete_secret_by_id(text, uuid) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.restore_secret(text, text) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.destroy_secret(text, text, integer[]) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], jsonb) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.destroy_secret(text, text, hush.version_list) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.save_secrets(text, hush.secret_names, hush.secret_values, text, hush.secret_tags, jsonb) TO hush_writer;
 
 -- OAuth: readers read access tokens and keep them fresh (the refresh lease);
 -- writers register providers, authorize, store, revoke and disconnect.
@@ -159,7 +179,7 @@ GRANT EXECUTE ON FUNCTION hush.oauth_disconnect(text, text, text) TO hush_writer
 -- Admins manage tenants and grants, and may look at configuration (no values there).
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.revoke_tenant(name, text) TO hush_admin;
-GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.activate_root_key(text) TO hush_admin;

@@ -41,8 +41,8 @@ def test_own_tenant_newest_first_with_filters(trail: Any) -> None:
         assert len(rows(a, "SELECT * FROM hush.audit_log('acme', max_rows => 2)")) == 2
         assert {r["action"] for r in rows(a, "SELECT * FROM hush.audit_log('acme')")} >= {"grant_tenant"}
         middle = got[2]["at"]
-        assert [r["id"] for r in log(a, "acme", since=middle)] == [r["id"] for r in got[:3]]
-        assert [r["id"] for r in log(a, "acme", until=middle)] == [got[3]["id"]]  # grants came before
+        assert [r["cursor"] for r in log(a, "acme", since=middle)] == [r["cursor"] for r in got[:3]]
+        assert [r["cursor"] for r in log(a, "acme", until=middle)] == [got[3]["cursor"]]  # grants came before
         assert "acme-secret-value" not in str(got)
     with trail.connect("rita") as r:  # a reader of acme too
         assert len(log(r, "acme")) == 4

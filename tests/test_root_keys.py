@@ -115,3 +115,58 @@ def test_a_key_appended_to_the_keyring_is_used_without_reconnecting(db: Any, clu
         save(alice, "acme", "a", "v2")  # same session: the missing key makes it read the file again
         assert get(alice, "acme", "a")["value"] == "v2" and get(alice, "acme", "a", 1)["value"] == "v1"
     assert version_keys(db, "a") == [kid(cluster, 0), kid(cluster, 1)]
+
+
+# -- the first write of a fresh database ---------------------------------------------------------
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+def test_first_writes_of_other_tenants_do_not_wait_for_an_open_transaction(db: Any, cluster: Any,
+                                                                           ending: str) -> None:
+    """Before any key is registered, the first write registers the keyring's first key: committed
+    on its own, so the open transaction of the writer that got there first holds up no one."""
+    assert db.sql("SELECT count(*) FROM hush.root_keys") == [(0,)]
+    with db.connect("alice", autocommit=False) as a, db.connect("bob") as b:
+        save(a, "acme", "first", "alice-value")  # its transaction stays open
+        b.execute("SET lock_timeout = '3s'")  # waiting for alice's transaction would fail with 55P03
+        save(b, "globex", "second", "bob-value")
+        assert get(b, "globex", "second")["value"] == "bob-value"
+        getattr(a, ending)()
+    assert db.sql("SELECT key_id, state FROM hush.root_keys") == [(kid(cluster, 0), "active")]
+    with db.connect("alice") as a:
+        if ending == "commit":
+            assert get(a, "acme", "first")["value"] == "alice-value"
+        save(a, "acme", "third", "v")
+    assert set(version_keys(db, "third") + version_keys(db, "second")) == {kid(cluster, 0)}
+
+
+def test_first_write_in_an_older_snapshot_is_retried(db: Any, cluster: Any) -> None:
+    """REPEATABLE READ: a key registered apart after the transaction's snapshot cannot be used in it
+    (its data key would reference a row the snapshot does not see): 40001, and the retry works."""
+    with db.connect("alice", autocommit=False) as a:
+        a.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        a.execute("SELECT 1")  # the snapshot
+        with raises_sqlstate("40001") as ei:
+            save(a, "acme", "k", "v")
+        assert "retry" in str(ei.value)
+        a.rollback()
+        a.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        save(a, "acme", "k", "v")
+        a.commit()
+    assert db.sql("SELECT key_id, state FROM hush.root_keys") == [(kid(cluster, 0), "active")]
+
+
+def test_first_write_without_a_recorder_registers_in_its_own_transaction(db: Any, cluster: Any) -> None:
+    """Where the primary cannot be reached apart, the first write still works (as before: inside its
+    transaction), and the server log says why, for an admin."""
+    from test_read_records import recorder_settings
+    log_before = cluster.log.stat().st_size
+    with recorder_settings(db, conninfo="host=127.0.0.1 port=1"), db.connect("alice", autocommit=False) as a:
+        save(a, "acme", "k", "v")
+        a.rollback()  # the registration goes with it
+        assert db.sql("SELECT count(*) FROM hush.root_keys") == [(0,)]
+        save(a, "acme", "k", "v")
+        a.commit()
+    assert db.sql("SELECT key_id, state FROM hush.root_keys") == [(kid(cluster, 0), "active")]
+    with open(cluster.log, errors="replace") as f:
+        f.seek(log_before)
+        assert "could not be registered apart from the first writer's transaction" in f.read()

@@ -52,11 +52,13 @@ def test_public_surface_matches_golden_file(db):
 # The only SECURITY DEFINER functions: the keyring's source and the recorder's
 # target (superuser-owned, for hush_owner), the dispatchers of hush's privileged
 # steps, each owned by the role its steps run as, and the receiving end of read
-# records (for hush_recorder). Everything callers call runs as the caller.
+# records and of a database's first key registration (for hush_recorder).
+# Everything callers call runs as the caller.
 DEFINERS = {"_root_key_source": "postgres", "_recorder_target": "postgres", "_recorder_room": "postgres",
+            "_horizon_holder": "postgres",
             "_as_owner": "hush_owner",
             "_as_keykeeper": "hush_keykeeper", "_as_retention": "hush_retention", "_as_refresher": "hush_refresher",
-            "_record": "hush_owner"}
+            "_record": "hush_owner", "_register_first_root_key": "hush_owner"}
 # Maintenance pins the time settings it hashes and partitions by.
 PINNED_TIME_FUNCTIONS = {"_as_retention", "create_audit_partitions", "seal_audit", "verify_audit",
                          "cleanup_audit_logs", "purge_deleted_secrets"}
@@ -82,7 +84,9 @@ def test_security_invariants(db):
                                                         "hush_keykeeper=X/postgres"}
         if name in ("_recorder_target", "_recorder_room"):  # primary_conninfo; every session
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres"}
-        if name == "_record":
+        if name == "_horizon_holder":  # other sessions' activity, for seal_audit's steps only
+            assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_retention=X/postgres"}
+        if name in ("_record", "_register_first_root_key"):
             assert set(acl.strip("{}").split(",")) == {"hush_owner=X/hush_owner", "hush_recorder=X/hush_owner"}
         # An ACL entry for PUBLIC has no grantee before '='.
         assert acl and not any(e.startswith("=") for e in acl.strip("{}").split(",")), f"{name}: PUBLIC may execute"

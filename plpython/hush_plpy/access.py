@@ -16,7 +16,7 @@ the tenant they checked); the OAuth worker's scan with its caller per row.
 from __future__ import annotations
 
 
-from . import validate
+from . import privileged, validate
 from .errors import TENANT_ACCESS_DENIED, Fail
 
 TYPE_CHECKING = False
@@ -81,7 +81,7 @@ SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
        {may_act("$1", "$2")} AS allowed,
        COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $2), false)
            AS superuser,
-       {audit_reads("t")} AS audit_reads{{write_cols}}
+       {audit_reads("t")} AS audit_reads, COALESCE(t.audit_rows_per_second, 0) AS audit_limit{{write_cols}}
   FROM (SELECT 1) AS one
   LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) $1
 """
@@ -94,15 +94,27 @@ ENTER_WRITE_SQL = ENTER_SQL.format(write_cols=""",
 
 
 def deny(caller: str, tenant: str) -> None:
-    # The same error whether or not the tenant or any secret exists there.
-    raise Fail(TENANT_ACCESS_DENIED, "role %s may not act on tenant %s" % (caller, tenant),
+    # The same error whether or not the tenant or any secret exists there; the tenant only by
+    # its first characters, since a value passed in its place (an API key) is well-formed too.
+    raise Fail(TENANT_ACCESS_DENIED, "role %s may not act on tenant %s" % (caller, validate.show(tenant)),
                hint="An admin grants it with hush.grant_tenant(role, tenant).")
 
 
-def enter(plpy: Any, caller: str, tenant: Any, write: bool = False) -> dict[str, Any]:
+GRANTED_SQL = f"SELECT {may_act('$1', '$2')} AS allowed"
+
+
+@privileged.step(privileged.OWNER)
+def granted(plpy: Any, caller: str, tenant: str) -> bool:
+    """Whether the caller may act on the tenant (a failed call's log line shows it only then)."""
+    p = plan(plpy, "granted", GRANTED_SQL, ["pg_catalog.text", "pg_catalog.name"])
+    return bool(plpy.execute(p, [tenant, caller])[0]["allowed"])
+
+
+def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool = False) -> dict[str, Any]:
     """In a privileged step: validate the tenant, set it for the row policies, check the
     caller's grant. Returns the settings row (with max_value_bytes and active_key_id when
-    `write`) plus `caller`."""
+    `write`) plus `caller`. `audits`: the step writes audit rows, as every `write` does, so
+    the tenant's audit rate limit applies (SH023)."""
     validate.tenant(tenant)
     if write:
         p = plan(plpy, "enter.write", ENTER_WRITE_SQL, ["pg_catalog.text", "pg_catalog.name"])
@@ -112,6 +124,12 @@ def enter(plpy: Any, caller: str, tenant: Any, write: bool = False) -> dict[str,
     if not row["allowed"]:
         deny(caller, tenant)
     row["caller"] = caller
+    # Refused before anything is written; steps that enter otherwise and then record are
+    # checked in audit.record.
+    if (write or audits) and row["audit_limit"]:
+        from . import audit  # audit imports this module
+        audit.check_rate(plpy, tenant, row["audit_limit"])
+        row["rate_checked"] = True
     return row
 
 

@@ -32,14 +32,18 @@ REVOKE_SQL = f"""
 DELETE FROM hush.tenant_grants g WHERE g.tenant_id {EQ} $1 AND g.role_name {EQ} $2 RETURNING g.role_name
 """
 CONFIGURE_SQL = """
-INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days)
-VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30))
+INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second)
+VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30), COALESCE($5, 0))
 ON CONFLICT (tenant_id) DO UPDATE
    SET audit_reads = COALESCE($2, t.audit_reads), max_value_bytes = COALESCE($3, t.max_value_bytes),
-       recovery_days = COALESCE($4, t.recovery_days), updated_at = pg_catalog.now()
-RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days
+       recovery_days = COALESCE($4, t.recovery_days),
+       audit_rows_per_second = COALESCE($5, t.audit_rows_per_second), updated_at = pg_catalog.now()
+RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days, t.audit_rows_per_second
 """
 MAX_RECOVERY_DAYS = 3650
+# The rate limit's check counts the tenant's rows of the last second, up to the limit:
+# its cost grows with the limit, so the limit has a ceiling.
+MAX_AUDIT_ROWS_PER_SECOND = 10000
 
 
 def _role(plpy: Any, role: Any) -> str:
@@ -87,23 +91,29 @@ def _revoke(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
 
 
 @api
-def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any, recovery_days: Any) -> dict:
+def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any, recovery_days: Any,
+                     audit_rows_per_second: Any) -> dict:
     validate.tenant(tenant)
     if max_value_bytes is not None and not 1 <= max_value_bytes <= 1048576:
         raise Fail(INVALID_ARGUMENT, "max_value_bytes must be between 1 and 1048576")
     if recovery_days is not None and not 1 <= recovery_days <= MAX_RECOVERY_DAYS:
         raise Fail(INVALID_ARGUMENT, "recovery_days must be between 1 and %d" % MAX_RECOVERY_DAYS)
-    return privileged.call(plpy, OWNER, _configure, tenant, audit_reads, max_value_bytes, recovery_days)
+    if audit_rows_per_second is not None and not 0 <= audit_rows_per_second <= MAX_AUDIT_ROWS_PER_SECOND:
+        raise Fail(INVALID_ARGUMENT, "audit_rows_per_second must be between 0 (no limit) and %d"
+                   % MAX_AUDIT_ROWS_PER_SECOND)
+    return privileged.call(plpy, OWNER, _configure, tenant, audit_reads, max_value_bytes, recovery_days,
+                           audit_rows_per_second)
 
 
 @privileged.step(OWNER)
 def _configure(plpy: Any, caller: str, tenant: str, audit_reads: Any, max_value_bytes: Any,
-               recovery_days: Any) -> dict:
+               recovery_days: Any, audit_rows_per_second: Any) -> dict:
     _set_tenant(plpy, tenant)
     row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL,
-                            [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4"]),
-                       [tenant, audit_reads, max_value_bytes, recovery_days])[0]
+                            [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", "pg_catalog.int4"]),
+                       [tenant, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second])[0]
     audit.record(plpy, {"caller": caller}, tenant, "configure_tenant",
                  detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"],
-                         "recovery_days": row["recovery_days"]})
+                         "recovery_days": row["recovery_days"],
+                         "audit_rows_per_second": row["audit_rows_per_second"]})
     return row

@@ -3,7 +3,9 @@
 Class SH is implementation-defined (SQLSTATE classes I-Z are), and client
 libraries leave it alone: psycopg files H... codes under foreign-data-wrapper
 errors, so hush avoids them. Messages name the tenant and the secret, never a
-value. The README's SQLSTATE table mirrors CODES.
+value; a tenant the caller may not act on, and a name that was not found or is
+invalid, only by its first characters and length (validate.show): it may be a
+value passed in the wrong place. The README's SQLSTATE table mirrors CODES.
 """
 from __future__ import annotations
 
@@ -25,14 +27,16 @@ VERSION_DESTROYED = "SH015"
 TENANT_ACCESS_DENIED = "SH020"
 READ_ONLY = "SH021"
 RECORD_FAILED = "SH022"
+AUDIT_RATE_LIMITED = "SH023"
 KEY_UNAVAILABLE = "SH030"
 DECRYPTION_FAILED = "SH031"
 AUDIT_APPEND_ONLY = "SH040"
 AUDIT_TAMPERED = "SH041"
 ROOT_KEY_IN_USE = "SH032"
 ROOT_KEY_UNKNOWN = "SH033"
-DROP_REFUSED = "SH050"  # raised by the plpgsql event trigger hush._guard_drop
+DROP_REFUSED = "SH050"  # raised by the DROP guard (sql/60_guard.sql), in plpgsql
 NO_SCHEDULER = "SH060"  # raised by the plpgsql function hush.schedule_maintenance
+MAINTENANCE_BUSY = "SH061"
 OAUTH_PROVIDER_NOT_FOUND = "SH070"
 OAUTH_CONNECTION_NOT_FOUND = "SH071"
 OAUTH_ACCOUNT_AMBIGUOUS = "SH072"
@@ -57,14 +61,16 @@ CODES = {
     TENANT_ACCESS_DENIED: "tenant access denied",
     READ_ONLY: "a call that writes, in a read-only transaction or on a standby",
     RECORD_FAILED: "the record of a read could not be written (no value returned)",
+    AUDIT_RATE_LIMITED: "the tenant wrote as many audit rows in the last second as its limit allows",
     KEY_UNAVAILABLE: "root key unavailable",
     DECRYPTION_FAILED: "decryption failed",
     AUDIT_APPEND_ONLY: "audit log is append-only",
     AUDIT_TAMPERED: "audit trail does not match its seals",
     ROOT_KEY_IN_USE: "root key still in use (active, or sealing data keys)",
     ROOT_KEY_UNKNOWN: "root key not registered",
-    DROP_REFUSED: "DROP EXTENSION/SCHEMA hush without hush.allow_drop()",
+    DROP_REFUSED: "a command that drops the extension hush, without hush.allow_drop()",
     NO_SCHEDULER: "pg_cron is not installed in this database",
+    MAINTENANCE_BUSY: "maintenance gave up waiting for a lock (another maintenance call, or a session using the tables)",
     OAUTH_PROVIDER_NOT_FOUND: "OAuth provider not registered",
     OAUTH_CONNECTION_NOT_FOUND: "no OAuth connection for this provider and account",
     OAUTH_ACCOUNT_AMBIGUOUS: "several OAuth accounts: name one",
@@ -89,6 +95,15 @@ class Fail(Exception):
 
 
 _error_class: Any = None
+# Messages, details and hints are cut to this many characters: one that lists what it
+# refused (missing versions, names) must not grow with the argument.
+MAX_MESSAGE_CHARS = 1000
+
+
+def bounded(text: Any) -> Any:
+    if text is None or len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return "%s... (%d characters in all)" % (text[:MAX_MESSAGE_CHARS], len(text))
 
 
 def to_plpy_error(plpy: Any, f: Fail) -> Exception:
@@ -98,20 +113,34 @@ def to_plpy_error(plpy: Any, f: Fail) -> Exception:
     global _error_class
     if _error_class is None:
         _error_class = type("hush", (plpy.Error,), {"__module__": "__main__"})
-    e = _error_class(f.message)
+    e = _error_class(bounded(f.message))
     e.sqlstate = f.code
     if f.detail is not None:
-        e.detail = f.detail
+        e.detail = bounded(f.detail)
     if f.hint is not None:
-        e.hint = f.hint
+        e.hint = bounded(f.hint)
     return e
+
+
+def input_error(code: str, message: str) -> Fail:
+    """A data exception (class 22) or integrity violation (class 23) that PostgreSQL raised in
+    one of hush's own statements: hush's stored data is well formed, so an argument it passed
+    on was not (a page past any offset, a time past the calendar, a state used twice).
+    SH004, with PostgreSQL's code and message in the detail, quoted values left out."""
+    if '"' in message:
+        import re  # here: only a failure pays for it
+        message = re.sub(r'"[^"]*"', '"..."', message)
+    return Fail(INVALID_ARGUMENT, "an argument is out of range or malformed",
+                detail="PostgreSQL reported %s: %s" % (code, message[:200]))
 
 
 # A failed call rolls back with its transaction, audit row and all: PostgreSQL
 # has no autonomous transactions, and a dblink back to the server would turn a
 # flood of refused calls into a flood of connections. What stays is one server
 # log line per failure, "hush-failure " + a JSON object (README, "Logs"). It
-# names the caller, never an argument but a well-formed tenant id.
+# names the caller, and no argument but the tenant: in full only when the caller
+# may act on it, else by its first characters and length (an API key passed as
+# the tenant by mistake is well-formed, and would otherwise be in the log).
 FAILURE_TAG = "hush-failure "
 # The role a call acts as is the role the calling code runs as: CURRENT_USER
 # in hush's API functions, which are SECURITY INVOKER (README, "Whose
@@ -124,14 +153,29 @@ SELECT CURRENT_USER::pg_catalog.text AS role, SESSION_USER::pg_catalog.text AS s
 _caller_plan: Any = None
 
 
-def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any]) -> str:
-    from .validate import tenant_ok  # validate imports this module
-    well_formed = tenant == "*" or tenant_ok(tenant)
-    fields = {"action": action, "sqlstate": sqlstate, "tenant": tenant if well_formed else None,
+def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any], granted: bool = False) -> str:
+    from .validate import show, tenant_ok  # validate imports this module
+    shown = tenant == "*" or (granted and tenant_ok(tenant))
+    fields = {"action": action, "sqlstate": sqlstate, "tenant": tenant if shown else None,
               "role": caller.get("role"), "session_role": caller.get("session_role"),
               "application_name": caller.get("application_name")}
+    if not shown and isinstance(tenant, str):
+        fields["tenant_masked"] = show(tenant)
     import json  # here: only a failure pays for it
     return FAILURE_TAG + json.dumps(fields, sort_keys=True)
+
+
+def _granted(plpy: Any, tenant: Any, sqlstate: str) -> bool:
+    """Whether the caller may act on `tenant`, for the log line; False when unsure. Not asked
+    after SH020, which says no: a flood of refused calls costs no more than before."""
+    from .validate import tenant_ok
+    if sqlstate == TENANT_ACCESS_DENIED or not tenant_ok(tenant):
+        return False
+    from . import access, privileged  # they import this module
+    try:
+        return privileged.call(plpy, privileged.OWNER, access.granted, tenant) is True
+    except Exception:
+        return False
 
 
 def log_failure(plpy: Any, action: str, tenant: Any, sqlstate: str) -> None:
@@ -142,7 +186,34 @@ def log_failure(plpy: Any, action: str, tenant: Any, sqlstate: str) -> None:
         caller = dict(plpy.execute(_caller_plan)[0])
     except Exception:  # the error being reported matters more than who made it
         caller = {}
-    plpy.log(failure_line(action, tenant, sqlstate, caller))
+    plpy.log(failure_line(action, tenant, sqlstate, caller, _granted(plpy, tenant, sqlstate)))
+
+
+# Every text and array argument of an API function, at most: larger ones are refused
+# before anything reads them (README, "Limits"). The largest text hush takes is a value,
+# up to 1 MiB of UTF-8 (configure_tenant's highest max_value_bytes); the largest array, a
+# call's 10,000 names or values (their domains, sql/25_limits.sql, check them sooner).
+MAX_TEXT_CHARS = 1 << 20
+MAX_ITEMS = 10000
+# hush._record()'s body, the signed record of up to 10,000 reads (recorder.py), may be larger.
+TEXT_LIMITS = {"body": 64 << 20}
+
+
+def check_sizes(names: Any, args: tuple) -> None:
+    # Every call runs this (get_secret too): the names are looked at only past a limit.
+    for a in args:
+        if (a.__class__ is str and len(a) > MAX_TEXT_CHARS) or (a.__class__ is list and len(a) > MAX_ITEMS):
+            break
+    else:
+        return
+    for name, a in zip(names, args):
+        if isinstance(a, str):
+            most = TEXT_LIMITS.get(name, MAX_TEXT_CHARS)
+            if len(a) > most:
+                raise Fail(VALUE_TOO_LARGE if name == "value" else INVALID_ARGUMENT,
+                           "%s is %d characters long; at most %d are allowed" % (name, len(a), most))
+        elif isinstance(a, list) and len(a) > MAX_ITEMS:
+            raise Fail(INVALID_ARGUMENT, "%s has %d elements; at most %d are allowed" % (name, len(a), MAX_ITEMS))
 
 
 def api(fn: F) -> F:
@@ -153,14 +224,27 @@ def api(fn: F) -> F:
 
     def wrapper(plpy: Any, *args: Any) -> Any:
         try:
+            check_sizes(params[1:], args)
             return fn(plpy, *args)
         except Fail as f:
+            if f.code[:2] in ("22", "23"):  # from a step's statement (privileged.call)
+                f = input_error(f.code, f.message)
             log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
             raise to_plpy_error(plpy, f) from None
         except plpy.SPIError as e:
-            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at],
-                        getattr(e, "sqlstate", None) or "XX000")
+            code = getattr(e, "sqlstate", None) or "XX000"
+            if code[:2] in ("22", "23"):
+                f = input_error(code, str(e.args[0]) if e.args else "")
+                log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
+                raise to_plpy_error(plpy, f) from None
+            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], code)
             raise
+        except (RecursionError, OverflowError) as e:
+            # Arguments are all that can nest this deep (JSON) or hold a number this large.
+            f = Fail(INVALID_ARGUMENT, "an argument is nested too deeply or holds a number out of range (%s)"
+                     % type(e).__name__)
+            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
+            raise to_plpy_error(plpy, f) from None
 
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     wrapper.__wrapped__ = fn  # type: ignore[attr-defined]

@@ -5,11 +5,15 @@ Both settings come from pg_file_settings (the server's configuration files,
 ALTER SYSTEM included) through a superuser-owned reader that only hush_owner
 may call, and session SETs are ignored, so a role cannot point hush at a
 keyring of its choosing. The reader runs in a privileged step: only
-hush_owner may call it. (The settings themselves are readable by any role
-with SHOW, as every setting no loaded module defines is: a command line must
-hold no credential. Errors name the program only all the same.) The keys are
-cached in a dictionary private to this backend's PL/Python; SQL only ever sees
-key ids.
+hush_owner may call it. The keys are cached in a dictionary private to this
+backend's PL/Python; SQL only ever sees key ids.
+
+The settings themselves are readable by any role (SHOW, current_setting()), as
+every setting no loaded module defines is: a command line must hold no
+credential. Why a keyring failed to load names its file or program, which is
+for admins only: application roles get "the keyring could not be loaded",
+the reason goes to the server log, and an admin reads it in
+hush.root_key_status() (load(reveal=True)).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ KEY_BYTES = 32
 CACHE = "hush keyring"
 SETTING_HINT = ("Set hush.root_key_file (or hush.root_key_command) in postgresql.conf or with ALTER SYSTEM; "
                 "see the README.")
+HIDDEN_HINT = "An admin sees why in hush.root_key_status() (hush keys status) and in the server log."
 COMMAND_TIMEOUT = 30
 
 
@@ -114,20 +119,43 @@ def run_command(command: str) -> dict[str, bytes]:
     return parse(text, program, "root key command")
 
 
-def load(plpy: Any, GD: dict, fresh: bool = False) -> dict[str, bytes]:
+def load(plpy: Any, GD: dict, fresh: bool = False, reveal: bool = False) -> dict[str, bytes]:
     """The keyring of this backend, read once (again when `fresh`); failures are
-    not cached, so a fixed file is picked up by the next call."""
+    not cached, so a fixed file is picked up by the next call. Why it failed
+    (a path, a program) is told only with `reveal` (admin functions), else
+    written to the server log."""
     keys = None if fresh else GD.get(CACHE)
     if keys is None:
-        row = privileged.call(plpy, privileged.OWNER, _source)
-        if row["command"]:
-            keys = run_command(row["command"])
-        elif row["file"]:
-            keys = read_file(row["file"])
-        else:
-            raise Fail(KEY_UNAVAILABLE, "hush.root_key_file is not set in the server configuration", hint=SETTING_HINT)
+        try:
+            keys = _read(plpy)
+        except Fail as f:
+            if reveal:
+                raise
+            log_privately(plpy, "hush: the root keyring could not be loaded: %s" % f.message)
+            raise Fail(KEY_UNAVAILABLE, "the root keyring could not be loaded", hint=HIDDEN_HINT) from None
         GD[CACHE] = keys
     return keys
+
+
+def _read(plpy: Any) -> dict[str, bytes]:
+    row = privileged.call(plpy, privileged.OWNER, _source)
+    if row["command"]:
+        return run_command(row["command"])
+    if row["file"]:
+        return read_file(row["file"])
+    raise Fail(KEY_UNAVAILABLE, "hush.root_key_file is not set in the server configuration", hint=SETTING_HINT)
+
+
+def log_privately(plpy: Any, message: str) -> None:
+    """A line for the server log only. A LOG line also reaches a client that set
+    client_min_messages = log, so it is raised above that for the one line."""
+    was = plpy.execute("SELECT pg_catalog.current_setting('client_min_messages') AS v")[0]["v"]
+    plpy.execute("SELECT pg_catalog.set_config('client_min_messages', 'error', true)")
+    try:
+        plpy.log(message)
+    finally:
+        plpy.execute(plpy.prepare("SELECT pg_catalog.set_config('client_min_messages', $1, true)",
+                                  ["pg_catalog.text"]), [was])
 
 
 @privileged.step(privileged.OWNER)
@@ -137,10 +165,10 @@ def _source(plpy: Any, caller: str) -> dict:
     return dict(plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0])
 
 
-def get(plpy: Any, GD: dict, kid: str) -> bytes:
-    key = load(plpy, GD).get(kid)
+def get(plpy: Any, GD: dict, kid: str, reveal: bool = False) -> bytes:
+    key = load(plpy, GD, reveal=reveal).get(kid)
     if key is None and CACHE in GD:  # a key added to the file since this backend read it
-        key = load(plpy, GD, fresh=True).get(kid)
+        key = load(plpy, GD, fresh=True, reveal=reveal).get(kid)
     if key is None:
         raise Fail(KEY_UNAVAILABLE, "root key %s is not in the server's keyring" % kid,
                    hint="Add the key with this id back to the keyring file and reconnect.")

@@ -5,12 +5,16 @@ privileged step (privileged.py) run as hush_keykeeper (BYPASSRLS): counting
 the data keys a root key seals spans every tenant. The steps read key ids and
 counts, never a value; rewrap re-seals data keys without opening a value.
 Each change is audited under tenant '*', naming the role that called.
+
+A database with no key registered gets its first one from its first write
+(first_active, at the end): the keyring's first key, made active, committed
+apart from that write's transaction.
 """
 from __future__ import annotations
 
 import re
 
-from . import audit, crypto, keyring, privileged
+from . import audit, crypto, keyring, privileged, recorder
 from .access import plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, ROOT_KEY_IN_USE, ROOT_KEY_UNKNOWN,
                      Fail, api)
@@ -61,7 +65,7 @@ def _state(plpy: Any, kid: str) -> str | None:
 
 
 def _in_keyring(plpy: Any, GD: dict, kid: str) -> None:
-    if kid not in keyring.load(plpy, GD, fresh=True):
+    if kid not in keyring.load(plpy, GD, fresh=True, reveal=True):
         raise Fail(KEY_UNAVAILABLE, "root key %s is not in the server's keyring" % kid,
                    hint="Add it to the keyring file first (hush keygen --append), then retry.")
 
@@ -74,8 +78,8 @@ def status(plpy: Any, GD: dict) -> list[dict]:
 
 @privileged.step(KEYKEEPER)
 def _status(plpy: Any, caller: str, GD: dict) -> list[dict]:
-    try:
-        loaded = keyring.load(plpy, GD, fresh=True)
+    try:  # admins only: the reason may name the keyring's file or program
+        loaded = keyring.load(plpy, GD, fresh=True, reveal=True)
     except Fail as f:  # still show what is registered, and say why nothing is loaded
         plpy.warning("hush: " + f.message)
         loaded = {}
@@ -219,13 +223,13 @@ def _rewrap_batch(plpy: Any, caller: str, GD: dict, batch_size: int) -> int:
     if not active:  # no key registered yet, so no data key either
         return 0
     new_kid = active[0]["key_id"]
-    new_root = keyring.get(plpy, GD, new_kid)
+    new_root = keyring.get(plpy, GD, new_kid, reveal=True)
     (table, id_col, gen_col), rows = _pick(plpy, new_kid, batch_size)
     if not rows:
         return 0
     cols: tuple[list[Any], ...] = ([], [], [], [], [])
     for r in rows:
-        old_root = keyring.get(plpy, GD, r["key_id"])  # SH030 naming the key when it is missing
+        old_root = keyring.get(plpy, GD, r["key_id"], reveal=True)  # SH030 naming the key when it is missing
         try:
             wrapped = crypto.rewrap(old_root, r["key_id"], new_root, new_kid, r["tenant_id"], r["row_id"],
                                     r["generation"], r["wrapped_dek"])
@@ -241,3 +245,52 @@ def _rewrap_batch(plpy: Any, caller: str, GD: dict, batch_size: int) -> int:
     plpy.execute(p, [new_kid, *cols])
     audit.record(plpy, {"caller": caller}, "*", "rewrap", detail={"key_id": new_kid, "data_keys": len(rows)})
     return len(rows)
+
+
+# -- the first write of a database with no key registered ----------------------------------------
+
+REGISTER_FIRST_SQL = """
+INSERT INTO hush.root_keys (key_id, state, activated_at)
+SELECT $1, 'active', pg_catalog.now() WHERE NOT EXISTS (SELECT 1 FROM hush.root_keys)
+ON CONFLICT DO NOTHING
+"""
+FIRST_SQL = f"""
+SELECT (SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active') AS active,
+       EXISTS (SELECT 1 FROM hush.root_keys) AS registered,
+       pg_catalog.current_setting('transaction_isolation') AS isolation
+"""
+
+
+def first_active(plpy: Any, GD: dict) -> str:
+    """In a writing step that saw no active key: the keyring's first key becomes the active one
+    when no key is registered at all. `hush init` does that before any write; else the first
+    write has it registered in a transaction of its own (recorder.register_first_key), so that
+    the row does not stay uncommitted, and every other writer waiting on it, for as long as the
+    first writer's transaction lasts. Registered inside that transaction only when that fails."""
+    row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
+    if row["active"] is None and not row["registered"]:
+        committed = recorder.register_first_key(plpy, GD)
+        row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
+        if row["active"] is None and not row["registered"]:
+            if committed is not None and row["isolation"] != "read committed":
+                # Its data key would reference a row this transaction's snapshot does not show.
+                raise Fail("40001", "the first root key of this database was registered just now, after this "
+                           "transaction's snapshot was taken (%s): retry the transaction" % row["isolation"],
+                           hint="`hush init` registers the key before any write.")
+            plpy.execute(plan(plpy, "keys.register_first", REGISTER_FIRST_SQL, [T]),
+                         [next(iter(keyring.load(plpy, GD)))])
+            row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
+    if row["active"] is None:
+        raise Fail(KEY_UNAVAILABLE, "no root key is active in this database",
+                   hint="An admin activates a registered key (see the README, key rotation).")
+    return str(row["active"])
+
+
+@api
+def register_first(plpy: Any, GD: dict) -> Any:
+    """hush._register_first_root_key(), on the primary, in the recorder connection's own
+    transaction: the keyring's first key as the active one if no key is registered; returns
+    the active key id (None: keys are registered, none active). Takes nothing from its caller."""
+    plpy.execute(plan(plpy, "keys.register_first", REGISTER_FIRST_SQL, [T]), [next(iter(keyring.load(plpy, GD)))])
+    rows = plpy.execute(plan(plpy, "keys.active", ACTIVE_SQL, []))
+    return rows[0]["key_id"] if rows else None

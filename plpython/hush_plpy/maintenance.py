@@ -14,7 +14,7 @@ import json
 
 from . import privileged, seal
 from .access import plan
-from .errors import INVALID_ARGUMENT, Fail, api
+from .errors import INVALID_ARGUMENT, MAINTENANCE_BUSY, Fail, api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -27,10 +27,19 @@ MAX_MONTHS_AHEAD = 60
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 36500
 
-# Partition creation, retention and purge exclude one another through an
-# advisory lock (seal.py explains the key; sealers hold (.., 1)); none of them
-# blocks a secret call.
-LOCK_SQL = "SELECT pg_catalog.pg_advisory_xact_lock(1752527720, 2)"
+# Partition creation, retention and purge run one at a time, and never beside a
+# sealer or a verifier (seal.serialise). Two locks they need are ones every
+# audited call queues behind while they are waited for: dropping a partition
+# takes ACCESS EXCLUSIVE on the trail's parent, attaching one takes it on the
+# DEFAULT partition. Those are tried for at most ATTEMPT_MS at a time, with
+# pauses between the tries in which secret calls go on, so that a session idle
+# in its transaction costs other calls at most ATTEMPT_MS a try, never its
+# whole idle time. DETACH PARTITION ... CONCURRENTLY, which would not need the
+# parent's ACCESS EXCLUSIVE, is refused beside a DEFAULT partition and inside a
+# function.
+ATTEMPT_MS = 100
+PAUSES_S = (0.1, 0.2, 0.4, 0.8, 1.6)
+SLEEP_SQL = "SELECT pg_catalog.pg_sleep($1)"
 
 # The monthly partitions, with bounds parsed from their text (UTC here).
 PARTITIONS_SQL = """
@@ -71,6 +80,7 @@ SELECT pg_catalog.count(*) AS n FROM hush.audit_log_default d
 # (CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE). Rows that waited
 # in the DEFAULT partition move over first, ids and all, so seals still hold.
 CREATE_SQL = "CREATE TABLE hush.{name} (LIKE hush.audit_log)"
+LOCK_DEFAULT_SQL = "LOCK TABLE hush.audit_log_default IN ACCESS EXCLUSIVE MODE"
 MOVE_SQL = """
 WITH moved AS (DELETE FROM hush.audit_log_default d
                 WHERE d.at OPERATOR(pg_catalog.>=) $1 AND d.at OPERATOR(pg_catalog.<) $2 RETURNING d.*)
@@ -91,8 +101,26 @@ SETUP_SQL = [
 ]
 
 
-def _lock(plpy: Any) -> None:
-    plpy.execute(plan(plpy, "maint.lock", LOCK_SQL, []))
+def briefly(plpy: Any, work: Any) -> bool:
+    """Run work() in a subtransaction whose lock waits last at most ATTEMPT_MS (or the
+    maintenance wait, if shorter); again after each pause of PAUSES_S while it times out.
+    True once it is done; False (and nothing of it done) when every try timed out."""
+    setting, wait = seal.lock_timeout_ms(plpy)
+    brief = "%dms" % (min(ATTEMPT_MS, wait) if wait > 0 else ATTEMPT_MS)
+    for pause in PAUSES_S + (None,):
+        try:
+            with plpy.subtransaction():
+                seal.set_lock_timeout(plpy, brief)
+                work()
+                seal.set_lock_timeout(plpy, setting)
+            return True
+        except plpy.SPIError as e:
+            if getattr(e, "sqlstate", None) != seal.LOCK_NOT_AVAILABLE:
+                raise
+        if pause is None:
+            return False
+        plpy.execute(plan(plpy, "maint.sleep", SLEEP_SQL, ["pg_catalog.float8"]), [pause])
+    return False
 
 
 def _log(plpy: Any, caller: str, task: str, detail_sql: str, types: list[str], args: list) -> None:
@@ -112,26 +140,39 @@ def create_partitions(plpy: Any, months_ahead: Any) -> list[dict]:
     """Create the missing monthly partitions up to `months_ahead` months from now; the new ones."""
     if months_ahead is None or not 0 <= months_ahead <= MAX_MONTHS_AHEAD:
         raise Fail(INVALID_ARGUMENT, "months_ahead must be between 0 and %d" % MAX_MONTHS_AHEAD)
-    return privileged.call(plpy, privileged.RETENTION, _create_partitions, months_ahead)
+    return seal.maintenance(plpy, "hush.create_audit_partitions()", _create_partitions, months_ahead)
 
 
 @privileged.step(privileged.RETENTION)
 def _create_partitions(plpy: Any, caller: str, months_ahead: int) -> list[dict]:
-    _lock(plpy)
+    # Serialised with sealers too: a sealer that planned before the attach and read after the
+    # move would see the moved rows in neither partition, and seal past them.
+    seal.serialise(plpy)
     have = {p["name"] for p in _partitions(plpy)}
     made = []
     for m in list(plpy.execute(plan(plpy, "maint.months", MONTHS_SQL, ["pg_catalog.int4"]), [months_ahead])):
         name = m["name"]
         if name in have:
             continue
-        waiting = plpy.execute(plan(plpy, "maint.in_default", IN_DEFAULT_SQL, [TS, TS]), [m["lo"], m["hi"]])[0]["n"]
         plpy.execute(CREATE_SQL.format(name=name))
-        if waiting:
-            # Not while a seal is being taken: a sealer that planned before the attach and read after
-            # the move would see the moved rows in neither partition, and seal past them.
-            plpy.execute(plan(plpy, "seal.lock_write", seal.LOCK_WRITE_SQL, []))
-            plpy.execute(plpy.prepare(MOVE_SQL.format(name=name), [TS, TS]), [m["lo"], m["hi"]])
-        plpy.execute(ATTACH_SQL.format(name=name, lo=m["lo_literal"], hi=m["hi_literal"]))
+        moved: list[int] = []
+
+        def attach(m: Any = m, name: str = name) -> None:
+            # The DEFAULT partition first, which ATTACH locks anyway: no row for the month can
+            # land there between the move and the attach.
+            plpy.execute(plan(plpy, "maint.lock_default", LOCK_DEFAULT_SQL, []))
+            n = plpy.execute(plan(plpy, "maint.in_default", IN_DEFAULT_SQL, [TS, TS]), [m["lo"], m["hi"]])[0]["n"]
+            if n:
+                plpy.execute(plpy.prepare(MOVE_SQL.format(name=name), [TS, TS]), [m["lo"], m["hi"]])
+            plpy.execute(ATTACH_SQL.format(name=name, lo=m["lo_literal"], hi=m["hi_literal"]))
+            moved[:] = [n]
+        if not briefly(plpy, attach):
+            raise Fail(MAINTENANCE_BUSY, "hush.create_audit_partitions() could not attach hush.%s: "
+                       "hush.audit_log_default stayed in use through every try (%s), so nothing was created" % (
+                           name, seal.holders(plpy, ["hush.audit_log_default"]) or "no holder left"),
+                       hint="Run it again later; idle_in_transaction_session_timeout ends sessions left idle in a "
+                            "transaction. Rows go to the DEFAULT partition meanwhile, and move in then.")
+        waiting = moved[0]
         for sql in SETUP_SQL:
             plpy.execute(sql.format(name=name))
         _log(plpy, caller, "create_audit_partition",
@@ -154,8 +195,18 @@ SELECT pg_catalog.count(*) AS n, pg_catalog.min(a.at) AS oldest, pg_catalog.max(
 EXPIRING_SQL = f"""
 SELECT p.name, p.hi OPERATOR(pg_catalog.<=) $1 AS whole FROM ({PARTITIONS_SQL}) p WHERE p.lo OPERATOR(pg_catalog.<) $1
 """
-DROP_SQL = "DROP TABLE hush.{name}"
+# The partitions themselves first, which audited calls do not touch: when one is
+# in use, the try fails without ever queueing for the parent.
+LOCK_DROPPED_SQL = "LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"
+DROP_SQL = "DROP TABLE {names}"
 DELETE_SQL = "DELETE FROM hush.{name} a WHERE a.at OPERATOR(pg_catalog.<) $1"
+# What an anchor re-seals: the rows up to its end that survive, all of them at
+# or after the cutoff (every row before it goes). Hashed before anything goes,
+# so that the drops, whose lock secret calls wait for, are the last thing done.
+KEPT_SQL = f"""
+SELECT {seal.RANGE_AGG} FROM hush.audit_log a
+ WHERE ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW($1, $2) AND a.at OPERATOR(pg_catalog.>=) $3
+"""
 # Rows that stay but sit at or below `last`: where an anchor must start checking.
 FIRST_SURVIVOR_SQL = """
 SELECT ARRAY[a.txid, a.id] AS pos FROM hush.audit_log a
@@ -184,13 +235,22 @@ def cleanup(plpy: Any, retention_days: Any) -> list[dict]:
     if retention_days is None or not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
         raise Fail(INVALID_ARGUMENT, "retention_days must be between %d and %d" % (MIN_RETENTION_DAYS,
                                                                                    MAX_RETENTION_DAYS))
-    return privileged.call(plpy, privileged.RETENTION, _cleanup, retention_days)
+    return seal.maintenance(plpy, "hush.cleanup_audit_logs()", _cleanup, retention_days)
+
+
+class _Deferred(Exception):
+    """Every try to drop the expired partitions timed out: undo the rest too."""
+
+
+def _drop(plpy: Any, names: list[str]) -> None:
+    quoted = ", ".join("hush." + plpy.quote_ident(n) for n in names)
+    plpy.execute(LOCK_DROPPED_SQL.format(names=quoted))
+    plpy.execute(DROP_SQL.format(names=quoted))
 
 
 @privileged.step(privileged.RETENTION)
 def _cleanup(plpy: Any, caller: str, retention_days: int) -> list[dict]:
-    _lock(plpy)
-    plpy.execute(plan(plpy, "seal.lock_write", seal.LOCK_WRITE_SQL, []))
+    seal.serialise(plpy)
     cutoff = plpy.execute(plan(plpy, "maint.cutoff", CUTOFF_SQL, ["pg_catalog.int4"]), [retention_days])[0]["cutoff"]
     # What goes: partitions wholly before the cutoff (empty ones too), and expired rows of the rest.
     plans = [(p["name"], p["whole"]) for p in plpy.execute(plan(plpy, "maint.expiring", EXPIRING_SQL, [TS]), [cutoff])]
@@ -201,7 +261,7 @@ def _cleanup(plpy: Any, caller: str, retention_days: int) -> list[dict]:
     result = {"cutoff": cutoff, "partitions_dropped": sum(1 for g in gone if g[1]), "rows_removed": removed,
               "oldest_removed": min((g[2]["oldest"] for g in gone if g[2]["n"]), default=None),
               "newest_removed": max((g[2]["newest"] for g in gone if g[2]["n"]), default=None),
-              "anchor_seal_id": None}
+              "anchor_seal_id": None, "partitions_deferred": []}
     if not gone:
         return [result]
     seals, broken_link = seal.chain(plpy, None) if removed else ([], None)
@@ -215,21 +275,39 @@ def _cleanup(plpy: Any, caller: str, retention_days: int) -> list[dict]:
         seal.require_intact(plpy, broken_link, [s for s in seal.effective(seals) if first
                                    and (s["last_txid"], s["last_id"]) >= start
                                    and (s["after_txid"] is None or (s["after_txid"], s["after_id"]) < end)])
-    for name, whole, _facts in gone:
-        if whole:
-            plpy.execute(DROP_SQL.format(name=name))
-        else:
-            plpy.execute(plpy.prepare(DELETE_SQL.format(name=name), [TS]), [cutoff])
-    if end is not None:
-        kept = seal.range_from_start(plpy, end)
+    kept = None if end is None else plpy.execute(plan(plpy, "maint.kept", KEPT_SQL, [I8, I8, TS]),
+                                                 [end[0], end[1], cutoff])[0]
+    dropping = [g[0] for g in gone if g[1]]
+    try:
+        with plpy.subtransaction():
+            for name, whole, _facts in gone:
+                if not whole:
+                    plpy.execute(plpy.prepare(DELETE_SQL.format(name=name), [TS]), [cutoff])
+            if dropping and not briefly(plpy, lambda: _drop(plpy, dropping)):
+                raise _Deferred()
+    except _Deferred:
+        # All or nothing: an anchor must re-seal exactly what survives, checked above for this plan.
+        deferred = ["hush." + n for n in dropping]
+        result.update(partitions_dropped=0, rows_removed=0, oldest_removed=None, newest_removed=None,
+                      partitions_deferred=deferred)
+        plpy.warning("hush.cleanup_audit_logs() removed nothing: %s stayed in use through every try to drop %s "
+                     "(held by %s); the next run tries again" % (
+                         ", ".join(deferred), "them" if len(deferred) > 1 else "it",
+                         seal.holders(plpy, deferred + ["hush.audit_log"]) or "no one now"),
+                     hint="A session left idle in a transaction after an audited call keeps its lock on "
+                          "hush.audit_log; idle_in_transaction_session_timeout ends such sessions.")
+        removed = 0
+    if not result["partitions_deferred"] and end is not None:
         made = seal.insert_seal(plpy, caller, "anchor", None, end, kept["n"], kept["rows_hash"], seals[-1]["hash"])
         result["anchor_seal_id"] = made["id"]
     _log(plpy, caller, "cleanup_audit_logs",
          "pg_catalog.jsonb_build_object('retention_days', $1, 'cutoff', $2, 'rows_removed', $3, "
-         "'partitions_dropped', $4, 'oldest_removed', $5, 'newest_removed', $6, 'anchor_seal_id', $7)",
-         ["pg_catalog.int4", TS, I8, "pg_catalog.text[]", TS, TS, I8],
-         [retention_days, cutoff, removed, ["hush." + g[0] for g in gone if g[1]], result["oldest_removed"],
-          result["newest_removed"], result["anchor_seal_id"]])
+         "'partitions_dropped', $4, 'oldest_removed', $5, 'newest_removed', $6, 'anchor_seal_id', $7, "
+         "'partitions_deferred', $8)",
+         ["pg_catalog.int4", TS, I8, "pg_catalog.text[]", TS, TS, I8, "pg_catalog.text[]"],
+         [retention_days, cutoff, removed, [] if result["partitions_deferred"] else ["hush." + n for n in dropping],
+          result["oldest_removed"], result["newest_removed"], result["anchor_seal_id"],
+          result["partitions_deferred"]])
     return [result]
 
 
@@ -268,12 +346,12 @@ SELECT pg_catalog.count(*) AS n FROM s
 @api
 def purge_deleted(plpy: Any) -> list[dict]:
     """Purge soft-deleted secrets whose tenant's recovery window has passed; per tenant, how many."""
-    return privileged.call(plpy, privileged.RETENTION, _purge_deleted)
+    return seal.maintenance(plpy, "hush.purge_deleted_secrets()", _purge_deleted)
 
 
 @privileged.step(privileged.RETENTION)
 def _purge_deleted(plpy: Any, caller: str) -> list[dict]:
-    _lock(plpy)
+    seal.serialise(plpy)
     done = []
     for row in plpy.execute(plan(plpy, "maint.expired", EXPIRED_SQL, [])):
         plpy.execute(plan(plpy, "maint.set_tenant", SET_TENANT_SQL, [T]), [row["tenant_id"]])

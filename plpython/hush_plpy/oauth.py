@@ -109,7 +109,8 @@ DELETE FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 AND p.name {EQ} $2 
 def _provider_row(plpy: Any, tenant: str, name: str) -> dict:
     rows = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
     if not rows:
-        raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %r is not registered in tenant %s" % (name, tenant),
+        raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %s is not registered in tenant %s"
+                   % (validate.show(name), tenant),
                    hint="Register it with register_provider (hush oauth provider add).")
     return rows[0]
 
@@ -367,12 +368,29 @@ UPDATE hush.oauth_connections c
    AND c.lease_holder {EQ} $5
 RETURNING c.id, c.failures
 """
+# Any role may LISTEN, and NOTIFY, on any channel (PostgreSQL has no privileges on
+# channels): hush's notifications carry no payload, only "look again" (an event's id
+# would count every tenant's events). Events are announced each (one per failure streak of
+# a connection: a listener must not miss one); wake-ups of the worker at most once per
+# WAKEUP_GAP_MS on the channel, whoever's call sends them, so a listener learns no more
+# than that some tenant stored tokens in that time. The clock is a sequence
+# (hush.oauth_wakeup_sent_ms, epoch milliseconds): setval is not transactional, so it
+# holds no lock until the caller commits (a row would queue every tenant's store behind
+# the slowest transaction) and raises no serialization failure in a REPEATABLE READ
+# caller. The CASE sets the clock only when the gap has passed.
 EVENT_SQL = """
 WITH e AS (INSERT INTO hush.oauth_events (tenant_id, provider, account, event, detail)
            VALUES ($1, $2, $3, $4, $5) RETURNING id)
-SELECT pg_catalog.pg_notify('hush_oauth_events', e.id::pg_catalog.text) FROM e
+SELECT pg_catalog.pg_notify('hush_oauth_events', '') FROM e
 """
-WAKEUP_SQL = "SELECT pg_catalog.pg_notify('hush_oauth_wakeup', '')"
+WAKEUP_GAP_MS = 500
+WAKEUP_SQL = f"""
+SELECT pg_catalog.pg_notify('hush_oauth_wakeup', '')
+  FROM hush.oauth_wakeup_sent_ms s
+ WHERE CASE WHEN s.last_value OPERATOR(pg_catalog.<=) ($1 OPERATOR(pg_catalog.-) {WAKEUP_GAP_MS})
+            THEN pg_catalog.setval('hush.oauth_wakeup_sent_ms'::pg_catalog.regclass, $1) IS NOT NULL
+            ELSE false END
+"""
 CONNECTIONS_SQL = f"""
 SELECT c.provider, c.account, c.grant_type, c.status, c.token_type, c.scopes, c.expires_at, c.has_refresh_token,
        c.last_error, c.last_error_at, c.refreshed_at, c.lease_until, c.created_at, c.updated_at, c.failures,
@@ -410,8 +428,8 @@ def _connection(plpy: Any, tenant: str, provider_name: str, account: str, lock: 
                         [tenant, provider_name, account])
     if not rows:
         _provider_row(plpy, tenant, provider_name)
-        raise Fail(OAUTH_CONNECTION_NOT_FOUND, "account %r of tenant %s is not connected to OAuth provider %r"
-                   % (account, tenant, provider_name))
+        raise Fail(OAUTH_CONNECTION_NOT_FOUND, "account %s of tenant %s is not connected to OAuth provider %r"
+                   % (validate.show(account), tenant, provider_name))
     return rows[0]
 
 
@@ -490,7 +508,9 @@ def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: 
                  rows[0] if rows else None)
     _record(plpy, ctx, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
             grant_type=grant_type)
-    plpy.execute(plan(plpy, "oauth.wakeup", WAKEUP_SQL, []))  # a worker may need to plan this one's refresh
+    import time
+    # a worker may need to plan this one's refresh
+    plpy.execute(plan(plpy, "oauth.wakeup", WAKEUP_SQL, ["pg_catalog.int8"]), [int(time.time() * 1000)])
     return out
 
 
@@ -578,7 +598,13 @@ def events(plpy: Any, tenant: str, since: Any, max_rows: Any) -> list:
 @privileged.step(OWNER)
 def _events(plpy: Any, caller: str, tenant: str, since: Any, max_rows: int) -> list:
     access.enter(plpy, caller, tenant)
-    return list(plpy.execute(plan(plpy, "oauth.events", EVENTS_SQL, [T, TS, I4]), [tenant, since, max_rows]))
+    rows = [dict(r) for r in plpy.execute(plan(plpy, "oauth.events", EVENTS_SQL, [T, TS, I4]),
+                                          [tenant, since, max_rows])]
+    if rows:  # the table's ids count every tenant's events: each leaves as an opaque id of its own
+        key = audit.cursor_key(plpy)
+        for r in rows:
+            r["id"] = audit.opaque_id(key, tenant, r["id"])
+    return rows
 
 
 # The tenants a worker serves: those the role it runs as may act on (granted

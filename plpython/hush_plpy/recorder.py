@@ -131,13 +131,13 @@ def _first_line(msg: Any) -> str:
     return text.splitlines()[0] if text else "connection failed"
 
 
-def _send(conn: Any, params: list[bytes], deadline: float) -> bytes:
-    """Run the record statement and read every result: its commit is done when none is left.
-    Returns the statement's one value (hush._record's receipt)."""
+def _send(conn: Any, params: list[bytes], deadline: float, sql: bytes = RECORD_SQL) -> bytes:
+    """Run the record statement (or `sql`) and read every result: its commit is done when none
+    is left. Returns the statement's one value (hush._record's receipt)."""
     lib = _libpq()
     ct = lib.ctypes
     values = (ct.c_char_p * len(params))(*params)
-    if not lib.PQsendQueryParams(conn, RECORD_SQL, len(params), None, values, None, None, 0):
+    if not lib.PQsendQueryParams(conn, sql, len(params), None, values, None, None, 0):
         raise _Down(_first_line(lib.PQerrorMessage(conn)))
     while True:
         flushed = lib.PQflush(conn)
@@ -221,6 +221,37 @@ def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
             _drop()  # a failed statement can leave the connection unusable for every later read
             if fresh or time.monotonic() >= deadline:
                 _refuse(plpy, str(e), params, who)
+
+
+# -- the first root key, registered apart from the writer's transaction ----------------------------
+
+REGISTER_SQL = b"SELECT hush._register_first_root_key()"
+WHERE_SQL = """
+SELECT pg_catalog.pg_is_in_recovery() AS standby, pg_catalog.pg_conf_load_time()::pg_catalog.text AS conf
+"""
+
+
+def register_first_key(plpy: Any, GD: dict) -> str | None:
+    """Have the primary register the keyring's first key as the active one, in a transaction of
+    its own, over a connection used for this alone (no slot kept): registered inside the first
+    writer's transaction, the row would make every other writer's first write wait until that
+    transaction ends. Returns the active key id committed there, or None when it could not be
+    done (the server log says why), for the caller to register it in its own transaction."""
+    conn, params = None, {}
+    try:
+        target = _target(plpy, GD, plpy.execute(WHERE_SQL)[0])
+        params = target["params"]
+        deadline = time.monotonic() + target["timeout_ms"] / 1000
+        conn = _connect(params, deadline)
+        return _send(conn, [], deadline, REGISTER_SQL).decode() or None
+    except (_Down, Fail, plpy.SPIError) as e:
+        keyring.log_privately(plpy, "hush: the first root key could not be registered apart from the first "
+                              "writer's transaction, so it is registered inside it: %s (%s)"
+                              % (getattr(e, "message", None) or e, where(params) if params else "no recorder"))
+        return None
+    finally:
+        if conn is not None:
+            _libpq().PQfinish(conn)
 
 
 def _refuse(plpy: Any, why: str, params: dict, who: dict) -> None:

@@ -21,7 +21,7 @@ import json
 
 from . import privileged
 from .access import plan
-from .errors import AUDIT_TAMPERED, INVALID_ARGUMENT, Fail, api
+from .errors import AUDIT_TAMPERED, INVALID_ARGUMENT, MAINTENANCE_BUSY, Fail, api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -66,11 +66,45 @@ NEXT_FIRST_SQL = NEXT_SQL.format(canon=CANON, after="", rows_hash=rows_hash("b.c
 NEXT_AFTER_SQL = NEXT_SQL.format(canon=CANON, after=AFTER + " AND", rows_hash=rows_hash("b.c", "b"))
 
 HORIZON_SQL = "SELECT pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) AS xmin"
-# Transaction-level advisory locks, keyed (b'hush' as int4, 1): sealers and
-# retention take it exclusive, verification shared. A table lock would need
-# UPDATE or DELETE rights on the seals, which no one has.
-LOCK_WRITE_SQL = "SELECT pg_catalog.pg_advisory_xact_lock(1752527720, 1)"
-LOCK_READ_SQL = "SELECT pg_catalog.pg_advisory_xact_lock_shared(1752527720, 1)"
+# Maintenance runs one call at a time, or two sealers would fork the chain and a
+# verifier could read seals and rows of different moments: SHARE UPDATE
+# EXCLUSIVE on a table that only hush_retention may lock so (sql/15_audit.sql).
+# Secret calls take nothing it conflicts with, nor can any role that merely
+# names the table (a view or rule of its own holds at most ROW EXCLUSIVE). The
+# advisory locks used before could be taken, and held, by any role at all.
+SERIALISE_SQL = "LOCK TABLE hush.maintenance_lock IN SHARE UPDATE EXCLUSIVE MODE"
+# PostgreSQL's lock_not_available: a lock_timeout ran out.
+LOCK_NOT_AVAILABLE = "55P03"
+# How long maintenance waits for a lock when the caller's lock_timeout is 0
+# (forever); the caller's own, when set, stands.
+WAIT_MS = 5000
+TIMEOUT_SQL = """
+SELECT pg_catalog.current_setting('lock_timeout') AS setting, CAST(s.setting AS pg_catalog.int8) AS ms
+  FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'lock_timeout'
+"""
+SET_TIMEOUT_SQL = "SELECT pg_catalog.set_config('lock_timeout', $1, true)"
+# Sessions holding a lock on any of $1 (relation names), other than this one.
+HOLDERS_SQL = """
+SELECT DISTINCT l.pid, a.usename AS role FROM pg_catalog.pg_locks l
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+ WHERE l.granted AND l.locktype OPERATOR(pg_catalog.=) 'relation'
+   AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+   AND l.relation OPERATOR(pg_catalog.=) ANY (CAST(CAST($1 AS pg_catalog.regclass[]) AS pg_catalog.oid[]))
+   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+ ORDER BY l.pid LIMIT 5
+"""
+# The transaction the horizon stands at (hush._horizon_holder, superuser-owned:
+# another role's state and transaction start are not visible to hush_retention).
+HOLDER_SQL = """
+SELECT h.pid, h.role, h.application_name, h.state, h.prepared_gid,
+       pg_catalog.date_part('epoch', h.xact_age) AS age_s,
+       h.pid IS NOT DISTINCT FROM pg_catalog.pg_backend_pid() AS mine
+  FROM hush._horizon_holder($1) h LIMIT 1
+"""
+# A transaction that has held rows back this long gets a WARNING (the server
+# log keeps it) rather than a NOTICE: sealing runs every minute.
+HOLD_WARN_S = 60
 HEAD_SQL = "SELECT s.id, s.hash FROM hush.audit_seals s ORDER BY s.id DESC LIMIT 1"
 # Where sealed rows end: the furthest end of any seal (anchors never go past it).
 COVERAGE_SQL = """
@@ -118,17 +152,92 @@ def unsealed(plpy: Any, end: tuple | None) -> int:
     return plpy.execute(plan(plpy, "seal.unsealed", UNSEALED_SQL, [I8, I8]), [end[0], end[1]])[0]["n"]
 
 
+# -- running maintenance ------------------------------------------------------------
+
+def lock_timeout_ms(plpy: Any) -> tuple[str, int]:
+    """The current lock_timeout: as set (to restore it), and in milliseconds (0: none)."""
+    row = plpy.execute(plan(plpy, "maint.timeout", TIMEOUT_SQL, []))[0]
+    return row["setting"], row["ms"]
+
+
+def set_lock_timeout(plpy: Any, value: str) -> None:
+    plpy.execute(plan(plpy, "maint.set_timeout", SET_TIMEOUT_SQL, [T]), [value])
+
+
+def holders(plpy: Any, relations: list[str]) -> str:
+    """Who else holds a lock on any of `relations`, for a message: "pid 123 (alice), ..."."""
+    rows = plpy.execute(plan(plpy, "maint.holders", HOLDERS_SQL, ["pg_catalog.text[]"]), [relations])
+    return ", ".join("pid %d (%s)" % (r["pid"], r["role"] or "?") for r in rows)
+
+
+def maintenance(plpy: Any, what: str, fn: Any, *args: Any) -> Any:
+    """Run maintenance step `fn` as hush_retention, waiting for any lock at most the caller's
+    lock_timeout (WAIT_MS when that is 0). When it runs out: MAINTENANCE_BUSY, nothing changed."""
+    setting, ms = lock_timeout_ms(plpy)
+    wait = ms if ms > 0 else WAIT_MS
+    # Local to the transaction, and put back below: the caller's own setting is what it sees after.
+    set_lock_timeout(plpy, "%dms" % wait)
+    try:
+        return privileged.call(plpy, privileged.RETENTION, fn, *args)
+    except Fail as f:
+        if f.code != LOCK_NOT_AVAILABLE:
+            raise
+        other = holders(plpy, ["hush.maintenance_lock"])
+        raise Fail(MAINTENANCE_BUSY, "%s waited %d ms for a lock and gave up, so nothing was changed: %s" % (
+            what, wait, "another maintenance call is running (%s)" % other if other else
+            "a session holds a lock on a table it needs"),
+            hint="Run it again later. Maintenance waits at most the caller's lock_timeout (%d ms when it is 0); "
+                 "pg_locks and pg_stat_activity show who holds what, and idle_in_transaction_session_timeout "
+                 "ends sessions left idle in a transaction." % WAIT_MS) from None
+    finally:
+        set_lock_timeout(plpy, setting)
+
+
+def serialise(plpy: Any) -> None:
+    """Wait for any other maintenance call to finish (at most lock_timeout): the first thing every step does."""
+    plpy.execute(plan(plpy, "maint.serialise", SERIALISE_SQL, []))
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return "%d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60) if s < 86400 else "%.1f days" % (s / 86400)
+
+
+def held_back(plpy: Any, horizon: int, waiting: int) -> dict:
+    """Name the transaction at the horizon, which keeps `waiting` rows unsealed: a NOTICE, or a
+    WARNING once it has been open HOLD_WARN_S; and the result's horizon_* columns."""
+    rows = plpy.execute(plan(plpy, "seal.holder", HOLDER_SQL, [I8]), [horizon])
+    if not rows:  # it ended since: the next seal takes its rows
+        return {}
+    h = rows[0]
+    age = float(h["age_s"] or 0)
+    if h["prepared_gid"] is not None:
+        who = "prepared transaction %s (owner %s)" % (json.dumps(h["prepared_gid"]), h["role"])
+        todo = "COMMIT PREPARED or ROLLBACK PREPARED it"
+    elif h["mine"]:
+        who = "this session (pid %d), whose own transaction began before" % h["pid"]
+        todo = "call hush.seal_audit() in a transaction of its own"
+    else:
+        who = "backend pid %d (role %s, application %s, %s)" % (
+            h["pid"], h["role"], json.dumps(h["application_name"] or ""), h["state"] or "state unknown")
+        todo = "end that transaction, or SELECT pg_terminate_backend(%d)" % h["pid"]
+    msg = ("%d audit rows are not sealed yet: the oldest running transaction, open for %s, is %s; rows of "
+           "transactions that got their id after it wait until it ends" % (waiting, _duration(age), who))
+    hint = ("%s%s. idle_in_transaction_session_timeout ends sessions left idle in a transaction "
+            "(README, \"The audit trail\")." % (todo[0].upper(), todo[1:]))
+    (plpy.warning if age >= HOLD_WARN_S else plpy.notice)(msg, hint=hint)
+    return {"horizon_pid": h["pid"], "horizon_role": h["role"], "horizon_age": "%.3f seconds" % age}
+
+
 @api
 def seal(plpy: Any) -> list[dict]:
     """Seal every row below the horizon that no seal covers yet, in seals of at most MAX_SEAL_ROWS."""
-    return privileged.call(plpy, privileged.RETENTION, _seal)
+    return maintenance(plpy, "hush.seal_audit()", _seal)
 
 
 @privileged.step(privileged.RETENTION)
 def _seal(plpy: Any, caller: str) -> list[dict]:
-    # One sealer at a time (two would fork the chain); the audit table, and so
-    # every secret call, is left alone.
-    plpy.execute(plan(plpy, "seal.lock_write", LOCK_WRITE_SQL, []))
+    serialise(plpy)
     head = plpy.execute(plan(plpy, "seal.head", HEAD_SQL, []))
     prev_hash = head[0]["hash"] if head else None
     head_id = head[0]["id"] if head else None
@@ -148,8 +257,13 @@ def _seal(plpy: Any, caller: str) -> list[dict]:
         prev_hash, head_id, end = made["hash"], made["id"], last
         seals += 1
         rows += batch["n"]
-    return [{"seals_created": seals, "rows_sealed": rows, "unsealed_rows": unsealed(plpy, end),
-             "head_seal_id": head_id, "head_hash": _hex(prev_hash)}]
+    result = {"seals_created": seals, "rows_sealed": rows, "unsealed_rows": unsealed(plpy, end),
+              "head_seal_id": head_id, "head_hash": _hex(prev_hash),
+              "horizon_pid": None, "horizon_role": None, "horizon_age": None}
+    # Every row left is of a transaction at or after the horizon, held back by the one standing there.
+    if result["unsealed_rows"]:
+        result.update(held_back(plpy, horizon, result["unsealed_rows"]))
+    return [result]
 
 
 # -- verification ---------------------------------------------------------------
@@ -249,7 +363,7 @@ def verify(plpy: Any, since: Any, known_head: Any = None) -> list[dict]:
         if len(known_head) != 64 or any(c not in "0123456789abcdef" for c in known_head):
             raise Fail(INVALID_ARGUMENT, "known_head must be a seal's hash: 64 hex digits, as seal_audit() and "
                        "verify_audit() print it")
-    return privileged.call(plpy, privileged.RETENTION, _verify, since, known_head)
+    return maintenance(plpy, "hush.verify_audit()", _verify, since, known_head)
 
 
 # A head hash exported earlier names a seal the chain must still hold: seals are
@@ -262,7 +376,7 @@ SELECT s.id FROM hush.audit_seals s WHERE s.hash OPERATOR(pg_catalog.=) pg_catal
 
 @privileged.step(privileged.RETENTION)
 def _verify(plpy: Any, caller: str, since: Any, known_head: Any) -> list[dict]:
-    plpy.execute(plan(plpy, "seal.lock_read", LOCK_READ_SQL, []))
+    serialise(plpy)
     seals, bad = chain(plpy, since)
     end = max(((s["last_txid"], s["last_id"]) for s in seals), default=None)
     result = {"ok": bad is None, "seals_checked": len(seals), "rows_checked": 0,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from . import access, audit, crypto, keyring, privileged, validate
 from .access import plan
-from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, KEY_UNAVAILABLE, SECRET_DELETED, SECRET_EXPIRED, SECRET_NOT_FOUND,
+from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, SECRET_DELETED, SECRET_EXPIRED, SECRET_NOT_FOUND,
                      VERSION_CONFLICT, VERSION_DESTROYED, VERSION_NOT_FOUND, Fail, api)
 
 TYPE_CHECKING = False
@@ -108,7 +108,7 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
 def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
     rows = _read(plpy, caller, tenant, by, key, version)
     if not rows:
-        raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
+        raise Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
     _check(tenant, rows[0], version)
     _release(plpy, GD, caller, tenant, rows)
     return _open(plpy, GD, tenant, rows[0])
@@ -141,11 +141,13 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
 @privileged.step(OWNER)
 def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> list:
     rows = _read(plpy, caller, tenant, "names", wanted, None)
+    if not wanted:
+        return []  # after _read, which refused a tenant not the caller's
     found = {r["name"]: r for r in rows}
     missing = [n for n in wanted if n not in found]
     if missing:
         raise Fail(SECRET_NOT_FOUND, "%d of %d secrets not found in tenant %s: %s"
-                   % (len(missing), len(wanted), tenant, ", ".join(repr(n) for n in missing[:10])))
+                   % (len(missing), len(wanted), tenant, ", ".join(validate.show(n) for n in missing[:10])))
     for n in wanted:
         _check(tenant, found[n], None)
     _release(plpy, GD, caller, tenant, rows)
@@ -173,6 +175,7 @@ SAVE_SQL = f"""
 WITH ctx AS (
   SELECT {access.may_act("$1", "$8")} AS allowed,
          COALESCE((SELECT t.max_value_bytes FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 65536) AS max_value_bytes,
+         COALESCE((SELECT t.audit_rows_per_second FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 0) AS audit_limit,
          (SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active') AS active_key_id,
          COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $8), false) AS superuser),
      s AS (
@@ -183,7 +186,7 @@ WITH ctx AS (
     FROM ctx WHERE ctx.allowed
   ON CONFLICT (tenant_id, name) {{on_conflict}}
   {RETURNING})
-SELECT ctx.allowed, ctx.max_value_bytes, ctx.active_key_id, ctx.superuser,
+SELECT ctx.allowed, ctx.max_value_bytes, ctx.active_key_id, ctx.superuser, ctx.audit_limit,
        s.id, s.name, s.version, s.created_at, s.updated_at
   FROM ctx LEFT JOIN s ON true
 """
@@ -219,26 +222,13 @@ INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, 
 SELECT $1, $8, v.secret_id, $9, v.version, $7, $10 FROM v
 """
 
-REGISTER_FIRST_KEY_SQL = """
-INSERT INTO hush.root_keys (key_id, state, activated_at)
-SELECT $1, 'active', pg_catalog.now() WHERE NOT EXISTS (SELECT 1 FROM hush.root_keys)
-ON CONFLICT DO NOTHING
-"""
-ACTIVE_KEY_SQL = f"SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active'"
-
-
 def active_key(plpy: Any, GD: dict, ctx: dict) -> tuple[str, bytes]:
     """The active root key, checked against the keyring before anything is written.
     With no key registered at all, the keyring's first key becomes the active one."""
     kid = ctx["active_key_id"]
     if kid is None:
-        first = next(iter(keyring.load(plpy, GD)))
-        plpy.execute(plan(plpy, "key.register_first", REGISTER_FIRST_KEY_SQL, [T]), [first])
-        rows = plpy.execute(plan(plpy, "key.active", ACTIVE_KEY_SQL, []))
-        if not rows:
-            raise Fail(KEY_UNAVAILABLE, "no root key is active in this database",
-                       hint="An admin activates a registered key (see the README, key rotation).")
-        kid = rows[0]["key_id"]
+        from .keys import first_active  # keys imports this module
+        kid = first_active(plpy, GD)
     return kid, keyring.get(plpy, GD, kid)
 
 
@@ -247,9 +237,9 @@ def _fail_write(plpy: Any, tenant: str, by: str, key: Any, expected: Any) -> Non
     rows = plpy.execute(plan(plpy, "diagnose." + by, DIAGNOSE_SQL.format(col=col), [T, typ]), [tenant, key])
     if not rows:
         if expected:
-            raise Fail(VERSION_CONFLICT, "secret %s %r does not exist in tenant %s; expected version %s"
-                       % (by, key, tenant, expected))
-        raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
+            raise Fail(VERSION_CONFLICT, "secret %s %s does not exist in tenant %s; expected version %s"
+                       % (by, validate.show(key), tenant, expected))
+        raise Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
     r = rows[0]
     if r["deleted"]:
         raise Fail(SECRET_DELETED, "secret %r of tenant %s is deleted" % (r["name"], tenant),
@@ -306,6 +296,8 @@ def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, 
         ctx = dict(plpy.execute(p, [tenant, name, *fields, caller])[0], caller=caller)
         if not ctx["allowed"]:
             access.deny(caller, tenant)
+        if ctx["audit_limit"]:  # refused with the step: the upsert above is taken back with it
+            audit.check_rate(plpy, tenant, ctx["audit_limit"])
         raw = validate.value(value, ctx["max_value_bytes"])
         key = active_key(plpy, GD, ctx)
         row = ctx if ctx["id"] is not None else None
@@ -379,12 +371,12 @@ WHO_TYPES = ["pg_catalog.name", "pg_catalog.jsonb"]
 
 @privileged.step(OWNER)
 def _delete(plpy: Any, caller: str, tenant: str, by: str, key: Any) -> None:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = access.enter(plpy, caller, tenant, audits=True)
     col, typ = KEYS[by]
     sql = SET_DELETED_SQL.format(new="pg_catalog.now()", old="NULL", col=col, action="delete")
     if not plpy.execute(plan(plpy, "delete." + by, sql, [T, typ, *WHO_TYPES]),
                         [tenant, key, caller, access.actor(ctx)]):
-        raise Fail(SECRET_NOT_FOUND, "secret %s %r not found in tenant %s" % (by, key, tenant))
+        raise Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
 
 
 @api
@@ -409,12 +401,12 @@ def restore_secret(plpy: Any, tenant: str, name: str) -> dict:
 
 @privileged.step(OWNER)
 def _restore(plpy: Any, caller: str, tenant: str, name: str) -> dict:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = access.enter(plpy, caller, tenant, audits=True)
     sql = SET_DELETED_SQL.format(new="NULL", old="NOT NULL", col="s.name", action="restore")
     plpy.execute(plan(plpy, "restore", sql, [T, T, *WHO_TYPES]), [tenant, name, caller, access.actor(ctx)])
     rows = _list(plpy, tenant, 1, 1, None, None, True, name)
     if not rows or rows[0]["deleted_at"] is not None:
-        raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
+        raise Fail(SECRET_NOT_FOUND, "secret name %s not found in tenant %s" % (validate.show(name), tenant))
     return rows[0]
 
 
@@ -449,14 +441,16 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
 
 @privileged.step(OWNER)
 def _destroy(plpy: Any, caller: str, tenant: str, name: str, versions: Any) -> int:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = access.enter(plpy, caller, tenant, audits=True)
     rows = plpy.execute(plan(plpy, "destroy.find", DESTROY_FIND_SQL, [T, T]), [tenant, name])
     if not rows:
-        raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
+        raise Fail(SECRET_NOT_FOUND, "secret name %s not found in tenant %s" % (validate.show(name), tenant))
     missing = sorted(set(versions or []) - set(rows[0]["versions"] or []))
     if missing:
-        raise Fail(VERSION_NOT_FOUND, "secret %r of tenant %s has no version %s"
-                   % (name, tenant, ", ".join(map(str, missing))))
+        # The first ten: the list is the caller's, up to 10,000 long.
+        raise Fail(VERSION_NOT_FOUND, "secret %r of tenant %s has no version %s%s"
+                   % (name, tenant, ", ".join(map(str, missing[:10])),
+                      " (and %d more)" % (len(missing) - 10) if len(missing) > 10 else ""))
     p = plan(plpy, "destroy", DESTROY_SQL, [T, "pg_catalog.uuid", "pg_catalog.int4[]", T, *WHO_TYPES])
     return plpy.execute(p, [tenant, rows[0]["id"], versions, name, caller, access.actor(ctx)])[0]["n"]
 
@@ -487,7 +481,8 @@ SELECT p.*, LEAST(p.n, {COUNT_CAP}) AS total, p.n OPERATOR(pg_catalog.<=) {COUNT
 # Parameters, the same for every variant: $1 tenant, $2 prefix (list) or
 # lower-cased query (search), $3 tags, $4 include_deleted, $5 limit, $6 offset,
 # $7 exact name, $8 after.
-PAGE_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", T, T]
+# The offset is int8: page x per_page may pass an int4's range (it reads an empty page).
+PAGE_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int8", T, T]
 
 
 def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool, exact: bool, after: bool) -> Any:
@@ -622,5 +617,5 @@ def _versions(plpy: Any, caller: str, tenant: str, name: str) -> list:
     access.enter(plpy, caller, tenant)
     rows = plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])
     if not rows:
-        raise Fail(SECRET_NOT_FOUND, "secret name %r not found in tenant %s" % (name, tenant))
+        raise Fail(SECRET_NOT_FOUND, "secret name %s not found in tenant %s" % (validate.show(name), tenant))
     return list(rows)

@@ -70,14 +70,29 @@ def name(n: Any, what: str = "secret name") -> str:
     return n
 
 
-def value(v: Any, limit: int) -> bytes:
+def value_size(v: Any, limit: int) -> int:
+    """A value's size in UTF-8 bytes, checked against the tenant's limit without keeping a
+    copy (save_secrets checks every value before it writes anything)."""
     if v is None:
         raise Fail(INVALID_ARGUMENT, "value must not be NULL")
-    raw = v.encode("utf-8")
-    if len(raw) > limit:
-        raise Fail(VALUE_TOO_LARGE, "value is %d bytes of UTF-8; the limit for this tenant is %d" % (len(raw), limit),
+    # str.isascii() is O(1) in CPython; a string longer than the limit in characters is
+    # over it in bytes too, and is not copied to be measured.
+    if v.isascii():
+        size, shown = len(v), "%d" % len(v)
+    elif len(v) > limit:
+        size, shown = len(v) + 1, "more than %d" % len(v)
+    else:
+        size = len(v.encode("utf-8"))
+        shown = "%d" % size
+    if size > limit:
+        raise Fail(VALUE_TOO_LARGE, "value is %s bytes of UTF-8; the limit for this tenant is %d" % (shown, limit),
                    hint="An admin can raise it with hush.configure_tenant(tenant, max_value_bytes => ...).")
-    return raw
+    return size
+
+
+def value(v: Any, limit: int) -> bytes:
+    value_size(v, limit)
+    return v.encode("utf-8")
 
 
 def kind(k: Any) -> Any:
@@ -109,10 +124,14 @@ def metadata(m: Any) -> Any:
     """m arrives as jsonb text (no transform is used)."""
     if m is None:
         return None
-    if len(m.encode("utf-8")) > MAX_METADATA_BYTES:
+    if len(m) > MAX_METADATA_BYTES or len(m.encode("utf-8")) > MAX_METADATA_BYTES:
         raise Fail(INVALID_ARGUMENT, "metadata is larger than %d bytes" % MAX_METADATA_BYTES)
     import json  # here: most calls carry no metadata
-    if not isinstance(json.loads(m), dict):
+    try:
+        parsed = json.loads(m)
+    except RecursionError:  # jsonb nests as deep as it likes; Python's parser stops at ~1,000
+        raise Fail(INVALID_ARGUMENT, "metadata is nested too deeply") from None
+    if not isinstance(parsed, dict):
         raise Fail(INVALID_ARGUMENT, "metadata must be a JSON object")
     return m
 
@@ -139,8 +158,11 @@ def page(p: Any, per_page: Any) -> tuple[int, int]:
 
 
 def show(x: Any) -> str:
-    """Quote a rejected identifier for a message, shortened and with controls escaped."""
+    """A caller-given tenant, name or kind that was refused or not found, for a message or
+    log line: its first 4 characters (never all of it) and its length, e.g. 'sk_l...' (32 chars).
+    It may be a value passed in the wrong place (an API key as the tenant, a token as the
+    name), and errors reach logs and clients that must never hold one. ASCII dots: a client
+    encoding without an ellipsis must still get the message."""
     if not isinstance(x, str):
         return "NULL" if x is None else type(x).__name__
-    s = x if len(x) <= 64 else x[:64] + "..."
-    return repr(s)
+    return "%r (%d char%s)" % (x[:min(4, len(x) - 1)] + "...", len(x), "" if len(x) == 1 else "s")

@@ -18,9 +18,9 @@ AS $py${{py: secrets.get_secret_by_id(GD, tenant, id, version)}}$py$;
 COMMENT ON FUNCTION hush.get_secret_by_id(text, uuid, integer) IS
     'Read a secret''s value by id (latest version, or the given one); audited.';
 
-CREATE OR REPLACE FUNCTION hush.get_secrets(tenant text, names text[])
+CREATE OR REPLACE FUNCTION hush.get_secrets(tenant text, names hush.secret_names)
 RETURNS SETOF hush.secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.get_secrets(GD, tenant, names)}}$py$;
-COMMENT ON FUNCTION hush.get_secrets(text, text[]) IS
-    'Read the latest values of several secrets in one call, in the order named; one audit row each.';
+COMMENT ON FUNCTION hush.get_secrets(text, hush.secret_names) IS
+    'Read the latest values of several secrets (up to 10,000) in one call, in the order named; one audit row each.';

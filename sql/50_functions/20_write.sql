@@ -3,32 +3,32 @@
 
 CREATE OR REPLACE FUNCTION hush.save_secret(
     tenant text, name text, value text,
-    description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
+    description text DEFAULT NULL, tags hush.secret_tags DEFAULT NULL, metadata jsonb DEFAULT NULL,
     kind text DEFAULT NULL, expected_version integer DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.save_secret(GD, tenant, name, value, description, tags, metadata, kind, expected_version, expires_at)}}$py$;
-COMMENT ON FUNCTION hush.save_secret(text, text, text, text, text[], jsonb, text, integer, timestamptz) IS
+COMMENT ON FUNCTION hush.save_secret(text, text, text, text, hush.secret_tags, jsonb, text, integer, timestamptz) IS
     'Create a secret or add a version; expected_version makes it check-and-set (0 = create only).';
 
 CREATE OR REPLACE FUNCTION hush.update_secret(
     tenant text, name text, value text DEFAULT NULL,
-    description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
+    description text DEFAULT NULL, tags hush.secret_tags DEFAULT NULL, metadata jsonb DEFAULT NULL,
     expected_version integer DEFAULT NULL, kind text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.update_secret(GD, tenant, name, value, description, tags, metadata, expected_version, kind, expires_at)}}$py$;
-COMMENT ON FUNCTION hush.update_secret(text, text, text, text, text[], jsonb, integer, text, timestamptz) IS
+COMMENT ON FUNCTION hush.update_secret(text, text, text, text, hush.secret_tags, jsonb, integer, text, timestamptz) IS
     'Update an existing secret: a new value makes a new version; NULL arguments keep what is there.';
 
 CREATE OR REPLACE FUNCTION hush.update_secret_by_id(
     tenant text, id uuid, value text DEFAULT NULL,
-    description text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL,
+    description text DEFAULT NULL, tags hush.secret_tags DEFAULT NULL, metadata jsonb DEFAULT NULL,
     expected_version integer DEFAULT NULL, kind text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.update_secret_by_id(GD, tenant, id, value, description, tags, metadata, expected_version, kind, expires_at)}}$py$;
-COMMENT ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, text[], jsonb, integer, text, timestamptz) IS
+COMMENT ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, hush.secret_tags, jsonb, integer, text, timestamptz) IS
     'update_secret by id.';
 
 CREATE OR REPLACE FUNCTION hush.delete_secret(tenant text, name text)
@@ -50,18 +50,18 @@ LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.restore_secret(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.restore_secret(text, text) IS 'Undo a soft delete.';
 
-CREATE OR REPLACE FUNCTION hush.destroy_secret(tenant text, name text, versions integer[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION hush.destroy_secret(tenant text, name text, versions hush.version_list DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.destroy_secret(tenant, name, versions)}}$py$;
-COMMENT ON FUNCTION hush.destroy_secret(text, text, integer[]) IS
+COMMENT ON FUNCTION hush.destroy_secret(text, text, hush.version_list) IS
     'Erase the ciphertext and data keys of the given versions (all when NULL) for good.';
 
 CREATE OR REPLACE FUNCTION hush.save_secrets(
-    tenant text, names text[], "values" text[],
-    kind text DEFAULT NULL, tags text[] DEFAULT NULL, metadata jsonb DEFAULT NULL)
+    tenant text, names hush.secret_names, "values" hush.secret_values,
+    kind text DEFAULT NULL, tags hush.secret_tags DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS SETOF hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: bulk.save_secrets(GD, tenant, names, values, kind, tags, metadata)}}$py$;
-COMMENT ON FUNCTION hush.save_secrets(text, text[], text[], text, text[], jsonb) IS
-    'save_secret for many secrets in one set-based call (up to 10,000); all or nothing; one audit row each.';
+COMMENT ON FUNCTION hush.save_secrets(text, hush.secret_names, hush.secret_values, text, hush.secret_tags, jsonb) IS
+    'save_secret for many secrets in one set-based call (up to 10,000 and 64 MiB of values); all or nothing; one audit row each.';

@@ -3,12 +3,12 @@
 
 CREATE OR REPLACE FUNCTION hush.list_secrets(
     tenant text, page integer DEFAULT 1, per_page integer DEFAULT 50,
-    name_prefix text DEFAULT NULL, tags text[] DEFAULT NULL, include_deleted boolean DEFAULT false,
+    name_prefix text DEFAULT NULL, tags hush.secret_tags DEFAULT NULL, include_deleted boolean DEFAULT false,
     after text DEFAULT NULL)
 RETURNS SETOF hush.secret_metadata
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: secrets.list_secrets(tenant, page, per_page, name_prefix, tags, include_deleted, after)}}$py$;
-COMMENT ON FUNCTION hush.list_secrets(text, integer, integer, text, text[], boolean, text) IS
+COMMENT ON FUNCTION hush.list_secrets(text, integer, integer, text, hush.secret_tags, boolean, text) IS
     'One page of a tenant''s secrets by name (metadata only), by page number or after a name; rows carry the total.';
 
 CREATE OR REPLACE FUNCTION hush.search_secrets(tenant text, query text, page integer DEFAULT 1, per_page integer DEFAULT 50,

@@ -14,9 +14,11 @@ AS $py${{py: admin.revoke_tenant(role, tenant)}}$py$;
 COMMENT ON FUNCTION hush.revoke_tenant(name, text) IS 'Remove a tenant grant; true when one was removed.';
 
 CREATE OR REPLACE FUNCTION hush.configure_tenant(tenant text, audit_reads boolean DEFAULT NULL, max_value_bytes integer DEFAULT NULL,
-                                                 recovery_days integer DEFAULT NULL)
+                                                 recovery_days integer DEFAULT NULL,
+                                                 audit_rows_per_second integer DEFAULT NULL)
 RETURNS hush.tenant_settings
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: admin.configure_tenant(tenant, audit_reads, max_value_bytes, recovery_days)}}$py$;
-COMMENT ON FUNCTION hush.configure_tenant(text, boolean, integer, integer) IS
-    'Per-tenant settings: read auditing on/off, value size limit, days a deleted secret can be restored before it is purged; NULL keeps the current setting.';
+AS $py${{py: admin.configure_tenant(tenant, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second)}}$py$;
+COMMENT ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer) IS
+    'Per-tenant settings: read auditing on/off, value size limit, days a deleted secret can be restored before it is purged, '
+    'audit rows a second before audited calls are refused with SH023 (0: no limit); NULL keeps the current setting.';

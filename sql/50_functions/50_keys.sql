@@ -29,6 +29,17 @@ LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: keys.retire(GD, key_id)}}$py$;
 COMMENT ON FUNCTION hush.retire_root_key(text) IS 'Retire a key that is not active and seals no data key.';
 
+-- The first root key of a database, registered on the primary in a transaction
+-- of its own (plpython/hush_plpy/recorder.py, register_first_key): called over
+-- a writing backend's recorder connection, so that the registration does not
+-- stay uncommitted in the first writer's transaction while every other
+-- writer's first write waits for it. It takes no argument: it only does what
+-- that first write would do (the keyring's first key, when none is registered).
+CREATE OR REPLACE FUNCTION hush._register_first_root_key()
+RETURNS text
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $py${{py: keys.register_first(GD)}}$py$;
+
 -- One committed batch of CALL hush.rewrap(); callable by hush_admin through it.
 CREATE OR REPLACE FUNCTION hush._rewrap_batch(batch_size integer)
 RETURNS integer

@@ -2,7 +2,11 @@
 -- secrets, and their schedule. The PL/Python ones do their work as
 -- hush_retention (a privileged step, 90_privileges.sql), the only role whose
 -- DELETE the audit trigger lets through, with TimeZone and DateStyle pinned so
--- that no caller setting moves a month bound or a hashed timestamp.
+-- that no caller setting moves a month bound or a hashed timestamp. They run
+-- one call at a time (hush.maintenance_lock, 15_audit.sql) and wait for any
+-- lock at most the caller's lock_timeout, or 5 seconds when it is 0: then
+-- SH061, and nothing is changed (retention's drops wait 100 ms at a time, so
+-- that secret calls never queue behind them for long).
 
 CREATE OR REPLACE FUNCTION hush.create_audit_partitions(months_ahead integer DEFAULT 3)
 RETURNS TABLE (partition text, range_from timestamptz, range_to timestamptz, rows_moved bigint)
@@ -12,13 +16,38 @@ AS $py${{py: maintenance.create_partitions(months_ahead)}}$py$;
 COMMENT ON FUNCTION hush.create_audit_partitions(integer) IS
     'Create the monthly audit partitions (UTC bounds) missing from the oldest row waiting in the DEFAULT partition (or this month) to months_ahead months ahead; rows waiting move in.';
 
+-- Which transaction holds the seal horizon back: the backend (or prepared
+-- transaction) whose transaction id is `horizon`, with its login role, state
+-- and age. Another role's state and transaction start are shown only to
+-- superusers and pg_read_all_stats, so this reader stays owned by the
+-- superuser who ran CREATE EXTENSION (90_privileges.sql) and is granted to
+-- hush_retention alone; it returns no query text.
+CREATE OR REPLACE FUNCTION hush._horizon_holder(horizon bigint)
+RETURNS TABLE (pid integer, role name, application_name text, state text, xact_age interval, prepared_gid text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT a.pid, a.usename, a.application_name, a.state,
+           pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) a.xact_start, NULL::pg_catalog.text
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.backend_xid OPERATOR(pg_catalog.=)
+           pg_catalog.xid(CAST(CAST(horizon AS pg_catalog.text) AS pg_catalog.xid8))
+    UNION ALL
+    SELECT NULL, p.owner, NULL, 'prepared', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) p.prepared, p.gid
+      FROM pg_catalog.pg_prepared_xacts p
+     WHERE p.transaction OPERATOR(pg_catalog.=)
+           pg_catalog.xid(CAST(CAST(horizon AS pg_catalog.text) AS pg_catalog.xid8))
+$fn$;
+
+-- horizon_pid, horizon_role, horizon_age: when rows wait, the transaction that
+-- holds them back (NULL for a prepared transaction's pid); also a NOTICE, or a
+-- WARNING once it has been open a minute.
 CREATE OR REPLACE FUNCTION hush.seal_audit()
-RETURNS TABLE (seals_created integer, rows_sealed bigint, unsealed_rows bigint, head_seal_id bigint, head_hash text)
+RETURNS TABLE (seals_created integer, rows_sealed bigint, unsealed_rows bigint, head_seal_id bigint, head_hash text,
+               horizon_pid integer, horizon_role name, horizon_age interval)
 LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: seal.seal()}}$py$;
 COMMENT ON FUNCTION hush.seal_audit() IS
-    'Seal the audit rows of finished transactions not sealed yet (SHA-256, chained to the previous seal).';
+    'Seal the audit rows of finished transactions not sealed yet (SHA-256, chained to the previous seal); name the transaction that holds the rest back.';
 
 CREATE OR REPLACE FUNCTION hush.verify_audit(since timestamptz DEFAULT NULL, known_head text DEFAULT NULL)
 RETURNS TABLE (ok boolean, seals_checked bigint, rows_checked bigint, unsealed_rows bigint, head_hash text,
@@ -29,14 +58,17 @@ AS $py${{py: seal.verify(since, known_head)}}$py$;
 COMMENT ON FUNCTION hush.verify_audit(timestamptz, text) IS
     'Recompute the seal chain and the rows under it (seals made since `since`, or all): ok, or the first seal that differs and why; with known_head, a head hash kept elsewhere, also that the chain still holds that seal.';
 
+-- partitions_deferred: expired partitions another session kept in use through
+-- every try to drop them (empty when none); nothing was removed then, and the
+-- next run tries again.
 CREATE OR REPLACE FUNCTION hush.cleanup_audit_logs(retention_days integer DEFAULT 2555)
 RETURNS TABLE (cutoff timestamptz, partitions_dropped integer, rows_removed bigint, oldest_removed timestamptz,
-               newest_removed timestamptz, anchor_seal_id bigint)
+               newest_removed timestamptz, anchor_seal_id bigint, partitions_deferred text[])
 LANGUAGE plpython3u VOLATILE
 SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
 AS $py${{py: maintenance.cleanup(retention_days)}}$py$;
 COMMENT ON FUNCTION hush.cleanup_audit_logs(integer) IS
-    'Remove audit rows older than retention_days (default 2,555, 7 years): drop whole partitions, delete in the one straddling the cutoff; logged in hush.maintenance_log, the seal chain anchored.';
+    'Remove audit rows older than retention_days (default 2,555, 7 years): drop whole partitions, delete in the one straddling the cutoff; logged in hush.maintenance_log, the seal chain anchored; deferred while a session keeps an expired partition in use.';
 
 CREATE OR REPLACE FUNCTION hush.purge_deleted_secrets()
 RETURNS TABLE (tenant_id text, secrets_purged bigint)

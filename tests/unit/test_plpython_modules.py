@@ -59,8 +59,29 @@ def test_api_logs_each_failure_as_one_json_line():
         with pytest.raises(FakePlpy.Error):
             get_thing(FakePlpy, {}, tenant, "secret-name")
     lines = [json.loads(line.removeprefix("hush-failure ")) for line in FakePlpy.logged]
-    assert lines == [{"action": "get_thing", "tenant": t, "role": "alice", "session_role": "gateway",
-                      "application_name": "app", "sqlstate": "SH020"} for t in ("acme", None)]
+    # Refused (SH020): the tenant only by its first characters and length, well-formed or not.
+    assert lines == [{"action": "get_thing", "tenant": None, "tenant_masked": m, "role": "alice",
+                      "session_role": "gateway", "application_name": "app", "sqlstate": "SH020"}
+                     for m in ("'acm...' (4 chars)", "'not ...' (15 chars)")]
+
+
+def test_the_log_line_shows_a_tenant_in_full_only_when_granted():
+    caller = {"role": "alice", "session_role": "alice", "application_name": "app"}
+    key = "sk_live_" + "0" * 24
+
+    def line(tenant, granted):
+        return json.loads(errors.failure_line("get_secret", tenant, "SH010", caller, granted)
+                          .removeprefix("hush-failure "))
+    assert line("acme", True)["tenant"] == "acme" and "tenant_masked" not in line("acme", True)
+    assert (line(key, False)["tenant"], line(key, False)["tenant_masked"]) == (None, "'sk_l...' (32 chars)")
+    assert line(None, False)["tenant"] is None and "tenant_masked" not in line(None, False)
+
+
+@pytest.mark.parametrize("given,shown", [("sk_live_" + "a" * 24, "'sk_l...' (32 chars)"),
+                                         ("acme", "'acm...' (4 chars)"), ("ab", "'a...' (2 chars)"), ("a", "'...' (1 char)"),
+                                         ("a\x00bcdef", "'a\\x00bc...' (7 chars)"), (None, "NULL"), (3, "int")])
+def test_show_never_gives_a_name_in_full(given, shown):
+    assert validate.show(given) == shown
 
 
 def test_every_code_is_class_sh_and_unique():

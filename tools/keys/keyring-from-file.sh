@@ -4,6 +4,8 @@
 #   hush.root_key_command = '/usr/local/lib/hush/keyring-from-file.sh /etc/postgresql/hush/root.keys'
 # hush runs it as the server's OS user, with no shell, and reads its standard
 # output (one base64 32-byte key per line); it never shows that output anywhere.
+# Its only argument is a path: every database role can read the setting (SHOW),
+# so a command line never carries a credential.
 set -eu
 file=${1:?usage: keyring-from-file.sh KEYRING_FILE}
 case $(stat -c %a "$file") in

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping, TypeVar
 
 R = TypeVar("R")
@@ -27,6 +27,7 @@ class TenantSettings:
     audit_reads: bool
     max_value_bytes: int
     recovery_days: int
+    audit_rows_per_second: int
     updated_at: datetime
 
     @classmethod
@@ -98,11 +99,15 @@ def _json_or_none(v: Any) -> dict[str, Any] | None:
 class AuditRecord:
     """One row of the audit trail; never a value. `db_role` is the role the calling code ran
     as, `session_role` the login role; `client_addr` is inet's text form (None over a Unix
-    socket); `txid` the writing transaction (seal order is (txid, id)); `caller_xact`, for
-    read records committed apart, whether the reading transaction committed (see
-    `hush.caller_xact`), None for rows written in the caller's own transaction."""
+    socket); `caller_xact`, for read records committed apart, whether the reading transaction
+    committed (see `hush.caller_xact`), None for rows written in the caller's own transaction.
 
-    id: int
+    Read from the table (auditors, admins: Audit.query, tail, iter_all): `id` and `txid`, the
+    writing transaction (seal order is (txid, id)); `cursor` is None. Read through
+    hush.audit_log() (application roles: Audit.log, iter_log): `cursor`, an opaque token to pass
+    as `after=`; `id` and `txid` are None, since they count every tenant's activity."""
+
+    id: int | None
     tenant_id: str
     at: datetime
     action: str
@@ -113,28 +118,42 @@ class AuditRecord:
     session_role: str
     application_name: str | None
     client_addr: str | None
-    txid: int
+    txid: int | None
     outcome: str
     detail: dict[str, Any] | None
     caller_xact: str | None
+    cursor: str | None = None
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(txid, id), the row's place in seal order, for `after=` of Audit.query and iter_all;
+        ValueError for a row of Audit.log, which has a `cursor` instead."""
+        if self.txid is None or self.id is None:
+            raise ValueError("a row from hush.audit_log() has a cursor, not a position: pass after=row.cursor")
+        return self.txid, self.id
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> AuditRecord:
-        return cls(r["id"], r["tenant_id"], r["at"], r["action"], _uuid_or_none(r["secret_id"]), r["secret_name"],
+        return cls(r.get("id"), r["tenant_id"], r["at"], r["action"], _uuid_or_none(r["secret_id"]), r["secret_name"],
                    r["version"], r["db_role"], r["session_role"], r["application_name"], r["client_addr"],
-                   r["txid"], r["outcome"], _json_or_none(r["detail"]), r["caller_xact"])
+                   r.get("txid"), r["outcome"], _json_or_none(r["detail"]), r["caller_xact"], r.get("cursor"))
 
 
 @dataclass(frozen=True, slots=True)
 class AuditSeal:
     """`hush.seal_audit()`: seals made, rows they cover, rows still waiting for running
-    transactions, and the chain's head (keep `head_hash` somewhere else too)."""
+    transactions, and the chain's head (keep `head_hash` somewhere else too). When rows wait,
+    `horizon_pid`, `horizon_role` and `horizon_age` name the oldest running transaction, which
+    holds them back (the pid is None for a prepared transaction)."""
 
     seals_created: int
     rows_sealed: int
     unsealed_rows: int
     head_seal_id: int | None
     head_hash: str | None
+    horizon_pid: int | None
+    horizon_role: str | None
+    horizon_age: timedelta | None
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> AuditSeal:
@@ -185,6 +204,8 @@ class AuditCleanup:
     oldest_removed: datetime | None
     newest_removed: datetime | None
     anchor_seal_id: int | None
+    # Expired partitions another session kept in use through every try: nothing was removed then.
+    partitions_deferred: list[str]
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> AuditCleanup:

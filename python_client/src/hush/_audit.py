@@ -25,13 +25,15 @@ def _maintenance(done: dict[str, Any]) -> AuditMaintenance:
 
 
 class Audit:
-    """The audit trail. `log()` is a tenant's own trail for the application roles granted it;
-    the rest needs hush_auditor or hush_admin (`seal`, `verify`, `query`, `tail`, `iter_all`)
-    or hush_admin (partitions, retention, purge, their schedule, `maintain`).
+    """The audit trail. `log()` and `iter_log()` are a tenant's own trail for the application
+    roles granted it, each row with an opaque `cursor` instead of the trail's id and txid (which
+    count every tenant's activity); the rest needs hush_auditor or hush_admin (`seal`,
+    `verify`, `query`, `tail`, `iter_all`) or hush_admin (partitions, retention, purge, their
+    schedule, `maintain`).
 
     `conn` is what hush.Secrets takes. The trail itself is read in seal order, (txid, id), and
     only below the oldest running transaction: a row that commits late is never skipped by a
-    reader who goes on `after=` the last row it saw. Never a value."""
+    reader who goes on `after=` the last row it saw (a cursor, with iter_log). Never a value."""
 
     def __init__(self, conn: Any) -> None:
         self._exec = executor_for(conn)
@@ -44,12 +46,29 @@ class Audit:
 
     def log(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
             action: str | None = None, secret_name: str | None = None,
-            max_rows: int = 1000) -> list[AuditRecord]:
+            max_rows: int = 1000, after: str | None = None, oldest_first: bool = False) -> list[AuditRecord]:
         """A tenant's newest rows, newest first (hush.audit_log(); at most max_rows, up to
-        10,000), for any role granted the tenant."""
+        10,000), for any role granted the tenant; `after`, the `cursor` of a row it returned: the
+        rows that follow it (older ones, or with `oldest_first` newer ones, of finished
+        transactions only)."""
         result: list[AuditRecord] = self._run(q.audit_log(tenant, since=since, until=until, action=action,
-                                                          secret_name=secret_name, max_rows=max_rows))
+                                                          secret_name=secret_name, max_rows=max_rows, after=after,
+                                                          oldest_first=oldest_first))
         return result
+
+    def iter_log(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
+                 action: str | None = None, secret_name: str | None = None, after: str | None = None,
+                 batch_size: int = 1000) -> Iterator[AuditRecord]:
+        """A tenant's rows oldest first, after the row whose cursor is `after`, by pages of
+        batch_size (one statement each): keep the last row's cursor to go on later, missing
+        nothing (rows of transactions still running wait until they finish)."""
+        while True:
+            page = self.log(tenant, since=since, until=until, action=action, secret_name=secret_name,
+                            max_rows=batch_size, after=after, oldest_first=True)
+            yield from page
+            if len(page) < batch_size:
+                return
+            after = page[-1].cursor
 
     def query(self, *, tenant: str | None = None, since: datetime | None = None, until: datetime | None = None,
               action: str | None = None, secret_name: str | None = None, after: tuple[int, int] | None = None,
@@ -80,10 +99,12 @@ class Audit:
             yield from page
             if len(page) < batch_size:
                 return
-            after = (page[-1].txid, page[-1].id)
+            after = page[-1].position
 
     def seal(self) -> AuditSeal:
-        """Seal the rows of finished transactions not sealed yet; keep `head_hash` somewhere else too."""
+        """Seal the rows of finished transactions not sealed yet; keep `head_hash` somewhere else too.
+        Rows that wait: `horizon_pid`, `horizon_role` and `horizon_age` name the transaction
+        holding them back. MaintenanceBusy while another maintenance call runs too long."""
         result: AuditSeal = self._run(q.seal())
         return result
 
@@ -100,7 +121,8 @@ class Audit:
 
     def cleanup(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> AuditCleanup:
         """Remove rows older than retention_days (AuditTampered, and nothing removed, over a
-        chain that does not verify)."""
+        chain that does not verify). Expired partitions a session keeps in use are left, and
+        nothing removed: `partitions_deferred` names them, and the next run tries again."""
         result: AuditCleanup = self._run(q.cleanup(retention_days))
         return result
 
@@ -118,7 +140,8 @@ class Audit:
                  months_ahead: int = DEFAULT_MONTHS_AHEAD) -> AuditMaintenance:
         """All maintenance once, each step its own call (for a scheduler without pg_cron):
         partitions, seal, retention, purge. A failing step's error names it ("retention: ...");
-        the steps before it stay done."""
+        over a pool or an autocommit connection the steps before it stay done, while over your
+        own transaction the failure aborts it, so nothing is done until you retry it."""
         done: dict[str, Any] = {}
         for step in q.MAINTENANCE_STEPS:
             try:
@@ -144,10 +167,24 @@ class AsyncAudit:
 
     async def log(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
                   action: str | None = None, secret_name: str | None = None,
-                  max_rows: int = 1000) -> list[AuditRecord]:
+                  max_rows: int = 1000, after: str | None = None, oldest_first: bool = False) -> list[AuditRecord]:
         result: list[AuditRecord] = await self._run(q.audit_log(tenant, since=since, until=until, action=action,
-                                                                secret_name=secret_name, max_rows=max_rows))
+                                                                secret_name=secret_name, max_rows=max_rows,
+                                                                after=after, oldest_first=oldest_first))
         return result
+
+    async def iter_log(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
+                       action: str | None = None, secret_name: str | None = None, after: str | None = None,
+                       batch_size: int = 1000) -> AsyncIterator[AuditRecord]:
+        """A tenant's rows oldest first, by cursor pages: `async for record in audit.iter_log(t)`."""
+        while True:
+            page = await self.log(tenant, since=since, until=until, action=action, secret_name=secret_name,
+                                  max_rows=batch_size, after=after, oldest_first=True)
+            for record in page:
+                yield record
+            if len(page) < batch_size:
+                return
+            after = page[-1].cursor
 
     async def query(self, *, tenant: str | None = None, since: datetime | None = None,
                     until: datetime | None = None, action: str | None = None, secret_name: str | None = None,
@@ -176,7 +213,7 @@ class AsyncAudit:
                 yield record
             if len(page) < batch_size:
                 return
-            after = (page[-1].txid, page[-1].id)
+            after = page[-1].position
 
     async def seal(self) -> AuditSeal:
         result: AuditSeal = await self._run(q.seal())

@@ -30,7 +30,7 @@ from . import _oauth_calls as q
 from ._calls import Call
 from ._errors import (ExpiredToken, HushError, InvalidArgument, InvalidCallback, OAuthConnectionNotFound, OAuthError,
                       OAuthLeaseLost, OAuthProviderNotFound, OAuthStateInvalid, ReauthorizationRequired, SlowDown,
-                      AuthorizationPending)
+                      AuthorizationPending, masked)
 from ._exec import Executor, PoolExecutor, PsycopgExecutor, executor_for, is_sqlalchemy
 from ._oauth_extra import missing
 from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
@@ -236,7 +236,7 @@ class OAuth:
         for p in self.providers():
             if p.name == name:
                 return p
-        raise OAuthProviderNotFound(f"OAuth provider {name!r} is not registered in tenant {self.tenant}")
+        raise OAuthProviderNotFound(f"OAuth provider {masked(name)} is not registered in tenant {self.tenant}")
 
     def remove_provider(self, name: str) -> bool:
         """Remove a provider with its connections (tokens are not revoked: revoke() them first)."""

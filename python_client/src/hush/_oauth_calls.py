@@ -29,7 +29,8 @@ def _scalar(rows: Rows) -> Any:
 
 
 def _fn(name: str, args: Mapping[str, str], cols: Sequence[str] | None) -> str:
-    params = ", ".join(f"{k} => CAST(%({k})s AS {t})" for k, t in args.items())
+    # args map to pg_catalog's type names (int4, bool), never to whatever the search_path finds (_calls.py).
+    params = ", ".join(f"{k} => CAST(%({k})s AS pg_catalog.{t})" for k, t in args.items())
     if cols is None:
         return f"SELECT hush.{name}({params}) AS result"
     return f"SELECT {', '.join(cols)} FROM hush.{name}({params})"
@@ -44,7 +45,7 @@ def save_provider(tenant: str, provider: str, config: Mapping[str, Any], client_
 
 def providers(tenant: str) -> Call[list[Provider]]:
     return Call("SELECT name, config, has_client_secret, created_at, updated_at "
-                "FROM hush.oauth_providers(CAST(%(tenant)s AS text))",
+                "FROM hush.oauth_providers(CAST(%(tenant)s AS pg_catalog.text))",
                 {"tenant": tenant}, lambda rows: [Provider.from_row(r) for r in rows], reads_only=True)
 
 
@@ -62,7 +63,7 @@ def begin(tenant: str, provider: str, state: str, code_verifier: str | None, non
           redirect_uri: str | None, scopes: Sequence[str], account: str | None, ttl_seconds: int) -> Call[Any]:
     return Call(_fn("oauth_begin", {"tenant": "text", "provider": "text", "state": "text", "code_verifier": "text",
                                     "nonce": "text", "redirect_uri": "text", "scopes": "text[]", "account": "text",
-                                    "ttl_seconds": "integer"}, None),
+                                    "ttl_seconds": "int4"}, None),
                 {"tenant": tenant, "provider": provider, "state": state, "code_verifier": code_verifier,
                  "nonce": nonce, "redirect_uri": redirect_uri, "scopes": list(scopes), "account": account,
                  "ttl_seconds": ttl_seconds}, _scalar)
@@ -90,8 +91,8 @@ def token(tenant: str, provider: str, account: str | None) -> Call[dict[str, Any
 def claim(tenant: str, provider: str, account: str, holder: str, lease_seconds: int,
           seen_generation: int) -> Call[dict[str, Any]]:
     return Call(_fn("oauth_claim_refresh", {"tenant": "text", "provider": "text", "account": "text",
-                                            "holder": "text", "lease_seconds": "integer",
-                                            "seen_generation": "integer"}, LEASE_COLS),
+                                            "holder": "text", "lease_seconds": "int4",
+                                            "seen_generation": "int4"}, LEASE_COLS),
                 {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
                  "lease_seconds": lease_seconds, "seen_generation": seen_generation}, _dict(LEASE_COLS))
 
@@ -99,7 +100,7 @@ def claim(tenant: str, provider: str, account: str, holder: str, lease_seconds: 
 def finish(tenant: str, provider: str, account: str, holder: str, generation: int,
            tokens: Mapping[str, Any]) -> Call[dict[str, Any]]:
     return Call(_fn("oauth_finish_refresh", {"tenant": "text", "provider": "text", "account": "text",
-                                             "holder": "text", "generation": "integer", "tokens": "jsonb"},
+                                             "holder": "text", "generation": "int4", "tokens": "jsonb"},
                     STORED_COLS),
                 {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
                  "generation": generation, "tokens": json.dumps(dict(tokens))}, _dict(STORED_COLS))
@@ -108,8 +109,8 @@ def finish(tenant: str, provider: str, account: str, holder: str, generation: in
 def release(tenant: str, provider: str, account: str, holder: str, generation: int, error: str | None,
             needs_reauth: bool, retry_after: int | None = None) -> Call[bool]:
     return Call(_fn("oauth_release_refresh", {"tenant": "text", "provider": "text", "account": "text",
-                                              "holder": "text", "generation": "integer", "error": "text",
-                                              "needs_reauth": "boolean", "retry_after_seconds": "integer"}, None),
+                                              "holder": "text", "generation": "int4", "error": "text",
+                                              "needs_reauth": "bool", "retry_after_seconds": "int4"}, None),
                 {"tenant": tenant, "provider": provider, "account": account, "holder": holder,
                  "generation": generation, "error": error, "needs_reauth": needs_reauth,
                  "retry_after_seconds": retry_after}, _scalar)
@@ -117,7 +118,8 @@ def release(tenant: str, provider: str, account: str, holder: str, generation: i
 
 def events(tenant: str, since: Any, max_rows: int) -> Call[list[OAuthEvent]]:
     return Call("SELECT id, at, provider, account, event, detail FROM hush.oauth_events("
-                "CAST(%(tenant)s AS text), CAST(%(since)s AS timestamptz), CAST(%(max_rows)s AS integer))",
+                "CAST(%(tenant)s AS pg_catalog.text), CAST(%(since)s AS pg_catalog.timestamptz), "
+                "CAST(%(max_rows)s AS pg_catalog.int4))",
                 {"tenant": tenant, "since": since, "max_rows": max_rows},
                 lambda rows: [OAuthEvent.from_row(r) for r in rows], reads_only=True)
 
@@ -125,8 +127,8 @@ def events(tenant: str, since: Any, max_rows: int) -> Call[list[OAuthEvent]]:
 def worker_claim(holder: str, batch_size: int, window_seconds: int, lease_seconds: int,
                  keepalive_seconds: int | None) -> Call[list[dict[str, Any]]]:
     cols = ("tenant_id", "provider", "account", "generation", "expires_at")
-    return Call(_fn("oauth_worker_claim", {"holder": "text", "batch_size": "integer", "window_seconds": "integer",
-                                           "lease_seconds": "integer", "keepalive_seconds": "integer"}, cols),
+    return Call(_fn("oauth_worker_claim", {"holder": "text", "batch_size": "int4", "window_seconds": "int4",
+                                           "lease_seconds": "int4", "keepalive_seconds": "int4"}, cols),
                 {"holder": holder, "batch_size": batch_size, "window_seconds": window_seconds,
                  "lease_seconds": lease_seconds, "keepalive_seconds": keepalive_seconds},
                 lambda rows: [{c: r[c] for c in cols} for r in rows])
@@ -135,7 +137,8 @@ def worker_claim(holder: str, batch_size: int, window_seconds: int, lease_second
 def connections(tenant: str, provider: str | None) -> Call[list[Connection]]:
     return Call("SELECT provider, account, grant_type, status, token_type, scopes, expires_at, has_refresh_token, "
                 "last_error, last_error_at, refreshed_at, lease_until, created_at, updated_at, failures, "
-                "next_attempt_at FROM hush.oauth_connections(CAST(%(tenant)s AS text), CAST(%(provider)s AS text))",
+                "next_attempt_at FROM hush.oauth_connections(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(provider)s AS pg_catalog.text))",
                 {"tenant": tenant, "provider": provider}, lambda rows: [Connection.from_row(r) for r in rows],
                 reads_only=True)
 
@@ -152,10 +155,11 @@ def disconnect(tenant: str, provider: str, account: str) -> Call[bool]:
 
 
 def worker_next_due(window_seconds: int, keepalive_seconds: int | None) -> Call[float | None]:
-    return Call(_fn("oauth_worker_next_due", {"window_seconds": "integer", "keepalive_seconds": "integer"}, None),
+    return Call(_fn("oauth_worker_next_due", {"window_seconds": "int4", "keepalive_seconds": "int4"}, None),
                 {"window_seconds": window_seconds, "keepalive_seconds": keepalive_seconds}, _scalar)
 
 
 def notify(channel: str) -> Call[None]:
     """The worker's own probe notification (OAuthWorker.listen): no payload, a channel of its own."""
-    return Call("SELECT pg_notify(CAST(%(channel)s AS text), '')", {"channel": channel}, lambda rows: None)
+    return Call("SELECT pg_catalog.pg_notify(CAST(%(channel)s AS pg_catalog.text), '')", {"channel": channel},
+                lambda rows: None)

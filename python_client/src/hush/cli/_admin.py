@@ -96,9 +96,10 @@ def install(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """CREATE EXTENSION hush (or update it to the installed version), and make a
     keyring key the active root key when none is: the keyring's first key."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS hush CASCADE")
-    row = conn.execute("SELECT e.extversion, a.default_version, current_database() FROM pg_catalog.pg_extension e "
-                       "JOIN pg_catalog.pg_available_extensions a ON a.name = e.extname "
-                       "WHERE e.extname = 'hush'").fetchone()
+    row = conn.execute("SELECT e.extversion, a.default_version, pg_catalog.current_database() "
+                       "FROM pg_catalog.pg_extension e "
+                       "JOIN pg_catalog.pg_available_extensions a ON a.name OPERATOR(pg_catalog.=) e.extname "
+                       "WHERE e.extname OPERATOR(pg_catalog.=) 'hush'").fetchone()
     assert row is not None
     if row[0] != row[1]:
         conn.execute("ALTER EXTENSION hush UPDATE")

@@ -23,7 +23,10 @@ EXPORT_BATCH = 5000  # rows a statement
 
 
 def _line(row: AuditRecord) -> str:
-    return json.dumps(jsonable(row), sort_keys=True, default=str)
+    fields = jsonable(row)
+    if fields.get("cursor") is None:  # rows read from the table have id and txid instead
+        fields.pop("cursor", None)
+    return json.dumps(fields, sort_keys=True, default=str)
 
 
 filters = [
@@ -61,6 +64,9 @@ def seal(ctx: click.Context, as_json: bool) -> None:
     else:
         click.echo(f"sealed {r.rows_sealed} rows in {r.seals_created} seals; {r.unsealed_rows} rows wait "
                    f"for running transactions\nhead {r.head_seal_id} {r.head_hash}")
+        if r.horizon_role is not None:
+            click.echo(f"held back by {'a prepared transaction' if r.horizon_pid is None else f'pid {r.horizon_pid}'} "
+                       f"(role {r.horizon_role}), open for {r.horizon_age}", err=True)
 
 
 @audit.command()
@@ -124,7 +130,7 @@ def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: 
         trail = Audit(conn)
         # At least one row, so that --follow starts after the newest even with -n 0.
         rows = trail.tail(max(lines, 1), tenant=tenant, since=since, until=until, action=action)
-        last = (rows[-1].txid, rows[-1].id) if rows else (-1, -1)
+        last = rows[-1].position if rows else (-1, -1)
         for row in rows if lines else []:
             click.echo(_line(row))
         try:
@@ -132,7 +138,7 @@ def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: 
                 time.sleep(interval)
                 for row in trail.iter_all(tenant=tenant, since=since, until=until, action=action, after=last):
                     click.echo(_line(row))
-                    last = (row.txid, row.id)
+                    last = row.position
         except KeyboardInterrupt:
             pass
 
@@ -168,5 +174,6 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
     click.echo(f"partitions created: {len(done['partitions'])}\n"
                f"sealed: {s.rows_sealed} rows, head {s.head_hash}\n"
                f"retention: {r.rows_removed} rows removed, {r.partitions_dropped} partitions dropped "
-               f"(cutoff {r.cutoff.isoformat()})\n"
+               f"(cutoff {r.cutoff.isoformat()})"
+               f"{'; deferred, in use: ' + ', '.join(r.partitions_deferred) if r.partitions_deferred else ''}\n"
                f"purged: {sum(p.secrets_purged for p in done['purge'])} soft-deleted secrets")

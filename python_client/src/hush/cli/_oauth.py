@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from .._errors import masked
 from .._oauth import OAuth, _conninfo_of
 from .._oauth_models import TokenSet
 from ._common import connect, fails_cleanly, json_option, print_json, print_table, read_value, when
@@ -125,7 +126,7 @@ def provider_rm(ctx: click.Context, tenant: str, name: str) -> None:
     """Remove provider NAME with its connections (revoke them first: hush oauth revoke)."""
     with tenant_oauth(ctx, tenant) as oa:
         if not oa.remove_provider(name):
-            raise Fail(f"no provider {name!r} in tenant {tenant}", EXIT_NOT_FOUND)
+            raise Fail(f"no provider {masked(name)} in tenant {tenant}", EXIT_NOT_FOUND)
     click.echo(f"removed {tenant}/{name}", err=True)
 
 

@@ -87,8 +87,8 @@ def get(ctx: click.Context, tenant: str, name: str, version: int | None, no_newl
 STATE_SQL = """
 SELECT pg_catalog.statement_timestamp(),
        ARRAY(SELECT n.name
-               FROM pg_catalog.unnest(CAST(%(names)s AS text[])) AS n(name)
-              CROSS JOIN LATERAL hush.secret_versions(CAST(%(tenant)s AS text), n.name) AS v
+               FROM pg_catalog.unnest(CAST(%(names)s AS pg_catalog.text[])) AS n(name)
+              CROSS JOIN LATERAL hush.secret_versions(CAST(%(tenant)s AS pg_catalog.text), n.name) AS v
               WHERE v.is_current AND v.destroyed)
 """
 

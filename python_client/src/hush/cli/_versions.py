@@ -15,8 +15,8 @@ CONNECT_TIMEOUT = 3
 def extension_version(dsn: str) -> tuple[str | None, str]:
     """(extversion or None when hush is not installed, database name)."""
     with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, application_name="hush-cli") as conn:
-        row = conn.execute("SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'hush'), "
-                           "current_database()").fetchone()
+        row = conn.execute("SELECT (SELECT extversion FROM pg_catalog.pg_extension "
+                           "WHERE extname OPERATOR(pg_catalog.=) 'hush'), pg_catalog.current_database()").fetchone()
     assert row is not None
     return row[0], row[1]
 
