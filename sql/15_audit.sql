@@ -61,11 +61,20 @@ CREATE POLICY audit_readers ON hush.audit_log FOR SELECT TO hush_auditor, hush_a
 -- random bytes (two version 4 UUIDs, 244 bits from pg_strong_random), read only
 -- by hush_owner. Not dumped: a restored database draws a new key, and cursors
 -- from before are refused (SH004).
-CREATE TABLE hush.audit_cursor_key (
+--
+-- It and hush.maintenance_lock live in hush_private, a schema only hush's own
+-- roles have USAGE on: any role that can name a table can queue a lock request
+-- on it that it will never be granted (CREATE RULE takes ACCESS EXCLUSIVE before
+-- it checks ownership), and every later request queues behind that one: in
+-- schema hush, an application role could hang every tenant's audit_log() and
+-- every maintenance call. Without USAGE the name does not resolve, so no lock
+-- is asked for. A member of the extension: dropped only with it.
+CREATE SCHEMA hush_private;
+CREATE TABLE hush_private.audit_cursor_key (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
     key bytea NOT NULL CHECK (pg_catalog.length(key) OPERATOR(pg_catalog.=) 32)
 );
-INSERT INTO hush.audit_cursor_key (key)
+INSERT INTO hush_private.audit_cursor_key (key)
 SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text
                                             OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::pg_catalog.text,
                                             '-', ''), 'hex');
@@ -109,11 +118,10 @@ SELECT pg_catalog.pg_extension_config_dump('hush.maintenance_log_id_seq'::regcla
 -- Maintenance (sealing, verification, partitions, retention, purge) runs one
 -- call at a time: each takes this table's SHARE UPDATE EXCLUSIVE lock, which
 -- needs UPDATE on it, and only hush_retention has that (90_privileges.sql).
--- Any role that can name a table can hold weaker locks on it (a view or a rule
--- of its own is parsed under one, for as long as its transaction lasts), and
--- any role can take any advisory lock; neither conflicts with this one. It
--- never holds a row.
-CREATE TABLE hush.maintenance_lock (unused boolean CHECK (false));
+-- Any role can take any advisory lock, which is why they are not used. In
+-- hush_private (above): no application role can name it, so none can hold or
+-- queue a lock on it. It never holds a row.
+CREATE TABLE hush_private.maintenance_lock (unused boolean CHECK (false));
 
 -- Append-only, for every role the table owner included: UPDATE and TRUNCATE
 -- always fail; DELETE fails unless it runs as hush_retention, which only the

@@ -117,12 +117,6 @@ CREATE TABLE hush.oauth_events (
 ALTER SEQUENCE hush.oauth_events_id_seq OWNED BY hush.oauth_events.id;
 SELECT pg_catalog.pg_extension_config_dump('hush.oauth_events'::regclass, '');
 
--- When hush last sent NOTIFY hush_oauth_wakeup (epoch milliseconds): at most one
--- a half second, whoever stores tokens (plpython/hush_plpy/oauth.py). A sequence,
--- because setval is not transactional: no lock held until the caller commits.
--- Not dumped: a restored database starts from 1, and notifies at once.
-CREATE SEQUENCE hush.oauth_wakeup_sent_ms;
-
 ALTER TABLE hush.oauth_providers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.oauth_providers FORCE ROW LEVEL SECURITY;
 CREATE POLICY owner_steps ON hush.oauth_providers USING ({{owner_steps}}) WITH CHECK ({{owner_steps}});

@@ -9,8 +9,9 @@
 -- to the extension is dropped with it before it can fire. So hush_guard_drop
 -- (ddl_command_start, on the tags that can reach the extension) arms, for
 -- that one command, an sql_drop trigger that belongs to nothing: its function
--- in the session's pg_temp (out of reach of DROP SCHEMA hush), both owned by
--- the bootstrap superuser (DROP OWNED BY the extension's owner leaves them;
+-- in the session's pg_temp (out of reach of DROP SCHEMA hush), in a language
+-- of the command's own (out of reach of DROP EXTENSION plpgsql CASCADE), all
+-- owned by the bootstrap superuser (DROP OWNED BY the extension's owner leaves them;
 -- PostgreSQL refuses DROP OWNED BY the bootstrap superuser). hush_guard_drop_end
 -- removes them when the command ends with hush still there; a refused command
 -- rolls them back. Nothing of the guard outlives the command or reaches a dump.
@@ -20,7 +21,9 @@
 
 -- The confirmation lives in this backend's PL/Python memory, which no SQL can
 -- write: a setting (set_config) could be forged by any role's code running in
--- the superuser's transaction (a function it calls, a trigger).
+-- the superuser's transaction (a function it calls, a trigger). Memory does not
+-- roll back, so it holds a random nonce that must also be in a transaction-local
+-- setting: ROLLBACK TO SAVEPOINT takes the setting, and the confirmation, back.
 CREATE OR REPLACE FUNCTION hush.allow_drop() RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp AS $py$
 row = plpy.execute("SELECT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r"
@@ -30,7 +33,10 @@ if not row["superuser"]:
     e = plpy.Error("hush: only a superuser may allow dropping hush")
     e.sqlstate = "42501"
     raise e
-GD["hush drop allowed in"] = row["txid"]
+import os
+nonce = os.urandom(16).hex()
+plpy.execute(plpy.prepare("SELECT pg_catalog.set_config('hush.allow_drop_nonce', $1, true)", ["text"]), [nonce])
+GD["hush drop allowed in"] = (row["txid"], nonce)
 return "DROP EXTENSION hush / DROP SCHEMA hush is allowed until this transaction ends"
 $py$;
 COMMENT ON FUNCTION hush.allow_drop() IS
@@ -39,8 +45,11 @@ COMMENT ON FUNCTION hush.allow_drop() IS
 CREATE OR REPLACE FUNCTION hush._drop_allowed() RETURNS boolean
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp AS $py$
 allowed = GD.get("hush drop allowed in")
-return allowed is not None and allowed == plpy.execute(
-    "SELECT pg_catalog.txid_current_if_assigned() AS txid")[0]["txid"]
+if allowed is None:
+    return False
+now = plpy.execute("SELECT pg_catalog.txid_current_if_assigned() AS txid,"
+                   " pg_catalog.current_setting('hush.allow_drop_nonce', true) AS nonce")[0]
+return allowed == (now["txid"], now["nonce"])
 $py$;
 
 CREATE OR REPLACE FUNCTION hush._guard_drop() RETURNS event_trigger
@@ -57,6 +66,8 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger t WHERE t.evtname OPERATOR(pg_catalog.=) armed) THEN
             EXECUTE pg_catalog.format('DROP EVENT TRIGGER %I', armed);
             DROP FUNCTION pg_temp.hush_guard_dropped();
+            EXECUTE pg_catalog.format('DROP LANGUAGE %I', armed);
+            DROP FUNCTION pg_temp.hush_guard_language();
         END IF;
         RETURN;
     END IF;
@@ -80,9 +91,19 @@ BEGIN
         RETURN;
     END IF;
     SELECT r.rolname INTO boot FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) 10;
+    -- The check is PL/pgSQL code in a language of its own, served by plpgsql's
+    -- library but no part of any extension: DROP EXTENSION plpgsql CASCADE (or
+    -- plpython3u's, or both at once) drops every function in those languages
+    -- before sql_drop fires, and would take a check written in either with it.
+    -- (PL/Python cannot run event triggers before PostgreSQL 17.)
+    CREATE OR REPLACE FUNCTION pg_temp.hush_guard_language() RETURNS language_handler
+        LANGUAGE c AS '$libdir/plpgsql', 'plpgsql_call_handler';
+    EXECUTE pg_catalog.format('ALTER FUNCTION pg_temp.hush_guard_language() OWNER TO %I', boot);
+    EXECUTE pg_catalog.format('CREATE LANGUAGE %I HANDLER pg_temp.hush_guard_language', armed);
+    EXECUTE pg_catalog.format('ALTER LANGUAGE %I OWNER TO %I', armed, boot);
     EXECUTE pg_catalog.format($arm$
 CREATE OR REPLACE FUNCTION pg_temp.hush_guard_dropped() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $check$
+LANGUAGE %3$I SET search_path = pg_catalog, pg_temp AS $check$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() d
                 WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
@@ -95,10 +116,12 @@ BEGIN
                          OPERATOR(pg_catalog.||) tg_tag OPERATOR(pg_catalog.||) ' ...; COMMIT;';
     END IF;
 END
-$check$$arm$, ext, nsp);
+$check$$arm$, ext, nsp, armed);
     EXECUTE pg_catalog.format('ALTER FUNCTION pg_temp.hush_guard_dropped() OWNER TO %I', boot);
     EXECUTE pg_catalog.format('CREATE EVENT TRIGGER %I ON sql_drop EXECUTE FUNCTION pg_temp.hush_guard_dropped()', armed);
     EXECUTE pg_catalog.format('ALTER EVENT TRIGGER %I OWNER TO %I', armed, boot);
+    -- Fires with session_replication_role = replica too (see below).
+    EXECUTE pg_catalog.format('ALTER EVENT TRIGGER %I ENABLE ALWAYS', armed);
 END
 $fn$;
 
@@ -110,3 +133,8 @@ CREATE EVENT TRIGGER hush_guard_drop ON ddl_command_start
 CREATE EVENT TRIGGER hush_guard_drop_end ON ddl_command_end
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION hush._guard_drop();
+-- An event trigger left ENABLE (origin) does not fire while the session runs
+-- with session_replication_role = replica, as data-fix scripts and logical
+-- replication tools set it: the guard would be off exactly there.
+ALTER EVENT TRIGGER hush_guard_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER hush_guard_drop_end ENABLE ALWAYS;

@@ -16,13 +16,12 @@ ALTER TABLE hush.audit_log OWNER TO hush_owner;
 ALTER TABLE hush.audit_log_default OWNER TO hush_owner;
 ALTER TABLE hush.audit_seals OWNER TO hush_owner;
 ALTER TABLE hush.maintenance_log OWNER TO hush_owner;
-ALTER TABLE hush.maintenance_lock OWNER TO hush_owner;
+ALTER TABLE hush_private.maintenance_lock OWNER TO hush_owner;
 ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
 ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
 ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
 ALTER TABLE hush.oauth_events OWNER TO hush_owner;
-ALTER TABLE hush.audit_cursor_key OWNER TO hush_owner;
-ALTER SEQUENCE hush.oauth_wakeup_sent_ms OWNER TO hush_owner;
+ALTER TABLE hush_private.audit_cursor_key OWNER TO hush_owner;
 
 DO $own$
 DECLARE
@@ -89,11 +88,15 @@ ALTER FUNCTION hush._as_retention(text, name) OWNER TO hush_retention;
 REVOKE UPDATE, DELETE, TRUNCATE ON hush.audit_log, hush.audit_log_default, hush.audit_seals, hush.maintenance_log
     FROM hush_owner;
 GRANT DELETE ON hush.audit_log_default TO hush_retention;
--- Maintenance steps serialise on hush.maintenance_lock (15_audit.sql): LOCK in
+-- Maintenance steps serialise on hush_private.maintenance_lock (15_audit.sql): LOCK in
 -- SHARE UPDATE EXCLUSIVE mode needs UPDATE, which only hush_retention holds;
 -- the owner keeps nothing it could use to take that lock outside a step.
-REVOKE ALL ON hush.maintenance_lock FROM hush_owner;
-GRANT UPDATE ON hush.maintenance_lock TO hush_retention;
+REVOKE ALL ON hush_private.maintenance_lock FROM hush_owner;
+GRANT UPDATE ON hush_private.maintenance_lock TO hush_retention;
+-- hush_private: USAGE for the roles whose steps name its tables (the owner reads
+-- the cursor key, hush_retention locks maintenance_lock), and no one else.
+REVOKE ALL ON SCHEMA hush_private FROM PUBLIC;
+GRANT USAGE ON SCHEMA hush_private TO hush_owner, hush_retention;
 -- seal_audit() names the transaction that holds its horizon back (role, state,
 -- age), which takes this superuser-owned reader (70_maintenance.sql).
 GRANT EXECUTE ON FUNCTION hush._horizon_holder(bigint) TO hush_retention;
@@ -112,7 +115,7 @@ GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_reader, hush_admin, hush_a
 -- The size checks of the argument domains (25_limits.sql) run as the caller; they read
 -- nothing but the argument.
 GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, text),
-    hush._text_array_fits(text[], text, integer, bigint, text) TO hush_reader;
+    hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text) TO hush_reader;
 
 -- The dispatchers run only steps that hush's own functions queued (a ticket),
 -- so EXECUTE on them gives nothing beyond the API functions that queue them:
@@ -170,7 +173,7 @@ GRANT EXECUTE ON FUNCTION hush.oauth_events(text, timestamptz, integer) TO hush_
 GRANT EXECUTE ON FUNCTION hush.oauth_connections(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_save_provider(text, text, jsonb, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_remove_provider(text, text) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, text[], text, integer) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, hush.oauth_scopes, text, integer) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_consume(text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_store_tokens(text, text, text, text, jsonb) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_connection_tokens(text, text, text) TO hush_writer;

@@ -198,7 +198,7 @@ def all_statements() -> Iterator[tuple[str, str]]:
 CAST_TYPE = re.compile(r"\bAS\s+([\w.]+(?:\[\])?)\s*\)")
 CALLED = re.compile(r"([\w.]+)\s*\(")
 # Words followed by "(" that are syntax, not functions, and the aliases with column lists.
-SYNTAX = {"CAST", "ARRAY", "FROM", "JOIN", "AND", "OR", "WHERE", "IN", "VALUES", "OPERATOR", "n"}
+SYNTAX = {"CAST", "ARRAY", "FROM", "JOIN", "AND", "OR", "WHERE", "IN", "VALUES", "OPERATOR", "SELECT", "n"}
 
 
 def test_every_statement_names_pg_catalog_types_functions_and_operators() -> None:

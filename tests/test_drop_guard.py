@@ -29,6 +29,8 @@ def extension_count(db: Any) -> int:
     "DO $$ BEGIN EXECUTE 'DROP ' || 'EXTENSION hush'; END $$",
     "DO $$ BEGIN EXECUTE format('DROP SCHEMA %I CASCADE', 'hu' || 'sh'); END $$",
     "DROP EXTENSION plpython3u CASCADE",  # hush depends on it
+    "DROP EXTENSION plpgsql CASCADE",  # so do hush's event triggers
+    "DROP EXTENSION plpgsql, plpython3u CASCADE",
 ])
 def test_drops_of_hush_are_refused(db: Any, statement: str) -> None:
     with db.connect("alice") as alice:
@@ -81,7 +83,50 @@ def guard_leftovers(db: Any) -> list[tuple]:
                              AND d.objid = t.oid AND d.deptype = 'e')
         UNION ALL
         SELECT 'function', p.oid::regprocedure::text FROM pg_proc p
-         WHERE p.proname LIKE 'hush%' AND p.pronamespace::regnamespace::text <> 'hush'""")
+         WHERE p.proname LIKE 'hush%' AND p.pronamespace::regnamespace::text <> 'hush'
+        UNION ALL
+        SELECT 'language', l.lanname::text FROM pg_language l WHERE l.lanname LIKE 'hush%'""")
+
+
+def test_a_confirmation_rolled_back_with_its_savepoint_no_longer_counts(db: Any) -> None:
+    with db.connect(autocommit=False) as su:
+        su.execute("SAVEPOINT a")
+        su.execute("SELECT hush.allow_drop()")
+        su.execute("ROLLBACK TO a")
+        with raises_sqlstate("SH050"):
+            su.execute("DROP EXTENSION hush")
+        su.rollback()
+        # Released, not rolled back: it stands; and a rolled-back DROP leaves it standing too.
+        su.execute("SAVEPOINT a")
+        su.execute("SELECT hush.allow_drop()")
+        su.execute("RELEASE a")
+        su.execute("SAVEPOINT b")
+        su.execute("DROP SCHEMA hush CASCADE")
+        su.execute("ROLLBACK TO b")
+        assert extension_count(db) == 1
+        su.execute("DROP EXTENSION hush")
+        su.commit()
+    assert extension_count(db) == 0
+
+
+def test_replica_sessions_are_guarded_too(db: Any) -> None:
+    """session_replication_role = replica (data-fix scripts, replication tools)
+    silences event triggers left ENABLE: hush's fire ALWAYS."""
+    with db.connect() as su:
+        su.execute("SET session_replication_role = replica")
+        for statement in ("DROP SCHEMA hush CASCADE", "DROP EXTENSION hush", "DROP EXTENSION plpgsql CASCADE"):
+            with raises_sqlstate("SH050"):
+                su.execute(statement)
+        su.execute("CREATE SCHEMA hush_archive")
+        su.execute("DROP SCHEMA hush_archive")  # a command that passes still cleans up after itself
+        assert guard_leftovers(db) == []
+    assert extension_count(db) == 1
+    with db.connect(autocommit=False) as su:
+        su.execute("SET session_replication_role = replica")
+        su.execute("SELECT hush.allow_drop()")
+        su.execute("DROP EXTENSION hush")
+        su.commit()
+    assert extension_count(db) == 0
 
 
 def test_a_forged_setting_is_no_confirmation(db: Any) -> None:

@@ -330,3 +330,42 @@ def test_the_examples_of_the_issue(db: Any) -> None:
         # Not a transaction id: 'unknown', not 22003/22P02/22023.
         for detail in ('{"caller_txid": 1e400}', '{"caller_txid": "x"}', '{"caller_txid": -1}'):
             assert a.execute("SELECT hush.caller_xact(%s)", [detail]).fetchone()[0] == "unknown"
+
+
+TWO_D = "{{a,b},{c,d}}"
+
+
+@pytest.mark.parametrize("call", [
+    "SELECT count(*) FROM hush.save_secrets('acme', %(a)s, '{{v,w},{x,y}}')",
+    "SELECT count(*) FROM hush.get_secrets('acme', %(a)s)",
+    "SELECT hush.destroy_secret('acme', 'k', '{{1,2},{3,4}}')",
+    "SELECT count(*) FROM hush.save_secret('acme', 'k2', 'v', tags => %(a)s)",
+    "SELECT count(*) FROM hush.list_secrets('acme', tags => %(a)s)",
+    "SELECT count(*) FROM hush.update_secret('acme', 'k', tags => %(a)s)",
+    "SELECT hush.oauth_begin('acme', 'p', repeat('s', 20), repeat('c', 43), 'nnnnnnnnnnnnnnnn', 'https://x/cb', %(a)s)",
+])
+def test_a_multi_dimensional_array_is_sh004_with_a_failure_line(db: Any, cluster: Any, call: str) -> None:
+    # PL/Python hands a 2-D array over as nested lists: before, a raw 38000 with no log line
+    # (or, for oauth_begin's scopes, accepted).
+    with db.connect("alice") as a:
+        save(a, "acme", "k", "v")
+    before = _counts(db)
+    app = f"flat-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(db.dsn("alice") + f" application_name={app}", autocommit=True) as a:
+        with raises_sqlstate("SH004"):
+            a.execute(call, {"a": TWO_D})
+    assert _counts(db) == before
+    for _ in range(50):
+        lines = [line for line in cluster.log.read_text().splitlines() if "hush-failure " in line and app in line]
+        if lines:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 1 and '"SH004"' in lines[0]
+
+
+@pytest.mark.parametrize("scopes", [[f"s{i}" for i in range(101)], ["s" * 70000], ["ab"] * 1_000_000])
+def test_oauth_scopes_are_limited_before_python_holds_them(db: Any, scopes: list) -> None:
+    with db.connect("alice") as a, raises_sqlstate("SH004") as ei:
+        a.execute("SELECT hush.oauth_begin('acme', 'p', repeat('s', 20), repeat('c', 43), 'nnnnnnnnnnnnnnnn',"
+                  " 'https://x/cb', %s)", [scopes])
+    assert "oauth_scopes" in str(ei.value)  # the domain's check, not the Python code's

@@ -61,15 +61,15 @@ def test_no_role_without_maintenance_rights_holds_maintenance_up(db):
         otto.execute("SELECT pg_advisory_lock(1752527720, 1), pg_advisory_lock(1752527720, 2)")
         otto.execute("SELECT pg_advisory_xact_lock(1752527720, 1), pg_advisory_xact_lock(1752527720, 2)")
         mal.execute("CREATE TEMP TABLE t (x integer)")
-        for rel in ("maintenance_lock", "audit_seals", "maintenance_log", "secrets", "secret_versions"):
+        for rel in ("audit_seals", "maintenance_log", "secrets", "secret_versions"):
             mal.execute(f"CREATE RULE r_{rel} AS ON INSERT TO t DO INSTEAD DELETE FROM hush.{rel}")
-        mal.execute("CREATE TEMP VIEW v AS SELECT * FROM hush.maintenance_lock FOR UPDATE")
+        mal.execute("CREATE TEMP VIEW v AS SELECT * FROM hush.audit_seals FOR UPDATE")
         held = db.sql("SELECT relation::regclass::text, mode FROM pg_locks WHERE pid = %s AND locktype = 'relation' "
-                      "AND relation = 'hush.maintenance_lock'::regclass", [mal.info.backend_pid])
-        assert ("hush.maintenance_lock", "RowExclusiveLock") in held  # what it may hold, and keeps
-        for mode in ("SHARE UPDATE EXCLUSIVE", "SHARE", "EXCLUSIVE", "ACCESS EXCLUSIVE"):
+                      "AND relation = 'hush.audit_seals'::regclass", [mal.info.backend_pid])
+        assert ("hush.audit_seals", "RowExclusiveLock") in held  # what it may hold, and keeps
+        for mode in ("ACCESS SHARE", "SHARE UPDATE EXCLUSIVE", "ACCESS EXCLUSIVE"):  # cannot even name it
             with raises_sqlstate("42501"), mal.transaction():
-                mal.execute(f"LOCK TABLE hush.maintenance_lock IN {mode} MODE")
+                mal.execute(f"LOCK TABLE hush_private.maintenance_lock IN {mode} MODE")
         with db.connect("adam") as adm:
             adm.execute("SET statement_timeout = '15s'")  # each of these used to wait for ever
             for q in MAINTENANCE:
@@ -78,6 +78,46 @@ def test_no_role_without_maintenance_rights_holds_maintenance_up(db):
             # The caller's lock_timeout is its own again afterwards.
             assert adm.execute("SHOW lock_timeout").fetchone() == ("0",)
     assert db.sql("SELECT count(*) FROM hush.audit_log WHERE action = 'ancient'") == [(0,)]
+
+
+@pytest.mark.parametrize("table", ["maintenance_lock", "audit_cursor_key"])
+def test_no_application_role_can_queue_a_lock_on_hush_private(db, table):
+    """A lock held while a statement of its own is prepared, and an ACCESS EXCLUSIVE request
+    queued behind it (CREATE RULE locks before it checks ownership), made every maintenance call
+    fail with SH061 (blaming 'another maintenance call'), or every tenant's audit_log() hang."""
+    for role in ("mallory", "rita", "adam", "audrey", "otto"):
+        with db.connect(role, autocommit=False) as c:
+            for sql in (f"PREPARE p AS SELECT 1 FROM hush_private.{table}",
+                        f"CREATE RULE r AS ON INSERT TO hush_private.{table} DO INSTEAD NOTHING",
+                        f"LOCK TABLE hush_private.{table} IN ACCESS SHARE MODE"):
+                with raises_sqlstate("42501") as e, c.transaction():
+                    c.execute(sql)
+                assert "schema hush_private" in str(e.value), (role, sql, e.value)
+            assert db.sql("SELECT count(*) FROM pg_locks WHERE pid = %s AND relation = %s::regclass",
+                          [c.info.backend_pid, f"hush_private.{table}"]) == [(0,)]
+    with db.connect("alice") as a, db.connect("adam") as adm:
+        save(a, "acme", "k", "v")
+        assert rows(a, "SELECT * FROM hush.audit_log('acme')")
+        adm.execute("SET lock_timeout = '1s'")
+        for q in MAINTENANCE:
+            adm.execute(q)
+
+
+def test_hush_private_goes_only_with_the_extension(db):
+    """A member of the extension: PostgreSQL itself refuses to drop it, or what is in it, alone."""
+    with db.connect() as su:
+        for sql in ("DROP SCHEMA hush_private CASCADE", "DROP TABLE hush_private.maintenance_lock"):
+            with raises_sqlstate("2BP01"):
+                su.execute(sql)
+
+
+def test_a_lock_held_elsewhere_is_not_blamed_on_another_maintenance_call(db):
+    with db.connect("postgres", autocommit=False) as su, db.connect("adam") as adm:
+        su.execute("LOCK TABLE hush.audit_seals IN ACCESS EXCLUSIVE MODE")
+        adm.execute("SET lock_timeout = '300ms'")
+        with raises_sqlstate("SH061") as ei:
+            adm.execute("SELECT * FROM hush.seal_audit()")
+        assert "another maintenance call" not in str(ei.value) and "a lock on a table it needs" in str(ei.value)
 
 
 def test_every_maintenance_step_gives_up_after_a_bounded_wait(db):
@@ -89,7 +129,9 @@ def test_every_maintenance_step_gives_up_after_a_bounded_wait(db):
             with raises_sqlstate("SH061") as ei:
                 adm.execute(q)
             assert time.monotonic() - t0 < 3, q
-            assert "waited 300 ms" in str(ei.value) and f"pid {first.info.backend_pid} (audrey)" in str(ei.value)
+            assert "waited 300 ms" in str(ei.value) and "another maintenance call is running" in str(ei.value)
+            assert f"pid {first.info.backend_pid} (audrey) holds ShareUpdateExclusiveLock on " \
+                   "hush_private.maintenance_lock" in str(ei.value)
             assert "lock_timeout" in ei.value.diag.message_hint
         # No lock_timeout (wait for ever) waits 5 seconds.
         adm.execute("SET lock_timeout = 0")

@@ -18,10 +18,17 @@ QUERIES = {
           FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
          WHERE p.pronamespace = 'hush'::regnamespace ORDER BY 1""",
     "relations": """
-        SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+        SELECT CASE WHEN c.relnamespace = 'hush'::regnamespace THEN c.relname::text
+                    ELSE c.relnamespace::regnamespace::text || '.' || c.relname END,
+               c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
                (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a)
-          FROM pg_class c WHERE c.relnamespace = 'hush'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v')
+          FROM pg_class c WHERE c.relnamespace IN ('hush'::regnamespace, 'hush_private'::regnamespace)
+           AND c.relkind IN ('r', 'p', 'S', 'v')
          ORDER BY 1""",
+    "schemas": """
+        SELECT n.nspname, pg_get_userbyid(n.nspowner),
+               (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(n.nspacl) a)
+          FROM pg_namespace n WHERE n.nspname IN ('hush', 'hush_private') ORDER BY 1""",
     "policies": """
         SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check
           FROM pg_policies WHERE schemaname = 'hush' ORDER BY 1, 2""",

@@ -16,7 +16,7 @@ FUNCTION_DEFS = """SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
                      FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace ORDER BY 1"""
 GRANTS = "SELECT tenant_id, role_name, granted_at, granted_by FROM hush.tenant_grants ORDER BY 1, 2"
 TRAIL = "SELECT * FROM hush.audit_log ORDER BY id"
-EVENT_TRIGGERS = "SELECT evtname, evtevent, evttags::text, evtfoid::regproc::text FROM pg_event_trigger ORDER BY 1"
+EVENT_TRIGGERS = "SELECT evtname, evtevent, evtenabled, evttags::text, evtfoid::regproc::text FROM pg_event_trigger ORDER BY 1"
 
 
 class Named:

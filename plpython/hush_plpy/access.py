@@ -16,7 +16,7 @@ the tenant they checked); the OAuth worker's scan with its caller per row.
 from __future__ import annotations
 
 
-from . import privileged, validate
+from . import errors, privileged, validate
 from .errors import TENANT_ACCESS_DENIED, Fail
 
 TYPE_CHECKING = False
@@ -100,14 +100,10 @@ def deny(caller: str, tenant: str) -> None:
                hint="An admin grants it with hush.grant_tenant(role, tenant).")
 
 
-GRANTED_SQL = f"SELECT {may_act('$1', '$2')} AS allowed"
-
-
-@privileged.step(privileged.OWNER)
-def granted(plpy: Any, caller: str, tenant: str) -> bool:
-    """Whether the caller may act on the tenant (a failed call's log line shows it only then)."""
-    p = plan(plpy, "granted", GRANTED_SQL, ["pg_catalog.text", "pg_catalog.name"])
-    return bool(plpy.execute(p, [tenant, caller])[0]["allowed"])
+def admit(tenant: str) -> None:
+    """Note that this call's caller passed its grant check on `tenant`: a failure from here on
+    may show the tenant in its log line (errors.admitted)."""
+    errors.admitted = tenant
 
 
 def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool = False) -> dict[str, Any]:
@@ -123,6 +119,7 @@ def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool
     row = dict(plpy.execute(p, [tenant, caller])[0])
     if not row["allowed"]:
         deny(caller, tenant)
+    admit(tenant)
     row["caller"] = caller
     # Refused before anything is written; steps that enter otherwise and then record are
     # checked in audit.record.

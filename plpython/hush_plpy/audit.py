@@ -92,8 +92,6 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
         keyring.get(plpy, GD, kid)
     who = plpy.execute(plan(plpy, "audit.who", WHO_SQL, ["pg_catalog.name", "pg_catalog.text"]),
                        [caller, tenant])[0]
-    if who["audit_limit"]:
-        check_rate(plpy, tenant, who["audit_limit"])
     # caller_txid: whether the reading transaction committed is read off it later
     # (hush.caller_xact); null when it had written nothing, so had no id yet.
     extra: dict = {"pid": who["pid"], "caller_txid": who["txid"]}
@@ -101,11 +99,20 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
         extra["standby"] = True
     if who["superuser"]:
         extra["superuser"] = True
-    recorder.record(plpy, GD, {
+    payload = {
         "tenant": tenant, "db_role": caller, "session_role": who["session_role"],
         "application_name": who["application_name"], "client_addr": who["client_addr"],
         "rows": [(action, r[0], r[1], r[2], dict(r[3] if len(r) > 3 and r[3] else {}, **extra)) for r in rows],
-    }, who)
+    }
+    # The rate limit is checked where the records are committed (hush._record, a fresh
+    # snapshot): they are committed apart from this transaction, so a REPEATABLE READ or
+    # SERIALIZABLE reader's snapshot would never see its own earlier ones.
+    if who["audit_limit"]:
+        payload["audit_limit"] = who["audit_limit"]
+    try:
+        recorder.record(plpy, GD, payload, who)
+    except recorder.RateLimited:
+        raise rate_refusal(tenant, who["audit_limit"]) from None
 
 
 # -- the tenant's audit rate limit (hush.configure_tenant(audit_rows_per_second => n)) -------
@@ -113,7 +120,12 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
 # The tenant's rows of the last second, counted up to the limit: the committed ones and the
 # caller's own transaction's. $2, the second's start, is a parameter so that the partitions
 # of other months are pruned. Concurrent transactions that have not committed are not
-# seen: each may go over by what it writes before it commits.
+# seen: each may go over by what it writes before it commits. Read records are counted by
+# hush._record, which commits them (recorder.store), in a statement of its own: a fresh
+# snapshot whatever the reader's isolation level. A write's rows are counted in the
+# writer's transaction, which sees its own rows at any isolation level; a REPEATABLE READ
+# writer does not see rows committed by others since its snapshot, so, like a concurrent
+# transaction, it may go over by what it writes itself.
 RECENT_SQL = """
 SELECT pg_catalog.count(*) AS n
   FROM (SELECT FROM hush.audit_log a
@@ -130,10 +142,14 @@ def check_rate(plpy: Any, tenant: str, limit: int) -> None:
     import time  # here: only a tenant with a limit pays for it
     p = plan(plpy, "audit.recent", RECENT_SQL, ["pg_catalog.text", "pg_catalog.float8", "pg_catalog.int8"])
     if plpy.execute(p, [tenant, time.time() - 1.0, limit])[0]["n"] >= limit:
-        raise Fail(AUDIT_RATE_LIMITED, "tenant %s has written %d audit rows in the last second, its limit: "
-                   "call refused, nothing written" % (tenant, limit),
-                   hint="Retry in a moment, or have an admin raise the limit: hush.configure_tenant(tenant, "
-                        "audit_rows_per_second => n), 0 for none.")
+        raise rate_refusal(tenant, limit)
+
+
+def rate_refusal(tenant: str, limit: int) -> Fail:
+    return Fail(AUDIT_RATE_LIMITED, "tenant %s has written %d audit rows in the last second, its limit: "
+                "call refused, nothing written" % (tenant, limit),
+                hint="Retry in a moment, or have an admin raise the limit: hush.configure_tenant(tenant, "
+                     "audit_rows_per_second => n), 0 for none.")
 
 
 # -- cursors: a tenant's place in its trail, without the trail's global numbers --------------
@@ -141,11 +157,11 @@ def check_rate(plpy: Any, tenant: str, limit: int) -> None:
 # The trail's order is (txid, id): the writing transaction and a sequence every tenant
 # shares, so both count what other tenants did between two of one's own rows. An
 # application role gets a cursor instead: that position sealed under a key only hush_owner
-# reads (hush.audit_cursor_key), bound to the tenant, in the manner of SIV: tag =
+# reads (hush_private.audit_cursor_key), bound to the tenant, in the manner of SIV: tag =
 # BLAKE2b-MAC(tenant, position), then the position XOR a BLAKE2b pad of the tag. The same
 # row always gets the same cursor; a cursor says nothing about the position; one forged,
 # altered or made for another tenant is refused (SH004).
-CURSOR_KEY_SQL = "SELECT k.key FROM hush.audit_cursor_key k"
+CURSOR_KEY_SQL = "SELECT k.key FROM hush_private.audit_cursor_key k"
 CURSOR_CHARS = 43  # 32 bytes, base64url without padding
 _B64URL = str.maketrans("+/", "-_")
 _B64STD = str.maketrans("-_", "+/")

@@ -134,6 +134,14 @@ def input_error(code: str, message: str) -> Fail:
                 detail="PostgreSQL reported %s: %s" % (code, message[:200]))
 
 
+def unexpected(kind: str) -> Fail:
+    """SH004 for a Python exception hush's code did not raise itself; only its class is named."""
+    if not kind.isidentifier():
+        kind = "exception"
+    return Fail(INVALID_ARGUMENT, "an argument has a form this function does not take",
+                detail="Python raised %s" % kind)
+
+
 # A failed call rolls back with its transaction, audit row and all: PostgreSQL
 # has no autonomous transactions, and a dblink back to the server would turn a
 # flood of refused calls into a flood of connections. What stays is one server
@@ -165,28 +173,38 @@ def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any]
     return FAILURE_TAG + json.dumps(fields, sort_keys=True)
 
 
-def _granted(plpy: Any, tenant: Any, sqlstate: str) -> bool:
-    """Whether the caller may act on `tenant`, for the log line; False when unsure. Not asked
-    after SH020, which says no: a flood of refused calls costs no more than before."""
-    from .validate import tenant_ok
-    if sqlstate == TENANT_ACCESS_DENIED or not tenant_ok(tenant):
-        return False
-    from . import access, privileged  # they import this module
-    try:
-        return privileged.call(plpy, privileged.OWNER, access.granted, tenant) is True
-    except Exception:
-        return False
+# Codes after which the failure path runs no SQL at all: a cancel or a statement timeout
+# (57014) is spent once caught, so a statement run after it (the caller lookup below) would
+# have no timeout left and could wait on the very lock that timed out; a lock timeout
+# (55P03) is the same case; after a shutdown request (57P01) or in an aborted transaction
+# (25P02) SQL fails or must not run.
+NO_SQL_AFTER = frozenset(("57014", "55P03", "57P01", "25P02"))
+
+# The tenant the running call's own grant check admitted (access.admit), if any: a failed
+# call's log line shows the tenant in full only then. Taken from the check the call ran
+# anyway, never asked again on failure: a grant check there costs more for a tenant with
+# many grants than for one nobody has (the timing oracle SH020's floor closes), and is SQL
+# after a cancel. A failure before the call's check (a bad argument) masks the tenant.
+admitted: Any = None
+
+
+def _granted(tenant: Any, sqlstate: str) -> bool:
+    """Whether the caller may act on `tenant`, for the log line; False when unsure."""
+    return sqlstate != TENANT_ACCESS_DENIED and admitted is not None and admitted == tenant
 
 
 def log_failure(plpy: Any, action: str, tenant: Any, sqlstate: str) -> None:
     global _caller_plan
-    try:
-        if _caller_plan is None:
-            _caller_plan = plpy.prepare(CALLER_SQL, [])
-        caller = dict(plpy.execute(_caller_plan)[0])
-    except Exception:  # the error being reported matters more than who made it
-        caller = {}
-    plpy.log(failure_line(action, tenant, sqlstate, caller, _granted(plpy, tenant, sqlstate)))
+    caller: dict[str, Any] = {}
+    if sqlstate not in NO_SQL_AFTER:
+        try:
+            if _caller_plan is None:
+                _caller_plan = plpy.prepare(CALLER_SQL, [])
+            caller = dict(plpy.execute(_caller_plan)[0])
+        except plpy.SPIError as e:  # the error being reported matters more than who made it...
+            if (getattr(e, "sqlstate", None) or "") in NO_SQL_AFTER:
+                raise  # ...but a cancel that arrived meanwhile ends the call now
+    plpy.log(failure_line(action, tenant, sqlstate, caller, _granted(tenant, sqlstate)))
 
 
 # Every text and array argument of an API function, at most: larger ones are refused
@@ -223,12 +241,16 @@ def api(fn: F) -> F:
     tenant_at = params.index("tenant") - 1 if "tenant" in params else None
 
     def wrapper(plpy: Any, *args: Any) -> Any:
+        global admitted
+        outer, admitted = admitted, None  # a call hush code makes inside another one has its own
         try:
             check_sizes(params[1:], args)
             return fn(plpy, *args)
         except Fail as f:
             if f.code[:2] in ("22", "23"):  # from a step's statement (privileged.call)
                 f = input_error(f.code, f.message)
+            elif f.code == "38000":  # a Python exception in a step: see the catch-all below
+                f = unexpected(f.message.split(":", 1)[0])
             log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
             raise to_plpy_error(plpy, f) from None
         except plpy.SPIError as e:
@@ -245,6 +267,17 @@ def api(fn: F) -> F:
                      % type(e).__name__)
             log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
             raise to_plpy_error(plpy, f) from None
+        except plpy.Error:
+            raise  # already a PostgreSQL error with its SQLSTATE
+        except Exception as e:
+            # Arguments of a shape the code does not expect (a 2-D array where the domains let
+            # one through, a JSON value of another type) end here: SH004 and a log line rather
+            # than PostgreSQL's 38000. The exception's own message may quote an argument.
+            f = unexpected(type(e).__name__)
+            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
+            raise to_plpy_error(plpy, f) from None
+        finally:
+            admitted = outer
 
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     wrapper.__wrapped__ = fn  # type: ignore[attr-defined]

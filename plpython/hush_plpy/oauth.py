@@ -371,26 +371,18 @@ RETURNING c.id, c.failures
 # Any role may LISTEN, and NOTIFY, on any channel (PostgreSQL has no privileges on
 # channels): hush's notifications carry no payload, only "look again" (an event's id
 # would count every tenant's events). Events are announced each (one per failure streak of
-# a connection: a listener must not miss one); wake-ups of the worker at most once per
-# WAKEUP_GAP_MS on the channel, whoever's call sends them, so a listener learns no more
-# than that some tenant stored tokens in that time. The clock is a sequence
-# (hush.oauth_wakeup_sent_ms, epoch milliseconds): setval is not transactional, so it
-# holds no lock until the caller commits (a row would queue every tenant's store behind
-# the slowest transaction) and raises no serialization failure in a REPEATABLE READ
-# caller. The CASE sets the clock only when the gap has passed.
+# a connection: a listener must not miss one); a store of tokens wakes the worker up with
+# the same empty NOTIFY, sent only if the storing transaction commits and once per
+# transaction (PostgreSQL folds identical notifications). No pacing here: any role can
+# NOTIFY the channel itself, so the worker coalesces wake-ups (one round a second at
+# most), and a clock kept here would have to be non-transactional (setval), which a role
+# storing and rolling back could keep fresh to silence every tenant's wake-ups.
 EVENT_SQL = """
 WITH e AS (INSERT INTO hush.oauth_events (tenant_id, provider, account, event, detail)
            VALUES ($1, $2, $3, $4, $5) RETURNING id)
 SELECT pg_catalog.pg_notify('hush_oauth_events', '') FROM e
 """
-WAKEUP_GAP_MS = 500
-WAKEUP_SQL = f"""
-SELECT pg_catalog.pg_notify('hush_oauth_wakeup', '')
-  FROM hush.oauth_wakeup_sent_ms s
- WHERE CASE WHEN s.last_value OPERATOR(pg_catalog.<=) ($1 OPERATOR(pg_catalog.-) {WAKEUP_GAP_MS})
-            THEN pg_catalog.setval('hush.oauth_wakeup_sent_ms'::pg_catalog.regclass, $1) IS NOT NULL
-            ELSE false END
-"""
+WAKEUP_SQL = "SELECT pg_catalog.pg_notify('hush_oauth_wakeup', '')"
 CONNECTIONS_SQL = f"""
 SELECT c.provider, c.account, c.grant_type, c.status, c.token_type, c.scopes, c.expires_at, c.has_refresh_token,
        c.last_error, c.last_error_at, c.refreshed_at, c.lease_until, c.created_at, c.updated_at, c.failures,
@@ -508,9 +500,8 @@ def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: 
                  rows[0] if rows else None)
     _record(plpy, ctx, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
             grant_type=grant_type)
-    import time
     # a worker may need to plan this one's refresh
-    plpy.execute(plan(plpy, "oauth.wakeup", WAKEUP_SQL, ["pg_catalog.int8"]), [int(time.time() * 1000)])
+    plpy.execute(plan(plpy, "oauth.wakeup", WAKEUP_SQL, []))
     return out
 
 

@@ -35,7 +35,7 @@ import os
 import time
 
 from . import keyring, wire
-from .errors import INSUFFICIENT_PRIVILEGE, RECORD_FAILED, Fail, api
+from .errors import AUDIT_RATE_LIMITED, INSUFFICIENT_PRIVILEGE, RECORD_FAILED, Fail, api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -88,6 +88,14 @@ PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
 
 class _Down(Exception):
     """The record could not be written; the message says why (never a value)."""
+
+    def __init__(self, message: str, state: str = ""):
+        super().__init__(message)
+        self.state = state
+
+
+class RateLimited(Exception):
+    """hush._record refused the record: the tenant is at its audit rate limit (SH023)."""
 
 
 def _wait(lib: Any, conn: Any, write: bool, deadline: float) -> None:
@@ -146,7 +154,7 @@ def _send(conn: Any, params: list[bytes], deadline: float, sql: bytes = RECORD_S
         if flushed < 0:
             raise _Down(_first_line(lib.PQerrorMessage(conn)))
         _wait(lib, conn, True, deadline)
-    failure, value = None, None
+    failure, failed_state, value = None, "", None
     while True:
         while lib.PQisBusy(conn):
             _wait(lib, conn, False, deadline)
@@ -157,13 +165,13 @@ def _send(conn: Any, params: list[bytes], deadline: float, sql: bytes = RECORD_S
             break
         status = lib.PQresultStatus(res)
         if status not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK) and failure is None:
-            state = (lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b"").decode()
-            failure = "%s %s" % (state, _first_line(lib.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
+            failed_state = (lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b"").decode()
+            failure = "%s %s" % (failed_state, _first_line(lib.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
         elif status == PGRES_TUPLES_OK and lib.PQntuples(res) == 1:
             value = lib.PQgetvalue(res, 0, 0)
         lib.PQclear(res)
     if failure is not None:
-        raise _Down(failure)
+        raise _Down(failure, failed_state)
     if lib.PQtransactionStatus(conn) != PQTRANS_IDLE:
         raise _Down("the record's transaction did not end")
     return value or b""
@@ -218,6 +226,11 @@ def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
                 raise _Down("the recorder's answer does not carry this record's receipt")
             return
         except _Down as e:
+            # A refusal at the rate limit leaves the connection idle: kept, so that a tenant
+            # held at its limit does not cost the primary a new session per call.
+            if e.state == AUDIT_RATE_LIMITED and _conn is not None \
+                    and _libpq().PQtransactionStatus(_conn) == PQTRANS_IDLE:
+                raise RateLimited() from None
             _drop()  # a failed statement can leave the connection unusable for every later read
             if fresh or time.monotonic() >= deadline:
                 _refuse(plpy, str(e), params, who)
@@ -401,6 +414,11 @@ SELECT t.tenant, u.action, u.id, u.name, u.version, $2, $3, $4, $5, u.detail
 """
 
 
+# The tenant owner_steps shows hush.audit_log's rows of, for the count of check_rate
+# (STORE_SQL sets it again for its own rows). Local to the record's transaction.
+TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
+
+
 NODE_SQL = """
 INSERT INTO hush.node_keyrings AS n (node, key_ids) VALUES ($1, $2)
     ON CONFLICT (node) DO UPDATE SET key_ids = excluded.key_ids, reported_at = pg_catalog.now()
@@ -429,7 +447,7 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
     too: a pooler in between may drop the recorder's start-up options."""
     from _operator import _compare_digest
     from .access import plan
-    from .audit import ACTIONS
+    from .audit import ACTIONS, check_rate
     try:
         payload = wire.loads(body)
         key = keyring.load(plpy, GD).get(payload["key_id"])
@@ -454,6 +472,10 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
         node = payload["node"]
         plpy.execute(plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
                      [node["name"], node["key_ids"]])
+    limit = payload.get("audit_limit")
+    if limit:  # before the rows: SH023 writes nothing; the reader hands out nothing
+        plpy.execute(plan(plpy, "recorder.tenant", TENANT_SQL, ["pg_catalog.text"]), [payload["tenant"]])
+        check_rate(plpy, payload["tenant"], limit)
     rows = payload["rows"]
     p = plan(plpy, "recorder.store", STORE_SQL,
              ["pg_catalog.text", "pg_catalog.name", "pg_catalog.name", "pg_catalog.text", "pg_catalog.inet",

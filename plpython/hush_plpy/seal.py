@@ -68,11 +68,12 @@ NEXT_AFTER_SQL = NEXT_SQL.format(canon=CANON, after=AFTER + " AND", rows_hash=ro
 HORIZON_SQL = "SELECT pg_catalog.txid_snapshot_xmin(pg_catalog.txid_current_snapshot()) AS xmin"
 # Maintenance runs one call at a time, or two sealers would fork the chain and a
 # verifier could read seals and rows of different moments: SHARE UPDATE
-# EXCLUSIVE on a table that only hush_retention may lock so (sql/15_audit.sql).
-# Secret calls take nothing it conflicts with, nor can any role that merely
-# names the table (a view or rule of its own holds at most ROW EXCLUSIVE). The
-# advisory locks used before could be taken, and held, by any role at all.
-SERIALISE_SQL = "LOCK TABLE hush.maintenance_lock IN SHARE UPDATE EXCLUSIVE MODE"
+# EXCLUSIVE on a table that only hush_retention may lock so, in a schema that
+# no application role may use, so none can hold or queue any lock on it
+# (sql/15_audit.sql). Secret calls take nothing it conflicts with. The advisory
+# locks used before could be taken, and held, by any role at all.
+MAINTENANCE_LOCK = "hush_private.maintenance_lock"
+SERIALISE_SQL = "LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE" % MAINTENANCE_LOCK
 # PostgreSQL's lock_not_available: a lock_timeout ran out.
 LOCK_NOT_AVAILABLE = "55P03"
 # How long maintenance waits for a lock when the caller's lock_timeout is 0
@@ -84,15 +85,22 @@ SELECT pg_catalog.current_setting('lock_timeout') AS setting, CAST(s.setting AS 
 """
 SET_TIMEOUT_SQL = "SELECT pg_catalog.set_config('lock_timeout', $1, true)"
 # Sessions holding a lock on any of $1 (relation names), other than this one.
+# Holders first, then waiters, each with its mode: a queued request blocks as
+# surely as a granted one. By name through pg_class, not regclass: the caller
+# may have no USAGE on hush_private, and a partition may be gone by now.
 HOLDERS_SQL = """
-SELECT DISTINCT l.pid, a.usename AS role FROM pg_catalog.pg_locks l
+SELECT l.pid, a.usename AS role, l.mode, l.granted,
+       n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname AS rel
+  FROM pg_catalog.pg_locks l
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) l.relation
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
- WHERE l.granted AND l.locktype OPERATOR(pg_catalog.=) 'relation'
+ WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
    AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-   AND l.relation OPERATOR(pg_catalog.=) ANY (CAST(CAST($1 AS pg_catalog.regclass[]) AS pg_catalog.oid[]))
+   AND n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname OPERATOR(pg_catalog.=) ANY ($1)
    AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
- ORDER BY l.pid LIMIT 5
+ ORDER BY l.granted DESC, l.pid LIMIT 6
 """
 # The transaction the horizon stands at (hush._horizon_holder, superuser-owned:
 # another role's state and transaction start are not visible to hush_retention).
@@ -164,10 +172,19 @@ def set_lock_timeout(plpy: Any, value: str) -> None:
     plpy.execute(plan(plpy, "maint.set_timeout", SET_TIMEOUT_SQL, [T]), [value])
 
 
+def lock_rows(plpy: Any, relations: list[str]) -> list:
+    return list(plpy.execute(plan(plpy, "maint.holders", HOLDERS_SQL, ["pg_catalog.text[]"]), [relations]))
+
+
+def describe(rows: list) -> str:
+    """For a message: "pid 123 (alice) holds AccessShareLock on hush.x, pid 124 (bob) waits for ..."."""
+    return ", ".join("pid %d (%s) %s %s on %s" % (r["pid"], r["role"] or "?", "holds" if r["granted"] else
+                                                  "waits for", r["mode"], r["rel"]) for r in rows)
+
+
 def holders(plpy: Any, relations: list[str]) -> str:
-    """Who else holds a lock on any of `relations`, for a message: "pid 123 (alice), ..."."""
-    rows = plpy.execute(plan(plpy, "maint.holders", HOLDERS_SQL, ["pg_catalog.text[]"]), [relations])
-    return ", ".join("pid %d (%s)" % (r["pid"], r["role"] or "?") for r in rows)
+    """Who else holds, or waits for, a lock on any of `relations` (names with their schema)."""
+    return describe(lock_rows(plpy, relations))
 
 
 def maintenance(plpy: Any, what: str, fn: Any, *args: Any) -> Any:
@@ -182,10 +199,13 @@ def maintenance(plpy: Any, what: str, fn: Any, *args: Any) -> Any:
     except Fail as f:
         if f.code != LOCK_NOT_AVAILABLE:
             raise
-        other = holders(plpy, ["hush.maintenance_lock"])
+        # Only maintenance steps can lock MAINTENANCE_LOCK at all: one holding it is
+        # another call; anything else is a lock on a table the step needs.
+        rows = lock_rows(plpy, [MAINTENANCE_LOCK])
+        running = [r for r in rows if r["granted"]]
         raise Fail(MAINTENANCE_BUSY, "%s waited %d ms for a lock and gave up, so nothing was changed: %s" % (
-            what, wait, "another maintenance call is running (%s)" % other if other else
-            "a session holds a lock on a table it needs"),
+            what, wait, "another maintenance call is running (%s)" % describe(rows) if running else
+            "a session holds or waits for a lock on a table it needs (pg_locks shows which)"),
             hint="Run it again later. Maintenance waits at most the caller's lock_timeout (%d ms when it is 0); "
                  "pg_locks and pg_stat_activity show who holds what, and idle_in_transaction_session_timeout "
                  "ends sessions left idle in a transaction." % WAIT_MS) from None

@@ -67,6 +67,8 @@ def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any) 
     rows = plpy.execute(p, [tenant, key, caller] if version is None else [tenant, key, caller, version])
     if not rows:
         access.enter(plpy, caller, tenant)  # SH020 rather than "not found" for a tenant not the caller's
+    else:
+        access.admit(tenant)  # READ_SQL returns rows only to a caller granted the tenant
     return list(rows)
 
 
@@ -296,6 +298,7 @@ def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, 
         ctx = dict(plpy.execute(p, [tenant, name, *fields, caller])[0], caller=caller)
         if not ctx["allowed"]:
             access.deny(caller, tenant)
+        access.admit(tenant)
         if ctx["audit_limit"]:  # refused with the step: the upsert above is taken back with it
             audit.check_rate(plpy, tenant, ctx["audit_limit"])
         raw = validate.value(value, ctx["max_value_bytes"])

@@ -3,7 +3,7 @@
 -- hush_retention (a privileged step, 90_privileges.sql), the only role whose
 -- DELETE the audit trigger lets through, with TimeZone and DateStyle pinned so
 -- that no caller setting moves a month bound or a hashed timestamp. They run
--- one call at a time (hush.maintenance_lock, 15_audit.sql) and wait for any
+-- one call at a time (hush_private.maintenance_lock, 15_audit.sql) and wait for any
 -- lock at most the caller's lock_timeout, or 5 seconds when it is 0: then
 -- SH061, and nothing is changed (retention's drops wait 100 ms at a time, so
 -- that secret calls never queue behind them for long).

@@ -30,11 +30,11 @@ AS $py${{py: oauth.remove_provider(tenant, provider)}}$py$;
 COMMENT ON FUNCTION hush.oauth_remove_provider(text, text) IS
     'Remove an OAuth provider with its pending authorizations and connections (nothing is revoked at the provider).';
 
-CREATE OR REPLACE FUNCTION hush.oauth_begin(tenant text, provider text, state text, code_verifier text, nonce text, redirect_uri text, scopes text[], account text DEFAULT NULL, ttl_seconds integer DEFAULT 600)
+CREATE OR REPLACE FUNCTION hush.oauth_begin(tenant text, provider text, state text, code_verifier text, nonce text, redirect_uri text, scopes hush.oauth_scopes, account text DEFAULT NULL, ttl_seconds integer DEFAULT 600)
 RETURNS timestamptz
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: oauth.begin(GD, tenant, provider, state, code_verifier, nonce, redirect_uri, scopes, account, ttl_seconds)}}$py$;
-COMMENT ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, text[], text, integer) IS
+COMMENT ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, hush.oauth_scopes, text, integer) IS
     'Store a pending authorization (the state''s SHA-256, the sealed PKCE verifier and nonce); returns when it expires.';
 
 CREATE OR REPLACE FUNCTION hush.oauth_consume(state text)

@@ -49,6 +49,45 @@ def test_api_turns_fail_into_plpy_error_with_sqlstate():
     assert not hasattr(e, "detail")
 
 
+def test_an_unexpected_python_exception_is_sh004_and_names_no_value():
+    # The wrapper's catch-all: before, a Python exception hush's code did not raise itself
+    # left as PostgreSQL's 38000, with its message (a KeyError quotes what it looked up) and
+    # no log line.
+    @errors.api
+    def boom(plpy, tenant, name):
+        raise KeyError("sk_live_canary")
+
+    FakePlpy.logged.clear()
+    with pytest.raises(FakePlpy.Error) as ei:
+        boom(FakePlpy, "acme", "k")
+    e = ei.value
+    assert (e.sqlstate, e.detail) == ("SH004", "Python raised KeyError") and "canary" not in str(e)
+    assert len(FakePlpy.logged) == 1 and "canary" not in FakePlpy.logged[0]
+    line = json.loads(FakePlpy.logged[0].removeprefix("hush-failure "))
+    assert (line["sqlstate"], line["tenant"], line["tenant_masked"]) == ("SH004", None, "'acm...' (4 chars)")
+
+
+def test_no_sql_runs_in_the_failure_path_after_a_cancel():
+    # After 57014 the caller lookup would run with no timeout left (the grant check it used to
+    # run too, which swallowed a second cancel).
+    ran = []
+
+    class Plpy(FakePlpy):
+        @staticmethod
+        def execute(plan, args=None):
+            ran.append(plan)
+            return FakePlpy.execute(plan, args)
+
+    for code in ("57014", "55P03", "57P01", "25P02"):
+        @errors.api
+        def get_thing(plpy, tenant, name):
+            raise errors.Fail(code, "canceling statement due to statement timeout")
+
+        with pytest.raises(FakePlpy.Error) as ei:
+            get_thing(Plpy, "acme", "k")
+        assert ei.value.sqlstate == code and ran == []
+
+
 def test_api_logs_each_failure_as_one_json_line():
     @errors.api
     def get_thing(plpy, GD, tenant, name):

@@ -122,25 +122,31 @@ def _tags(tags: Iterable[str] | None) -> list[str] | None:
     return list(tags)
 
 
+def _values(function_call: str) -> str:
+    """A statement reading values: the function called in the select list of a subquery, not in
+    FROM. In FROM, PostgreSQL gathers a function's whole result in work_mem (4 MB by default)
+    and writes the rest to a temporary file, decrypted values and all; in the select list its
+    rows pass through as they come. OFFSET 0 keeps the subquery, so the function runs once."""
+    columns = ", ".join(f"(r).{c.strip()}" for c in SECRET_COLS.split(","))
+    return f"SELECT {columns} FROM (SELECT {function_call} AS r OFFSET 0) AS s"
+
+
 def get(tenant: str, name: str, version: int | None) -> Call[Secret]:
-    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret(CAST(%(tenant)s AS pg_catalog.text), "
-                "CAST(%(name)s AS pg_catalog.text), "
-                "CAST(%(version)s AS pg_catalog.int4))",
+    return Call(_values("hush.get_secret(CAST(%(tenant)s AS pg_catalog.text), CAST(%(name)s AS pg_catalog.text), "
+                        "CAST(%(version)s AS pg_catalog.int4))"),
                 {"tenant": tenant, "name": name, "version": _int("version", version)}, _one(Secret.from_row),
                 reads_only=True)
 
 
 def get_by_id(tenant: str, id: Any, version: int | None) -> Call[Secret]:
-    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secret_by_id(CAST(%(tenant)s AS pg_catalog.text), "
-                "CAST(%(id)s AS pg_catalog.uuid), "
-                "CAST(%(version)s AS pg_catalog.int4))",
+    return Call(_values("hush.get_secret_by_id(CAST(%(tenant)s AS pg_catalog.text), CAST(%(id)s AS pg_catalog.uuid), "
+                        "CAST(%(version)s AS pg_catalog.int4))"),
                 {"tenant": tenant, "id": _id(id), "version": _int("version", version)}, _one(Secret.from_row),
                 reads_only=True)
 
 
 def get_many(tenant: str, names: Sequence[str]) -> Call[list[Secret]]:
-    return Call(f"SELECT {SECRET_COLS} FROM hush.get_secrets(CAST(%(tenant)s AS pg_catalog.text), "
-                "CAST(%(names)s AS pg_catalog.text[]))",
+    return Call(_values("hush.get_secrets(CAST(%(tenant)s AS pg_catalog.text), CAST(%(names)s AS pg_catalog.text[]))"),
                 {"tenant": tenant, "names": list(names)}, lambda rows: [Secret.from_row(r) for r in rows],
                 reads_only=True)
 
