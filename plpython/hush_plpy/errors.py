@@ -240,6 +240,14 @@ def api(fn: F) -> F:
     params = fn.__code__.co_varnames[:fn.__code__.co_argcount]  # not inspect: ~5 ms to import
     tenant_at = params.index("tenant") - 1 if "tenant" in params else None
 
+    def logged(plpy: Any, args: tuple, code: str) -> None:
+        log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], code)
+
+    def refused(plpy: Any, args: tuple, f: Fail) -> Any:
+        """The PostgreSQL error to raise for f, once its log line is written."""
+        logged(plpy, args, f.code)
+        return to_plpy_error(plpy, f)
+
     def wrapper(plpy: Any, *args: Any) -> Any:
         global admitted
         outer, admitted = admitted, None  # a call hush code makes inside another one has its own
@@ -251,31 +259,24 @@ def api(fn: F) -> F:
                 f = input_error(f.code, f.message)
             elif f.code == "38000":  # a Python exception in a step: see the catch-all below
                 f = unexpected(f.message.split(":", 1)[0])
-            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
-            raise to_plpy_error(plpy, f) from None
+            raise refused(plpy, args, f) from None
         except plpy.SPIError as e:
             code = getattr(e, "sqlstate", None) or "XX000"
             if code[:2] in ("22", "23"):
-                f = input_error(code, str(e.args[0]) if e.args else "")
-                log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
-                raise to_plpy_error(plpy, f) from None
-            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], code)
+                raise refused(plpy, args, input_error(code, str(e.args[0]) if e.args else "")) from None
+            logged(plpy, args, code)
             raise
         except (RecursionError, OverflowError) as e:
             # Arguments are all that can nest this deep (JSON) or hold a number this large.
-            f = Fail(INVALID_ARGUMENT, "an argument is nested too deeply or holds a number out of range (%s)"
-                     % type(e).__name__)
-            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
-            raise to_plpy_error(plpy, f) from None
+            raise refused(plpy, args, Fail(INVALID_ARGUMENT, "an argument is nested too deeply or holds a number "
+                                                             "out of range (%s)" % type(e).__name__)) from None
         except plpy.Error:
             raise  # already a PostgreSQL error with its SQLSTATE
         except Exception as e:
             # Arguments of a shape the code does not expect (a 2-D array where the domains let
             # one through, a JSON value of another type) end here: SH004 and a log line rather
             # than PostgreSQL's 38000. The exception's own message may quote an argument.
-            f = unexpected(type(e).__name__)
-            log_failure(plpy, fn.__name__, None if tenant_at is None else args[tenant_at], f.code)
-            raise to_plpy_error(plpy, f) from None
+            raise refused(plpy, args, unexpected(type(e).__name__)) from None
         finally:
             admitted = outer
 

@@ -30,6 +30,12 @@ EQ = "OPERATOR(pg_catalog.=)"
 
 # -- reading -----------------------------------------------------------------
 
+
+def not_found(by: str, key: Any, tenant: str) -> Fail:
+    """SH010 for a secret the caller named: the name or id only as validate.show() gives it,
+    since what was not found may be a value passed in its place."""
+    return Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
+
 OWNER = privileged.OWNER
 # $1 tenant, $2 the key, $3 the caller (a version, when asked, is $4). The grant
 # test depends on parameters only: the planner runs it once, before the scan.
@@ -110,7 +116,7 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
 def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
     rows = _read(plpy, caller, tenant, by, key, version)
     if not rows:
-        raise Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
+        raise not_found(by, key, tenant)
     _check(tenant, rows[0], version)
     _release(plpy, GD, caller, tenant, rows)
     return _open(plpy, GD, tenant, rows[0])
@@ -241,7 +247,7 @@ def _fail_write(plpy: Any, tenant: str, by: str, key: Any, expected: Any) -> Non
         if expected:
             raise Fail(VERSION_CONFLICT, "secret %s %s does not exist in tenant %s; expected version %s"
                        % (by, validate.show(key), tenant, expected))
-        raise Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
+        raise not_found(by, key, tenant)
     r = rows[0]
     if r["deleted"]:
         raise Fail(SECRET_DELETED, "secret %r of tenant %s is deleted" % (r["name"], tenant),
@@ -379,7 +385,7 @@ def _delete(plpy: Any, caller: str, tenant: str, by: str, key: Any) -> None:
     sql = SET_DELETED_SQL.format(new="pg_catalog.now()", old="NULL", col=col, action="delete")
     if not plpy.execute(plan(plpy, "delete." + by, sql, [T, typ, *WHO_TYPES]),
                         [tenant, key, caller, access.actor(ctx)]):
-        raise Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
+        raise not_found(by, key, tenant)
 
 
 @api
@@ -409,7 +415,7 @@ def _restore(plpy: Any, caller: str, tenant: str, name: str) -> dict:
     plpy.execute(plan(plpy, "restore", sql, [T, T, *WHO_TYPES]), [tenant, name, caller, access.actor(ctx)])
     rows = _list(plpy, tenant, 1, 1, None, None, True, name)
     if not rows or rows[0]["deleted_at"] is not None:
-        raise Fail(SECRET_NOT_FOUND, "secret name %s not found in tenant %s" % (validate.show(name), tenant))
+        raise not_found("name", name, tenant)
     return rows[0]
 
 
@@ -447,7 +453,7 @@ def _destroy(plpy: Any, caller: str, tenant: str, name: str, versions: Any) -> i
     ctx = access.enter(plpy, caller, tenant, audits=True)
     rows = plpy.execute(plan(plpy, "destroy.find", DESTROY_FIND_SQL, [T, T]), [tenant, name])
     if not rows:
-        raise Fail(SECRET_NOT_FOUND, "secret name %s not found in tenant %s" % (validate.show(name), tenant))
+        raise not_found("name", name, tenant)
     missing = sorted(set(versions or []) - set(rows[0]["versions"] or []))
     if missing:
         # The first ten: the list is the caller's, up to 10,000 long.
@@ -559,7 +565,7 @@ def _search(plpy: Any, caller: str, tenant: str, query: str, page: int, per_page
 
 EXISTS_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM hush.secrets s
-                WHERE s.tenant_id {EQ} $1 AND s.name {EQ} $2 AND s.deleted_at IS NULL) AS e
+                WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS NULL) AS e
 """
 
 
@@ -567,19 +573,7 @@ SELECT EXISTS (SELECT 1 FROM hush.secrets s
 def secret_exists(plpy: Any, tenant: str, name: str) -> bool:
     validate.tenant(tenant)
     validate.name(name)
-    return privileged.call(plpy, OWNER, _exists, tenant, name)
-
-
-@privileged.step(OWNER)
-def _exists(plpy: Any, caller: str, tenant: str, name: str) -> bool:
-    access.enter(plpy, caller, tenant)
-    return bool(plpy.execute(plan(plpy, "exists", EXISTS_SQL, [T, T]), [tenant, name])[0]["e"])
-
-
-EXISTS_BY_ID_SQL = f"""
-SELECT EXISTS (SELECT 1 FROM hush.secrets s
-                WHERE s.tenant_id {EQ} $1 AND s.id {EQ} $2 AND s.deleted_at IS NULL) AS e
-"""
+    return privileged.call(plpy, OWNER, _exists, tenant, "name", name)
 
 
 @api
@@ -587,14 +581,15 @@ def secret_exists_by_id(plpy: Any, tenant: str, secret_id: Any) -> bool:
     validate.tenant(tenant)
     if secret_id is None:
         raise Fail(INVALID_ARGUMENT, "id must not be NULL")
-    return privileged.call(plpy, OWNER, _exists_by_id, tenant, secret_id)
+    return privileged.call(plpy, OWNER, _exists, tenant, "id", secret_id)
 
 
 @privileged.step(OWNER)
-def _exists_by_id(plpy: Any, caller: str, tenant: str, secret_id: str) -> bool:
+def _exists(plpy: Any, caller: str, tenant: str, by: str, key: Any) -> bool:
     access.enter(plpy, caller, tenant)
-    p = plan(plpy, "exists_by_id", EXISTS_BY_ID_SQL, [T, "pg_catalog.uuid"])
-    return bool(plpy.execute(p, [tenant, secret_id])[0]["e"])
+    col, typ = KEYS[by]
+    p = plan(plpy, "exists." + by, EXISTS_SQL.format(col=col), [T, typ])
+    return bool(plpy.execute(p, [tenant, key])[0]["e"])
 
 
 VERSIONS_SQL = f"""
@@ -620,5 +615,5 @@ def _versions(plpy: Any, caller: str, tenant: str, name: str) -> list:
     access.enter(plpy, caller, tenant)
     rows = plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])
     if not rows:
-        raise Fail(SECRET_NOT_FOUND, "secret name %s not found in tenant %s" % (validate.show(name), tenant))
+        raise not_found("name", name, tenant)
     return list(rows)

@@ -19,8 +19,18 @@ def _by_name(cls: type[R], row: Mapping[str, Any]) -> R:
     return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
+class ByName:
+    """A result whose fields are the row's columns of the same names: from_row() takes them."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_row(cls: type[R], r: Mapping[str, Any]) -> R:
+        return _by_name(cls, r)
+
+
 @dataclass(frozen=True, slots=True)
-class TenantSettings:
+class TenantSettings(ByName):
     """A tenant's settings, as `hush.configure_tenant` returns them."""
 
     tenant_id: str
@@ -30,13 +40,10 @@ class TenantSettings:
     audit_rows_per_second: int
     updated_at: datetime
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> TenantSettings:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
-class RootKey:
+class RootKey(ByName):
     """One root key, by id: `state` is active, decrypt_only, retired or unregistered (in the
     keyring, not registered yet); `loaded` whether the server's keyring holds it now;
     `data_keys` how many data keys it seals."""
@@ -48,9 +55,6 @@ class RootKey:
     created_at: datetime | None
     activated_at: datetime | None
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> RootKey:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,7 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditSeal:
+class AuditSeal(ByName):
     """`hush.seal_audit()`: seals made, rows they cover, rows still waiting for running
     transactions, and the chain's head (keep `head_hash` somewhere else too). When rows wait,
     `horizon_pid`, `horizon_role` and `horizon_age` name the oldest running transaction, which
@@ -155,13 +159,10 @@ class AuditSeal:
     horizon_role: str | None
     horizon_age: timedelta | None
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> AuditSeal:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
-class AuditVerification:
+class AuditVerification(ByName):
     """`hush.verify_audit()`: `ok`, or the first seal that differs (`bad_seal_id`) and why
     (`problem`: rows_changed, seal_missing, ...; `detail`)."""
 
@@ -174,13 +175,10 @@ class AuditVerification:
     problem: str | None
     detail: str | None
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> AuditVerification:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
-class AuditPartition:
+class AuditPartition(ByName):
     """A monthly audit partition `hush.create_audit_partitions()` created (UTC bounds), and the
     rows that moved into it from the DEFAULT partition."""
 
@@ -189,13 +187,10 @@ class AuditPartition:
     range_to: datetime
     rows_moved: int
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> AuditPartition:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
-class AuditCleanup:
+class AuditCleanup(ByName):
     """`hush.cleanup_audit_logs()`: what retention removed, and the seal that anchors what is left."""
 
     cutoff: datetime
@@ -207,25 +202,19 @@ class AuditCleanup:
     # Expired partitions another session kept in use through every try: nothing was removed then.
     partitions_deferred: list[str]
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> AuditCleanup:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
-class PurgedSecrets:
+class PurgedSecrets(ByName):
     """`hush.purge_deleted_secrets()`: how many soft-deleted secrets of a tenant were erased."""
 
     tenant_id: str
     secrets_purged: int
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> PurgedSecrets:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
-class MaintenanceJob:
+class MaintenanceJob(ByName):
     """A pg_cron job `hush.schedule_maintenance()` registered."""
 
     jobname: str
@@ -233,9 +222,6 @@ class MaintenanceJob:
     command: str
     jobid: int
 
-    @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> MaintenanceJob:
-        return _by_name(cls, r)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,13 +55,18 @@ def logged(call: Call[Any], started: float, rows: int) -> None:
                  (time.perf_counter() - started) * 1000)
 
 
+def execute_prepare(prepare: bool | None) -> bool | None:
+    """cursor.execute()'s `prepare` for hush's statements: None leaves it to the connection's
+    prepare_threshold (prepare=True, HUSH_PREPARE=1), False never prepares (the default)."""
+    return None if (prepare_default() if prepare is None else prepare) else False
+
+
 class PsycopgExecutor:
     """`commit`: the connection is hush's to commit (a pool's), not the caller's to decide."""
 
     def __init__(self, conn: psycopg.Connection[Any], prepare: bool | None = None, *, commit: bool = False) -> None:
         self.conn = conn
-        # execute(prepare=None) leaves it to the connection's prepare_threshold; False never prepares.
-        self.prepare: bool | None = None if (prepare_default() if prepare is None else prepare) else False
+        self.prepare = execute_prepare(prepare)
         self.commit = commit
 
     def run(self, calls: Sequence[Call[Any]]) -> list[Any]:
@@ -155,10 +160,15 @@ def check_not_aborted(conn: psycopg.BaseConnection[Any]) -> None:
 RESET_ROLE = "RESET ROLE"
 
 
+def resettable(conn: psycopg.BaseConnection[Any]) -> bool:
+    """Whether a lent connection can take RESET ROLE now: open, and outside a transaction."""
+    return not conn.closed and not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 def reset_role(conn: psycopg.Connection[Any]) -> None:
     """A session SET ROLE left by your statements on a connection hush lent you would be the
     authority (and the audited role) of every later call on it, from any thread."""
-    if not conn.closed and not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+    if resettable(conn):
         conn.execute(RESET_ROLE)
 
 

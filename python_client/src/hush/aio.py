@@ -22,8 +22,8 @@ from ._audit import AsyncAudit
 from ._client import cannot_connect, conninfo_from_env, connect_kwargs, invalid_dsn
 from ._errors import DatabaseUnavailable, InvalidArgument
 from ._exec import (CLIENT_BINDING, RESET_ROLE, UNATOMIC, SQLAlchemyExecutor, as_sqlalchemy_error, atomic_needed,
-                    check_not_aborted, is_sqlalchemy, logged, raise_translated, retry_after, said_goodbye,
-                    unavailable)
+                    check_not_aborted, execute_prepare, is_sqlalchemy, logged, raise_translated, resettable, retry_after,
+                    said_goodbye, unavailable)
 from ._keys import AsyncKeys
 from ._log import logger, prepare_default
 from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
@@ -45,7 +45,7 @@ class _PsycopgExecutor:
     def __init__(self, conn: psycopg.AsyncConnection[Any], prepare: bool | None = None, *,
                  commit: bool = False) -> None:
         self.conn = conn
-        self.prepare: bool | None = None if (prepare_default() if prepare is None else prepare) else False
+        self.prepare = execute_prepare(prepare)
         self.commit = commit
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
@@ -116,8 +116,7 @@ async def _lent(pool: AsyncConnectionPool[Any], transaction: bool = False) -> As
                 yield conn
     finally:
         try:
-            if not conn.closed and not conn.broken and \
-                    conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            if resettable(conn):
                 await conn.execute(RESET_ROLE)
         except psycopg.Error:
             await conn.close()

@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import _dsn
 from .. import _errors as E
-from .._log import prepare_default
+from .._client import connect_kwargs
 from .._secrets import Secrets
 from ._exits import EXIT_CONNECT, EXIT_INVALID, exit_code
 # _dev imports these two from here.
@@ -84,8 +84,7 @@ def connect(ctx: click.Context) -> Iterator[psycopg.Connection[Any]]:
         raise Fail(f"cannot connect: {why} (check --dsn or HUSH_DSN: libpq keywords such as host, port, "
                    "dbname, user, or a postgresql:// URL)", EXIT_CONNECT) from None
     try:
-        # No prepared statements unless --prepare: through pgbouncer in transaction mode they break.
-        conn = psycopg.connect(dsn, autocommit=True, **({} if prepare_default() else {"prepare_threshold": None}))
+        conn = psycopg.connect(dsn, **connect_kwargs({}, None))  # no prepared statements unless --prepare
     except psycopg.Error as e:
         raise Fail(f"cannot connect: {_dsn.reason(dsn, e)}", EXIT_CONNECT) from None
     ctx.meta["hush.role"] = conn.info.user
