@@ -165,6 +165,12 @@ def oauth_demo(c: pgcluster.Cluster) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     step("OAuth: register a provider (OIDC discovery), log a user in (PKCE), tokens sealed in hush")
+    with psycopg.connect(c.dsn(), autocommit=True) as su:
+        # This provider answers over plain http on loopback, which hush refuses unless an admin
+        # allows it (a real one is https at a public address, which needs no entry).
+        su.execute("SELECT hush.oauth_allow_egress('127.0.0.1', allow_http => true, allow_private => true)")
+    print("   hush.oauth_allow_egress('127.0.0.1', allow_http => true, allow_private => true): "
+          "the admin lets hush reach this loopback stand-in")
     srv = OAuthServer().start()
     srv.add_client("demo-app", "demo-client-secret", redirect_uris=["https://app.example/oauth/callback"])
     srv.control.token_lifetime = 30  # short-lived tokens, so the refresh below is needed at once
@@ -174,10 +180,10 @@ def oauth_demo(c: pgcluster.Cluster) -> None:
             oauth.register_provider("idp", issuer_url=srv.issuer, client_id="demo-app",
                                     client_secret="demo-client-secret", scopes=["openid", "email"],
                                     redirect_uris=["https://app.example/oauth/callback"])
-            url, _state = oauth.start_authorization("idp")
-            print(f"   start_authorization -> {url[:90]}...")
-            callback = httpx2.get(url).headers["location"]  # the user's browser, sent back to the app
-            tokens = client.complete_authorization(callback)
+            request = oauth.start_authorization("idp")  # request.binding goes in the user's session cookie
+            print(f"   start_authorization -> {request.url[:90]}...")
+            callback = httpx2.get(request.url).headers["location"]  # the user's browser, sent back to the app
+            tokens = client.complete_authorization(callback, binding=request.binding)
             print(f"   complete_authorization -> {tokens!r}")
             print(f"   ID token verified: sub={tokens.claims['sub'] if tokens.claims else None}, "
                   f"email={tokens.claims['email'] if tokens.claims else None}")

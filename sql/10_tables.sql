@@ -37,7 +37,11 @@ CREATE TABLE hush.tenants (
     recovery_days   integer NOT NULL DEFAULT 30 CHECK (recovery_days BETWEEN 1 AND 3650),
     -- audit rows the tenant may write in any one second before its audited calls are
     -- refused (SH023; 0: no limit): one tenant cannot flood the trail every tenant shares
-    audit_rows_per_second integer NOT NULL DEFAULT 0 CHECK (audit_rows_per_second BETWEEN 0 AND 10000)
+    audit_rows_per_second integer NOT NULL DEFAULT 0 CHECK (audit_rows_per_second BETWEEN 0 AND 10000),
+    -- whether roles that are only readers may refresh OAuth tokens through the lease, and so
+    -- store token material the database cannot tell from a forged one (false: they ask the
+    -- worker or a writer with hush.oauth_request_refresh)
+    reader_refresh  boolean NOT NULL DEFAULT true
 );
 SELECT pg_catalog.pg_extension_config_dump('hush.tenants'::regclass, '');
 

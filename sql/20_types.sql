@@ -65,5 +65,6 @@ CREATE TYPE hush.tenant_settings AS (
     max_value_bytes integer,
     updated_at      timestamptz,
     recovery_days   integer,
-    audit_rows_per_second integer
+    audit_rows_per_second integer,
+    reader_refresh  boolean
 );

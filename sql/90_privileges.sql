@@ -21,6 +21,8 @@ ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
 ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
 ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
 ALTER TABLE hush.oauth_events OWNER TO hush_owner;
+ALTER TABLE hush.oauth_egress OWNER TO hush_owner;
+ALTER TABLE hush.oauth_refresh_requests OWNER TO hush_owner;
 ALTER TABLE hush_private.audit_cursor_key OWNER TO hush_owner;
 
 DO $own$
@@ -60,10 +62,14 @@ GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_keykeeper;
 -- The OAuth worker's scans run as hush_refresher: they find and lease due
 -- connections across the tenants the calling worker may act on (row policies
 -- worker_scan and worker_lease), reading no token.
--- The worker role itself may claim and refresh (the lease functions), nothing
--- else: it is not hush_reader and reads no secret value.
+-- The worker role itself may claim and refresh (the lease functions) and ask
+-- for a refresh, nothing else: it is not hush_reader and reads no secret value
+-- or access token. Whatever its tenant grants (even '*'), it finishes or
+-- releases only leases it took: each needs the lease's token.
 ALTER FUNCTION hush._as_refresher(text, name) OWNER TO hush_refresher;
-GRANT SELECT, UPDATE (lease_holder, lease_until) ON hush.oauth_connections TO hush_refresher;
+GRANT SELECT, UPDATE (lease_holder, lease_until, lease_token_hash) ON hush.oauth_connections TO hush_refresher;
+-- and the refreshes asked of the worker, which make a connection due (it writes none)
+GRANT SELECT ON hush.oauth_refresh_requests TO hush_refresher;
 GRANT SELECT ON hush.tenant_grants TO hush_refresher;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_refresher;
 GRANT USAGE ON SCHEMA hush TO hush_oauth_worker;
@@ -76,6 +82,16 @@ GRANT EXECUTE ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integ
 GRANT EXECUTE ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) TO hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean, integer)
     TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_request_refresh(text, text, text) TO hush_oauth_worker;
+-- The same leases and stores by the batch (82_oauth_batch.sql), the worker's alone: each
+-- connection checked as the per-connection functions check it. Their array arguments'
+-- size checks (26_oauth_batch.sql) run as the caller.
+GRANT EXECUTE ON FUNCTION hush.oauth_worker_lease(text, integer, integer, integer, integer) TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush.oauth_worker_finish(hush.oauth_batch_names, hush.oauth_batch_names,
+    hush.oauth_batch_names, hush.oauth_batch_names, hush.oauth_batch_generations, hush.oauth_batch_tokens)
+    TO hush_oauth_worker;
+GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, text),
+    hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text) TO hush_oauth_worker;
 
 -- The audit maintenance steps run as hush_retention (a member of hush_owner,
 -- so it may create, attach and drop partitions).
@@ -159,30 +175,39 @@ GRANT EXECUTE ON FUNCTION hush.restore_secret(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.destroy_secret(text, text, hush.version_list) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.save_secrets(text, hush.secret_names, hush.secret_values, text, hush.secret_tags, jsonb) TO hush_writer;
 
--- OAuth: readers read access tokens and keep them fresh (the refresh lease);
--- writers register providers, authorize, store, revoke and disconnect.
+-- OAuth: readers read access tokens and keep them fresh (the refresh lease,
+-- unless their tenant says reader_refresh => false: then they ask the worker,
+-- oauth_request_refresh); writers register providers, authorize, store, revoke
+-- and disconnect. A provider's client secret (oauth_provider) is for the flows
+-- that end in a store, writers' only: readers refresh with what a claim returns.
 GRANT EXECUTE ON FUNCTION hush.oauth_providers(text) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.oauth_provider(text, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_provider(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_token(text, text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integer, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, integer, text, boolean, integer)
     TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.oauth_request_refresh(text, text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_access_token(text, text, text, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_events(text, timestamptz, integer) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_connections(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.oauth_save_provider(text, text, jsonb, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_remove_provider(text, text) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, hush.oauth_scopes, text, integer) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.oauth_consume(text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, hush.oauth_scopes, text, integer, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.oauth_consume(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_store_tokens(text, text, text, text, jsonb) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_connection_tokens(text, text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_disconnect(text, text, text) TO hush_writer;
+-- The egress policy (19_oauth_egress.sql): every role that speaks to providers
+-- reads it, for the client enforces it on each request; only admins change it.
+GRANT EXECUTE ON FUNCTION hush.oauth_egress_policy() TO hush_reader, hush_oauth_worker, hush_admin;
+GRANT EXECUTE ON FUNCTION hush.oauth_allow_egress(text, boolean, boolean), hush.oauth_disallow_egress(text)
+    TO hush_admin;
 
 -- Admins manage tenants and grants, and may look at configuration (no values there).
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.revoke_tenant(name, text) TO hush_admin;
-GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer, boolean) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.activate_root_key(text) TO hush_admin;
@@ -203,4 +228,5 @@ GRANT EXECUTE ON FUNCTION hush.caller_xact(jsonb) TO hush_reader, hush_auditor, 
 GRANT EXECUTE ON FUNCTION hush.create_audit_partitions(integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.cleanup_audit_logs(integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.purge_deleted_secrets() TO hush_admin;
-GRANT EXECUTE ON FUNCTION hush.schedule_maintenance(integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.cleanup_oauth(integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.schedule_maintenance(integer, integer) TO hush_admin;

@@ -53,6 +53,9 @@ ROLES = {
 }
 GRANTS = [("alice", "acme"), ("bob", "globex"), ("rita", "acme"), ("acme_app", "acme"), ("wendy", "acme"),
           ("mallory", "evil")]
+# Hosts every test database lets OAuth requests reach over plain http and at loopback
+# addresses (hush.oauth_allow_egress): the loopback OAuth server's.
+LOOPBACK_EGRESS = ("127.0.0.1", "localhost")
 PASSED = pytest.StashKey[int]()
 
 
@@ -103,6 +106,11 @@ def cluster() -> Iterator[pgcluster.Cluster]:
                 conn.execute(f"CREATE ROLE {role} {spec}")
             for role, tenant in GRANTS:
                 conn.execute("SELECT hush.grant_tenant(%s, %s)", [role, tenant])
+        # The OAuth tests' provider is the loopback server, over plain http, which hush refuses
+        # unless an admin allows it: allowed once, in the template every test database copies.
+        with psycopg.connect(c.dsn(TEMPLATE, user="adam"), autocommit=True) as conn:
+            for host in LOOPBACK_EGRESS:
+                conn.execute("SELECT hush.oauth_allow_egress(%s, allow_http => true, allow_private => true)", [host])
         yield c
     finally:
         c.stop()

@@ -11,6 +11,10 @@ import hush
 
 REDIRECT = "http://127.0.0.1/callback"
 SCOPES = ["openid", "email", "offline_access"]
+# Every grant the loopback server serves: register() enables them all (hush refuses a grant its
+# provider config does not list; tests/test_oauth_responses.py tests that).
+GRANTS = ["authorization_code", "refresh_token", "client_credentials", "password",
+          "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"]
 
 
 def fresh_server(srv: Any, auth_method: str = "client_secret_basic", client_id: str = "app",
@@ -32,7 +36,7 @@ def tenant_oauth(db: Any, user: str = "alice", tenant: str = "acme", **kw: Any) 
 
 def register(oa: hush.OAuth, srv: Any, name: str = "idp", **kw: Any) -> hush.Provider:
     args: dict[str, Any] = {"issuer_url": srv.issuer, "client_id": "app", "client_secret": "app-secret",
-                            "redirect_uris": [REDIRECT], "scopes": SCOPES}
+                            "redirect_uris": [REDIRECT], "scopes": SCOPES, "grant_types": GRANTS}
     args.update(kw)
     return oa.register_provider(name, **args)
 
@@ -45,8 +49,8 @@ def browser(url: str) -> str:
 
 
 def login(oa: hush.OAuth, provider: str = "idp", **kw: Any) -> hush.TokenSet:
-    url, _state = oa.start_authorization(provider, **kw)
-    return oa.complete_authorization(browser(url))
+    url, _state, binding = oa.start_authorization(provider, **kw)
+    return oa.complete_authorization(browser(url), binding=binding)
 
 
 def stale_login(oa: hush.OAuth, srv: Any, **kw: Any) -> hush.TokenSet:

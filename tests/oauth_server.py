@@ -5,36 +5,47 @@ callback, client credentials, password, refresh token with rotation, device
 code (RFC 8628), revocation (RFC 7009), token exchange (RFC 8693, a custom
 grant), discovery and userinfo. Tests drive it like a browser would (GET the
 authorization URL, follow nothing, read the redirect) and through `control`:
-token request counts, injected 503s, token lifetime, tampering switches.
+token request counts, injected 503s, token lifetime, tampering switches,
+token responses shaped like Slack's or Salesforce's, ID tokens on other grants,
+redirects, error descriptions that echo what a request carried.
 
 Storage is in memory, behind one lock; the server runs in a thread with
 werkzeug's threaded server, so clients in other processes reach it too.
 """
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
 from authlib.oauth2.rfc6749.grants import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core.grants import OpenIDCode
 from flask import Flask, jsonify, request
-from joserfc.jwk import RSAKey
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OctKey, RSAKey
 from werkzeug.serving import make_server
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 USERS = {"alice": "alice-password", "bob": "bob-password"}
+JWT_AUTH = ["private_key_jwt", "client_secret_jwt"]  # RFC 7523 client assertions, on every endpoint
+ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+                  "HS256", "HS384", "HS512"]
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Client:
     auth_method: str
     grant_types: list[str]
     scope: str = "openid profile email offline_access api:read api:write"
+    jwks: dict[str, Any] | None = None  # private_key_jwt: the public keys its assertions are checked with
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -184,6 +196,20 @@ class Control:
         self.revoked: list[str] = []           # token_type_hint of every revocation that hit a token
         self.userinfo_requests = 0
         self.echo_in_errors = False            # a careless provider: error descriptions repeat what was sent
+        self.client_assertions: list[dict[str, Any]] = []  # {header, claims} of each client assertion accepted
+        # Token responses as real providers shape them (tests/test_oauth_responses.py): "slack" (comma
+        # scopes, ok, team, authed_user with a user token, incoming_webhook) or "salesforce"
+        # (instance_url, id, issued_at, signature, no expires_in); None: RFC 6749's.
+        self.response_style: str | None = None
+        self.id_token_grants: tuple[str, ...] = ()  # grants answered with an ID token too (openid in scope)
+        self.token_scopes: list[str | None] = []   # the scope parameter of each token request
+        self.last_token_response: dict[str, Any] | None = None  # as shaped by the switches above
+        # Egress and redaction (tests/test_oauth_egress.py): answer token requests with a 307 to
+        # this URL; or with this error, whose description repeats what the request carried in
+        # the forms named in echo_forms ("form", "json", "b64", "b64body", "basic": OAuthServer.echo).
+        self.redirect_token_to: str | None = None
+        self.echo_request: str | None = None
+        self.echo_forms: tuple[str, ...] = ("form", "json", "b64", "b64body", "basic")
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -198,6 +224,7 @@ class OAuthServer:
         self.tokens: dict[str, Token] = {}          # by access token
         self.refresh: dict[str, Token] = {}         # by refresh token
         self.devices: dict[str, DeviceCredential] = {}
+        self.jtis: set[str] = set()                 # client assertions' jti seen (RFC 7523 3: no replay)
         self.device_grants: dict[str, tuple[str, bool]] = {}  # user_code -> (user, approved)
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
         self.app = Flask("hush-test-oauth-server")
@@ -221,10 +248,11 @@ class OAuthServer:
         return self.issuer + path
 
     def add_client(self, client_id: str, secret: str | None, auth_method: str = "client_secret_basic",
-                   grant_types: list[str] | None = None, redirect_uris: list[str] | None = None) -> Client:
+                   grant_types: list[str] | None = None, redirect_uris: list[str] | None = None,
+                   jwks: dict[str, Any] | None = None) -> Client:
         c = Client(client_id, secret, redirect_uris or ["http://127.0.0.1/callback"], auth_method,
                    grant_types or ["authorization_code", "refresh_token", "client_credentials", "password",
-                                   DeviceCodeGrant.GRANT_TYPE, TOKEN_EXCHANGE])
+                                   DeviceCodeGrant.GRANT_TYPE, TOKEN_EXCHANGE], jwks=jwks)
         self.clients[client_id] = c
         return c
 
@@ -389,7 +417,56 @@ class OAuthServer:
             def get_issuer(self) -> str:
                 return outer.control.callback_issuer or outer.issuer
 
+        class ClientAssertion(JWTBearerClientAssertion):
+            """private_key_jwt / client_secret_jwt: aud must be the token endpoint (whatever the
+            endpoint called), each jti is taken once; the claims are kept for tests to read."""
+
+            def __init__(self, method: str) -> None:
+                super().__init__()
+                self.CLIENT_AUTH_METHOD = method
+
+            def __call__(self, query_client: Any, request: Any) -> Any:
+                assertion = request.form.get("client_assertion")
+                if not assertion:
+                    return None
+                header, claims = self.extract_assertion(assertion)
+                client = query_client(str(claims.get("sub")))
+                if client is not None and client.auth_method != self.CLIENT_AUTH_METHOD:
+                    return None  # another method's client: its assertion (and jti) are that verifier's
+                client = super().__call__(query_client, request)
+                outer.control.client_assertions.append({"header": header, "claims": claims})
+                return client
+
+            def get_audiences(self) -> list[str]:
+                return [outer.url("/token")]
+
+            def process_assertion_claims(self, assertion: str, key: Any) -> Any:
+                try:  # joserfc's default list leaves out PS256, which Entra ID asks for
+                    claims = jwt.decode(assertion, key, algorithms=ASSERTION_ALGS).claims
+                except JoseError as e:
+                    raise InvalidClientError(description=e.description) from e
+                self.verify_claims(claims)
+                return claims
+
+            def validate_jti(self, claims: Any, jti: str) -> bool:
+                with outer.lock:
+                    if jti in outer.jtis:
+                        return False
+                    outer.jtis.add(jti)
+                    return True
+
+            def resolve_client_public_key(self, client: Client) -> Any:
+                if self.CLIENT_AUTH_METHOD == "client_secret_jwt":
+                    return OctKey.import_key(client.client_secret or "")
+                return KeySet.import_key_set(client.jwks or {"keys": []})
+
+        for endpoint in (AuthorizationCode, ClientCredentials, Password, Refresh, Device, TokenExchange):
+            endpoint.TOKEN_ENDPOINT_AUTH_METHODS = [*endpoint.TOKEN_ENDPOINT_AUTH_METHODS, *JWT_AUTH]
+        for endpoint in (Revocation, DeviceEndpoint):
+            endpoint.CLIENT_AUTH_METHODS = [*endpoint.CLIENT_AUTH_METHODS, *JWT_AUTH]
         s = self.server
+        for method in JWT_AUTH:
+            s.register_client_auth_method(method, ClientAssertion(method))
         s.register_grant(AuthorizationCode, [CodeChallenge(required=True), OIDC(require_nonce=False)])
         s.register_grant(ClientCredentials)
         s.register_grant(Password)
@@ -436,16 +513,21 @@ class OAuthServer:
         def token() -> Any:
             with outer.lock:
                 outer.control.token_requests[request.form.get("grant_type", "")] += 1
+                outer.control.token_scopes.append(request.form.get("scope"))
                 fail = outer.control.fail_token_requests > 0
                 if fail:
                     outer.control.fail_token_requests -= 1
             if outer.control.token_delay:
                 time.sleep(outer.control.token_delay)
+            if outer.control.redirect_token_to:
+                return "", 307, {"Location": outer.control.redirect_token_to}
+            if outer.control.echo_request:
+                return jsonify({"error": outer.control.echo_request, "error_description": outer.echo()}), 400
             if fail:
                 headers = {"Retry-After": outer.control.retry_after} if outer.control.retry_after else {}
                 return jsonify({"error": "temporarily_unavailable"}), 503, headers
             with outer.lock:
-                return outer.server.create_token_response()
+                return outer.shaped(outer.server.create_token_response())
 
         @app.post("/revoke")
         def revoke() -> Any:
@@ -466,6 +548,18 @@ class OAuthServer:
                 return jsonify({"error": "invalid_token"}), 401
             return jsonify({"sub": f"sub-{t.user}", "email": f"{t.user}@example.com"})
 
+    def echo(self) -> str:
+        """What the current request carried, as a careless provider repeats it: the form body
+        (form-encoded), its values as JSON, base64 of each value ("b64") or of the whole body
+        ("b64body"), and the Authorization header's credentials (base64 of "client_id:client_secret")."""
+        form = list(request.form.items(multi=True))
+        parts = {"form": f"form {urllib.parse.urlencode(form)}",
+                 "json": f"json {json.dumps(dict(form))}",
+                 "b64": f"b64 {' '.join(base64.b64encode(v.encode()).decode() for _, v in form)}",
+                 "b64body": f"b64body {base64.b64encode(urllib.parse.urlencode(form).encode()).decode()}",
+                 "basic": f"basic {request.headers.get('Authorization', '').partition(' ')[2]}"}
+        return "; ".join(parts[f] for f in self.control.echo_forms)
+
     # -- what a user does in a browser or on a device ------------------------------------
     def approve_device(self, user_code: str, user: str = "alice", approved: bool = True) -> None:
         self.device_grants[user_code] = (user, approved)
@@ -484,6 +578,45 @@ class OAuthServer:
             self.tokens[t.access_token] = t
             self.refresh[token["refresh_token"]] = t
         return token
+
+    def id_token(self, client_id: str, user: str) -> str:
+        """An ID token as the code grant's (RS256 under k1), for the grants of control.id_token_grants."""
+        now = int(time.time())
+        token = jwt.encode({"alg": "RS256", "kid": "k1"}, {"iss": self.issuer, "sub": f"sub-{user}", "aud": [client_id],
+                                                           "iat": now, "exp": now + 3600}, self.key)
+        if self.control.tamper_id_token:
+            head, body, sig = token.split(".")
+            token = ".".join([head, body, ("A" if sig[0] != "A" else "B") + sig[1:]])
+        return token
+
+    def shaped(self, resp: Any) -> Any:
+        """A successful token response as the switches shape it (tokens issued stay valid)."""
+        c = self.control
+        if resp.status_code != 200 or not (c.response_style or c.id_token_grants):
+            return resp
+        body = resp.get_json()
+        issued = self.tokens.get(body.get("access_token", ""))
+        if request.form.get("grant_type") in c.id_token_grants and issued and "openid" in issued.scope.split():
+            body["id_token"] = self.id_token(issued.client_id, issued.user or "")
+        if c.response_style == "slack":  # oauth.v2.access with token rotation
+            body = {"ok": True, "access_token": body["access_token"], "token_type": "bot",
+                    "scope": ",".join(body.get("scope", "").replace(",", " ").split()),
+                    "bot_user_id": "U0BOT", "app_id": "A0APP", "team": {"id": "T0TEAM", "name": "Acme"},
+                    "enterprise": None, "is_enterprise_install": False,
+                    "authed_user": {"id": "U0USER", "scope": "chat:write,channels:history", "token_type": "user",
+                                    "access_token": "xoxp-" + secrets.token_urlsafe(24)},
+                    "incoming_webhook": {"channel": "#general", "channel_id": "C0GENERAL",
+                                         "url": "https://hooks.slack.example/services/T0TEAM/B0/"
+                                                + secrets.token_urlsafe(18)},
+                    **{k: body[k] for k in ("refresh_token", "expires_in") if k in body}}
+        elif c.response_style == "salesforce":  # no expires_in; the identity URL and its HMAC
+            body.pop("expires_in", None)
+            body.update(instance_url="https://acme.my.salesforce.example",
+                        id="https://login.salesforce.example/id/00D0ACME/0050USER",
+                        issued_at=str(int(time.time() * 1000)), signature=secrets.token_urlsafe(32))
+        c.last_token_response = body
+        resp.set_data(json.dumps(body))
+        return resp
 
     def token_count(self, grant_type: str | None = None) -> int:
         c = self.control.token_requests

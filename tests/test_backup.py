@@ -129,6 +129,10 @@ def test_partitioned_audit_trail_survives_dump_and_restore(db, cluster, tmp_path
         db.sql(f"DROP DATABASE {target} WITH (FORCE)")
 
 
+VERIFIER = "verifier-" + "x" * 34  # RFC 7636: 43 characters at least
+BINDING = "binding-" + "b" * 35
+
+
 def test_oauth_state_survives_dump_and_restore(db, cluster, tmp_path):
     """Providers, pending authorizations and connections are configuration data too: the
     sealed client secret, verifier and tokens open in the restored database."""
@@ -137,8 +141,8 @@ def test_oauth_state_survives_dump_and_restore(db, cluster, tmp_path):
         a.execute("SELECT hush.oauth_save_provider('acme', 'idp', %s, %s)",
                   ['{"client_id": "app", "token_endpoint": "https://idp.example/token"}', "client-secret"])
         a.execute("SELECT hush.oauth_store_tokens('acme', 'idp', 'user-1', 'authorization_code', %s)", [tokens])
-        a.execute("SELECT hush.oauth_begin('acme', 'idp', %s, 'verifier-x', NULL, 'https://app/cb', '{}')",
-                  ["state-dumped-0123456789"])
+        a.execute("SELECT hush.oauth_begin('acme', 'idp', %s, %s, NULL, 'https://app/cb', '{}', binding => %s)",
+                  ["state-dumped-0123456789", VERIFIER, BINDING])
     dump = tmp_path / "hush.dump"
     r = cluster.run_bin("pg_dump", "-Fc", "-f", str(dump), db.name, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -150,8 +154,8 @@ def test_oauth_state_survives_dump_and_restore(db, cluster, tmp_path):
         with psycopg.connect(cluster.dsn(target, user="alice"), autocommit=True) as a:
             assert a.execute("SELECT access_token, scopes FROM hush.oauth_token('acme', 'idp')").fetchone() == (
                 "at-dumped", ["email"])
-            assert a.execute("SELECT code_verifier FROM hush.oauth_consume(%s)",
-                             ["state-dumped-0123456789"]).fetchone() == ("verifier-x",)
+            assert a.execute("SELECT code_verifier FROM hush.oauth_consume(%s, %s)",
+                             ["state-dumped-0123456789", BINDING]).fetchone() == (VERIFIER,)
             claim = a.execute("SELECT outcome, refresh_token, client_secret FROM "
                               "hush.oauth_claim_refresh('acme', 'idp', 'user-1', 'h', 60, 1)").fetchone()
             assert claim == ("claimed", "rt-dumped", "client-secret")

@@ -19,7 +19,8 @@ from test_cli import HUSH, hush, ok
 def add_provider(db: Any, srv: Any, *extra: str) -> None:
     ok(hush(db, "oauth", "provider", "add", "acme", "idp", "--issuer-url", srv.issuer, "--client-id", "app",
             "--redirect-uri", "http://127.0.0.1/callback", "--scope", "openid", "--scope", "email",
-            "--scope", "offline_access", *extra, input="app-secret\n"))
+            "--scope", "offline_access", "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+            "--grant-type", "urn:ietf:params:oauth:grant-type:device_code", *extra, input="app-secret\n"))
 
 
 def test_provider_add_ls_rm(db: Any, oauth_server: Any) -> None:

@@ -184,6 +184,8 @@ def all_statements() -> Iterator[tuple[str, str]]:
                 variants = [dict(args, step=s) for s in _admin_calls.MAINTENANCE_STEPS]
             elif fname == "update":
                 variants = [dict(args, by=b) for b in ("name", "id")]
+            elif fname == "worker_finish":
+                variants = [dict(refreshes=[("t", "p", "a", "hush_lease_x", 1, {"access_token": "x"})])]
             elif fname == "audit_query":
                 variants = [dict(args, tenant="t", since=datetime.now(timezone.utc),
                                  until=datetime.now(timezone.utc), action="a", secret_name="n", after=(1, 2),

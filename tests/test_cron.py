@@ -19,7 +19,8 @@ from hush import devcluster as pgcluster
 JOBS = {"hush-audit-partitions": "SELECT hush.create_audit_partitions()",
         "hush-audit-seal": "SELECT hush.seal_audit()",
         "hush-audit-retention": "SELECT hush.cleanup_audit_logs(2555)",
-        "hush-purge-deleted": "SELECT hush.purge_deleted_secrets()"}
+        "hush-purge-deleted": "SELECT hush.purge_deleted_secrets()",
+        "hush-oauth-cleanup": "SELECT hush.cleanup_oauth(90)"}
 
 
 @pytest.fixture
@@ -59,6 +60,8 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
         assert [(r["jobname"], r["database"], r["active"]) for r in registered] == [
             (name, "postgres", True) for name in JOBS]
         assert registered[2]["command"] == "SELECT hush.cleanup_audit_logs(3650)"
+        assert rows(su, "SELECT * FROM hush.schedule_maintenance(3650, 30)")[4]["command"] == \
+            "SELECT hush.cleanup_oauth(30)"
         su.execute("SELECT cron.unschedule(jobid) FROM cron.job")
 
         # The jobs that run are scheduled by a login role with hush_admin, as the README
@@ -104,6 +107,8 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
                         "FROM cron.job_run_details r JOIN cron.job j USING (jobid) ORDER BY r.start_time")
         assert su.execute("SELECT count(*) > 0 FROM hush.audit_seals").fetchone() == (True,), runs
         assert su.execute(partitions).fetchone()[0] >= 4  # the next three months' too, by the job
+        assert su.execute("SELECT count(*) > 0 FROM hush.maintenance_log WHERE task = 'cleanup_oauth'").fetchone() \
+            == (True,), runs
 
 
 def test_without_pg_cron_it_says_what_to_run(db):
@@ -112,7 +117,9 @@ def test_without_pg_cron_it_says_what_to_run(db):
             adm.execute("SELECT * FROM hush.schedule_maintenance()")
         hint = ei.value.diag.message_hint
         for call in ("hush.seal_audit()", "hush.create_audit_partitions()", "hush.cleanup_audit_logs(2555)",
-                     "hush.purge_deleted_secrets()"):
+                     "hush.purge_deleted_secrets()", "hush.cleanup_oauth(90)"):
             assert call in hint
+        with raises_sqlstate("SH004"):
+            adm.execute("SELECT * FROM hush.schedule_maintenance(2555, 0)")
     with db.connect("alice") as a, pytest.raises(psycopg.errors.InsufficientPrivilege):
         a.execute("SELECT hush.schedule_maintenance()")

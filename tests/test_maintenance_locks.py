@@ -18,7 +18,7 @@ from helpers import get, raises_sqlstate, rows, save
 
 MAINTENANCE = ["SELECT * FROM hush.seal_audit()", "SELECT * FROM hush.verify_audit()",
                "SELECT * FROM hush.create_audit_partitions(1)", "SELECT * FROM hush.purge_deleted_secrets()",
-               "SELECT * FROM hush.cleanup_audit_logs()"]
+               "SELECT * FROM hush.cleanup_audit_logs()", "SELECT * FROM hush.cleanup_oauth()"]
 
 
 def aged(conn: psycopg.Connection, days: float, action: str) -> None:

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import hush
 from oauth_helpers import REDIRECT, browser, fresh_server, tenant_oauth
 
@@ -42,10 +44,22 @@ def test_the_saas_pattern_runs_as_written(db: Any, oauth_server: Any) -> None:
         try:
             exec(compile(saas, "README.md", "exec"), scope)
             for user in ("user-42", "user-43"):
-                url = scope["connect_google"]("acme", user)
-                assert scope["google_callback"](browser(url)) == f"acme/{user} connected"
+                cookies: dict[str, str] = {}  # one browser's
+                url = scope["connect_google"]("acme", user, cookies)
+                assert scope["google_callback"](browser(url), cookies) == f"acme/{user} connected"
+            # Login CSRF: the attacker's authorization, completed in the victim's browser (which has
+            # a binding of its own, or none), is refused; the attacker's own browser could complete it.
+            attacker: dict[str, str] = {}
+            callback = browser(scope["connect_google"]("acme", "attacker", attacker))
+            no_cookie: dict[str, str] = {}
+            its_own: dict[str, str] = {}
+            scope["connect_google"]("acme", "user-44", its_own)  # the victim's own authorization, under way
+            for victim in (no_cookie, its_own):
+                with pytest.raises(hush.AuthorizationBindingMismatch):
+                    scope["google_callback"](callback, victim)
+            assert scope["google_callback"](callback, attacker) == "acme/attacker connected"
             token = scope["list_user_events"]("acme", "user-42")
         finally:
             scope["client"].close()
         assert srv.tokens[token].user == "alice"
-        assert [c.account for c in oa.connections()] == ["user-42", "user-43"]
+        assert [c.account for c in oa.connections()] == ["attacker", "user-42", "user-43"]

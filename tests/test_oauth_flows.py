@@ -10,7 +10,7 @@ import pytest
 
 import hush
 from helpers import raises_sqlstate
-from oauth_helpers import REDIRECT, browser, fresh_server, login, register, tenant_oauth
+from oauth_helpers import GRANTS, REDIRECT, browser, fresh_server, login, register, tenant_oauth
 
 
 def test_discovery_fills_the_endpoints_and_manual_endpoints_work_alike(db: Any, oauth_server: Any) -> None:
@@ -38,13 +38,14 @@ def test_authorization_code_with_pkce_and_id_token(db: Any, oauth_server: Any) -
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
         register(oa, srv)
-        url, state = oa.start_authorization("idp")
+        url, state, binding = oa.start_authorization("idp")
         asked = parse_qs(urlsplit(url).query)
         assert asked["code_challenge_method"] == ["S256"] and len(asked["code_challenge"][0]) == 43
         assert asked["state"] == [state] and asked["nonce"][0]
+        assert binding not in url and len(binding) == 43
         callback = browser(url)
         assert parse_qs(urlsplit(callback).query)["iss"] == [srv.issuer]
-        tokens = oa.complete_authorization(callback)
+        tokens = oa.complete_authorization(callback, binding=binding)
         assert tokens.account == "sub-alice" and tokens.tenant == "acme"
         assert tokens.claims is not None and tokens.claims["email"] == "alice@example.com"
         assert tokens.claims["nonce"] == asked["nonce"][0]
@@ -62,11 +63,11 @@ def test_a_callback_completes_once(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
         register(oa, srv)
-        url, _ = oa.start_authorization("idp")
+        url, _, binding = oa.start_authorization("idp")
         callback = browser(url)
-        oa.complete_authorization(callback)
+        oa.complete_authorization(callback, binding=binding)
         with pytest.raises(hush.OAuthStateInvalid) as e:
-            oa.complete_authorization(callback)
+            oa.complete_authorization(callback, binding=binding)
         assert e.value.code == "SH073"
         assert srv.token_count() == 1  # the replay never reached the token endpoint
 
@@ -75,14 +76,14 @@ def test_an_expired_state_is_refused_and_consumed(db: Any, oauth_server: Any) ->
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
         register(oa, srv)
-        url, state = oa.start_authorization("idp")
+        url, state, binding = oa.start_authorization("idp")
         callback = browser(url)
         db.sql("UPDATE hush.oauth_pending SET expires_at = now() - interval '1 second'")
         with pytest.raises(hush.OAuthStateInvalid, match="expired"):
-            oa.complete_authorization(callback)
+            oa.complete_authorization(callback, binding=binding)
         assert db.sql("SELECT count(*) FROM hush.oauth_pending") == [(0,)]
         with pytest.raises(hush.OAuthStateInvalid, match="unknown or was already used"):
-            oa.complete_authorization(callback)
+            oa.complete_authorization(callback, binding=binding)
         assert srv.token_count() == 0
 
 
@@ -100,15 +101,16 @@ def test_a_wrong_iss_in_the_callback_is_refused(db: Any, oauth_server: Any) -> N
     srv.control.callback_issuer = "http://127.0.0.1:1/evil"
     with tenant_oauth(db) as oa:
         register(oa, srv)
-        url, _ = oa.start_authorization("idp")
+        url, _, binding = oa.start_authorization("idp")
         with pytest.raises(hush.InvalidCallback, match="RFC 9207"):
-            oa.complete_authorization(browser(url))
+            oa.complete_authorization(browser(url), binding=binding)
         # A callback stripped of iss, from a provider that promises one, is refused too.
-        url, _ = oa.start_authorization("idp")
+        url, _, binding = oa.start_authorization("idp")
         parts = urlsplit(browser(url))
         stripped = {k: v for k, v in parse_qs(parts.query).items() if k != "iss"}
         with pytest.raises(hush.InvalidCallback):
-            oa.complete_authorization(parts._replace(query=urlencode(stripped, doseq=True)).geturl())
+            oa.complete_authorization(parts._replace(query=urlencode(stripped, doseq=True)).geturl(),
+                                      binding=binding)
         assert srv.token_count() == 0 and oa.connections() == []
 
 
@@ -305,7 +307,7 @@ def test_bad_input_is_refused_with_a_stable_sqlstate(db: Any, oauth_server: Any)
                ("SH004", "SELECT hush.oauth_save_provider('acme', 'x', '{}'::jsonb)"),
                ("SH001", "SELECT hush.oauth_save_provider('acme', '', '{\"client_id\": \"a\"}')"),
                ("SH070", "SELECT hush.oauth_token('acme', 'nope')"),
-               ("SH073", "SELECT hush.oauth_consume('short')"),
+               ("SH073", "SELECT hush.oauth_consume('short', NULL)"),
                ("SH004", "SELECT hush.oauth_store_tokens('acme', 'x', 'a', 'password', '{}')"),
                ("SH002", "SELECT hush.oauth_providers('not a tenant')")]
     with db.connect("alice") as alice:
@@ -319,7 +321,7 @@ def test_several_providers_at_once_and_discovery_refreshed(db: Any, oauth_server
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
         common = {"issuer_url": srv.issuer, "client_id": "app", "client_secret": "app-secret",
-                  "redirect_uris": [REDIRECT]}
+                  "redirect_uris": [REDIRECT], "grant_types": GRANTS}
         made = oa.register_providers({"one": dict(common, scopes=["openid"]), "two": dict(common, scopes=["email"])})
         assert [p.name for p in made] == ["one", "two"]
         db.sql("""UPDATE hush.oauth_providers SET config = config || '{"token_endpoint": "http://127.0.0.1:1/gone"}'

@@ -199,9 +199,14 @@ def test_a_late_finish_does_not_overwrite_newer_tokens(db: Any, oauth_server: An
     with tenant_oauth(db) as oa:
         stale_login(oa, srv)
         [(gen,)] = db.sql("SELECT generation FROM hush.oauth_connections")
-        newer = oa.refresh("idp")
-        with db.connect("alice") as alice, pytest.raises(Exception) as e:
-            alice.execute("SELECT hush.oauth_finish_refresh('acme', 'idp', 'sub-alice', 'late', %s, %s)",
-                          [gen, json.dumps({"access_token": "late-token", "expires_in": 3600})])
+        with db.connect("alice") as alice:
+            # A refresher claims, then takes longer than its lease: another caller refreshes.
+            late = alice.execute("SELECT lease_token FROM hush.oauth_claim_refresh('acme', 'idp', 'sub-alice', "
+                                 "'late', 60, %s)", [gen]).fetchone()[0]
+            db.sql("UPDATE hush.oauth_connections SET lease_until = now() - interval '1 second'")
+            newer = oa.refresh("idp")
+            with pytest.raises(Exception) as e:
+                alice.execute("SELECT hush.oauth_finish_refresh('acme', 'idp', 'sub-alice', %s, %s, %s)",
+                              [late, gen, json.dumps({"access_token": "late-token", "expires_in": 3600})])
         assert getattr(e.value, "sqlstate", None) == "SH075"
         assert oa.access_token("idp") == newer.access_token

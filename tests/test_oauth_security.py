@@ -42,14 +42,15 @@ def test_no_token_secret_or_verifier_in_clear_anywhere(db: Any, cluster: Any, oa
         register(oa, srv)
         tokens = login(oa)
         refreshed = oa.refresh("idp")
-        url, _ = oa.start_authorization("idp")  # left pending: its verifier is at rest
+        url, _, binding = oa.start_authorization("idp")  # left pending: its verifier is at rest
         password_tokens = oa.password_grant("idp", "bob", "bob-password")
     assert db.sql("SELECT count(*) FROM hush.oauth_pending") == [(1,)]
     pending_state = url.split("state=")[1].split("&")[0]
-    verifier_rows = db.sql("SELECT (hush.oauth_consume(%s)).code_verifier", [pending_state], user="alice")
+    verifier_rows = db.sql("SELECT (hush.oauth_consume(%s, %s)).code_verifier", [pending_state, binding],
+                           user="alice")
     values = [tokens.access_token, tokens.refresh_token, tokens.id_token, refreshed.access_token,
               refreshed.refresh_token, password_tokens.access_token, "app-secret", "bob-password",
-              verifier_rows[0][0], pending_state]
+              verifier_rows[0][0], pending_state, binding]
     assert all(values)
     stored = _everything_stored(db)
     assert "oauth_token_read" in stored and "oauth_refresh" in stored  # the audit trail saw the reads...
@@ -67,7 +68,7 @@ def test_another_tenant_reaches_nothing(db: Any, oauth_server: Any) -> None:
     with tenant_oauth(db) as oa:
         register(oa, srv)
         login(oa)
-        url, state = oa.start_authorization("idp")
+        url, state, binding = oa.start_authorization("idp")
     callback = browser(url)
     with tenant_oauth(db, user="bob", tenant="acme") as bob_acme:
         for call in (lambda: bob_acme.access_token("idp"), bob_acme.providers, bob_acme.connections,
@@ -77,13 +78,13 @@ def test_another_tenant_reaches_nothing(db: Any, oauth_server: Any) -> None:
         # The callback spans tenants by state, but only for a caller granted the tenant that
         # started it: bob's attempt fails and leaves the state usable.
         with pytest.raises(hush.TenantAccessDenied):
-            bob_acme.complete_authorization(callback)
+            bob_acme.complete_authorization(callback, binding=binding)
     with tenant_oauth(db, user="bob", tenant="globex") as bob:
         assert bob.providers() == [] and bob.connections() == []
         with pytest.raises(hush.OAuthProviderNotFound):
             bob.access_token("idp")
     with tenant_oauth(db) as oa:
-        assert oa.complete_authorization(callback).tenant == "acme"
+        assert oa.complete_authorization(callback, binding=binding).tenant == "acme"
     for user in ("alice", "bob", "rita"):
         for table in TABLES[:3]:
             with db.connect(user) as conn, raises_sqlstate("42501"):
@@ -95,9 +96,9 @@ def test_the_callback_stores_in_the_tenant_that_started_it(db: Any, oauth_server
     db.sql("SELECT hush.grant_tenant('alice', 'globex')")
     with tenant_oauth(db, tenant="globex") as globex, tenant_oauth(db, tenant="acme") as acme:
         register(globex, srv)
-        url, _ = globex.start_authorization("idp")
+        url, _, binding = globex.start_authorization("idp")
         # The app's one callback handler happens to hold the acme OAuth object.
-        tokens = acme.complete_authorization(browser(url))
+        tokens = acme.complete_authorization(browser(url), binding=binding)
         assert tokens.tenant == "globex"
         assert [c.account for c in globex.connections()] == ["sub-alice"] and acme.connections() == []
 

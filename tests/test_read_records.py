@@ -326,7 +326,7 @@ def test_oauth_values_leaving_are_recorded_whatever_the_transaction_does(db: Any
     with tenant_oauth(db) as oa:
         register(oa, srv)
         login(oa)
-        _url, state = oa.start_authorization("idp")  # pending: its PKCE verifier leaves on consume
+        _url, state, binding = oa.start_authorization("idp")  # pending: its PKCE verifier leaves on consume
     since = last_audit_id(db)
     with db.connect("alice", autocommit=False) as a:
         account = a.execute("SELECT account FROM hush.oauth_connections('acme')").fetchone()[0]
@@ -337,7 +337,7 @@ def test_oauth_values_leaving_are_recorded_whatever_the_transaction_does(db: Any
         lease = a.execute("SELECT outcome, refresh_token FROM hush.oauth_claim_refresh('acme', 'idp', %s, 'me', 60, %s)",
                           [account, generation]).fetchone()
         assert lease[0] == "claimed" and lease[1]
-        assert a.execute("SELECT code_verifier FROM hush.oauth_consume(%s)", [state]).fetchone()[0]
+        assert a.execute("SELECT code_verifier FROM hush.oauth_consume(%s, %s)", [state, binding]).fetchone()[0]
         a.rollback()
     got = [(r["action"], r["secret_name"], r["db_role"], r["caller_xact"]) for r in _records(db, since)]
     assert got == [("oauth_client_secret_read", "idp", "alice", "none"), ("oauth_token_read", "idp", "alice", "none"),

@@ -136,9 +136,10 @@ def test_oauth_event_ids_are_opaque(db: Any) -> None:
             a.execute("SELECT hush.oauth_save_provider(%s, 'crm', %s)", [tenant, PROVIDER])
             a.execute("SELECT hush.oauth_store_tokens(%s, 'crm', %s, 'authorization_code', %s)",
                       [tenant, account, json.dumps({"access_token": "at", "refresh_token": "rt", "expires_in": 60})])
-            a.execute("SELECT hush.oauth_claim_refresh(%s, 'crm', %s, 'w', 60, 1)", [tenant, account])
-            a.execute("SELECT hush.oauth_release_refresh(%s, 'crm', %s, 'w', 1, 'HTTP 503', false, 60)",
-                      [tenant, account])
+            lease = a.execute("SELECT lease_token FROM hush.oauth_claim_refresh(%s, 'crm', %s, 'w', 60, 1)",
+                              [tenant, account]).fetchone()[0]
+            a.execute("SELECT hush.oauth_release_refresh(%s, 'crm', %s, %s, 1, 'HTTP 503', false, 60)",
+                      [tenant, account, lease])
         listed = [r[0] for r in a.execute("SELECT id FROM hush.oauth_events('acme')").fetchall()]
         assert listed == [r[0] for r in a.execute("SELECT id FROM hush.oauth_events('acme')").fetchall()]
     table = {r[0] for r in db.sql("SELECT id FROM hush.oauth_events")}

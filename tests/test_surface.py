@@ -68,7 +68,7 @@ DEFINERS = {"_root_key_source": "postgres", "_recorder_target": "postgres", "_re
             "_record": "hush_owner", "_register_first_root_key": "hush_owner"}
 # Maintenance pins the time settings it hashes and partitions by.
 PINNED_TIME_FUNCTIONS = {"_as_retention", "create_audit_partitions", "seal_audit", "verify_audit",
-                         "cleanup_audit_logs", "purge_deleted_secrets"}
+                         "cleanup_audit_logs", "purge_deleted_secrets", "cleanup_oauth"}
 PINNED = "{\"search_path=pg_catalog, pg_temp\"}"
 PINNED_TIME = "{\"search_path=pg_catalog, pg_temp\",TimeZone=UTC,\"DateStyle=ISO, YMD\"}"
 # Without a SET clause: PostgreSQL refuses COMMIT in a procedure that has one; the loader names nothing.
@@ -109,14 +109,15 @@ def test_security_invariants(db):
     # No one may become hush_retention: its DELETE is the one the audit trail lets through.
     assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_retention'::regrole") == [(0,)]
     # hush_refresher reads connections of every tenant through its row policy: no one may become it,
-    # and it can only lease (its UPDATE privilege covers the lease columns alone).
+    # and it can only lease (its UPDATE privilege covers the lease columns alone: holder label,
+    # expiry, and the hash of each lease's token).
     refresher = db.sql("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'hush_refresher'")
     assert refresher == [(False, False, False)]
     assert db.sql("SELECT count(*) FROM pg_auth_members WHERE roleid = 'hush_refresher'::regrole") == [(0,)]
     assert db.sql("""SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute
                       WHERE attrelid = 'hush.oauth_connections'::regclass
                         AND has_column_privilege('hush_refresher', attrelid, attnum, 'UPDATE')""") == [
-        ("lease_holder,lease_until",)]
+        ("lease_holder,lease_token_hash,lease_until",)]
     tables = ("secrets", "secret_versions", "audit_log", "oauth_providers", "oauth_pending", "oauth_connections",
               "oauth_events")
     forced = db.sql("""SELECT relname, relforcerowsecurity FROM pg_class

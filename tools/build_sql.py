@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Every module of the package (checked against the directory).
 MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "wire", "recorder", "audit", "secrets", "bulk",
-           "admin", "keys", "seal", "maintenance", "oauth"]
+           "admin", "keys", "seal", "maintenance", "oauth", "oauth_lease", "oauth_response",
+           "egress", "oauth_batch"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 

@@ -71,6 +71,7 @@ def render() -> str:
         parts.append(_class(cls, "hush.aio"))
     parts.append("# OAuth2 / OIDC\n")
     parts.append(_class(hush.OAuth))
+    parts.append(_class(hush.aio.OAuth, "hush.aio"))
     parts.append(_class(hush.OAuthWorker))
     for cls in (hush.TokenSet, hush.AuthorizationRequest, hush.DeviceAuthorization, hush.Provider, hush.Connection,
                 hush.OAuthEvent):

@@ -32,13 +32,16 @@ REVOKE_SQL = f"""
 DELETE FROM hush.tenant_grants g WHERE g.tenant_id {EQ} $1 AND g.role_name {EQ} $2 RETURNING g.role_name
 """
 CONFIGURE_SQL = """
-INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second)
-VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30), COALESCE($5, 0))
+INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second,
+                            reader_refresh)
+VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30), COALESCE($5, 0), COALESCE($6, true))
 ON CONFLICT (tenant_id) DO UPDATE
    SET audit_reads = COALESCE($2, t.audit_reads), max_value_bytes = COALESCE($3, t.max_value_bytes),
        recovery_days = COALESCE($4, t.recovery_days),
-       audit_rows_per_second = COALESCE($5, t.audit_rows_per_second), updated_at = pg_catalog.now()
-RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days, t.audit_rows_per_second
+       audit_rows_per_second = COALESCE($5, t.audit_rows_per_second),
+       reader_refresh = COALESCE($6, t.reader_refresh), updated_at = pg_catalog.now()
+RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days, t.audit_rows_per_second,
+          t.reader_refresh
 """
 MAX_RECOVERY_DAYS = 3650
 # The rate limit's check counts the tenant's rows of the last second, up to the limit:
@@ -92,7 +95,7 @@ def _revoke(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
 
 @api
 def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any, recovery_days: Any,
-                     audit_rows_per_second: Any) -> dict:
+                     audit_rows_per_second: Any, reader_refresh: Any) -> dict:
     validate.tenant(tenant)
     if max_value_bytes is not None and not 1 <= max_value_bytes <= 1048576:
         raise Fail(INVALID_ARGUMENT, "max_value_bytes must be between 1 and 1048576")
@@ -102,18 +105,20 @@ def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: 
         raise Fail(INVALID_ARGUMENT, "audit_rows_per_second must be between 0 (no limit) and %d"
                    % MAX_AUDIT_ROWS_PER_SECOND)
     return privileged.call(plpy, OWNER, _configure, tenant, audit_reads, max_value_bytes, recovery_days,
-                           audit_rows_per_second)
+                           audit_rows_per_second, reader_refresh)
 
 
 @privileged.step(OWNER)
 def _configure(plpy: Any, caller: str, tenant: str, audit_reads: Any, max_value_bytes: Any,
-               recovery_days: Any, audit_rows_per_second: Any) -> dict:
+               recovery_days: Any, audit_rows_per_second: Any, reader_refresh: Any) -> dict:
     _set_tenant(plpy, tenant)
     row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL,
-                            [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", "pg_catalog.int4"]),
-                       [tenant, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second])[0]
+                            [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", "pg_catalog.int4",
+                             "pg_catalog.bool"]),
+                       [tenant, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second, reader_refresh])[0]
     audit.record(plpy, {"caller": caller}, tenant, "configure_tenant",
                  detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"],
                          "recovery_days": row["recovery_days"],
-                         "audit_rows_per_second": row["audit_rows_per_second"]})
+                         "audit_rows_per_second": row["audit_rows_per_second"],
+                         "reader_refresh": row["reader_refresh"]})
     return row

@@ -34,8 +34,10 @@ ACTIONS = (
     "add_root_key", "activate_root_key", "retire_root_key", "rewrap",
     # OAuth
     "oauth_provider_save", "oauth_provider_remove", "oauth_client_secret_read", "oauth_authorize", "oauth_callback",
+    "oauth_callback_refused",
     "oauth_token_store", "oauth_token_read", "oauth_tokens_read", "oauth_refresh_claim", "oauth_refresh",
     "oauth_refresh_failed", "oauth_disconnect",
+    "oauth_egress_allow", "oauth_egress_disallow",
 )
 
 # A superuser acting as itself says so in `detail`, whatever the step.
@@ -64,6 +66,37 @@ def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None
               "pg_catalog.jsonb", "pg_catalog.name"])
     plpy.execute(p, [tenant, action, secret_id, secret_name, version,
                      None if detail is None else json.dumps(detail, sort_keys=True), who["caller"]])
+
+
+# record() for many rows of one action: one statement, in the order given.
+RECORD_MANY_SQL = """
+INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
+SELECT $1, $2, u.id, u.name, u.version,
+       CASE WHEN r.rolsuper THEN COALESCE(u.detail, '{}'::pg_catalog.jsonb)
+                                 OPERATOR(pg_catalog.||) '{"superuser": true}'::pg_catalog.jsonb
+            ELSE u.detail END, $7
+  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))
+       WITH ORDINALITY AS u(id, name, version, detail, n)
+  LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) $7
+ ORDER BY u.n
+"""
+
+
+def record_many(plpy: Any, who: dict, tenant: str, action: str, rows: list) -> None:
+    """record() of many rows, (secret_id, secret_name, version, detail dict or None) each, in
+    one statement (a statement per row is a subtransaction per row: DESIGN.md section 10)."""
+    import json
+    assert action in ACTIONS, action
+    if not rows:
+        return
+    if who.get("audit_limit") and not who.get("rate_checked"):
+        check_rate(plpy, tenant, who["audit_limit"])
+        who["rate_checked"] = True
+    p = plan(plpy, "audit.record_many", RECORD_MANY_SQL,
+             ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]",
+              "pg_catalog.jsonb[]", "pg_catalog.name"])
+    plpy.execute(p, [tenant, action, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                     [None if r[3] is None else json.dumps(r[3], sort_keys=True) for r in rows], who["caller"]])
 
 
 # Who read, and from where, taken in the reading backend (the step runs in the

@@ -44,6 +44,13 @@ OAUTH_STATE_INVALID = "SH073"
 OAUTH_REAUTH_REQUIRED = "SH074"
 OAUTH_LEASE_LOST = "SH075"
 OAUTH_TOKEN_EXPIRING = "SH076"
+OAUTH_READER_REFRESH_DISABLED = "SH077"
+# Raised by the Python client, which waits for the refresh it asked for; listed so codes stay unique.
+OAUTH_REFRESH_UNANSWERED = "SH078"
+# Raised by the Python client, which enforces the egress policy (egress.py) on every request.
+OAUTH_EGRESS_REFUSED = "SH079"
+OAUTH_BINDING_MISMATCH = "SH080"
+OAUTH_GRANT_NOT_ENABLED = "SH081"
 # PostgreSQL's own code for a refused privilege (a dispatcher called without a ticket).
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -78,6 +85,11 @@ CODES = {
     OAUTH_REAUTH_REQUIRED: "OAuth connection needs re-authorization",
     OAUTH_LEASE_LOST: "OAuth refresh lease lost to another refresh",
     OAUTH_TOKEN_EXPIRING: "stored OAuth access token expired or about to (SQL callers do not refresh)",
+    OAUTH_READER_REFRESH_DISABLED: "the tenant does not let readers refresh OAuth tokens (ask with oauth_request_refresh)",
+    OAUTH_REFRESH_UNANSWERED: "nobody answered an OAuth refresh request in time (is hush oauth-worker running?)",
+    OAUTH_EGRESS_REFUSED: "a request to an OAuth provider the egress policy refuses (http, a non-public address, a redirect)",
+    OAUTH_BINDING_MISMATCH: "OAuth callback without the binding of the browser that started the authorization",
+    OAUTH_GRANT_NOT_ENABLED: "grant type not enabled for the OAuth provider (its config's grant_types)",
 }
 
 

@@ -1,6 +1,7 @@
 """Keeping the audit trail: monthly partitions ahead of time, retention by
-dropping whole partitions, and the purge of soft-deleted secrets whose
-recovery window has passed. Authority is EXECUTE on the API function; the
+dropping whole partitions, the purge of soft-deleted secrets whose
+recovery window has passed, and of OAuth events past their retention and
+pending authorizations past their expiry. Authority is EXECUTE on the API function; the
 work is a privileged step (privileged.py) run as hush_retention, whose
 dispatcher pins TimeZone to UTC and DateStyle to ISO (see
 sql/50_functions/70_maintenance.sql), so month bounds and the text of a partition bound are UTC whatever the
@@ -361,4 +362,45 @@ def _purge_deleted(plpy: Any, caller: str) -> list[dict]:
     if done:
         _log(plpy, caller, "purge_deleted_secrets", "pg_catalog.jsonb_build_object('tenants', $1::pg_catalog.jsonb)",
              [T], [json.dumps({d["tenant_id"]: d["secrets_purged"] for d in done}, sort_keys=True)])
+    return done
+
+
+# -- OAuth: old events and expired pending authorizations ---------------------------
+
+# Both tables' rows of every tenant, in one statement each (a loop over tenants would
+# give each its own subtransaction). hush_retention's row policies on them
+# (retention_expired, retention_purge: sql/18_oauth.sql) admit expired pending rows and
+# events older than a day, and nothing else; $1 is the cutoff.
+OAUTH_CLEANUP_SQL = """
+WITH e AS (DELETE FROM hush.oauth_events e WHERE e.at OPERATOR(pg_catalog.<) $1 RETURNING e.tenant_id),
+     p AS (DELETE FROM hush.oauth_pending p WHERE p.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+           RETURNING p.tenant_id)
+SELECT u.tenant_id, pg_catalog.count(*) FILTER (WHERE u.events) AS events_removed,
+       pg_catalog.count(*) FILTER (WHERE NOT u.events) AS pending_removed
+  FROM (SELECT e.tenant_id, true AS events FROM e UNION ALL SELECT p.tenant_id, false FROM p) u
+ GROUP BY u.tenant_id ORDER BY u.tenant_id
+"""
+
+
+@api
+def cleanup_oauth(plpy: Any, event_days: Any) -> list[dict]:
+    """Remove OAuth events older than `event_days` and expired pending authorizations, every
+    tenant; per tenant, how many. Logged in hush.maintenance_log."""
+    if event_days is None or not MIN_RETENTION_DAYS <= event_days <= MAX_RETENTION_DAYS:
+        raise Fail(INVALID_ARGUMENT, "event_days must be between %d and %d" % (MIN_RETENTION_DAYS,
+                                                                             MAX_RETENTION_DAYS))
+    return seal.maintenance(plpy, "hush.cleanup_oauth()", _cleanup_oauth, event_days)
+
+
+@privileged.step(privileged.RETENTION)
+def _cleanup_oauth(plpy: Any, caller: str, event_days: int) -> list[dict]:
+    seal.serialise(plpy)
+    cutoff = plpy.execute(plan(plpy, "maint.cutoff", CUTOFF_SQL, ["pg_catalog.int4"]), [event_days])[0]["cutoff"]
+    done = [dict(r) for r in plpy.execute(plan(plpy, "maint.oauth_cleanup", OAUTH_CLEANUP_SQL, [TS]), [cutoff])]
+    _log(plpy, caller, "cleanup_oauth",
+         "pg_catalog.jsonb_build_object('event_days', $1, 'cutoff', $2, 'events_removed', $3, "
+         "'pending_removed', $4, 'tenants', $5::pg_catalog.jsonb)",
+         ["pg_catalog.int4", TS, I8, I8, T],
+         [event_days, cutoff, sum(d["events_removed"] for d in done), sum(d["pending_removed"] for d in done),
+          json.dumps({d["tenant_id"]: [d["events_removed"], d["pending_removed"]] for d in done}, sort_keys=True)])
     return done

@@ -49,6 +49,50 @@ def without_controls(s: str) -> str:
     return s.translate(dict.fromkeys(_CONTROLS, " "))
 
 
+# RFC 3986 2.3's unreserved characters: a PKCE code verifier's (RFC 7636 4.1).
+UNRESERVED = _ALNUM | frozenset("-._~")
+# base64url without padding (RFC 4648 5): what a random value in a cookie or a URL is written in.
+BASE64URL = _ALNUM | frozenset("-_")
+_SCHEME_REST = _ALNUM | frozenset("+-.")
+_LETTERS = frozenset(_LOWER + _LOWER.upper())
+
+
+def token_ok(s: Any, lo: int, hi: int, alphabet: frozenset) -> bool:
+    """Whether s is lo to hi characters, every one of them in alphabet. The length is
+    looked at first: a string too long is never scanned."""
+    return isinstance(s, str) and lo <= len(s) <= hi and alphabet.issuperset(s)
+
+
+def short_text(s: Any, what: str, limit: int) -> str:
+    """A text hush stores or seals as it came (an OIDC nonce): 1 to limit characters, no
+    controls. Never echoed: it may be a secret."""
+    if not isinstance(s, str) or not 1 <= len(s) <= limit:
+        raise Fail(INVALID_ARGUMENT, "%s is %s; it must be 1 to %d characters" % (
+            what, "%d characters" % len(s) if isinstance(s, str) else show(s), limit))
+    if has_control(s):
+        raise Fail(INVALID_ARGUMENT, "%s must not contain control characters" % what)
+    return s
+
+
+def uri(u: Any, what: str, limit: int) -> str:
+    """An absolute URI (RFC 3986 4.3: scheme ":" ...) of at most limit characters, without a
+    fragment (RFC 6749 3.1.2: a redirect URI has none), spaces or controls; http and https
+    ones with an authority ("//host"). Custom schemes (RFC 8252 7.1: com.example.app:/cb)
+    pass. Only its length is shown when refused."""
+    if not isinstance(u, str) or not 1 <= len(u) <= limit:
+        raise Fail(INVALID_ARGUMENT, "%s is %s; it must be 1 to %d characters" % (
+            what, "%d characters" % len(u) if isinstance(u, str) else show(u), limit))
+    scheme, colon, rest = u.partition(":")
+    ok = (colon and scheme and scheme[0] in _LETTERS and _SCHEME_REST.issuperset(scheme) and rest
+          and "#" not in u and " " not in u and not has_control(u))
+    if ok and scheme.lower() in ("http", "https"):
+        ok = rest.startswith("//") and rest[2:3] not in ("", "/", "?")
+    if not ok:
+        raise Fail(INVALID_ARGUMENT, "%s must be an absolute URI (scheme:..., and //host for http and https) "
+                   "without a fragment, spaces or control characters" % what)
+    return u
+
+
 def tenant(t: Any, allow_all: bool = False) -> str:
     if allow_all and t == "*":
         return t

@@ -1,5 +1,5 @@
 -- Audit maintenance: partitions, seals, retention, the purge of soft-deleted
--- secrets, and their schedule. The PL/Python ones do their work as
+-- secrets, OAuth's events and expired pending authorizations, and their schedule. The PL/Python ones do their work as
 -- hush_retention (a privileged step, 90_privileges.sql), the only role whose
 -- DELETE the audit trigger lets through, with TimeZone and DateStyle pinned so
 -- that no caller setting moves a month bound or a hashed timestamp. They run
@@ -78,10 +78,23 @@ AS $py${{py: maintenance.purge_deleted()}}$py$;
 COMMENT ON FUNCTION hush.purge_deleted_secrets() IS
     'Erase soft-deleted secrets (every version) whose tenant''s recovery window (default 30 days) has passed; one audit row each.';
 
+-- OAuth's own upkeep, for every tenant: events older than event_days go, and
+-- pending authorizations past their expiry (oauth_begin only purges its own
+-- tenant's, lazily). Run as hush_retention, whose row policies on those two
+-- tables (18_oauth.sql) show it nothing else.
+CREATE OR REPLACE FUNCTION hush.cleanup_oauth(event_days integer DEFAULT 90)
+RETURNS TABLE (tenant_id text, events_removed bigint, pending_removed bigint)
+LANGUAGE plpython3u VOLATILE
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+AS $py${{py: maintenance.cleanup_oauth(event_days)}}$py$;
+COMMENT ON FUNCTION hush.cleanup_oauth(integer) IS
+    'Remove OAuth events older than event_days (default 90) and expired pending authorizations, every tenant; per tenant, how many; logged in hush.maintenance_log.';
+
 -- pg_cron runs a job as the role that scheduled it, which must be able to log
 -- in: so this is an invoker function, called by a superuser or by an admin
 -- with USAGE on schema cron. Jobs are named, so calling it again updates them.
-CREATE OR REPLACE FUNCTION hush.schedule_maintenance(retention_days integer DEFAULT 2555)
+CREATE OR REPLACE FUNCTION hush.schedule_maintenance(retention_days integer DEFAULT 2555,
+                                                     oauth_event_days integer DEFAULT 90)
 RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -90,11 +103,15 @@ DECLARE
         ARRAY['hush-audit-seal', '* * * * *', 'SELECT hush.seal_audit()'],
         ARRAY['hush-audit-retention', '17 0 * * *',
               pg_catalog.format('SELECT hush.cleanup_audit_logs(%s)', retention_days)],
-        ARRAY['hush-purge-deleted', '27 0 * * *', 'SELECT hush.purge_deleted_secrets()']];
+        ARRAY['hush-purge-deleted', '27 0 * * *', 'SELECT hush.purge_deleted_secrets()'],
+        ARRAY['hush-oauth-cleanup', '37 0 * * *', pg_catalog.format('SELECT hush.cleanup_oauth(%s)', oauth_event_days)]];
     i integer;
 BEGIN
     IF retention_days IS NULL OR retention_days NOT BETWEEN 1 AND 36500 THEN
         RAISE EXCEPTION 'retention_days must be between 1 and 36500' USING ERRCODE = 'SH004';
+    END IF;
+    IF oauth_event_days IS NULL OR oauth_event_days NOT BETWEEN 1 AND 36500 THEN
+        RAISE EXCEPTION 'oauth_event_days must be between 1 and 36500' USING ERRCODE = 'SH004';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in this database, so nothing was scheduled'
@@ -103,7 +120,9 @@ BEGIN
                       || 'or run these from another scheduler as a hush_admin role: every minute '
                       || '"SELECT hush.seal_audit()"; daily "SELECT hush.create_audit_partitions()", '
                       || pg_catalog.format('"SELECT hush.cleanup_audit_logs(%s)"', retention_days)
-                      || ' and "SELECT hush.purge_deleted_secrets()"; or `hush audit maintain` from cron.';
+                      || ', "SELECT hush.purge_deleted_secrets()"'
+                      || pg_catalog.format(' and "SELECT hush.cleanup_oauth(%s)"', oauth_event_days)
+                      || '; or `hush audit maintain` from cron.';
     END IF;
     -- pg_cron keys a job on (name, role): a second role scheduling would add a second set of
     -- jobs. A superuser (who sees every role's jobs) takes the other roles' hush jobs of this
@@ -112,7 +131,8 @@ BEGIN
         EXECUTE 'SELECT pg_catalog.count(cron.unschedule(j.jobid)) FROM cron.job j
                   WHERE j.jobname OPERATOR(pg_catalog.=) ANY ($1) AND j.database OPERATOR(pg_catalog.=) $2
                     AND j.username OPERATOR(pg_catalog.<>) CURRENT_USER::pg_catalog.text'
-           USING (SELECT pg_catalog.array_agg(jobs[k][1]) FROM pg_catalog.generate_series(1, 4) k),
+           USING (SELECT pg_catalog.array_agg(jobs[k][1])
+                    FROM pg_catalog.generate_series(1, pg_catalog.array_length(jobs, 1)) k),
                  pg_catalog.current_database();
     END IF;
     FOR i IN 1 .. pg_catalog.array_length(jobs, 1) LOOP
@@ -125,5 +145,5 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION hush.schedule_maintenance(integer) IS
-    'Register the audit maintenance jobs with pg_cron (sealing every minute; partitions, retention and purge daily); SH060 with what to run instead when pg_cron is missing.';
+COMMENT ON FUNCTION hush.schedule_maintenance(integer, integer) IS
+    'Register the maintenance jobs with pg_cron (sealing every minute; partitions, retention, purge and OAuth cleanup daily); SH060 with what to run instead when pg_cron is missing.';

@@ -220,11 +220,15 @@ def test_oauth_token_response_split_and_checks():
     from hush_plpy import oauth
     sealed, clear = oauth._token_response(json.dumps({
         "access_token": "at", "refresh_token": "rt", "id_token": "it", "token_type": "Bearer",
-        "expires_in": 3600, "scope": "openid email", "extra": "kept out"}))
-    assert sealed == {"access_token": "at", "refresh_token": "rt", "id_token": "it"}
-    assert clear == {"token_type": "Bearer", "scopes": ["openid", "email"], "expires_in": 3600.0}
+        "expires_in": 3600, "scope": "openid email", "extra": "kept too", "user_token": "ut"}))
+    assert sealed == {"access_token": "at", "refresh_token": "rt", "id_token": "it",
+                      "secret_fields": {"user_token": "ut"}}
+    # The scope is split in the step, with the provider's scope_separator (oauth_response.scopes).
+    assert clear == {"token_type": "Bearer", "scope": "openid email", "expires_in": 3600.0,
+                     "fields": {"extra": "kept too"}}
     for bad in ('{"refresh_token": "rt"}', '{"access_token": ""}', '[]', '{"access_token": "a", "expires_in": "x"}',
-                '{"access_token": "a", "expires_in": true}'):
+                '{"access_token": "a", "expires_in": true}', '{"access_token": "a", "expires_in": 0}',
+                '{"access_token": "a", "expires_in": -1}', '{"access_token": "a", "expires_in": 1e10}'):
         with pytest.raises(errors.Fail) as e:
             oauth._token_response(bad)
         assert e.value.code == errors.INVALID_ARGUMENT and "rt" not in e.value.message
@@ -238,6 +242,33 @@ def test_oauth_state_hash_and_error_text():
             oauth._state_hash(bad)
         assert e.value.code == errors.OAUTH_STATE_INVALID
     assert oauth._error_text("a\nb\x00c" + "x" * 300) == "a b c" + "x" * 195
+
+
+@pytest.mark.parametrize("uri, ok", [
+    ("https://app.example/cb", True), ("http://127.0.0.1:8080/cb?x=1", True), ("http://[::1]:1/cb", True),
+    ("com.example.app:/oauth2redirect", True), ("urn:ietf:wg:oauth:2.0:oob", True),
+    ("app.example/cb", False), (":/cb", False), ("1http://x/cb", False), ("https:", False),
+    ("https://app.example/cb#f", False), ("https:///cb", False), ("https:app.example/cb", False),
+    ("https://?x", False), ("https://app.example/c b", False), ("https://app.example/\x85", False),
+    ("h" * 2049, False), ("", False), (None, False),
+])
+def test_uri_form(uri, ok):
+    if ok:
+        assert validate.uri(uri, "redirect_uri", 2048) == uri
+    else:
+        with pytest.raises(errors.Fail) as e:
+            validate.uri(uri, "redirect_uri", 2048)
+        assert e.value.code == errors.INVALID_ARGUMENT and (uri is None or len(uri) < 10 or uri not in e.value.message)
+
+
+def test_token_alphabets():
+    assert validate.token_ok("aZ09-._~" * 6, 43, 128, validate.UNRESERVED)
+    assert not validate.token_ok("aZ09-._+" * 6, 43, 128, validate.UNRESERVED)
+    assert validate.token_ok("aZ09-_" * 8, 43, 128, validate.BASE64URL)
+    assert not validate.token_ok("aZ09-." * 8, 43, 128, validate.BASE64URL)
+    assert not validate.token_ok("a" * 42, 43, 128, validate.BASE64URL)
+    assert not validate.token_ok(None, 43, 128, validate.BASE64URL)
+    assert not validate.token_ok("é" * 43, 43, 128, validate.BASE64URL)
 
 
 class Dispatching(FakePlpy):

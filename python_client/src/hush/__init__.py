@@ -25,10 +25,12 @@ from ._errors import (
     AuditedReadOnly,
     AuditRateLimited,
     AuditTampered,
+    AuthorizationBindingMismatch,
     AuthorizationPending,
     DatabaseUnavailable,
     DecryptionFailed,
     DropRefused,
+    EgressRefused,
     ExpiredToken,
     HushError,
     InvalidCallback,
@@ -43,8 +45,11 @@ from ._errors import (
     OAuthAccountAmbiguous,
     OAuthConnectionNotFound,
     OAuthError,
+    OAuthGrantNotEnabled,
     OAuthLeaseLost,
     OAuthProviderNotFound,
+    OAuthReaderRefreshDisabled,
+    OAuthRefreshUnanswered,
     OAuthStateInvalid,
     OAuthTokenExpiring,
     PermissionDenied,
@@ -71,7 +76,7 @@ from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
-                                AuditVerification, MaintenanceJob, PurgedSecrets, RootKey, RootKeyChange,
+                                AuditVerification, MaintenanceJob, OAuthCleanup, PurgedSecrets, RootKey, RootKeyChange,
                                 RootKeyStatus, TenantSettings)
     from ._audit import Audit
     from ._audit_actions import AUDIT_ACTIONS
@@ -98,7 +103,7 @@ _LAZY = {
     "Tenants": "_tenants", "Keys": "_keys", "Audit": "_audit", "AUDIT_ACTIONS": "_audit_actions",
     **dict.fromkeys(("TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal",
                      "AuditVerification", "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob",
-                     "AuditMaintenance"), "_admin_models"),
+                     "AuditMaintenance", "OAuthCleanup"), "_admin_models"),
 }
 
 
@@ -121,7 +126,7 @@ __all__ = [
     "get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets", "search_secrets",
     "Tenants", "Keys", "Audit", "AUDIT_ACTIONS",
     "TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal", "AuditVerification",
-    "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob", "AuditMaintenance",
+    "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob", "AuditMaintenance", "OAuthCleanup",
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
     "DatabaseUnavailable", "TransactionAborted", "TenantAccessDenied", "ReadOnlyWrite", "AuditedReadOnly", "ReadNotRecorded", "AuditRateLimited", "KeyUnavailable", "DecryptionFailed",
@@ -129,8 +134,10 @@ __all__ = [
     "AuditAppendOnly", "AuditTampered", "DropRefused", "NoScheduler", "MaintenanceBusy",
     "PermissionDenied",
     "OAuth", "TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection", "OAuthEvent",
-    "OAuthWorker", "OAuthTokenExpiring",
+    "OAuthWorker", "OAuthTokenExpiring", "OAuthReaderRefreshDisabled", "OAuthRefreshUnanswered",
     "OAuthProviderNotFound", "OAuthConnectionNotFound", "OAuthAccountAmbiguous", "OAuthStateInvalid",
+    "AuthorizationBindingMismatch",
+    "OAuthGrantNotEnabled",
     "ReauthorizationRequired", "OAuthLeaseLost", "OAuthError", "AccessDenied", "AuthorizationPending", "SlowDown",
-    "ExpiredToken", "InvalidCallback", "InvalidIdToken", "ProviderUnavailable",
+    "ExpiredToken", "InvalidCallback", "InvalidIdToken", "ProviderUnavailable", "EgressRefused",
 ]

@@ -10,22 +10,26 @@ from datetime import datetime
 from typing import Any
 
 from ._admin_models import (AuditCleanup, AuditPartition, AuditRecord, AuditSeal, AuditVerification, MaintenanceJob,
-                            PurgedSecrets, RootKey, TenantSettings)
+                            OAuthCleanup, PurgedSecrets, RootKey, TenantSettings)
 from ._calls import Call, Rows
 
 # -- tenants ----------------------------------------------------------------------------
 
 
 def configure_tenant(tenant: str, audit_reads: bool | None, max_value_bytes: int | None,
-                     recovery_days: int | None, audit_rows_per_second: int | None) -> Call[TenantSettings]:
-    return Call("SELECT tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second, updated_at "
+                     recovery_days: int | None, audit_rows_per_second: int | None,
+                     reader_refresh: bool | None = None) -> Call[TenantSettings]:
+    return Call("SELECT tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second, "
+                "reader_refresh, updated_at "
                 "FROM hush.configure_tenant(tenant => CAST(%(tenant)s AS pg_catalog.text), "
                 "audit_reads => CAST(%(audit_reads)s AS pg_catalog.bool), "
                 "max_value_bytes => CAST(%(max_value_bytes)s AS pg_catalog.int4), "
                 "recovery_days => CAST(%(recovery_days)s AS pg_catalog.int4), "
-                "audit_rows_per_second => CAST(%(audit_rows_per_second)s AS pg_catalog.int4))",
+                "audit_rows_per_second => CAST(%(audit_rows_per_second)s AS pg_catalog.int4), "
+                "reader_refresh => CAST(%(reader_refresh)s AS pg_catalog.bool))",
                 {"tenant": tenant, "audit_reads": audit_reads, "max_value_bytes": max_value_bytes,
-                 "recovery_days": recovery_days, "audit_rows_per_second": audit_rows_per_second},
+                 "recovery_days": recovery_days, "audit_rows_per_second": audit_rows_per_second,
+                 "reader_refresh": reader_refresh},
                 lambda rows: TenantSettings.from_row(rows[0]))
 
 
@@ -162,17 +166,25 @@ def purge_deleted() -> Call[list[PurgedSecrets]]:
                 lambda rows: [PurgedSecrets.from_row(r) for r in rows])
 
 
-def schedule_maintenance(retention_days: int) -> Call[list[MaintenanceJob]]:
+def cleanup_oauth(event_days: int) -> Call[list[OAuthCleanup]]:
+    return Call("SELECT tenant_id, events_removed, pending_removed "
+                "FROM hush.cleanup_oauth(CAST(%(event_days)s AS pg_catalog.int4))",
+                {"event_days": event_days}, lambda rows: [OAuthCleanup.from_row(r) for r in rows])
+
+
+def schedule_maintenance(retention_days: int, oauth_event_days: int) -> Call[list[MaintenanceJob]]:
     return Call("SELECT jobname, schedule, command, jobid "
-                "FROM hush.schedule_maintenance(CAST(%(retention_days)s AS pg_catalog.int4))",
-                {"retention_days": retention_days}, lambda rows: [MaintenanceJob.from_row(r) for r in rows])
+                "FROM hush.schedule_maintenance(CAST(%(retention_days)s AS pg_catalog.int4), "
+                "CAST(%(oauth_event_days)s AS pg_catalog.int4))",
+                {"retention_days": retention_days, "oauth_event_days": oauth_event_days},
+                lambda rows: [MaintenanceJob.from_row(r) for r in rows])
 
 
 # The order `hush audit maintain` and Audit.maintain() run the maintenance in.
-MAINTENANCE_STEPS = ("partitions", "seal", "retention", "purge")
+MAINTENANCE_STEPS = ("partitions", "seal", "retention", "purge", "oauth")
 
 
-def maintenance_step(step: str, *, months_ahead: int, retention_days: int) -> Call[Any]:
+def maintenance_step(step: str, *, months_ahead: int, retention_days: int, oauth_event_days: int) -> Call[Any]:
     if step == "partitions":
         return create_partitions(months_ahead)
     if step == "seal":
@@ -181,4 +193,6 @@ def maintenance_step(step: str, *, months_ahead: int, retention_days: int) -> Ca
         return cleanup(retention_days)
     if step == "purge":
         return purge_deleted()
+    if step == "oauth":
+        return cleanup_oauth(oauth_event_days)
     raise ValueError(step)

@@ -38,6 +38,7 @@ class TenantSettings(ByName):
     max_value_bytes: int
     recovery_days: int
     audit_rows_per_second: int
+    reader_refresh: bool  # whether readers may refresh OAuth tokens themselves
     updated_at: datetime
 
 
@@ -214,6 +215,17 @@ class PurgedSecrets(ByName):
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthCleanup(ByName):
+    """`hush.cleanup_oauth()`: of a tenant, how many OAuth events past their retention and
+    expired pending authorizations were removed."""
+
+    tenant_id: str
+    events_removed: int
+    pending_removed: int
+
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceJob(ByName):
     """A pg_cron job `hush.schedule_maintenance()` registered."""
 
@@ -226,9 +238,10 @@ class MaintenanceJob(ByName):
 
 @dataclass(frozen=True, slots=True)
 class AuditMaintenance:
-    """What `Audit.maintain()` did, step by step (partitions, seal, retention, purge)."""
+    """What `Audit.maintain()` did, step by step (partitions, seal, retention, purge, OAuth cleanup)."""
 
     partitions: list[AuditPartition]
     seal: AuditSeal
     retention: AuditCleanup
     purge: list[PurgedSecrets]
+    oauth: list[OAuthCleanup]

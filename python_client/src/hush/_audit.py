@@ -6,13 +6,14 @@ from typing import Any, AsyncIterator, Iterator
 
 from . import _admin_calls as q
 from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
-                            AuditVerification, MaintenanceJob, PurgedSecrets)
+                            AuditVerification, MaintenanceJob, OAuthCleanup, PurgedSecrets)
 from ._calls import Call
 from ._errors import HushError, from_sqlstate
 from ._exec import executor_for
 
 DEFAULT_RETENTION_DAYS = 2555  # the server's default, 7 years
 DEFAULT_MONTHS_AHEAD = 3
+DEFAULT_OAUTH_EVENT_DAYS = 90  # the server's default
 
 
 def _in_step(step: str, e: HushError) -> HushError:
@@ -21,7 +22,7 @@ def _in_step(step: str, e: HushError) -> HushError:
 
 
 def _maintenance(done: dict[str, Any]) -> AuditMaintenance:
-    return AuditMaintenance(done["partitions"], done["seal"], done["retention"], done["purge"])
+    return AuditMaintenance(done["partitions"], done["seal"], done["retention"], done["purge"], done["oauth"])
 
 
 class Audit:
@@ -131,22 +132,31 @@ class Audit:
         result: list[PurgedSecrets] = self._run(q.purge_deleted())
         return result
 
-    def schedule_maintenance(self, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[MaintenanceJob]:
-        """Register the maintenance with pg_cron (NoScheduler, saying what to run instead, without it)."""
-        result: list[MaintenanceJob] = self._run(q.schedule_maintenance(retention_days))
+    def cleanup_oauth(self, event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> list[OAuthCleanup]:
+        """Remove OAuth events older than event_days and expired pending authorizations, every
+        tenant; per tenant, how many."""
+        result: list[OAuthCleanup] = self._run(q.cleanup_oauth(event_days))
         return result
 
-    def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS,
-                 months_ahead: int = DEFAULT_MONTHS_AHEAD) -> AuditMaintenance:
+    def schedule_maintenance(self, retention_days: int = DEFAULT_RETENTION_DAYS,
+                             oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> list[MaintenanceJob]:
+        """Register the maintenance with pg_cron (NoScheduler, saying what to run instead, without it)."""
+        result: list[MaintenanceJob] = self._run(q.schedule_maintenance(retention_days, oauth_event_days))
+        return result
+
+    def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS, months_ahead: int = DEFAULT_MONTHS_AHEAD,
+                 oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> AuditMaintenance:
         """All maintenance once, each step its own call (for a scheduler without pg_cron):
-        partitions, seal, retention, purge. A failing step's error names it ("retention: ...");
-        over a pool or an autocommit connection the steps before it stay done, while over your
-        own transaction the failure aborts it, so nothing is done until you retry it."""
+        partitions, seal, retention, purge, OAuth cleanup. A failing step's error names it
+        ("retention: ..."); over a pool or an autocommit connection the steps before it stay
+        done, while over your own transaction the failure aborts it, so nothing is done until
+        you retry it."""
         done: dict[str, Any] = {}
         for step in q.MAINTENANCE_STEPS:
             try:
                 done[step] = self._run(q.maintenance_step(step, months_ahead=months_ahead,
-                                                          retention_days=retention_days))
+                                                          retention_days=retention_days,
+                                                          oauth_event_days=oauth_event_days))
             except HushError as e:
                 raise _in_step(step, e) from e
         return _maintenance(done)
@@ -235,18 +245,24 @@ class AsyncAudit:
         result: list[PurgedSecrets] = await self._run(q.purge_deleted())
         return result
 
-    async def schedule_maintenance(self,
-                                   retention_days: int = DEFAULT_RETENTION_DAYS) -> list[MaintenanceJob]:
-        result: list[MaintenanceJob] = await self._run(q.schedule_maintenance(retention_days))
+    async def cleanup_oauth(self, event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> list[OAuthCleanup]:
+        result: list[OAuthCleanup] = await self._run(q.cleanup_oauth(event_days))
+        return result
+
+    async def schedule_maintenance(self, retention_days: int = DEFAULT_RETENTION_DAYS,
+                                   oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> list[MaintenanceJob]:
+        result: list[MaintenanceJob] = await self._run(q.schedule_maintenance(retention_days, oauth_event_days))
         return result
 
     async def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS,
-                       months_ahead: int = DEFAULT_MONTHS_AHEAD) -> AuditMaintenance:
+                       months_ahead: int = DEFAULT_MONTHS_AHEAD,
+                       oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> AuditMaintenance:
         done: dict[str, Any] = {}
         for step in q.MAINTENANCE_STEPS:
             try:
                 done[step] = await self._run(q.maintenance_step(step, months_ahead=months_ahead,
-                                                                retention_days=retention_days))
+                                                                retention_days=retention_days,
+                                                                oauth_event_days=oauth_event_days))
             except HushError as e:
                 raise _in_step(step, e) from e
         return _maintenance(done)

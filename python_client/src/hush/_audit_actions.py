@@ -11,6 +11,8 @@ AUDIT_ACTIONS = (
     "add_root_key", "activate_root_key", "retire_root_key", "rewrap",
     # OAuth
     "oauth_provider_save", "oauth_provider_remove", "oauth_client_secret_read", "oauth_authorize", "oauth_callback",
+    "oauth_callback_refused",
     "oauth_token_store", "oauth_token_read", "oauth_tokens_read", "oauth_refresh_claim", "oauth_refresh",
     "oauth_refresh_failed", "oauth_disconnect",
+    "oauth_egress_allow", "oauth_egress_disallow",
 )

@@ -97,11 +97,13 @@ class Client:
         with lent(self.pool, transaction=True) as conn:
             yield conn
 
-    def complete_authorization(self, callback_url: str) -> TokenSet:
+    def complete_authorization(self, callback_url: str, *, binding: str | None) -> TokenSet:
         """An OAuth callback whose tenant the handler does not know: the state names the
-        pending authorization (whatever tenant started it), and the tokens are stored there."""
+        pending authorization (whatever tenant started it), and the tokens are stored there.
+        `binding`: the one start_authorization gave, from the browser's session (None if it
+        has none): a callback that comes back to another browser is refused (SH080)."""
         from ._oauth import OAuth  # the OAuth stack (the [oauth] extra) only when used
-        return OAuth(self._exec, "*").complete_authorization(callback_url)
+        return OAuth(self._exec, "*").complete_authorization(callback_url, binding=binding)
 
     @property
     def tenants(self) -> Tenants:
@@ -119,10 +121,12 @@ class Client:
         return Audit(self._exec)
 
     def configure_tenant(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
-                         recovery_days: int | None = None) -> TenantSettings:
+                         recovery_days: int | None = None, audit_rows_per_second: int | None = None,
+                         reader_refresh: bool | None = None) -> TenantSettings:
         """A tenant's settings (hush_admin): see Tenants.configure."""
         return self.tenants.configure(tenant, audit_reads=audit_reads, max_value_bytes=max_value_bytes,
-                                      recovery_days=recovery_days)
+                                      recovery_days=recovery_days, audit_rows_per_second=audit_rows_per_second,
+                                      reader_refresh=reader_refresh)
 
     def grant(self, role: str, tenant: str) -> bool:
         """Let a role act on a tenant (hush_admin); True when the grant is new."""

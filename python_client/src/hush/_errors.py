@@ -207,6 +207,38 @@ class OAuthTokenExpiring(HushError):
     sqlstate = "SH076"
 
 
+class OAuthReaderRefreshDisabled(HushError):
+    """The tenant keeps readers from writing token material (configure_tenant(reader_refresh => false)):
+    a role that is only a reader may not claim, finish or release a refresh lease. hush.OAuth then
+    asks the worker (hush.oauth_request_refresh) and waits for it instead."""
+
+    sqlstate = "SH077"
+
+
+class OAuthRefreshUnanswered(HushError):
+    """hush.OAuth asked for a refresh it may not make itself (SH077) and nobody (the worker, or a
+    writer's own refresh) stored new tokens within its `refresh_wait`: is hush oauth-worker running
+    and serving this tenant? Raised by the client; the stored tokens are as they were."""
+
+    sqlstate = "SH078"
+
+
+class OAuthGrantNotEnabled(HushError):
+    """The provider's config does not enable this grant type (register_provider(grant_types=...));
+    refused before any request to the provider, and by the server for tokens stored through it."""
+
+    sqlstate = "SH081"
+
+
+class AuthorizationBindingMismatch(HushError):
+    """An OAuth callback that did not bring back the binding of the browser that started the
+    authorization (another browser's, or none): refused, and the authorization stays pending
+    for its own browser. Login CSRF looks like this: a victim's browser sent to complete an
+    attacker's authorization."""
+
+    sqlstate = "SH080"
+
+
 class OAuthError(HushError):
     """The provider answered with an OAuth error (`error`, `description`), or broke the protocol."""
 
@@ -250,6 +282,33 @@ class ProviderUnavailable(OAuthError):
         self.retry_after = retry_after  # seconds, from the provider's Retry-After header
 
 
+class EgressRefused(ProviderUnavailable):
+    """hush refused to send a request to a provider (SH079; raised by the client): the URL is
+    plain http, or its host is (or resolves to) a loopback, private, link-local or CGNAT
+    address, and no admin allowed it (hush.oauth_allow_egress); or the provider answered with
+    a redirect, which hush never follows. `host` and `reason` say which; never the URL.
+
+    Refused at connect time (a name resolving to such an address), the message reads like any
+    unreachable provider's, as do last_error and the worker's log: what a name resolves to is
+    not told to whoever reads those; str() and `reason` tell the caller."""
+
+    sqlstate = "SH079"
+
+    def __init__(self, message: str, *, host: str = "", reason: str = "", status: int | None = None,
+                 sqlstate: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.error = "egress_refused"
+        self.host = host
+        self.reason = reason
+        self.hint = hint
+
+    def __str__(self) -> str:
+        detail = f"egress to {self.host} refused: {self.reason}"
+        if not self.host or detail in self.message:
+            return super().__str__()
+        return f"{super().__str__()} ({detail})"
+
+
 class DatabaseUnavailable(HushError):
     """No connection to the server: hush.connect() could not open one within its
     `connect_timeout`, or a pooled call waited `timeout` for one. The message says why
@@ -278,6 +337,9 @@ _BY_CODE: dict[str, type[HushError]] = {
         ReadOnlyWrite, ReadNotRecorded, AuditRateLimited, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
         DropRefused, NoScheduler, MaintenanceBusy, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
         OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost, OAuthTokenExpiring,
+        AuthorizationBindingMismatch,
+        OAuthGrantNotEnabled,
+        OAuthReaderRefreshDisabled, OAuthRefreshUnanswered, EgressRefused,
     ) if c.sqlstate
 }
 

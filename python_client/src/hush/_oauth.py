@@ -29,8 +29,9 @@ import psycopg
 from . import _oauth_calls as q
 from ._calls import Call
 from ._errors import (ExpiredToken, HushError, InvalidArgument, InvalidCallback, OAuthConnectionNotFound, OAuthError,
-                      OAuthLeaseLost, OAuthProviderNotFound, OAuthStateInvalid, ReauthorizationRequired, SlowDown,
-                      AuthorizationPending, masked)
+                      OAuthLeaseLost, OAuthProviderNotFound, OAuthReaderRefreshDisabled, OAuthRefreshUnanswered,
+                      OAuthStateInvalid, ReauthorizationRequired, SlowDown, AuthorizationPending, EgressRefused,
+                      masked)
 from ._exec import Executor, PoolExecutor, PsycopgExecutor, executor_for, is_sqlalchemy
 from ._oauth_extra import missing
 from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
@@ -38,12 +39,14 @@ from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization
 try:
     from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-    from ._oauth_http import ENDPOINTS, ProviderHTTP, discover, oauth_error
-    from ._oauth_idtoken import verify
+    from ._oauth_client_auth import JWT_METHODS, settings as jwt_settings
+    from ._oauth_egress import EgressCache, EgressPolicy, Refused, check_url
+    from ._oauth_http import ENDPOINTS, HTTPTimeout, ProviderHTTP, discover, oauth_error
+    from ._oauth_response import checked, join_scopes, refresh_grant, require_grant, screen_id_token
 except ModuleNotFoundError as e:
     raise missing(e) from None
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none", *JWT_METHODS)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CLIENT_ACCOUNT = "@client"
 DEFAULT_ACCOUNT = "default"
@@ -69,7 +72,7 @@ class _OwnConnection:
                 self.conn.close()
 
 
-def _conninfo_of(conn: psycopg.Connection[Any]) -> str:
+def _conninfo_of(conn: psycopg.BaseConnection[Any]) -> str:
     """The caller's connection parameters, password included (conn.info.dsn leaves it out)."""
     opts = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info if o.val is not None}
     opts.pop("replication", None)
@@ -129,13 +132,16 @@ class OAuth:
     connection with your connection's parameters.
     `clock` and `sleep` are injectable (tests, simulations); `skew` is how long
     before expiry a token counts as expired; `lease_seconds` bounds how long
-    other callers wait for a refresh that died with its process.
+    other callers wait for a refresh that died with its process. A reader of a
+    tenant that keeps readers from refreshing (configure_tenant(reader_refresh =>
+    false)) asks the worker instead and polls for up to `refresh_wait` seconds
+    (OAuthRefreshUnanswered, SH078, after that).
     """
 
     def __init__(self, conn: Any, tenant: str, *, writer: Any = None, skew: float = 60.0, lease_seconds: int = 60,
-                 poll_interval: float = 0.05, state_ttl: int = 600, timeout: float = 10.0, retries: int = 3,
+                 poll_interval: float = 0.05, state_ttl: int = 600, timeout: HTTPTimeout = 10.0, retries: int = 3,
                  backoff: float = 0.5, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, refresh_wait: float = 30.0) -> None:
         self.tenant = tenant
         self._read = executor_for(conn)
         self._write = _writer_for(conn, self._read, writer)
@@ -148,6 +154,8 @@ class OAuth:
         self.backoff = backoff
         self.clock = clock
         self.sleep = sleep
+        self.refresh_wait = refresh_wait
+        self._egress = EgressCache()  # the admin's egress policy, read again every 30 s at most
 
     def __repr__(self) -> str:
         return f"OAuth(tenant={self.tenant!r})"
@@ -165,7 +173,24 @@ class OAuth:
 
     def _http(self, config: Mapping[str, Any], client_secret: str | None) -> ProviderHTTP:
         return ProviderHTTP(config, client_secret, timeout=self.timeout, retries=self.retries, backoff=self.backoff,
-                            sleep=self.sleep)
+                            sleep=self.sleep, egress=self._policy())
+
+    def _policy(self) -> EgressPolicy:
+        """Where requests may go (hush.oauth_egress_policy(), which only admins change), read on
+        hush's own connection: never in a caller's transaction."""
+        return self._egress.get(lambda: EgressPolicy.of(self._w(q.egress_policy())))
+
+    def _egress_check(self, config: Mapping[str, Any], names: Iterable[str]) -> None:
+        """EgressRefused (SH079) for an endpoint the policy refuses, before anything is stored
+        or sent: plain http to a host not allowed it, an address not on the public internet."""
+        policy = self._policy()
+        for name in names:
+            url = config.get(name)
+            if url:
+                try:
+                    check_url(str(url), policy, browser=name == "authorization_endpoint")
+                except Refused as e:
+                    raise EgressRefused(f"{name}: {e}", host=e.host, reason=e.reason) from None
 
     # -- providers -------------------------------------------------------------------
 
@@ -177,34 +202,48 @@ class OAuth:
                           redirect_uris: Sequence[str] = (), scopes: Sequence[str] = (),
                           grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
                           token_endpoint_auth_method: str = "client_secret_basic", use_pkce: bool = True,
-                          authorize_params: Mapping[str, str] | None = None) -> Provider:
+                          authorize_params: Mapping[str, str] | None = None,
+                          token_endpoint_auth_signing_alg: str | None = None,
+                          token_endpoint_auth_kid: str | None = None, scope_separator: str = " ") -> Provider:
         """Register a provider (or replace its settings). With `issuer_url`, endpoints come from
         OIDC discovery (or RFC 8414 metadata); endpoints given explicitly win over discovered ones.
-        The client secret is sealed in the database; it is never in a repr, log or audit row."""
+        The client secret is sealed in the database; it is never in a repr, log or audit row.
+        With token_endpoint_auth_method 'private_key_jwt', client_secret is the private key (PEM,
+        optionally with its certificate, or a JWK), sealed the same way, signing a short-lived
+        assertion per request with `token_endpoint_auth_signing_alg` (default: RS256 for an RSA
+        key, ES256 for P-256) under `token_endpoint_auth_kid`; 'client_secret_jwt' signs with
+        the client secret (HS256). The key is checked here: InvalidArgument, nothing stored.
+        `grant_types` are the grants hush may use with the provider, refresh_token for refreshes
+        (any other: OAuthGrantNotEnabled, SH081, before a request is made); `scope_separator`
+        joins the scopes sent and splits those granted (a space; Slack: ",")."""
         if token_endpoint_auth_method not in AUTH_METHODS:
             raise InvalidArgument(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
         if token_endpoint_auth_method != "none" and not client_secret:
             raise InvalidArgument(f"{token_endpoint_auth_method} needs a client_secret "
                                   "(use token_endpoint_auth_method='none' for a public client)")
+        signing = jwt_settings(token_endpoint_auth_method, client_secret, token_endpoint_auth_signing_alg,
+                               token_endpoint_auth_kid)
         explicit = {"authorization_endpoint": authorization_endpoint, "token_endpoint": token_endpoint,
                     "revocation_endpoint": revocation_endpoint, "userinfo_endpoint": userinfo_endpoint,
                     "device_authorization_endpoint": device_authorization_endpoint, "jwks_uri": jwks_uri}
         config: dict[str, Any] = {
             "client_id": client_id, "issuer_url": issuer_url, "issuer": issuer, "redirect_uris": list(redirect_uris),
-            "scopes": list(scopes), "grant_types": list(grant_types),
+            "scopes": list(scopes), "grant_types": list(grant_types), "scope_separator": scope_separator,
             "token_endpoint_auth_method": token_endpoint_auth_method if client_secret else "none",
-            "use_pkce": use_pkce, "authorize_params": dict(authorize_params or {})}
+            "use_pkce": use_pkce, "authorize_params": dict(authorize_params or {}), **signing}
         config.update(self._discovered(issuer_url) if issuer_url else {})
         config.update({k: v for k, v in explicit.items() if v})
         for endpoint in ENDPOINTS:
             config.setdefault(endpoint, None)
         if not config["token_endpoint"]:
             raise InvalidArgument("a provider needs a token_endpoint (or an issuer_url whose metadata names one)")
+        self._egress_check(config, ("issuer_url", *ENDPOINTS))
         self._w(q.save_provider(self.tenant, name, config, client_secret))
         return Provider(name, config, bool(client_secret))
 
     def _discovered(self, issuer_url: str) -> dict[str, Any]:
-        meta = discover(issuer_url, self.timeout)
+        self._egress_check({"issuer_url": issuer_url}, ("issuer_url",))
+        meta = discover(issuer_url, self.timeout, self._policy())
         found = {k: meta.get(k) for k in ENDPOINTS}
         found["issuer"] = meta["issuer"]
         found["id_token_signing_alg_values_supported"] = meta.get("id_token_signing_alg_values_supported")
@@ -224,6 +263,7 @@ class OAuth:
         if not config.get("issuer_url"):
             raise InvalidArgument(f"provider {name!r} was registered without an issuer_url")
         config.update(self._discovered(config["issuer_url"]))
+        self._egress_check(config, ENDPOINTS)
         self._w(q.save_provider(self.tenant, name, config, client["client_secret"]))
         return Provider(name, config, client["client_secret"] is not None)
 
@@ -247,12 +287,16 @@ class OAuth:
     def start_authorization(self, provider: str, scopes: Iterable[str] | str | None = None,
                             redirect_uri: str | None = None, account: str | None = None,
                             params: Mapping[str, str] | None = None) -> AuthorizationRequest:
-        """The URL to send the user to, and its state. PKCE S256, state and (for openid) a nonce;
-        the verifier and nonce are stored sealed, single use, for `state_ttl` seconds."""
+        """The URL to send the user to, its state, and the binding to keep in the user's browser
+        session (an HttpOnly, Secure, SameSite=Lax cookie) for complete_authorization. PKCE
+        S256, state and (for openid) a nonce; the verifier and nonce are stored sealed, single
+        use, for `state_ttl` seconds, with the binding's SHA-256."""
         config = self.provider(provider).config
+        require_grant(config, provider, "authorization_code")
         endpoint = config.get("authorization_endpoint")
         if not endpoint:
             raise InvalidArgument(f"provider {provider!r} has no authorization_endpoint")
+        self._egress_check(config, ("authorization_endpoint",))  # the browser's request: https too
         uris = config.get("redirect_uris") or []
         redirect_uri = redirect_uri or (uris[0] if uris else None)
         if not redirect_uri:
@@ -263,28 +307,33 @@ class OAuth:
         state = secrets.token_urlsafe(32)
         nonce = secrets.token_urlsafe(32) if "openid" in wanted else None
         verifier = secrets.token_urlsafe(64) if config.get("use_pkce", True) else None
-        self._w(q.begin(self.tenant, provider, state, verifier, nonce, redirect_uri, wanted, account, self.state_ttl))
+        binding = secrets.token_urlsafe(32)
+        self._w(q.begin(self.tenant, provider, state, verifier, nonce, redirect_uri, wanted, account, self.state_ttl,
+                        binding))
         query: dict[str, str] = {"response_type": "code", "client_id": config["client_id"],
                                  "redirect_uri": redirect_uri, "state": state}
         if wanted:
-            query["scope"] = " ".join(wanted)
+            query["scope"] = join_scopes(config, wanted)
         if nonce:
             query["nonce"] = nonce
         if verifier:
             query.update(code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256")
         query.update(config.get("authorize_params") or {})
         query.update(params or {})
-        return AuthorizationRequest(endpoint + ("&" if "?" in endpoint else "?") + urlencode(query), state)
+        return AuthorizationRequest(endpoint + ("&" if "?" in endpoint else "?") + urlencode(query), state, binding)
 
-    def complete_authorization(self, callback_url: str) -> TokenSet:
+    def complete_authorization(self, callback_url: str, *, binding: str | None) -> TokenSet:
         """Handle the redirect back: the state is consumed exactly once (whatever the tenant that
-        started it; the tokens are stored there), `error=` is raised typed, `iss` is checked
-        (RFC 9207), the code exchanged with the PKCE verifier, the ID token verified."""
+        started it; the tokens are stored there) if `binding` is the one start_authorization gave
+        for it, read back from the browser's session: else AuthorizationBindingMismatch (SH080;
+        None, when the browser has none, too), and the authorization stays pending for its own
+        browser. `error=` is raised typed, `iss` is checked (RFC 9207), the code exchanged with
+        the PKCE verifier, the ID token verified."""
         qs = parse_qs(urlsplit(callback_url).query)
         state = _one(qs, "state")
         if not state:
             raise InvalidCallback("the callback carries no state", error="invalid_request")
-        cb = self._w(q.consume(state))
+        cb = self._w(q.consume(state, binding))
         if cb["expired"]:
             raise OAuthStateInvalid("this OAuth authorization expired before its callback came back",
                                     sqlstate="SH073", hint="Start the authorization again.")
@@ -304,6 +353,7 @@ class OAuth:
         params = {"code": code, "redirect_uri": cb["redirect_uri"]}
         if cb["code_verifier"]:
             params["code_verifier"] = cb["code_verifier"]
+        require_grant(config, cb["provider"], "authorization_code")
         http = self._http(config, cb["client_secret"])
         response = http.token("authorization_code", params)
         return self._store(cb["tenant_id"], cb["provider"], config, http, response, "authorization_code",
@@ -312,22 +362,28 @@ class OAuth:
     def _store(self, tenant: str, provider: str, config: Mapping[str, Any], http: ProviderHTTP,
                response: Mapping[str, Any], grant_type: str, account: str | None, nonce: str | None,
                fallback_account: str = DEFAULT_ACCOUNT) -> TokenSet:
-        claims = None
-        if isinstance(response.get("id_token"), str):
-            claims = verify(response["id_token"], config, nonce, http.jwks, self.clock)
+        # An ID token that cannot be verified is kept out and its sub names no account
+        # (_oauth_response.py); one that fails verification refuses this new grant.
+        response, claims, rejected = screen_id_token(
+            checked(response), config, nonce, http.jwks, self.clock, refresh=False,
+            where=f"tenant={tenant} provider={provider} account={account or fallback_account} {grant_type}")
         if not account:
             account = str(claims["sub"]) if claims else fallback_account
         stored = self._w(q.store_tokens(tenant, provider, account, grant_type, response))
-        return self._token_set(provider, account, response, stored["expires_at"], claims, tenant)
+        return self._token_set(provider, account, response, stored["expires_at"], claims, tenant, stored, rejected)
 
     def _token_set(self, provider: str, account: str, response: Mapping[str, Any], expires_at: datetime | None,
-                   claims: dict[str, Any] | None = None, tenant: str | None = None) -> TokenSet:
-        scope = response.get("scope", response.get("scopes"))  # a token response, or a row of hush.oauth_token
+                   claims: dict[str, Any] | None = None, tenant: str | None = None,
+                   stored: Mapping[str, Any] | None = None, rejected: str | None = None) -> TokenSet:
+        # What the database kept: a row of hush.oauth_token, or a store's answer beside the response.
+        kept = response if stored is None else stored
+        scope = kept.get("scopes", response.get("scope"))
         return TokenSet(provider=provider, account=account, access_token=str(response["access_token"]),
                         token_type=response.get("token_type"), expires_at=expires_at,
                         scopes=tuple(_scopes(scope) if isinstance(scope, (str, list)) else ()),
                         refresh_token=response.get("refresh_token"), id_token=response.get("id_token"),
-                        claims=claims, tenant=tenant or self.tenant)
+                        claims=claims, tenant=tenant or self.tenant, fields=dict(kept.get("fields") or {}),
+                        secret_fields=dict(kept.get("secret_fields") or {}), id_token_rejected=rejected)
 
     def _client(self, provider: str) -> tuple[dict[str, Any], ProviderHTTP]:
         client = self._w(q.provider(self.tenant, provider))
@@ -345,13 +401,15 @@ class OAuth:
         except OAuthConnectionNotFound:
             pass
         config, http = self._client(provider)
-        response = http.token("client_credentials", {"scope": " ".join(wanted)} if wanted else {})
+        require_grant(config, provider, "client_credentials")
+        response = http.token("client_credentials", {"scope": join_scopes(config, wanted)} if wanted else {})
         return self._store(self.tenant, provider, config, http, response, "client_credentials", account, None)
 
     def start_device_authorization(self, provider: str, scopes: Iterable[str] | str | None = None,
                                    account: str | None = None) -> DeviceAuthorization:
         """RFC 8628: a user code to show and where to enter it."""
         config, http = self._client(provider)
+        require_grant(config, provider, DEVICE_GRANT)
         wanted = _scopes(scopes) or list(config.get("scopes") or [])
         r = http.device_authorization(wanted)
         expires_in = int(r.get("expires_in") or 600)
@@ -364,6 +422,7 @@ class OAuth:
     def poll_device_token(self, provider: str, device: DeviceAuthorization) -> TokenSet:
         """One poll: the tokens, or AuthorizationPending, SlowDown, ExpiredToken, AccessDenied."""
         config, http = self._client(provider)
+        require_grant(config, provider, DEVICE_GRANT)
         response = http.token(DEVICE_GRANT, {"device_code": device.device_code}, retries=1)
         return self._store(self.tenant, provider, config, http, response, DEVICE_GRANT, device.account, None)
 
@@ -390,9 +449,10 @@ class OAuth:
         """Resource owner password credentials (legacy; avoid where another grant will do). The
         password goes to the token endpoint only: never stored, logged or audited."""
         config, http = self._client(provider)
+        require_grant(config, provider, "password")
         params = {"username": username, "password": password}
         if scopes:
-            params["scope"] = " ".join(_scopes(scopes))
+            params["scope"] = join_scopes(config, _scopes(scopes))
         response = http.token("password", params)
         return self._store(self.tenant, provider, config, http, response, "password", account, None,
                            fallback_account=username)
@@ -400,6 +460,7 @@ class OAuth:
     def grant(self, provider: str, grant_type: str, params: Mapping[str, str], account: str | None = None) -> TokenSet:
         """Any other grant by type, e.g. RFC 8693 token exchange or RFC 7523 JWT bearer."""
         config, http = self._client(provider)
+        require_grant(config, provider, grant_type)
         response = http.token(grant_type, dict(params))
         return self._store(self.tenant, provider, config, http, response, grant_type, account, None)
 
@@ -425,12 +486,16 @@ class OAuth:
         return self._valid(provider, account, force=True)
 
     def _refresh(self, provider: str, account: str, generation: int) -> TokenSet:
+        # A label, which audit rows show; the lease itself is the token the claim returns.
         holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{secrets.token_hex(4)}"
         while True:
-            lease = self._w(q.claim(self.tenant, provider, account, holder, self.lease_seconds, generation))
+            try:
+                lease = self._w(q.claim(self.tenant, provider, account, holder, self.lease_seconds, generation))
+            except OAuthReaderRefreshDisabled:
+                return self._requested(provider, account, generation)
             outcome = lease["outcome"]
             if outcome == "claimed":
-                return self._refresh_claimed(provider, account, holder, lease)
+                return self._refresh_claimed(provider, account, lease["lease_token"], lease)
             if outcome == "fresh":  # another caller refreshed meanwhile: its tokens, read committed
                 row = self._w(q.token(self.tenant, provider, account))
                 return self._token_set(provider, account, row, row["expires_at"])
@@ -439,48 +504,108 @@ class OAuth:
                                               f"{provider!r} must authorize again", sqlstate="SH074")
             self.sleep(self.poll_interval)  # leased: someone is refreshing right now
 
-    def _refresh_claimed(self, provider: str, account: str, holder: str, lease: dict[str, Any]) -> TokenSet:
+    def _requested(self, provider: str, account: str, generation: int) -> TokenSet:
+        """For a reader that may not refresh (SH077): ask the worker (hush.oauth_request_refresh,
+        an empty NOTIFY wakes it), then poll the stored token (no LISTEN: it must work through
+        a transaction pooler) until its generation moves, for up to `refresh_wait` seconds. A
+        request within a minute of the last refresh is not recorded: that token is the answer."""
+        asked = self._w(q.request_refresh(self.tenant, provider, account))
+        current = asked["generation"] if asked["requested"] else generation + 1  # not asked: read it now
+        deadline = self.clock() + self.refresh_wait
+        pause = self.poll_interval
+        row: dict[str, Any] | None = None
+        while current == generation:
+            if self.clock() >= deadline:
+                raise OAuthRefreshUnanswered(
+                    f"nobody answered the refresh request for account {account!r} of tenant {self.tenant} at OAuth "
+                    f"provider {provider!r} within {self.refresh_wait:g} s: is hush oauth-worker running and "
+                    "serving this tenant?", sqlstate="SH078",
+                    hint="This tenant keeps readers from refreshing tokens (reader_refresh => false): the worker "
+                         "or a writer must.")
+            self.sleep(max(0.0, min(pause, deadline - self.clock())))
+            pause = min(pause * 2, 1.0)  # each poll is an audited token read: they thin out
+            row = self._w(q.token(self.tenant, provider, account))  # SH074 once the worker finds it dead
+            current = row["generation"]
+        if row is None:  # it had moved on before the request
+            row = self._w(q.token(self.tenant, provider, account))
+        return self._token_set(provider, account, row, row["expires_at"])
+
+    def _refresh_claimed(self, provider: str, account: str, lease_token: str, lease: dict[str, Any],
+                         answered: Callable[[], None] | None = None) -> TokenSet:
+        # `answered`: called once the provider has answered (or failed), before the result is
+        # stored; the worker frees the provider host's slot there, not after the database work.
+        response, claims, rejected = self._refresh_request(provider, account, lease_token, lease, answered)
+        try:
+            stored = self._w(q.finish(self.tenant, provider, account, lease_token, lease["generation"], response))
+        except OAuthLeaseLost:  # our lease expired and another caller stored first: theirs stands
+            row = self._w(q.token(self.tenant, provider, account))
+            return self._token_set(provider, account, row, row["expires_at"])
+        return self._token_set(provider, account, response, stored["expires_at"], claims, stored=stored,
+                               rejected=rejected)
+
+    def _refresh_request(self, provider: str, account: str, lease_token: str, lease: dict[str, Any],
+                         answered: Callable[[], None] | None = None
+                         ) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+        """The refresh request of a claimed lease: the response to store under it (with the
+        ID token's claims, or why it was kept out). A failure gives the lease back, recorded
+        (invalid_grant: ReauthorizationRequired), and raises. The worker stores the response
+        with others (_oauth_batch.py), hence the split."""
         config, generation = lease["config"], lease["generation"]
         http = self._http(config, lease["client_secret"])
         try:
+            require_grant(config, provider, refresh_grant(lease["grant_type"]))
             if lease["grant_type"] == "client_credentials":
                 scopes = lease["scopes"] or []
-                response = http.token("client_credentials", {"scope": " ".join(scopes)} if scopes else {})
+                response = http.token("client_credentials", {"scope": join_scopes(config, scopes)} if scopes else {})
             elif lease["refresh_token"]:
                 response = http.token("refresh_token", {"refresh_token": lease["refresh_token"]})
             else:
                 raise ReauthorizationRequired(f"account {account!r} at OAuth provider {provider!r} has no refresh "
                                               "token; it must authorize again", sqlstate="SH074")
-            claims = (verify(response["id_token"], config, None, http.jwks, self.clock)
-                      if isinstance(response.get("id_token"), str) else None)
+            response = checked(response)  # expires_in out of bounds: a failed refresh, recorded
         except BaseException as e:
+            if answered is not None:
+                answered()
             reauth = isinstance(e, ReauthorizationRequired) or (
                 isinstance(e, OAuthError) and e.error == "invalid_grant")
-            self._w(q.release(self.tenant, provider, account, holder, generation, _describe(e), reauth,
-                              getattr(e, "retry_after", None)))
+            try:
+                self._w(q.release(self.tenant, provider, account, lease_token, generation, _describe(e), reauth,
+                                  getattr(e, "retry_after", None)))
+            except OAuthLeaseLost:  # superseded once it ran out: the failure is the new holder's to find
+                pass
             if reauth and not isinstance(e, ReauthorizationRequired):
                 raise ReauthorizationRequired(f"OAuth provider {provider!r} refused the refresh token of account "
                                               f"{account!r} (invalid_grant): it must authorize again",
                                               sqlstate="SH074") from None
             raise
-        try:
-            stored = self._w(q.finish(self.tenant, provider, account, holder, generation, response))
-        except OAuthLeaseLost:  # our lease expired and another caller stored first: theirs stands
-            row = self._w(q.token(self.tenant, provider, account))
-            return self._token_set(provider, account, row, row["expires_at"])
-        return self._token_set(provider, account, response, stored["expires_at"], claims)
+        if answered is not None:
+            answered()
+        # The provider has issued these tokens (and may have spent the refresh token presented):
+        # an ID token that does not verify is kept out, never the tokens with it.
+        screened, claims, rejected = screen_id_token(
+            response, config, None, http.jwks, self.clock, refresh=True,
+            where=f"tenant={self.tenant} provider={provider} account={account} refresh")
+        return dict(screened), claims, rejected
 
-    def refresh_leased(self, provider: str, account: str, holder: str, generation: int) -> TokenSet | None:
-        """For a worker that leased this connection (hush.oauth_worker_claim) under `holder`:
-        refresh it now. None when it moved on meanwhile (an on-demand caller refreshed it)."""
-        lease = self._w(q.claim(self.tenant, provider, account, holder, self.lease_seconds, generation))
+    def refresh_leased(self, provider: str, account: str, lease_token: str, generation: int) -> TokenSet | None:
+        """For a worker that leased this connection (hush.oauth_worker_claim, whose row carries
+        `lease_token`): refresh it now, under that lease (renewed for the request). None when it
+        moved on meanwhile (an on-demand caller refreshed it, or claimed it once it ran out)."""
+        try:
+            lease = self._w(q.claim(self.tenant, provider, account, lease_token, self.lease_seconds, generation))
+        except OAuthLeaseLost:
+            return None
         if lease["outcome"] != "claimed":
             return None
-        return self._refresh_claimed(provider, account, holder, lease)
+        return self._refresh_claimed(provider, account, lease_token, lease)
 
-    def release_lease(self, provider: str, account: str, holder: str, generation: int) -> bool:
-        """Give back a lease without refreshing (a worker stopping): nothing is recorded."""
-        return bool(self._w(q.release(self.tenant, provider, account, holder, generation, None, False)))
+    def release_lease(self, provider: str, account: str, lease_token: str, generation: int) -> bool:
+        """Give back a lease without refreshing (a worker stopping): nothing is recorded. False
+        when it is no longer this token's (it ran out and another call claimed it, or stored tokens)."""
+        try:
+            return bool(self._w(q.release(self.tenant, provider, account, lease_token, generation, None, False)))
+        except OAuthLeaseLost:
+            return False
 
     def events(self, since: datetime | None = None, max_rows: int = 1000) -> list[OAuthEvent]:
         """The tenant's OAuth events (refresh_failed, needs_reauth, recovered), oldest first."""

@@ -23,6 +23,14 @@ class TokenSet:
     claims: dict[str, Any] | None = field(default=None, repr=False)
     # The tenant the tokens are stored in (a callback completes the tenant that started it).
     tenant: str | None = None
+    # The token response's other members (Salesforce's instance_url, Slack's team): the clear
+    # ones, and those that may carry a credential (Slack's authed_user.access_token), stored
+    # sealed with the tokens. Which is which is the server's rule (README, "What is kept").
+    fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    secret_fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Why the provider's ID token was kept out (not stored, id_token None): it could not be
+    # verified, or (on a refresh) failed verification. None: none came, or it verified.
+    id_token_rejected: str | None = None
 
     def __repr__(self) -> str:
         held = [k for k in ("access_token", "refresh_token", "id_token") if getattr(self, k)]
@@ -31,10 +39,17 @@ class TokenSet:
 
 
 class AuthorizationRequest(NamedTuple):
-    """Where to send the user (`url`), and the state that will come back on the callback."""
+    """Where to send the user (`url`), the state that will come back on the callback, and the
+    `binding` to keep in that user's browser session (an HttpOnly, Secure, SameSite=Lax
+    cookie) and pass to complete_authorization: a callback that comes back to another browser
+    is refused (login CSRF). The binding is a secret of that browser: it is not in `url`."""
 
     url: str
     state: str
+    binding: str
+
+    def __repr__(self) -> str:
+        return f"AuthorizationRequest(url={self.url!r}, state={self.state!r}, binding=...)"
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ class Connection:
     updated_at: datetime
     failures: int = 0                      # failed refreshes in a row
     next_attempt_at: datetime | None = None  # the worker's backoff
+    # The token response's clear members (Salesforce's instance_url, Slack's team); never a secret one.
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Connection:

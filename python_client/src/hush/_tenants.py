@@ -23,15 +23,19 @@ class Tenants:
         return "Tenants()"
 
     def configure(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
-                  recovery_days: int | None = None, audit_rows_per_second: int | None = None) -> TenantSettings:
+                  recovery_days: int | None = None, audit_rows_per_second: int | None = None,
+                  reader_refresh: bool | None = None) -> TenantSettings:
         """Set a tenant's settings (hush.configure_tenant); None keeps the current one, so with
         none given it returns the settings as they are (and records that it was asked).
         `audit_reads=False` stops the audit row per read; `max_value_bytes` is 1 to 1,048,576;
         `recovery_days` (1 to 3,650) how long a deleted secret can be restored;
         `audit_rows_per_second` (0 to 10,000; 0, the default, is no limit) how many audit rows
-        the tenant may write in a second before its audited calls fail with AuditRateLimited."""
+        the tenant may write in a second before its audited calls fail with AuditRateLimited;
+        `reader_refresh=False` keeps roles that are only readers from refreshing OAuth tokens
+        themselves (they ask hush oauth-worker instead: hush.OAuth does it for them)."""
         result: TenantSettings = self._exec.run([q.configure_tenant(tenant, audit_reads, max_value_bytes,
-                                                                    recovery_days, audit_rows_per_second)])[0]
+                                                                    recovery_days, audit_rows_per_second,
+                                                                    reader_refresh)])[0]
         return result
 
     def grant(self, role: str, tenant: str) -> bool:
@@ -56,9 +60,11 @@ class AsyncTenants:
         return "AsyncTenants()"
 
     async def configure(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
-                        recovery_days: int | None = None, audit_rows_per_second: int | None = None) -> TenantSettings:
+                        recovery_days: int | None = None, audit_rows_per_second: int | None = None,
+                        reader_refresh: bool | None = None) -> TenantSettings:
         result: TenantSettings = (await self._exec.run([q.configure_tenant(tenant, audit_reads, max_value_bytes,
-                                                                           recovery_days, audit_rows_per_second)]))[0]
+                                                                           recovery_days, audit_rows_per_second,
+                                                                           reader_refresh)]))[0]
         return result
 
     async def grant(self, role: str, tenant: str) -> bool:

@@ -8,7 +8,7 @@ import builtins
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 import time
 from datetime import datetime
-from typing import Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _calls as q
 from . import _dsn
+from ._aio_threads import SyncSide, side_for
 from ._admin_models import TenantSettings
 from ._audit import AsyncAudit
 from ._client import cannot_connect, conninfo_from_env, connect_kwargs, invalid_dsn
@@ -30,9 +31,20 @@ from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 from ._secrets import Progress, _Reporting
 from ._tenants import AsyncTenants
 
+if TYPE_CHECKING:
+    from ._oauth_aio import OAuth
+    from ._oauth_models import TokenSet
+
 T = TypeVar("T")
 
-__all__ = ["AsyncSecrets", "AsyncClient", "connect", "AsyncTenants", "AsyncKeys", "AsyncAudit"]
+__all__ = ["AsyncSecrets", "AsyncClient", "connect", "AsyncTenants", "AsyncKeys", "AsyncAudit", "OAuth"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OAuth":  # the OAuth stack (the [oauth] extra) only when used, as in hush
+        from ._oauth_aio import OAuth
+        return OAuth
+    raise AttributeError(f"module 'hush.aio' has no attribute {name!r}")
 
 
 class AsyncExecutor(Protocol):
@@ -132,6 +144,7 @@ class _PoolExecutor:
         self.pool = pool
         self.read_pool = read_pool
         self.prepare = prepare_default() if prepare is None else prepare
+        self.oauth_side: SyncSide | None = None  # AsyncClient's: the threads and sync pools of its OAuth
 
     async def run(self, calls: Sequence[q.Call[Any]]) -> list[Any]:
         pool = self.pool
@@ -201,6 +214,17 @@ class AsyncSecrets:
     def __init__(self, conn: Any, tenant: str) -> None:
         self._exec = _executor_for(conn)
         self.tenant = tenant
+        self._oauth: OAuth | None = None
+
+    @property
+    def oauth(self) -> OAuth:
+        """This tenant's OAuth (hush.aio.OAuth): hush.OAuth's methods as coroutines, run in
+        worker threads over sync connections of hush's own: the client's, shared by its tenants
+        and closed with it; over your pool or connection, its own (`await ....oauth.close()`)."""
+        if self._oauth is None:
+            from ._oauth_aio import OAuth  # the OAuth stack (the [oauth] extra) only when used
+            self._oauth = OAuth(self._exec, self.tenant)
+        return self._oauth
 
     def __repr__(self) -> str:
         return f"AsyncSecrets(tenant={self.tenant!r})"
@@ -306,6 +330,7 @@ class AsyncClient:
         self.pool = pool
         self.read_pool = read_pool
         self._exec = _PoolExecutor(pool, read_pool, prepare)
+        self._exec.oauth_side = side_for(self._exec)  # idle: no thread or connection until OAuth is used
 
     def tenant(self, tenant: str) -> AsyncSecrets:
         """The AsyncSecrets of one tenant, over this client's pool (its reads over the read pool)."""
@@ -327,10 +352,18 @@ class AsyncClient:
         return AsyncAudit(self._exec)
 
     async def configure_tenant(self, tenant: str, *, audit_reads: bool | None = None,
-                               max_value_bytes: int | None = None,
-                               recovery_days: int | None = None) -> TenantSettings:
+                               max_value_bytes: int | None = None, recovery_days: int | None = None,
+                               audit_rows_per_second: int | None = None,
+                               reader_refresh: bool | None = None) -> TenantSettings:
         return await self.tenants.configure(tenant, audit_reads=audit_reads, max_value_bytes=max_value_bytes,
-                                            recovery_days=recovery_days)
+                                            recovery_days=recovery_days, audit_rows_per_second=audit_rows_per_second,
+                                            reader_refresh=reader_refresh)
+
+    async def complete_authorization(self, callback_url: str, *, binding: str | None) -> TokenSet:
+        """As hush.Client.complete_authorization: the state names the tenant, `binding` is the
+        one start_authorization gave, from the browser's session."""
+        from ._oauth_aio import OAuth  # the OAuth stack (the [oauth] extra) only when used
+        return await OAuth(self._exec, "*").complete_authorization(callback_url, binding=binding)
 
     async def grant(self, role: str, tenant: str) -> bool:
         return await self.tenants.grant(role, tenant)
@@ -357,8 +390,10 @@ class AsyncClient:
             yield conn
 
     async def close(self) -> None:
-        """Close the pools and their connections."""
+        """Close the pools and their connections (OAuth's after its calls in flight end)."""
         try:
+            if self._exec.oauth_side is not None:
+                await self._exec.oauth_side.close()
             if self.read_pool is not None:
                 await self.read_pool.close()
         finally:

@@ -146,11 +146,14 @@ def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: 
 @audit.command()
 @click.option("--retention-days", default=2555, show_default=True, help="Audit rows older than this are removed.")
 @click.option("--months-ahead", default=3, show_default=True, help="Monthly partitions to create ahead.")
+@click.option("--oauth-event-days", default=90, show_default=True, help="OAuth events older than this are removed.")
 @json_option
 @click.pass_context
 @fails_cleanly
-def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json: bool) -> None:
-    """All maintenance once (for cron without pg_cron): partitions, seal, retention, purge. Needs hush_admin."""
+def maintain(ctx: click.Context, retention_days: int, months_ahead: int, oauth_event_days: int,
+             as_json: bool) -> None:
+    """All maintenance once (for cron without pg_cron): partitions, seal, retention, purge, OAuth cleanup.
+    Needs hush_admin."""
     done: dict[str, Any] = {}
     with connect(ctx) as conn:
         trail = Audit(conn)
@@ -159,7 +162,8 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
             ("partitions", lambda: trail.create_partitions(months_ahead)),
             ("seal", lambda: [trail.seal()]),
             ("retention", lambda: [trail.cleanup(retention_days)]),
-            ("purge", trail.purge_deleted)]
+            ("purge", trail.purge_deleted),
+            ("oauth", lambda: trail.cleanup_oauth(oauth_event_days))]
         for name, step in steps:
             try:
                 done[name] = step()
@@ -176,4 +180,6 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, as_json
                f"retention: {r.rows_removed} rows removed, {r.partitions_dropped} partitions dropped "
                f"(cutoff {r.cutoff.isoformat()})"
                f"{'; deferred, in use: ' + ', '.join(r.partitions_deferred) if r.partitions_deferred else ''}\n"
-               f"purged: {sum(p.secrets_purged for p in done['purge'])} soft-deleted secrets")
+               f"purged: {sum(p.secrets_purged for p in done['purge'])} soft-deleted secrets\n"
+               f"oauth: {sum(o.events_removed for o in done['oauth'])} events, "
+               f"{sum(o.pending_removed for o in done['oauth'])} expired pending authorizations removed")

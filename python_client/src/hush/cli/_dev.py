@@ -6,6 +6,8 @@ with its own keyring, and is removed by `hush dev stop`. `start` prints the DSN
 of APP_ROLE, a login role that is hush_writer with tenant grants and nothing
 more, so an app tried against the dev cluster meets the grants it will meet in
 production; the superuser's DSN, for admin work, goes to stderr and --json.
+Unlike production, it lets OAuth requests reach loopback providers over plain
+http (hush.oauth_allow_egress for 127.0.0.1, ::1 and localhost).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ._common import EXIT_ERROR, Fail, json_option, print_json
 
 STATE = "hush-dev.json"
 APP_ROLE = "app"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")  # OAuth egress allowed here (hush.oauth_allow_egress)
 
 
 def default_dir() -> Path:
@@ -65,6 +68,10 @@ def _create(base: Path, tenants: tuple[str, ...]) -> dict[str, Any]:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE hush_writer").format(sql.Identifier(APP_ROLE)))
             for tenant in tenants:
                 conn.execute("SELECT hush.grant_tenant(%s, %s)", [APP_ROLE, tenant])
+            # OAuth providers tried out on this machine (a local Keycloak, a mock IdP) answer over
+            # plain http at loopback addresses, which hush refuses unless an admin allows them.
+            for host in LOOPBACK:
+                conn.execute("SELECT hush.oauth_allow_egress(%s, allow_http => true, allow_private => true)", [host])
         (base / STATE).write_text(json.dumps(state))
     except BaseException as e:
         c.stop(remove=True)  # a failed start leaves no server behind

@@ -29,6 +29,7 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.AuditTampered, EXIT_TAMPERED), (E.ReadNotRecorded, EXIT_CONNECT),
     (E.OAuthProviderNotFound, EXIT_NOT_FOUND), (E.OAuthConnectionNotFound, EXIT_NOT_FOUND),
     (E.OAuthAccountAmbiguous, EXIT_INVALID), (E.OAuthStateInvalid, EXIT_GONE), (E.OAuthLeaseLost, EXIT_CONFLICT),
+    (E.AuthorizationBindingMismatch, EXIT_DENIED),
     (E.ReauthorizationRequired, EXIT_OAUTH), (E.OAuthError, EXIT_OAUTH),
 ]
 

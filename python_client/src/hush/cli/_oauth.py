@@ -20,7 +20,8 @@ from ._common import connect, fails_cleanly, json_option, print_json, print_tabl
 from ._exits import EXIT_ERROR, EXIT_NOT_FOUND, Fail
 from ._secrets import from_file
 
-AUTH_METHODS = click.Choice(["client_secret_basic", "client_secret_post", "none"])
+AUTH_METHODS = click.Choice(["client_secret_basic", "client_secret_post", "none", "private_key_jwt",
+                             "client_secret_jwt"])
 
 
 @contextmanager
@@ -67,10 +68,18 @@ def provider() -> None:
 @click.option("--device-authorization-endpoint")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Repeat for several.")
 @click.option("--scope", "scopes", multiple=True, help="A default scope (repeat for several).")
-@click.option("--grant-type", "grant_types", multiple=True, help="Repeat for several.")
+@click.option("--grant-type", "grant_types", multiple=True,
+              help="A grant hush may use with it (repeat; default authorization_code and refresh_token; any "
+                   "other is refused, SH081).")
+@click.option("--scope-separator", default=" ", show_default=True,
+              help="What joins the scopes sent and splits those granted (Slack: ',').")
 @click.option("--auth-method", type=AUTH_METHODS, default="client_secret_basic", show_default=True)
 @click.option("--client-secret-from-file", "source", type=from_file, metavar="PATH",
-              help="Read the client secret from a file ('-' = stdin); else piped stdin or a prompt.")
+              help="Read the client secret from a file ('-' = stdin); else piped stdin or a prompt. With "
+                   "--auth-method private_key_jwt, the private key (PEM, optionally with its certificate, or JWK).")
+@click.option("--signing-alg", help="private_key_jwt / client_secret_jwt: the assertion's alg (default RS256 for "
+                                    "an RSA key, ES256 for P-256, HS256).")
+@click.option("--kid", help="private_key_jwt: the key id the provider knows the public key by.")
 @click.option("--no-pkce", is_flag=True, help="Do not send a PKCE challenge (providers that reject one).")
 @json_option
 @click.pass_context
@@ -79,7 +88,8 @@ def provider_add(ctx: click.Context, tenant: str, name: str, client_id: str, iss
                  authorization_endpoint: str | None, token_endpoint: str | None, revocation_endpoint: str | None,
                  userinfo_endpoint: str | None, device_authorization_endpoint: str | None,
                  redirect_uris: tuple[str, ...], scopes: tuple[str, ...], grant_types: tuple[str, ...],
-                 auth_method: str, source: str | None, no_pkce: bool, as_json: bool) -> None:
+                 auth_method: str, source: str | None, signing_alg: str | None, kid: str | None, no_pkce: bool,
+                 as_json: bool, scope_separator: str = " ") -> None:
     """Register provider NAME in TENANT (or replace its settings).
 
     The client secret is never an argument: `ps` and shell history would show
@@ -93,7 +103,9 @@ def provider_add(ctx: click.Context, tenant: str, name: str, client_id: str, iss
             revocation_endpoint=revocation_endpoint, userinfo_endpoint=userinfo_endpoint,
             device_authorization_endpoint=device_authorization_endpoint, redirect_uris=redirect_uris,
             scopes=scopes, grant_types=grant_types or ("authorization_code", "refresh_token"),
-            token_endpoint_auth_method=auth_method, use_pkce=not no_pkce)
+            token_endpoint_auth_method=auth_method, use_pkce=not no_pkce,
+            token_endpoint_auth_signing_alg=signing_alg, token_endpoint_auth_kid=kid,
+            scope_separator=scope_separator)
     if as_json:
         print_json({"name": p.name, "config": p.config, "has_client_secret": p.has_client_secret})
     else:
@@ -179,15 +191,19 @@ def login(ctx: click.Context, tenant: str, provider_name: str, scopes: tuple[str
     thread.start()
     try:
         with tenant_oauth(ctx, tenant) as oa:
-            url, _state = oa.start_authorization(provider_name, scopes=scopes or None, redirect_uri=redirect_uri,
-                                                 account=account)
+            # This process is the browser's session: the binding stays in its memory, so a
+            # redirect carrying another authorization's state (sent to this port by anything
+            # on the machine) is refused rather than completed here.
+            url, _state, binding = oa.start_authorization(provider_name, scopes=scopes or None,
+                                                          redirect_uri=redirect_uri, account=account)
             click.echo(f"Open this URL to authorize (waiting on {redirect_uri}):\n{url}", err=True)
             if open_browser:
                 webbrowser.open(url)
             if not server.arrived.wait(timeout):  # type: ignore[attr-defined]
                 raise Fail(f"no redirect came back within {timeout:g} s", EXIT_ERROR)
             tokens = oa.complete_authorization(f"http://127.0.0.1:{server.server_port}"
-                                               f"{server.received[0]}")  # type: ignore[attr-defined]
+                                               f"{server.received[0]}",  # type: ignore[attr-defined]
+                                               binding=binding)
     finally:
         server.shutdown()
     report(tokens, as_json)
@@ -279,8 +295,18 @@ def connections(ctx: click.Context, tenant: str, provider_name: str | None, as_j
               help="Seconds between rounds (a NOTIFY from a new connection wakes it sooner).")
 @click.option("--lease", "lease_seconds", type=click.IntRange(5, 3600), default=60, show_default=True,
               help="How long a claimed connection stays leased (longer than a refresh takes).")
-@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
-              help="HTTP timeout per request to a provider.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True,
+              help="Read timeout of a request to a provider: how long it may go without a byte of the answer.")
+@click.option("--connect-timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True,
+              help="How long connecting to a provider may take.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True,
+              help="Refreshes in flight at once (threads).")
+@click.option("--per-host", type=click.IntRange(1, 1000), default=4, show_default=True,
+              help="Refreshes in flight at once to one provider host (its token endpoint's).")
+@click.option("--per-tenant", type=click.IntRange(1, 1000), default=None,
+              help="Refreshes in flight at once for one tenant. Default: half of --concurrency, at least --per-host.")
+@click.option("--db-connections", type=click.IntRange(1, 1000), default=4, show_default=True,
+              help="Database connections in the worker's pool (one more LISTENs for wake-ups).")
 @click.option("--once", is_flag=True, help="One round until nothing is due, then exit (for cron).")
 @click.option("--listen-dsn", metavar="DSN", envvar="HUSH_LISTEN_DSN",
               help="A direct DSN (not through pgbouncer) on which to LISTEN for new connections, when --dsn "
@@ -288,13 +314,17 @@ def connections(ctx: click.Context, tenant: str, provider_name: str | None, as_j
 @click.pass_context
 @fails_cleanly
 def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_size: int, interval: float,
-                 lease_seconds: int, timeout: float, once: bool, listen_dsn: str | None) -> None:
+                 lease_seconds: int, timeout: float, connect_timeout: float, concurrency: int, per_host: int,
+                 per_tenant: int | None, db_connections: int, once: bool, listen_dsn: str | None) -> None:
     """Keep OAuth tokens fresh ahead of expiry, for every tenant this role is granted.
 
     Run it as a login role that is a member of hush_oauth_worker and granted the
-    tenants it serves ('*' for all). Several may run side by side. One log line
-    per action on stderr, never a token. SIGTERM or SIGINT: the refresh in
-    flight finishes, unused leases are given back, exit 0."""
+    tenants it serves ('*' for all). Several may run side by side. Refreshes run
+    concurrently, fair across tenants and hosts: a provider that never answers
+    holds --per-host of them for one timeout, and nobody else waits. One log
+    line per action on stderr, never a token. SIGTERM or SIGINT: nothing more
+    starts, the leases whose request was not sent are given back at once, the
+    requests in flight finish (up to their timeouts) and are stored, exit 0."""
     import logging
     import signal
 
@@ -304,7 +334,9 @@ def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_s
     with connect(ctx) as conn:  # fail fast (exit 9) when the database is unreachable
         conninfo = _conninfo_of(conn)
     worker = OAuthWorker(conninfo, window=window, batch_size=batch_size, interval=interval, lease_seconds=lease_seconds,
-                         keepalive=keepalive, timeout=timeout, listen_conninfo=listen_dsn)
+                         keepalive=keepalive, timeout=timeout, connect_timeout=connect_timeout,
+                         concurrency=concurrency, per_host=per_host, per_tenant=per_tenant,
+                         db_connections=db_connections, listen_conninfo=listen_dsn)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     if once:
