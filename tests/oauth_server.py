@@ -193,6 +193,9 @@ class Control:
         self.deny = False                      # the user refuses at /authorize
         self.device_slow_down_within = 0.0     # polls closer than this answer slow_down
         self.token_delay = 0.0                 # seconds the token endpoint takes
+        # Token requests, once counted, wait until this is set (30 s at most): a test acts while
+        # they are in flight, by events rather than by time.
+        self.token_gate: threading.Event | None = None
         self.revoked: list[str] = []           # token_type_hint of every revocation that hit a token
         self.userinfo_requests = 0
         self.echo_in_errors = False            # a careless provider: error descriptions repeat what was sent
@@ -517,6 +520,9 @@ class OAuthServer:
                 fail = outer.control.fail_token_requests > 0
                 if fail:
                     outer.control.fail_token_requests -= 1
+                gate = outer.control.token_gate
+            if gate is not None:
+                gate.wait(30)
             if outer.control.token_delay:
                 time.sleep(outer.control.token_delay)
             if outer.control.redirect_token_to:

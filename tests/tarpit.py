@@ -29,9 +29,10 @@ class Tarpit:
         self._thread.start()
         return self
 
-    def url(self, path: str = "/token", host: str = "localhost") -> str:
-        """Its address under `host`: by default `localhost`, so that per-host limits count it
-        apart from the loopback OAuth server at 127.0.0.1."""
+    def url(self, path: str = "/token", host: str = "127.0.0.1") -> str:
+        """Its address under `host`: by default 127.0.0.1, the loopback OAuth server's host
+        name, another port: the worker's slots are a tenant's own and by origin (scheme, host
+        and port), so a tarpit on a healthy provider's host name must stall nobody else."""
         return f"http://{host}:{self.port}{path}"
 
     @property

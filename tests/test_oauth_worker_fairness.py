@@ -46,8 +46,9 @@ def store_due(db: Any, tenant: str, user: str, provider: str, tokens: list[dict[
 
 
 def tarpit_tenant(db: Any, tarpit: Tarpit, n: int) -> None:
-    """globex (bob) with a provider whose token endpoint is the tarpit and n due connections;
-    wendy, the worker's role, serves globex too."""
+    """globex (bob) with a provider whose token endpoint is the tarpit (at 127.0.0.1, the
+    healthy provider's host name, another port) and n due connections; wendy, the worker's
+    role, serves globex too."""
     db.sql("SELECT hush.grant_tenant('wendy', 'globex')")
     with tenant_oauth(db, user="bob", tenant="globex") as gx:
         gx.register_provider("slow", client_id="app", client_secret="app-secret", token_endpoint=tarpit.url())
@@ -95,7 +96,9 @@ def test_the_claim_takes_every_tenants_first_connection_before_anyones_second(db
 
 def test_a_tarpit_tenant_does_not_stall_the_others(db: Any, oauth_server: Any) -> None:
     """100 due connections of globex at a provider that accepts and never answers, 10 of acme
-    at a healthy one: acme's are refreshed while the tarpit holds its requests open, and
+    at a healthy one on the same host name (127.0.0.1, another port: slots are a tenant's
+    own and by origin, not by host name): acme's are refreshed while the tarpit holds its
+    requests open, and
     before any of them has timed out; the tarpit never holds more than per_host; what globex
     cannot send soon goes back instead of waiting on hand."""
     srv = fresh_server(oauth_server)
@@ -281,3 +284,16 @@ def test_a_job_that_could_not_finish_inside_its_lease_goes_back_unused() -> None
     finally:
         hang.set()
         d.close()
+
+
+def test_slots_and_stalls_are_a_tenants_own_and_by_origin() -> None:
+    """What the scheduler counts slots and stalls by: tenant, scheme, host and port of the
+    token endpoint (the default port written or not), never the host name alone."""
+    from hush._oauth_worker import _origin
+
+    acme = _origin("acme", {"token_endpoint": "http://127.0.0.1:8080/token"})
+    assert acme != _origin("acme", {"token_endpoint": "http://127.0.0.1:9090/token"})
+    assert acme != _origin("globex", {"token_endpoint": "http://127.0.0.1:8080/token"})
+    assert acme != _origin("acme", {"token_endpoint": "https://127.0.0.1:8080/token"})
+    assert _origin("acme", {"token_endpoint": "https://IdP.example/t"}) == _origin(
+        "acme", {"token_endpoint": "https://idp.example:443/x"})

@@ -58,14 +58,19 @@ def record(plpy: Any, who: dict, tenant: str, action: str, secret_id: Any = None
     rate limit, when it has one, is checked once per step (admins' steps carry none)."""
     import json  # here: the read path records through record_reads and needs none
     assert action in ACTIONS, action
-    if who.get("audit_limit") and not who.get("rate_checked"):
-        check_rate(plpy, tenant, who["audit_limit"])
-        who["rate_checked"] = True
+    _rate_once(plpy, who, tenant)
     p = plan(plpy, "audit.record", RECORD_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid", "pg_catalog.text", "pg_catalog.int4",
               "pg_catalog.jsonb", "pg_catalog.name"])
     plpy.execute(p, [tenant, action, secret_id, secret_name, version,
                      None if detail is None else json.dumps(detail, sort_keys=True), who["caller"]])
+
+
+def _rate_once(plpy: Any, who: dict, tenant: str) -> None:
+    """A tenant's rate limit, when it has one, checked once per step (admins' steps carry none)."""
+    if who.get("audit_limit") and not who.get("rate_checked"):
+        check_rate(plpy, tenant, who["audit_limit"])
+        who["rate_checked"] = True
 
 
 # record() for many rows of one action: one statement, in the order given.
@@ -89,9 +94,7 @@ def record_many(plpy: Any, who: dict, tenant: str, action: str, rows: list) -> N
     assert action in ACTIONS, action
     if not rows:
         return
-    if who.get("audit_limit") and not who.get("rate_checked"):
-        check_rate(plpy, tenant, who["audit_limit"])
-        who["rate_checked"] = True
+    _rate_once(plpy, who, tenant)
     p = plan(plpy, "audit.record_many", RECORD_MANY_SQL,
              ["pg_catalog.text", "pg_catalog.text", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]",
               "pg_catalog.jsonb[]", "pg_catalog.name"])

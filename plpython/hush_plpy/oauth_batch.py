@@ -23,6 +23,15 @@ log line as a call of its own would leave, and the others are stored; when a
 tenant's step fails as a whole (its grant was revoked meanwhile), each of its
 rows carries that error. No token, client secret or lease token is in an
 error, a log line or an audit row.
+
+A finish never waits for a row lock. Any role that may use the lease functions
+in a tenant (a writer; a reader where reader_refresh is on) can leave a
+transaction open holding a connection row's lock (a store, a finish with a
+wrong token, and so on), and a wait for it would hold the worker's statement,
+with every other tenant's refreshes in it, for as long. A row locked by another
+transaction is skipped (SKIP LOCKED) and its refresh comes back with 55P03
+(lock_not_available), which the worker stores again later (_oauth_batch.py);
+the others are stored.
 """
 from __future__ import annotations
 
@@ -42,12 +51,18 @@ TA, I4, J, B, F8, BOOL = ("pg_catalog.text[]", "pg_catalog.int4[]", "pg_catalog.
 OWNER, REFRESHER = privileged.OWNER, privileged.REFRESHER
 # Refreshes one oauth_worker_finish call takes (the domains of sql/26_oauth_batch.sql say the same).
 MAX_BATCH = 1000
+# lock_not_available: a connection row another transaction holds locked, skipped.
+LOCKED = "55P03"
+# A tenant's step that fails with one of these ends the whole statement: a statement
+# timeout or a cancel is spent once caught (the other tenants' work would run with none
+# left), and after a shutdown request nothing more should run.
+ENDS_STATEMENT = frozenset(("57014", "57P01"))
 
 # The connections of one tenant named by (provider, account), each found through the
 # primary key whatever the planner makes of the table's statistics (OFFSET 0 keeps the
 # lookup per name, where a join may scan every connection of the tenant). A finish locks
-# them in the order given, which it sorts: two batches over the same rows wait, never
-# deadlock.
+# those no other transaction holds and skips the others (see the module's docstring): it
+# waits for no lock, so two batches can never deadlock either.
 CONNS_SQL = f"""
 SELECT x.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(p, a),
        LATERAL (SELECT c.provider, {oauth.CONN_COLS} FROM hush.oauth_connections c
@@ -56,7 +71,8 @@ SELECT x.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(p,
 CONNS_LOCK_SQL = f"""
 SELECT x.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(p, a),
        LATERAL (SELECT c.ctid AS row_at, c.provider, {oauth.CONN_COLS} FROM hush.oauth_connections c
-                 WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} u.p AND c.account {EQ} u.a FOR UPDATE) x
+                 WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} u.p AND c.account {EQ} u.a
+                 FOR UPDATE SKIP LOCKED) x
 """
 PROVIDERS_SQL = f"""
 SELECT p.name, p.id, p.generation, p.config, p.key_id, p.wrapped_dek, p.ciphertext
@@ -148,6 +164,8 @@ def worker_lease(plpy: Any, GD: dict, holder: Any, batch_size: Any, window_secon
         try:
             opened = privileged.call(plpy, OWNER, _open_leases, GD, tenant, rows, clean)
         except Fail as f:
+            if f.code in ENDS_STATEMENT:
+                raise
             opened = [_refused(plpy, "worker_lease", tenant, f)] * len(rows)
         for r, o in zip(rows, opened):
             if "fail" in o:  # refused inside the step: logged here, outside it
@@ -254,6 +272,8 @@ def worker_finish(plpy: Any, GD: dict, tenants: Any, providers: Any, accounts: A
         try:
             done = privileged.call(plpy, OWNER, _finish_many, GD, tenant, items)
         except Fail as f:
+            if f.code in ENDS_STATEMENT:
+                raise
             refusal = _refused(plpy, "worker_finish", tenant, f)
             done = {i: refusal for i, *_ in items}
         for i, o in done.items():
@@ -272,6 +292,10 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
     rows = {(r["provider"], r["account"]): r for r in plpy.execute(
         plan(plpy, "oauth_batch.conns_lock", CONNS_LOCK_SQL, [T, TA, TA]),
         [tenant, [p for p, _ in names], [a for _, a in names]])}
+    skipped = [k for k in names if k not in rows]
+    locked = {(r["provider"], r["account"]) for r in plpy.execute(
+        plan(plpy, "oauth_batch.conns", CONNS_SQL, [T, TA, TA]),
+        [tenant, [p for p, _ in skipped], [a for _, a in skipped]])} if skipped else set()
     provs = {p["name"]: p for p in plpy.execute(plan(plpy, "oauth_batch.providers", PROVIDERS_SQL, [T, TA]),
                                                 [tenant, sorted({it[1] for it in items})])}
     out: dict = {}
@@ -282,6 +306,10 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
         key = (provider_name, account)
         row = rows.get(key)
         try:
+            if row is None and key in locked:  # there, held by another transaction: skipped
+                raise Fail(LOCKED, "account %s of tenant %s at OAuth provider %r is locked by another transaction: "
+                           "its refresh was not stored" % (validate.show(account), tenant, provider_name),
+                           hint="Store it again once that transaction ends (the worker does).")
             if row is None:
                 if provider_name not in provs:
                     raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %s is not registered in tenant %s"

@@ -33,6 +33,8 @@ from ._errors import (ExpiredToken, HushError, InvalidArgument, InvalidCallback,
                       OAuthStateInvalid, ReauthorizationRequired, SlowDown, AuthorizationPending, EgressRefused,
                       masked)
 from ._exec import Executor, PoolExecutor, PsycopgExecutor, executor_for, is_sqlalchemy
+from ._log import logger
+from ._oauth_db import code_of, transient
 from ._oauth_extra import missing
 from ._oauth_models import AuthorizationRequest, Connection, DeviceAuthorization, OAuthEvent, Provider, TokenSet
 
@@ -48,6 +50,10 @@ except ModuleNotFoundError as e:
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none", *JWT_METHODS)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Seconds before each further attempt at storing a refresh whose store failed for a passing
+# reason (a lock timeout, a lost connection): the provider may already have rotated the
+# refresh token presented, so its answer is not dropped at the first failure.
+STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
 CLIENT_ACCOUNT = "@client"
 DEFAULT_ACCOUNT = "default"
 
@@ -535,13 +541,42 @@ class OAuth:
         # `answered`: called once the provider has answered (or failed), before the result is
         # stored; the worker frees the provider host's slot there, not after the database work.
         response, claims, rejected = self._refresh_request(provider, account, lease_token, lease, answered)
-        try:
-            stored = self._w(q.finish(self.tenant, provider, account, lease_token, lease["generation"], response))
-        except OAuthLeaseLost:  # our lease expired and another caller stored first: theirs stands
-            row = self._w(q.token(self.tenant, provider, account))
-            return self._token_set(provider, account, row, row["expires_at"])
+        finish = q.finish(self.tenant, provider, account, lease_token, lease["generation"], response)
+        for attempt in range(len(STORE_RETRY_DELAYS) + 1):
+            try:
+                stored = self._w(finish)
+                break
+            except OAuthLeaseLost:  # our lease expired and another caller stored first: theirs stands
+                row = self._w(q.token(self.tenant, provider, account))
+                return self._token_set(provider, account, row, row["expires_at"])
+            except (HushError, psycopg.Error) as e:
+                if transient(e) and attempt < len(STORE_RETRY_DELAYS):
+                    self.sleep(STORE_RETRY_DELAYS[attempt])
+                    continue
+                # Not left silently: the failure is recorded on the connection (never a token).
+                code = code_of(e)
+                logger.error("tenant=%s provider=%s account=%s: the provider answered the refresh, and its tokens "
+                             "could not be stored [%s]; the refresh token it replaced may be spent", self.tenant,
+                             provider, account, code)
+                self._release_failed(provider, account, lease_token, lease["generation"],
+                                     f"the provider answered, and its tokens could not be stored [{code}]", False,
+                                     None)
+                raise
         return self._token_set(provider, account, response, stored["expires_at"], claims, stored=stored,
                                rejected=rejected)
+
+    def _release_failed(self, provider: str, account: str, lease_token: str, generation: int, error: str,
+                        reauth: bool, retry_after: int | None) -> None:
+        """Give the lease back with the failure recorded, if the database takes it: best effort
+        (a row locked elsewhere, the database gone), logged, and the lease then runs out on its
+        own; the failure being reported is what the caller sees."""
+        try:
+            self._w(q.release(self.tenant, provider, account, lease_token, generation, error, reauth, retry_after))
+        except OAuthLeaseLost:  # superseded once it ran out: the failure is the new holder's to find
+            pass
+        except (HushError, psycopg.Error) as e:
+            logger.warning("tenant=%s provider=%s account=%s: the failed refresh could not be recorded [%s]; its "
+                           "lease runs out", self.tenant, provider, account, code_of(e))
 
     def _refresh_request(self, provider: str, account: str, lease_token: str, lease: dict[str, Any],
                          answered: Callable[[], None] | None = None
@@ -568,11 +603,8 @@ class OAuth:
                 answered()
             reauth = isinstance(e, ReauthorizationRequired) or (
                 isinstance(e, OAuthError) and e.error == "invalid_grant")
-            try:
-                self._w(q.release(self.tenant, provider, account, lease_token, generation, _describe(e), reauth,
-                                  getattr(e, "retry_after", None)))
-            except OAuthLeaseLost:  # superseded once it ran out: the failure is the new holder's to find
-                pass
+            self._release_failed(provider, account, lease_token, generation, _describe(e), reauth,
+                                 getattr(e, "retry_after", None))
             if reauth and not isinstance(e, ReauthorizationRequired):
                 raise ReauthorizationRequired(f"OAuth provider {provider!r} refused the refresh token of account "
                                               f"{account!r} (invalid_grant): it must authorize again",

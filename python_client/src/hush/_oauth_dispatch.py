@@ -1,9 +1,12 @@
 """The OAuth worker's scheduler: which leased connection goes next, on which thread.
 
 A job is one connection the worker has leased (hush.oauth_worker_claim). Its
-provider's host is known only once its lease is opened (the claim that returns
-the refresh token and the provider's settings), so a job goes through the steps
-below. A job whose lease came opened with its claim (hush.oauth_worker_lease,
+"host" below is what `open` returns: the worker gives the tenant and its
+provider's token endpoint's scheme, host and port, so that slots and stalls are
+a tenant's own (a tenant naming another's provider host, with a port or scheme
+of its own, shares nothing with it). That is known only once its lease is
+opened (the claim that returns the refresh token and the provider's settings),
+so a job goes through the steps below. A job whose lease came opened with its claim (hush.oauth_worker_lease,
 what the worker's rounds take: `opened`) starts at its host's queue, ready to
 send:
 

@@ -13,6 +13,9 @@ send refresh tokens and client secrets there from inside the network. So:
   the socket goes to the address checked: a name that resolves elsewhere a moment later
   (DNS rebinding) gets nowhere. TLS still verifies the certificate against the name.
 - No redirect is followed: a 3xx is refused (it could name any host).
+- The connect timeout bounds the whole connection, whatever the name's owner makes its
+  DNS answer: resolution included (however slow), and MAX_ADDRESSES addresses tried at
+  most (however many it lists).
 
 An entry names what a URL may say: a host name applies to URLs naming that host, whatever
 it resolves to; an IP address or a CIDR network to URLs naming an address in it. An entry
@@ -188,19 +191,66 @@ def check_url(url: str | httpx.URL, policy: EgressPolicy, *, browser: bool = Fal
     return host
 
 
+# Addresses of one name tried at most: the name's owner (a tenant's writer chooses the
+# endpoint) decides how many there are, and each one tried costs the worker a thread.
+MAX_ADDRESSES = 4
+Resolve = Callable[[str, int], Sequence[Any]]  # socket.getaddrinfo's answer for (host, port)
+
+
+def _getaddrinfo(host: str, port: int) -> Sequence[Any]:
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+
+
+def resolve_within(resolve: Resolve, host: str, port: int, timeout: float | None) -> Sequence[Any]:
+    """resolve(host, port), given up after `timeout` seconds (httpcore.ConnectTimeout).
+    getaddrinfo cannot be interrupted: it runs in a daemon thread of its own, left behind
+    at the deadline to end when the system resolver gives up (resolv.conf's timeout and
+    attempts). That idle thread is what a slow name costs, for that long: never a worker
+    thread or slot. An IP address is resolved on the spot."""
+    if timeout is None or _address(host) is not None:
+        return resolve(host, port)
+    box: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append(resolve(host, port))
+        except BaseException as e:  # handed over to the waiting caller
+            box.append(e)
+        done.set()
+    threading.Thread(target=run, name="hush-resolve", daemon=True).start()
+    if not done.wait(max(0.0, timeout)):
+        raise httpcore.ConnectTimeout("name resolution timed out")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    found: Sequence[Any] = box[0]
+    return found
+
+
 class _VettingBackend(httpcore.NetworkBackend):
     """httpcore's own sync backend, connecting only to addresses the policy admits: the name
-    is resolved here, every address checked, and the socket opened to one of those."""
+    is resolved here, every address checked, and the socket opened to one of those.
 
-    def __init__(self, policy: EgressPolicy) -> None:
+    The connect timeout is one deadline for all of it: the name's resolution, and the first
+    MAX_ADDRESSES addresses tried in turn, each with an equal share of what is left (a dead
+    first address does not use up the others' time). Per address, a name with many dead
+    ones held a request (and a worker's thread and slot) that many timeouts; and a name
+    whose DNS answered slowly held it without limit (getaddrinfo has no timeout).
+    `resolve`: what resolves a name (socket.getaddrinfo's answer), for tests."""
+
+    def __init__(self, policy: EgressPolicy, resolve: Resolve | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self.inner = httpcore.SyncBackend()
+        self.resolve = resolve or _getaddrinfo
+        self.clock = clock
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
         name = normal_host(host)
+        deadline = None if timeout is None else self.clock() + timeout
         try:
-            found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+            found = resolve_within(self.resolve, name, port, timeout)
         except (OSError, UnicodeError):
             raise httpcore.ConnectError("name resolution failed") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
@@ -212,9 +262,16 @@ class _VettingBackend(httpcore.NetworkBackend):
                     raise Refused(name, f"it resolves to a {why} address ({_may('allow_private')})",
                                   at_connect=True)
         failure: Exception = httpcore.ConnectError("no address")
-        for a in addresses:
+        tried = addresses[:MAX_ADDRESSES]
+        for i, a in enumerate(tried):
+            share = None
+            if deadline is not None:
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise httpcore.ConnectTimeout("connect timed out")
+                share = left / (len(tried) - i)
             try:
-                return self.inner.connect_tcp(a, port, timeout=timeout, local_address=local_address,
+                return self.inner.connect_tcp(a, port, timeout=share, local_address=local_address,
                                               socket_options=socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                 failure = e

@@ -6,17 +6,21 @@ one committed UPDATE, SKIP LOCKED, so several workers take different rows;
 every tenant's most urgent connection before any tenant's second), refreshes
 them concurrently (_oauth_dispatch.py) and stores the results by the batch
 (_oauth_batch.py: hush.oauth_worker_finish):
-`concurrency` threads, at most `per_host` requests in flight to one provider
-host and `per_tenant` for one tenant, each request with a connect and a read
-timeout. A provider that accepts connections and never answers holds a few
-threads for one timeout; every other tenant's refreshes go by meanwhile. No
+`concurrency` threads, at most `per_host` requests in flight to one origin
+(a tenant's provider's token endpoint: tenant, scheme, host and port) and
+`per_tenant` for one tenant, each request with a connect and a read timeout.
+A provider that accepts connections and never answers holds a few threads for
+one timeout; every other tenant's refreshes go by meanwhile. No
 transaction is open during HTTP, and the lease is the one on-demand callers
 use (hush.OAuth.access_token): a connection is never refreshed twice at once.
 Failures back off per connection (the provider's Retry-After when it sends
 one), invalid_grant marks it needs_reauth; the database records the events.
 Database connections: a pool of at most `db_connections` serves the claims and
 every thread's calls (a connection is lent for one call, never shared by two
-threads at once), plus the one that LISTENs for wake-ups.
+threads at once), plus the one that LISTENs for wake-ups. Every call runs with a
+lock timeout and a statement timeout of its own, and waits for no connection
+row's lock (_oauth_db.py): a tenant's role that holds its rows locked in an open
+transaction delays nobody else's refreshes.
 
 Between rounds the worker sleeps until the next connection it serves falls
 due (hush.oauth_worker_next_due), or `interval` seconds if that is sooner, and
@@ -55,9 +59,9 @@ from . import _oauth_calls as q
 from ._client import _pool, connect_kwargs
 from ._errors import (HushError, InvalidArgument, OAuthError, OAuthLeaseLost, ProviderUnavailable,
                       ReauthorizationRequired)
-from ._exec import PoolExecutor
 from ._oauth import OAuth
-from ._oauth_batch import StoreQueue
+from ._oauth_batch import RETRY_SECONDS, NotStored, StoreQueue
+from ._oauth_db import LOCK_TIMEOUT, ROW_LOCK_TIMEOUT, STATEMENT_TIMEOUT, GuardedExecutor, code_of, transient
 from ._oauth_dispatch import Dispatch, Job
 
 log = logging.getLogger("hush.oauth_worker")
@@ -80,31 +84,45 @@ STORE_SECONDS = 5.0
 PROBE_GAP = 1.0
 
 
-def _host(config: dict[str, Any]) -> str:
-    """What per-host limits count by: the host name of the provider's token endpoint."""
-    return (urlsplit(str(config.get("token_endpoint") or "")).hostname or "").lower()
+def _origin(tenant: str, config: dict[str, Any]) -> str:
+    """What per-host slots and stalls count by: the tenant and its provider's token endpoint's
+    origin (scheme, host, port). By the host name alone, a tenant that named another's
+    provider host with a port of its own (a tarpit) shared that host's slots, and stalled them."""
+    u = urlsplit(str(config.get("token_endpoint") or ""))
+    scheme = u.scheme.lower()
+    try:
+        port = u.port or {"https": 443, "http": 80}.get(scheme)
+    except ValueError:  # not a port: the request fails on its own
+        port = None
+    return f"{tenant} {scheme}://{(u.hostname or '').lower()}:{port}"
 
 
 class OAuthWorker:
     """Keeps the tokens of every connection it serves fresh. `window`: refresh what expires
     within this many seconds; `keepalive`: also refresh connections idle this long (providers
     that revoke unused refresh tokens), None = never; `interval`: seconds between rounds.
-    `concurrency` refreshes at once at most, `per_host` of them to one provider host and
-    `per_tenant` (default: half of concurrency, at least per_host) for one tenant;
-    `connect_timeout` and `timeout` (the read timeout) bound each request; `db_connections`:
-    the size of its pool of database connections (one more LISTENs)."""
+    `concurrency` refreshes at once at most, `per_host` of them to one origin (a tenant's
+    token endpoint's scheme, host and port) and `per_tenant` for one tenant (default:
+    per_host, at most a quarter of concurrency, so that tenants whose providers never answer
+    hold a quarter of the threads each at most); `connect_timeout` and `timeout` (the read
+    timeout) bound each request; `db_connections`: the size of its pool of database
+    connections (one more LISTENs); `db_lock_timeout` and `db_statement_timeout` (seconds)
+    bound each of its statements' lock waits and run (the calls on one connection's row
+    wait for no lock at all: _oauth_db.py)."""
 
     def __init__(self, conninfo: str, *, window: int = 900, batch_size: int = 100, interval: float = 30.0,
                  lease_seconds: int = 60, keepalive: int | None = None, timeout: float = 10.0,
                  connect_timeout: float = 5.0, concurrency: int = 16, per_host: int = 4,
                  per_tenant: int | None = None, db_connections: int = 4,
-                 listen_conninfo: str | None = None) -> None:
-        per_tenant = max(per_host, concurrency // 2) if per_tenant is None else per_tenant
+                 listen_conninfo: str | None = None, db_lock_timeout: float = LOCK_TIMEOUT,
+                 db_statement_timeout: float = STATEMENT_TIMEOUT) -> None:
+        per_tenant = max(1, min(per_host, concurrency // 4)) if per_tenant is None else per_tenant
         for name, n in (("concurrency", concurrency), ("per_host", per_host), ("per_tenant", per_tenant),
                         ("db_connections", db_connections)):
             if not 1 <= n <= 1000:
                 raise InvalidArgument(f"{name} must be between 1 and 1000")
-        for name, t in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+        for name, t in (("timeout", timeout), ("connect_timeout", connect_timeout),
+                        ("db_lock_timeout", db_lock_timeout), ("db_statement_timeout", db_statement_timeout)):
             if not 0 < t <= 600:
                 raise InvalidArgument(f"{name} must be more than 0 and at most 600 seconds")
         self.conninfo = conninfo
@@ -120,16 +138,20 @@ class OAuthWorker:
         self.per_host = per_host
         self.per_tenant = per_tenant
         self.db_connections = db_connections
+        self.db_lock_timeout = db_lock_timeout
+        self.db_statement_timeout = db_statement_timeout
         self.holder = f"worker:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.stats: Counter[str] = Counter()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._db: ConnectionPool[Any] | None = None
+        self._calls: tuple[GuardedExecutor, GuardedExecutor] | None = None  # statements; row calls
         self._oauths: dict[str, OAuth] = {}
         self._dispatch: Dispatch | None = None
         self._stores: StoreQueue | None = None
         self._serving = False    # inside run(): a round leaves its work going when it ends
         self._fruitless = False  # the last round's claims all went back (stalled hosts)
+        self._empty = False      # the last round claimed nothing at all
 
     def stop(self) -> None:
         """Start nothing more: give back every lease whose request was not sent, let the
@@ -150,30 +172,47 @@ class OAuthWorker:
                                  connect_kwargs({"application_name": "hush-oauth-worker"}, None), 10.0, {})
             return self._db
 
+    def _executors(self) -> tuple[GuardedExecutor, GuardedExecutor]:
+        """Over the pool: the worker's statements (db_lock_timeout), and the calls on one
+        connection's row, which wait for no lock (_oauth_db.py)."""
+        pool = self._pool()
+        with self._lock:
+            if self._calls is None or self._calls[0].pool is not pool:
+                self._calls = (GuardedExecutor(pool, lock_timeout=self.db_lock_timeout,
+                                               statement_timeout=self.db_statement_timeout),
+                               GuardedExecutor(pool, lock_timeout=min(ROW_LOCK_TIMEOUT, self.db_lock_timeout),
+                                               statement_timeout=self.db_statement_timeout))
+            return self._calls
+
     def _run(self, call: Any) -> Any:
-        return PoolExecutor(self._pool()).run([call])[0]
+        return self._executors()[0].run([call])[0]
+
+    def _run_row(self, call: Any) -> Any:
+        return self._executors()[1].run([call])[0]
 
     def close(self) -> None:
         """Let the worker's threads end and close its database pool (run() does it on return)."""
         with self._lock:
             d, self._dispatch = self._dispatch, None
             stores, self._stores = self._stores, None
-            db, self._db = self._db, None
         if d is not None:
             d.close()
-        if stores is not None:
+        if stores is not None:  # before the pool goes: what it still stores needs it
             stores.close(STORE_SECONDS)
+        with self._lock:
+            db, self._db = self._db, None
+            self._calls = None
         if db is not None:
             db.close()
 
     def _oauth(self, tenant: str) -> OAuth:
-        pool = self._pool()
+        rows = self._executors()[1]  # its calls are on one connection's row: a renewal, a release
         with self._lock:
             oa = self._oauths.get(tenant)
-            if oa is None:
+            if oa is None or oa._write is not rows:
                 # One attempt per round: a failure backs off in the database, not in this loop.
                 oa = self._oauths[tenant] = OAuth(
-                    pool, tenant, writer=pool, lease_seconds=self.lease_seconds, retries=1,
+                    rows, tenant, writer=rows, lease_seconds=self.lease_seconds, retries=1,
                     timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout))
             return oa
 
@@ -204,7 +243,7 @@ class OAuthWorker:
     def _store(self) -> StoreQueue:
         with self._lock:
             if self._stores is None:
-                self._stores = StoreQueue(self._run)
+                self._stores = StoreQueue(self._run, run_one=self._run_row)
             return self._stores
 
     # -- one connection: open its lease, send its refresh, or give it back ----------------
@@ -215,16 +254,16 @@ class OAuthWorker:
 
     @staticmethod
     def _opened(job: Job) -> str | None:
-        """For a lease opened with its claim (lease()): its host, the lease taken up."""
+        """For a lease opened with its claim (lease()): its origin, the lease taken up."""
         lease = job.row.get("lease")
         if lease is None:
             return None
         job.lease = lease
-        return _host(lease["config"] or {})
+        return _origin(job.tenant, lease["config"] or {})
 
     def _open(self, job: Job) -> str | None:
-        """Take up the claimed lease (the refresh token, the provider's settings); the
-        provider's host, or None when there is nothing to send (outcome counted)."""
+        """Take up the claimed lease (the refresh token, the provider's settings); its origin
+        (_origin), or None when there is nothing to send (outcome counted)."""
         row = job.row
         if "lease" in row:  # opened with its claim (lease())
             if row["lease"] is None:
@@ -232,7 +271,7 @@ class OAuthWorker:
                 self._count("skipped")
                 return None
             job.lease = row["lease"]
-            return _host(row["lease"]["config"] or {})
+            return _origin(job.tenant, row["lease"]["config"] or {})
         try:
             # OAuth.refresh_leased in two steps: the host is known only from the opened lease,
             # and the request waits for its host between them.
@@ -244,7 +283,7 @@ class OAuthWorker:
             log.warning("skipped %s: %s [%s]", self._where(job), e.message, e.code)
             self._count("skipped")
             return None
-        except psycopg.Error as e:  # the database went away: the lease runs out on its own
+        except psycopg.Error as e:  # its row locked (55P03), the database gone: the lease runs out on its own
             log.warning("skipped %s: %s [%s]", self._where(job), type(e).__name__, e.sqlstate)
             self._count("skipped")
             return None
@@ -253,7 +292,7 @@ class OAuthWorker:
             self._count("skipped")
             return None
         job.lease = lease
-        return _host(lease["config"] or {})
+        return _origin(job.tenant, lease["config"] or {})
 
     def _send(self, job: Job, answered: Callable[[], None]) -> None:
         self._attempt(job, answered)
@@ -289,6 +328,10 @@ class OAuthWorker:
         elif isinstance(error, OAuthError):
             outcome = "failed"
             log.warning("failed %s: %s", where, error.message)
+        elif isinstance(error, NotStored):  # the provider answered; the database never took it
+            outcome = "failed"
+            log.error("failed %s: the provider's answer could not be stored in %d attempts [%s]; its lease runs "
+                      "out, and the refresh token it replaced may be spent", where, error.attempts, error.code)
         elif isinstance(error, OAuthLeaseLost):  # ran out and another caller stored first: theirs stands
             outcome = "skipped"
             log.info("skipped %s: refreshed by another caller meanwhile", where)
@@ -311,11 +354,14 @@ class OAuthWorker:
             finished(outcome)
 
     def _release(self, job: Job) -> None:
-        """Give back a lease whose request was never sent: nothing is recorded."""
+        """Give back a lease whose request was never sent: nothing is recorded. Its row locked
+        by another transaction, the lease runs out on its own: no wait (_oauth_db.py)."""
         row = job.row
         try:
-            self._oauth(job.tenant).release_lease(row["provider"], row["account"], row["lease_token"],
-                                                  row["generation"])
+            self._run_row(q.release(job.tenant, row["provider"], row["account"], row["lease_token"],
+                                    row["generation"], None, False))
+        except OAuthLeaseLost:  # it ran out and another call claimed it, or stored tokens
+            pass
         except HushError as e:  # its lease runs out on its own
             log.warning("could not give back %s: %s [%s]", self._where(job), e.message, e.code)
         except psycopg.Error as e:
@@ -335,8 +381,8 @@ class OAuthWorker:
             outcome.append(verb)
             ended.set()
         self._attempt(job, None, finished)
-        self._store().drain(STORE_SECONDS)
-        ended.wait(STORE_SECONDS)
+        # Not drain(): that waits for every refresh queued, another thread's locked row's too.
+        ended.wait(STORE_SECONDS + RETRY_SECONDS)
         return outcome[0] if outcome else "failed"
 
     # -- rounds ------------------------------------------------------------------------------
@@ -365,6 +411,7 @@ class OAuthWorker:
         short = False  # the last claim came up short: nothing more was due then
         mark = before["released"]
         next_claim = 0.0
+        self._empty = True
         while not self.stopping:
             gave_back = self._counts()["released"] > mark  # leases given back since: due again
             if short and not gave_back and d.idle():
@@ -373,8 +420,20 @@ class OAuthWorker:
             if (not short or gave_back) and on_hand < low and time.monotonic() >= next_claim:
                 # Room for more: claim before the threads run dry.
                 want = min(size, self.batch_size - on_hand)
-                rows = self.lease(want)
+                try:
+                    rows = self.lease(want)
+                except (HushError, psycopg.Error) as e:
+                    if not transient(e):
+                        raise
+                    # A lock it would not wait for (maintenance), the database restarting: later.
+                    log.warning("could not lease connections [%s]; trying again in %g s", code_of(e), PROBE_GAP)
+                    mark, short, self._fruitless = self._counts()["released"], True, True
+                    next_claim = time.monotonic() + PROBE_GAP
+                    if self._serving:
+                        break
+                    continue
                 mark = self._counts()["released"]
+                self._empty = self._empty and not rows
                 kept = d.add(rows)
                 short, size = len(rows) < want, self.batch_size
                 if rows and not kept:  # every one waits on a stalled host: look again, not at once
@@ -389,8 +448,8 @@ class OAuthWorker:
             d.tick()
         if self.stopping and not self._serving:
             self._finish(d)
-        elif not self._serving:  # the round's last responses, stored before it is over
-            self._store().drain(STORE_SECONDS)
+        elif not self._serving:  # the round's last responses, stored before it is over (retries too)
+            self._store().drain(STORE_SECONDS + RETRY_SECONDS)
         done = self._counts() - before
         if done:
             log.info("round: %s", ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
@@ -450,16 +509,28 @@ class OAuthWorker:
         self._serving = True
         try:
             log.info("started as %s: window %d s, batch %d, interval %g s, keepalive %s, wake-ups %s; %d at once "
-                     "(%d per host, %d per tenant), timeouts %g s to connect, %g s to read; %d database "
-                     "connections%s", self.holder, self.window, self.batch_size, self.interval,
-                     f"{self.keepalive} s" if self.keepalive else "off", "on" if listener is not None else "off",
-                     self.concurrency, self.per_host, self.per_tenant, self.connect_timeout, self.timeout,
-                     self.db_connections, " + 1 listening" if listener is not None else "")
+                     "(%d per origin, %d per tenant), timeouts %g s to connect, %g s to read; %d database "
+                     "connections%s, lock timeout %g s, statement timeout %g s", self.holder, self.window,
+                     self.batch_size, self.interval, f"{self.keepalive} s" if self.keepalive else "off",
+                     "on" if listener is not None else "off", self.concurrency, self.per_host, self.per_tenant,
+                     self.connect_timeout, self.timeout, self.db_connections,
+                     " + 1 listening" if listener is not None else "", self.db_lock_timeout,
+                     self.db_statement_timeout)
+            if 2 * self.per_tenant > self.concurrency:
+                log.warning("per_tenant %d is more than half of concurrency %d: two tenants whose providers never "
+                            "answer can hold every thread for a timeout", self.per_tenant, self.concurrency)
             while not self.stopping:
                 began = time.monotonic()
                 self.run_once()
-                due = self.next_due()
-                if self._fruitless:  # all that is due waits on stalled hosts: look again, not at once
+                try:
+                    due = self.next_due()
+                except (HushError, psycopg.Error) as e:
+                    if not transient(e):
+                        raise
+                    due = None  # the next round in `interval` at most, or at a wake-up
+                # All that is due waits on stalled hosts, or is due and was not claimed (the claim
+                # skips rows some transaction holds locked): look again, not at once.
+                if self._fruitless or (self._empty and due == 0):
                     due = max(due or 0.0, PROBE_GAP)
                 deadline = time.monotonic() + (self.interval if due is None else min(self.interval, due + 0.05))
                 woken = False

@@ -302,11 +302,16 @@ def connections(ctx: click.Context, tenant: str, provider_name: str | None, as_j
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True,
               help="Refreshes in flight at once (threads).")
 @click.option("--per-host", type=click.IntRange(1, 1000), default=4, show_default=True,
-              help="Refreshes in flight at once to one provider host (its token endpoint's).")
+              help="Refreshes in flight at once to one origin (a tenant's token endpoint: scheme, host, port).")
 @click.option("--per-tenant", type=click.IntRange(1, 1000), default=None,
-              help="Refreshes in flight at once for one tenant. Default: half of --concurrency, at least --per-host.")
+              help="Refreshes in flight at once for one tenant. Default: --per-host, at most a quarter of "
+                   "--concurrency.")
 @click.option("--db-connections", type=click.IntRange(1, 1000), default=4, show_default=True,
               help="Database connections in the worker's pool (one more LISTENs for wake-ups).")
+@click.option("--db-lock-timeout", type=click.FloatRange(0.001, 600), default=0.5, show_default=True,
+              help="Seconds a statement of the worker waits for a lock (it waits for no connection row's).")
+@click.option("--db-statement-timeout", type=click.FloatRange(0.001, 600), default=30.0, show_default=True,
+              help="Seconds a statement of the worker may run.")
 @click.option("--once", is_flag=True, help="One round until nothing is due, then exit (for cron).")
 @click.option("--listen-dsn", metavar="DSN", envvar="HUSH_LISTEN_DSN",
               help="A direct DSN (not through pgbouncer) on which to LISTEN for new connections, when --dsn "
@@ -315,13 +320,15 @@ def connections(ctx: click.Context, tenant: str, provider_name: str | None, as_j
 @fails_cleanly
 def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_size: int, interval: float,
                  lease_seconds: int, timeout: float, connect_timeout: float, concurrency: int, per_host: int,
-                 per_tenant: int | None, db_connections: int, once: bool, listen_dsn: str | None) -> None:
+                 per_tenant: int | None, db_connections: int, db_lock_timeout: float, db_statement_timeout: float,
+                 once: bool, listen_dsn: str | None) -> None:
     """Keep OAuth tokens fresh ahead of expiry, for every tenant this role is granted.
 
     Run it as a login role that is a member of hush_oauth_worker and granted the
     tenants it serves ('*' for all). Several may run side by side. Refreshes run
     concurrently, fair across tenants and hosts: a provider that never answers
-    holds --per-host of them for one timeout, and nobody else waits. One log
+    holds --per-host of them for one timeout, and nobody else waits; nor does
+    the worker wait on a row another transaction holds locked. One log
     line per action on stderr, never a token. SIGTERM or SIGINT: nothing more
     starts, the leases whose request was not sent are given back at once, the
     requests in flight finish (up to their timeouts) and are stored, exit 0."""
@@ -336,7 +343,8 @@ def oauth_worker(ctx: click.Context, window: int, keepalive: int | None, batch_s
     worker = OAuthWorker(conninfo, window=window, batch_size=batch_size, interval=interval, lease_seconds=lease_seconds,
                          keepalive=keepalive, timeout=timeout, connect_timeout=connect_timeout,
                          concurrency=concurrency, per_host=per_host, per_tenant=per_tenant,
-                         db_connections=db_connections, listen_conninfo=listen_dsn)
+                         db_connections=db_connections, listen_conninfo=listen_dsn, db_lock_timeout=db_lock_timeout,
+                         db_statement_timeout=db_statement_timeout)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     if once:
