@@ -40,13 +40,14 @@ ACTIONS = (
     "oauth_egress_allow", "oauth_egress_disallow",
 )
 
-# A superuser acting as itself says so in `detail`, whatever the step.
-RECORD_SQL = """
+# A superuser acting as itself says so in `detail`, whatever the step ({detail}: the
+# statement's detail expression; r: the caller's pg_roles row).
+MARKED_DETAIL = """CASE WHEN r.rolsuper THEN COALESCE({detail}, '{{}}'::pg_catalog.jsonb)
+                                 OPERATOR(pg_catalog.||) '{{"superuser": true}}'::pg_catalog.jsonb
+            ELSE {detail} END"""
+RECORD_SQL = f"""
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
-SELECT $1, $2, $3, $4, $5,
-       CASE WHEN r.rolsuper THEN COALESCE($6, '{}'::pg_catalog.jsonb)
-                                 OPERATOR(pg_catalog.||) '{"superuser": true}'::pg_catalog.jsonb
-            ELSE $6 END, $7
+SELECT $1, $2, $3, $4, $5, {MARKED_DETAIL.format(detail="$6")}, $7
   FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) $7
 """
 
@@ -74,12 +75,9 @@ def _rate_once(plpy: Any, who: dict, tenant: str) -> None:
 
 
 # record() for many rows of one action: one statement, in the order given.
-RECORD_MANY_SQL = """
+RECORD_MANY_SQL = f"""
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, detail, db_role)
-SELECT $1, $2, u.id, u.name, u.version,
-       CASE WHEN r.rolsuper THEN COALESCE(u.detail, '{}'::pg_catalog.jsonb)
-                                 OPERATOR(pg_catalog.||) '{"superuser": true}'::pg_catalog.jsonb
-            ELSE u.detail END, $7
+SELECT $1, $2, u.id, u.name, u.version, {MARKED_DETAIL.format(detail="u.detail")}, $7
   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))
        WITH ORDINALITY AS u(id, name, version, detail, n)
   LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) $7

@@ -937,7 +937,7 @@ def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, ac
         outcome = ("needs_reauth" if row["status"] == "needs_reauth" else
                    "fresh" if row["generation"] != seen_generation else "leased")
         if renew and outcome == "leased":
-            _lease_lost(tenant, provider_name, account)
+            raise lease_lost(tenant, provider_name, account)
         return {"outcome": outcome, "account": account, "generation": row["generation"],
                 "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
                 "refresh_token": None, "config": None, "client_secret": None, "lease_token": None}
@@ -955,9 +955,9 @@ def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, ac
             "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov), "lease_token": token}
 
 
-def _lease_lost(tenant: str, provider_name: str, account: str) -> None:
+def lease_lost(tenant: str, provider_name: str, account: str) -> Fail:
     # One message whatever went: a wrong token, a superseded one, a generation moved on.
-    raise Fail(OAUTH_LEASE_LOST, "this call does not hold the refresh lease of account %r at OAuth provider %r "
+    return Fail(OAUTH_LEASE_LOST, "this call does not hold the refresh lease of account %r at OAuth provider %r "
                "(tenant %s): another call claimed it once it ran out, or stored tokens meanwhile"
                % (account, provider_name, tenant),
                hint="Read the token again; a lease is used with the lease_token its claim returned.")
@@ -985,7 +985,7 @@ def _finish(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, a
     row = _connection(plpy, tenant, provider_name, account, lock=True)
     # The current lease's token, even past lease_until: a slow provider's rotated tokens are kept.
     if row["generation"] != generation or not oauth_lease.holds(row, holder):
-        _lease_lost(tenant, provider_name, account)
+        raise lease_lost(tenant, provider_name, account)
     config = _provider_row(plpy, tenant, provider_name)["config"]
     out = _store(plpy, GD, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row, config,
                  refresh=True)
@@ -1035,7 +1035,7 @@ def _release(plpy: Any, caller: str, tenant: str, provider_name: str, account: s
     confirms = oauth_lease.rights(plpy, caller, tenant, provider_name, account)
     row = _connection(plpy, tenant, provider_name, account, lock=True)
     if row["generation"] != generation or not oauth_lease.holds(row, holder):
-        _lease_lost(tenant, provider_name, account)
+        raise lease_lost(tenant, provider_name, account)
     error = _error_text(error)
     asked = bool(needs_reauth) and error is not None
     # A reader's word cannot strand a connection (anyone can say invalid_grant): the worker

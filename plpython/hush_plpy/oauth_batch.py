@@ -196,7 +196,7 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
                                      % (validate.show(lease["provider"]), tenant))})
         elif (row is None or row["generation"] != lease["generation"]
               or not oauth_lease.holds(row, lease["lease_token"])):
-            out.append({"fail": _lost(tenant, lease["provider"], lease["account"])})
+            out.append({"fail": oauth.lease_lost(tenant, lease["provider"], lease["account"])})
         else:
             out.append(None)
             found.append((lease, row, prov))
@@ -224,14 +224,6 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
         out[i] = {"grant_type": row["grant_type"], "scopes": row["scopes"], "refresh_token": refresh_token,
                   "config": prov["config"], "client_secret": secrets[name]}
     return out
-
-
-def _lost(tenant: str, provider_name: str, account: str) -> Fail:
-    try:
-        oauth._lease_lost(tenant, provider_name, account)
-    except Fail as f:
-        return f
-    raise AssertionError("_lease_lost returned")  # pragma: no cover
 
 
 # -- finish ---------------------------------------------------------------------------------
@@ -318,7 +310,7 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
                            % (validate.show(account), tenant, provider_name))
             # The current lease's token, even past lease_until: a slow provider's rotated tokens are kept.
             if key in taken or row["generation"] != generation or not oauth_lease.holds(row, holder):
-                raise _lost(tenant, provider_name, account)
+                raise oauth.lease_lost(tenant, provider_name, account)
             config = provs[provider_name]["config"] if provider_name in provs else None
             row_id, common = oauth._store_values(plpy, GD, ctx, tenant, provider_name, row["grant_type"], sealed,
                                                  clear, row, config, True)
@@ -341,7 +333,7 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
     for i, provider_name, account, row, row_id, clear, sealed in stored:
         w = written.get((provider_name, account))
         if w is None:  # locked above: cannot happen; refused rather than reported stored
-            out[i] = {"fail": _lost(tenant, provider_name, account)}
+            out[i] = {"fail": oauth.lease_lost(tenant, provider_name, account)}
             continue
         out[i] = {"generation": w["generation"], "expires_at": w["expires_at"], "scopes": clear["scopes"],
                   "fields": json.dumps(clear["fields"]),
