@@ -575,9 +575,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", choices=["sql", "python", "authority", "standby", "rewrap", "audit", "oauth"],
+    ap.add_argument("--only", choices=["sql", "python", "authority", "access", "standby", "rewrap", "audit", "oauth"],
                     help="Run only the pgbench rows, the Python client rows, the authority rows (versions, "
-                         "SET LOCAL ROLE, first call), the standby rows, the rewrap rows, the audit rows or the OAuth rows.")
+                         "SET LOCAL ROLE, first call), the access rows (whole-tenant vs prefix grants), the standby "
+                         "rows, the rewrap rows, the audit rows or the OAuth rows.")
     ap.add_argument("--oauth-connections", type=int, default=2000,
                     help="OAuth connections read by oauth_access_token and refreshed by one worker.")
     ap.add_argument("--audit-rows", default="100000,1000000",
@@ -595,7 +596,7 @@ def main() -> None:
         with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
             su.execute(SETUP)
         have = 0
-        for n in (sizes if args.only not in ("audit", "oauth", "authority", "standby") else []):
+        for n in (sizes if args.only not in ("audit", "oauth", "authority", "access", "standby") else []):
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
@@ -638,6 +639,12 @@ def main() -> None:
             if args.only == "authority":
                 load(c, 0, n)
             results.extend(authority_rows(c, n, args.seconds))
+        if args.only in (None, "access"):
+            from access import access_rows  # bench/access.py
+            n = min(sizes)
+            if args.only == "access":
+                load(c, 0, n)
+            results.extend(access_rows(c, n, args.seconds))
         if args.only in (None, "standby"):
             n = min(sizes)
             if args.only == "standby":
@@ -667,7 +674,9 @@ def main() -> None:
           "(audit off, and audit on for the audited row); save_secret / baseline 3. Standby rows: standby / primary, "
           "same audit setting; first calls: wall ms (the ops/s column), the audited one's extra cost beside it. Authority rows: the latest of 200 "
           "versions / a 1-version read; alternating SET LOCAL ROLE / one role; the first call's backend CPU (ms, in "
-          "the ops/s column) and what it costs beyond a first plain SELECT. "
+          "the ops/s column) and what it costs beyond a first plain SELECT. Access rows: get_secret (audit off) by a "
+          "reader granted 10 name prefixes (or through its group role) / by one granted the whole tenant: medians of "
+          "1 s runs in turn. "
           "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "
           "ratio to raw psycopg on the same kind of connection (4: prepared; 4u: not; 4b: through pgbouncer in "
           "transaction mode): the wrapper's overhead. Rewrap rows: data keys re-sealed per second over the whole "

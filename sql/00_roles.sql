@@ -3,9 +3,11 @@
 -- DROP EXTENSION.
 --   hush_owner   NOLOGIN, not a superuser: owns every table and API function,
 --                so RLS (FORCE'd) applies inside SECURITY DEFINER functions.
---   hush_reader  reads secret values of the tenants granted to the caller.
+--   hush_reader  reads secret values where the caller's grants allow it (hush.grant:
+--                capabilities on name prefixes of a tenant).
 --   hush_writer  hush_reader + save, update, delete, restore, destroy.
---   hush_admin   tenants, grants, keys; reads no secret values.
+--   hush_admin   tenants, grants, keys; reads no secret values (no grant can give
+--                it read: grants.py refuses capabilities a role cannot call).
 --   hush_auditor reads the audit trail; reads no secret values.
 --   hush_keykeeper NOLOGIN, BYPASSRLS: owns only the root key functions, which
 --                count and re-seal data keys across every tenant; it reads

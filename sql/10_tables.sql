@@ -45,14 +45,22 @@ CREATE TABLE hush.tenants (
 );
 SELECT pg_catalog.pg_extension_config_dump('hush.tenants'::regclass, '');
 
--- Which roles may act on which tenants ('*' = every tenant). Role names, not
--- OIDs, so grants survive a dump and restore into another cluster.
+-- What roles may do in which tenants ('*' = every tenant): capabilities on the
+-- secrets (and OAuth providers) whose names start with a literal prefix ('' =
+-- the whole tenant). Grants add up; there are no deny rules. Role names, not
+-- OIDs, so grants survive a dump and restore into another cluster. The primary
+-- key leads with (tenant, role): a check probes it with the caller's role set
+-- (access.py), not one row per grant of the tenant.
 CREATE TABLE hush.tenant_grants (
-    tenant_id  text NOT NULL,
-    role_name  name NOT NULL,
-    granted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    granted_by name NOT NULL,
-    PRIMARY KEY (tenant_id, role_name)
+    tenant_id    text NOT NULL,
+    role_name    name NOT NULL,
+    granted_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    granted_by   name NOT NULL,
+    prefix       text NOT NULL DEFAULT '' CHECK (pg_catalog.length(prefix) <= 255),
+    capabilities text[] NOT NULL
+                 CHECK (pg_catalog.cardinality(capabilities) > 0
+                        AND capabilities <@ '{{capabilities}}'::text[]),
+    PRIMARY KEY (tenant_id, role_name, prefix)
 );
 CREATE INDEX tenant_grants_role ON hush.tenant_grants (role_name);
 SELECT pg_catalog.pg_extension_config_dump('hush.tenant_grants'::regclass, '');

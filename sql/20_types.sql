@@ -68,3 +68,26 @@ CREATE TYPE hush.tenant_settings AS (
     audit_rows_per_second integer,
     reader_refresh  boolean
 );
+
+-- A grant of capabilities on the names that start with a prefix ('' = the whole
+-- tenant; '*' tenant = every tenant): what hush.grant and hush.revoke return.
+CREATE TYPE hush.access_grant AS (
+    tenant_id    text,
+    role_name    name,
+    prefix       text,
+    capabilities text[],
+    granted_at   timestamptz,
+    granted_by   name
+);
+
+-- One capability a role holds on a prefix (hush.effective_access): the grant that
+-- gives it (its tenant and role; implied_by 'read' or 'write' for a list that
+-- one of them implies) and whether the role may call that capability's functions.
+CREATE TYPE hush.access_entry AS (
+    capability   text,
+    prefix       text,
+    grant_tenant text,
+    grant_role   name,
+    implied_by   text,
+    callable     boolean
+);

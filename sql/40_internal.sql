@@ -63,8 +63,10 @@ AS $py${{py: privileged.run('hush_refresher', ticket, caller)}}$py$;
 -- connection of the reading backend's own, and committed before its value
 -- leaves (plpython/hush_plpy/recorder.py). Stores only records that carry a MAC
 -- keyed by the root keyring, which only hush's reads can make: logging in as
--- the role that may call it forges nothing. Answers with a receipt the reader
--- checks: nothing in between can fake the commit.
+-- the role that may call it forges nothing. Stores nothing unless the reader's
+-- grants, asked again in its own fresh snapshot, still allow every row (SH020:
+-- a revoke bites a REPEATABLE READ reader too; recheck.py). Answers with a
+-- receipt the reader checks: nothing in between can fake the commit.
 CREATE OR REPLACE FUNCTION hush._record(body text, proof bytea) RETURNS text
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $py${{py: recorder.store(GD, body, proof)}}$py$;

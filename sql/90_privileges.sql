@@ -136,7 +136,7 @@ GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, 
 -- The dispatchers run only steps that hush's own functions queued (a ticket),
 -- so EXECUTE on them gives nothing beyond the API functions that queue them:
 -- granted to the roles whose API functions do.
-GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_reader, hush_admin;
+GRANT EXECUTE ON FUNCTION hush._as_owner(text, name) TO hush_reader, hush_admin, hush_auditor;
 GRANT EXECUTE ON FUNCTION hush._as_keykeeper(text, name) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush._as_retention(text, name) TO hush_admin, hush_auditor;
 
@@ -163,7 +163,9 @@ GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer, text
 GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists_by_id(text, uuid) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer, text, boolean) TO hush_reader;
+-- A tenant's trail (the rows under the caller's `audit` prefixes): its readers' and its auditors'.
+GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer, text, boolean)
+    TO hush_reader, hush_auditor;
 
 -- Writers (who are also readers) change secrets.
 GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, hush.secret_tags, jsonb, text, integer, timestamptz) TO hush_writer;
@@ -207,6 +209,10 @@ GRANT EXECUTE ON FUNCTION hush.oauth_allow_egress(text, boolean, boolean), hush.
 -- Admins manage tenants and grants, and may look at configuration (no values there).
 GRANT EXECUTE ON FUNCTION hush.grant_tenant(name, text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.revoke_tenant(name, text) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush."grant"(name, text, text, text[]), hush."revoke"(name, text, text, text[]) TO hush_admin;
+-- What a role may do where: every hush role asks it of itself (admins of any role).
+GRANT EXECUTE ON FUNCTION hush.effective_access(name, text)
+    TO hush_reader, hush_admin, hush_auditor, hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer, boolean) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;

@@ -298,7 +298,11 @@ def test_every_function_gives_every_bad_argument_a_hush_sqlstate(db: Any) -> Non
                     except psycopg.Error as e:
                         err = e
                         refused += 1
-                    p = _problem(err, bad)
+                    # Asking what another role may do is refused with PostgreSQL's code for a
+                    # refused privilege, as documented (hush.effective_access).
+                    asked_about_another = (proname == "effective_access" and names[i] == "role"
+                                           and err is not None and err.sqlstate == "42501")
+                    p = None if asked_about_another else _problem(err, bad)
                     if p:
                         problems.append(f"hush.{proname}({names[i]} => {repr(bad)[:40]}) as {role}: {p}")
     finally:

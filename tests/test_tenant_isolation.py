@@ -205,7 +205,7 @@ def test_superuser_acts_on_every_tenant_but_not_after_set_role(two_tenants):
 
 def test_grants_to_dropped_and_mixed_case_roles(two_tenants):
     db = two_tenants
-    db.sql('CREATE ROLE "Temp Role" NOLOGIN')
+    db.sql('CREATE ROLE "Temp Role" NOLOGIN IN ROLE hush_reader')  # grant_tenant: a role that can call hush
     db.sql('CREATE ROLE "Mixed.Case" LOGIN IN ROLE hush_reader')
     try:
         with db.connect("adam") as adm:

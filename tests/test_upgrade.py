@@ -15,8 +15,15 @@ from test_surface import surface
 FUNCTION_DEFS = """SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
                      FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace ORDER BY 1"""
 GRANTS = "SELECT tenant_id, role_name, granted_at, granted_by FROM hush.tenant_grants ORDER BY 1, 2"
+EVERY = ["read", "list", "write", "delete", "destroy", "oauth_use", "oauth_manage", "audit"]
+READER = ["read", "list", "oauth_use", "audit"]  # what a hush_reader can call
 TRAIL = "SELECT * FROM hush.audit_log ORDER BY id"
 EVENT_TRIGGERS = "SELECT evtname, evtevent, evtenabled, evttags::text, evtfoid::regproc::text FROM pg_event_trigger ORDER BY 1"
+# Result types are created twice (sql/20_types.sql and the update script): both must agree.
+TYPES = """SELECT t.typname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod)
+             FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c'
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE t.typnamespace = 'hush'::regnamespace ORDER BY 1, 2"""
 
 
 class Named:
@@ -85,6 +92,83 @@ def test_every_update_path_ends_like_a_fresh_install(fresh_db: Any) -> None:
         assert surface(old) == surface(new), f"update from {source} differs from a fresh install"
         assert old.sql(FUNCTION_DEFS) == new.sql(FUNCTION_DEFS)
         assert old.sql(EVENT_TRIGGERS) == new.sql(EVENT_TRIGGERS)
+        assert [(r[0], r[2], r[3]) for r in old.sql(TYPES)] == [(r[0], r[2], r[3]) for r in new.sql(TYPES)]
         with old.connect("alice") as alice:
             assert get(alice, "acme", "kept", 1)["value"] == "value-saved-before-the-update"
             assert get(alice, "acme", "kept")["value"] == "saved-after"
+
+
+def test_whole_tenant_grants_keep_working_after_the_update(fresh_db: Any) -> None:
+    """Grants made before scoped grants existed hold, on the whole tenant, every capability
+    their role can call: a reader reads and lists, a writer writes, and hush.grant works on
+    the updated database."""
+    sources, _ = versions(fresh_db("up_grants_probe"))
+    for i, source in enumerate(sources):
+        old = fresh_db(f"up_grants_{i}")
+        old.sql("CREATE EXTENSION hush VERSION %s CASCADE" % psycopg.sql.quote(source))
+        old.sql("SELECT hush.grant_tenant('alice', 'acme'), hush.grant_tenant('rita', 'acme')")
+        with old.connect("alice") as alice:
+            save(alice, "acme", "payments/stripe", "value-saved-before-the-update")
+        old.sql("ALTER EXTENSION hush UPDATE")
+        every = ["read", "list", "write", "delete", "destroy", "oauth_use", "oauth_manage", "audit"]
+        assert old.sql("SELECT role_name, prefix, capabilities FROM hush.tenant_grants ORDER BY 1") == [
+            ("alice", "", every), ("rita", "", READER)], source
+        with old.connect("rita") as rita:
+            assert get(rita, "acme", "payments/stripe")["value"] == "value-saved-before-the-update"
+            assert [r[0] for r in rita.execute("SELECT name FROM hush.list_secrets('acme')")] == ["payments/stripe"]
+        with old.connect("alice") as alice:
+            assert save(alice, "acme", "payments/stripe", "saved-after")["version"] == 2
+            alice.execute("SELECT hush.delete_secret('acme', 'payments/stripe')")
+        with old.connect("adam") as adam:
+            row = adam.execute("SELECT capabilities FROM hush.grant('rita', 'acme', 'ci/', ARRAY['read'])").fetchone()
+            assert row == (["read"],)
+            assert adam.execute("SELECT capabilities FROM hush.revoke('rita', 'acme', '', ARRAY['audit'])"
+                                ).fetchone()[0] == [c for c in READER if c != "audit"]
+        with old.connect("rita") as rita:
+            got = rita.execute("SELECT capability, prefix, implied_by FROM hush.effective_access('rita', 'acme') "
+                               "WHERE prefix = 'ci/'").fetchall()
+            assert got == [("read", "ci/", None), ("list", "ci/", "read")]
+
+
+def test_the_update_keeps_of_each_old_grant_what_its_role_can_call(fresh_db: Any, cluster: Any) -> None:
+    """A grant made before 0.5.0 keeps the capabilities its role can call at the update, as
+    grant_tenant grants now: an auditor's old grant does not hold `read`, which would let it
+    read values, unaudited, the day it is made a reader. A group whose members bring their
+    own hush role, and a role dropped since, keep every capability; an admin's grant, which
+    gave it nothing, goes."""
+    sources, _ = versions(fresh_db("up_caps_probe"))
+    team, member, gone = "up_caps_team", "up_caps_member", "up_caps_gone"
+
+    def su(sql: str) -> None:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute(sql)
+    su(f"CREATE ROLE {team} NOLOGIN")  # no hush role of its own
+    su(f"CREATE ROLE {member} LOGIN IN ROLE {team}, hush_reader")
+    try:
+        for i, source in enumerate(sources):
+            old = fresh_db(f"up_caps_{i}")
+            old.sql("CREATE EXTENSION hush VERSION %s CASCADE" % psycopg.sql.quote(source))
+            su(f"CREATE ROLE {gone} LOGIN IN ROLE hush_auditor")
+            for role in ("alice", "rita", "audrey", "adam", "wendy", team, gone):
+                old.sql("SELECT hush.grant_tenant(%s, 'acme')", [role])
+            su(f"DROP ROLE {gone}")
+            with old.connect("alice") as alice:
+                save(alice, "acme", "payments/stripe", "value-saved-before-the-update")
+            old.sql("ALTER EXTENSION hush UPDATE")
+            assert old.sql("SELECT role_name, prefix, capabilities FROM hush.tenant_grants ORDER BY 1") == [
+                ("alice", "", EVERY), ("audrey", "", ["audit"]), ("rita", "", READER),
+                (gone, "", EVERY), (team, "", EVERY), ("wendy", "", ["oauth_use"])], source
+            with old.connect(member) as m:  # through its group's grant, with its own hush role
+                assert get(m, "acme", "payments/stripe")["value"] == "value-saved-before-the-update"
+            su("GRANT hush_reader TO audrey")
+            try:
+                with old.connect("audrey") as audrey:
+                    with pytest.raises(psycopg.Error) as ei:
+                        get(audrey, "acme", "payments/stripe")
+                    assert ei.value.sqlstate in ("SH010", "SH020"), source
+                    assert audrey.execute("SELECT count(*) FROM hush.audit_log('acme')").fetchone()[0] > 0
+            finally:
+                su("REVOKE hush_reader FROM audrey")
+    finally:
+        for role in (gone, member, team):
+            su(f"DROP ROLE IF EXISTS {role}")

@@ -3,7 +3,7 @@
 The SQL parts are concatenated in file-name order (sql/00_*.sql, sql/10_*.sql,
 sql/50_functions/*.sql, sql/90_*.sql); sql/releases/ holds the frozen install
 scripts of earlier versions and sql/updates/ the update scripts' sources
-(hush--A--B.sql.in, built with --update). Three markers are expanded:
+(hush--A--B.sql.in, built with --update). These markers are expanded:
   {{include: path}}    the text of sql/path, its markers expanded (update scripts);
 
   {{python_modules}}   the body of hush._load_python(): every module of
@@ -12,7 +12,12 @@ scripts of earlier versions and sql/updates/ the update scripts' sources
   {{py: mod.fn(args)}} the body of an API function: fetch the loaded package
                        from GD (loading it once per backend) and call mod.fn;
   {{owner_steps}}      the row policy of hush's privileged steps, written once
-                       in plpython/hush_plpy/access.py.
+                       in plpython/hush_plpy/access.py;
+  {{capabilities}}     the capabilities a grant can hold, as an array literal's
+                       body ({read,list,...}), from access.CAPABILITIES;
+  {{callable_capabilities: role}}  the text[] of the capabilities whose functions
+                       the role (an SQL expression: name or oid) may call now,
+                       from grants.FUNCTIONS (grants.callable_array).
 """
 from __future__ import annotations
 
@@ -28,9 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Every module of the package (checked against the directory).
-MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "wire", "recorder", "audit", "secrets", "bulk",
-           "admin", "keys", "seal", "maintenance", "oauth", "oauth_lease", "oauth_response",
-           "egress", "oauth_batch"]
+MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "wire", "recorder", "recheck", "audit",
+           "secrets", "scope", "bulk", "admin", "grants", "keys", "seal", "maintenance", "oauth", "oauth_lease",
+           "oauth_response", "egress", "oauth_batch", "oauth_grants"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 
@@ -130,6 +135,7 @@ return pkg.{mod}.{fn}(plpy, {args})
 
 
 INCLUDE = re.compile(r"\{\{include:\s*([\w./-]+)\s*\}\}")
+CALLABLE = re.compile(r"\{\{callable_capabilities:\s*([\w.$]+)\s*\}\}")
 
 
 def _access() -> Any:
@@ -141,12 +147,24 @@ def _access() -> Any:
     return access
 
 
+def _grants() -> Any:
+    sys.path.insert(0, str(PKG.parent))
+    try:
+        from hush_plpy import grants  # builds SQL text only: no server needed
+    finally:
+        sys.path.pop(0)
+    return grants
+
+
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
-    leftover = INCLUDE.sub("", CALL.sub("", text))
-    if "{{" in leftover.replace("{{python_modules}}", "").replace("{{owner_steps}}", ""):
+    leftover = INCLUDE.sub("", CALL.sub("", CALLABLE.sub("", text)))
+    known = ("{{python_modules}}", "{{owner_steps}}", "{{capabilities}}")
+    if "{{" in leftover.replace(known[0], "").replace(known[1], "").replace(known[2], ""):
         raise SystemExit(f"{where}: unknown marker")
     text = text.replace("{{owner_steps}}", _access().OWNER_STEPS)
+    text = text.replace("{{capabilities}}", "{%s}" % ",".join(_access().CAPABILITIES))
+    text = CALLABLE.sub(lambda m: _grants().callable_array(m[1]), text)
     text = text.replace("{{python_modules}}", loader_body(version))
     text = CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)
     text = text.replace("@EXTVERSION@", version)

@@ -83,7 +83,7 @@ def render() -> str:
     parts.append("# Results\n")
     for cls in (hush.Secret, hush.SavedSecret, hush.SecretMetadata, hush.SecretVersion, hush.Page):
         parts.append(_class(cls))
-    for cls in (hush.TenantSettings, hush.RootKey, hush.RootKeyStatus, hush.RootKeyChange, hush.AuditRecord,
+    for cls in (hush.TenantSettings, hush.AccessGrant, hush.AccessEntry, hush.RootKey, hush.RootKeyStatus, hush.RootKeyChange, hush.AuditRecord,
                 hush.AuditSeal, hush.AuditVerification, hush.AuditPartition, hush.AuditCleanup, hush.PurgedSecrets,
                 hush.MaintenanceJob, hush.AuditMaintenance):
         parts.append(_class(cls))

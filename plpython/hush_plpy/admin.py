@@ -1,4 +1,4 @@
-"""Tenant grants and tenant settings (hush_admin). Every change is audited.
+"""Tenant settings (hush_admin). Every change is audited. Grants are grants.py's.
 
 Authority is EXECUTE on the API function, which PostgreSQL checks against the
 role the calling code runs as; the change itself is a privileged step run as
@@ -17,20 +17,11 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
     from typing import Any
 
 T = "pg_catalog.text"
-EQ = "OPERATOR(pg_catalog.=)"
 OWNER = privileged.OWNER
 
 # hush.tenant is set to the tenant whose audit row is written: the audit
 # table's row policy checks it on insert too.
 SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
-ROLE_SQL = f"SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $1"
-GRANT_SQL = """
-INSERT INTO hush.tenant_grants (tenant_id, role_name, granted_by) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING RETURNING role_name
-"""
-REVOKE_SQL = f"""
-DELETE FROM hush.tenant_grants g WHERE g.tenant_id {EQ} $1 AND g.role_name {EQ} $2 RETURNING g.role_name
-"""
 CONFIGURE_SQL = """
 INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second,
                             reader_refresh)
@@ -49,48 +40,8 @@ MAX_RECOVERY_DAYS = 3650
 MAX_AUDIT_ROWS_PER_SECOND = 10000
 
 
-def _role(plpy: Any, role: Any) -> str:
-    if not role or not plpy.execute(plan(plpy, "admin.role", ROLE_SQL, ["pg_catalog.name"]), [role]):
-        raise Fail(INVALID_ARGUMENT, "role %s does not exist" % validate.show(role))
-    return str(role)
-
-
 def _set_tenant(plpy: Any, tenant: str) -> None:
     plpy.execute(plan(plpy, "admin.set_tenant", SET_TENANT_SQL, [T]), [tenant])
-
-
-@api
-def grant_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
-    """True when the grant is new."""
-    validate.tenant(tenant, allow_all=True)
-    return privileged.call(plpy, OWNER, _grant, role, tenant)
-
-
-@privileged.step(OWNER)
-def _grant(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
-    role = _role(plpy, role)
-    _set_tenant(plpy, tenant)
-    new = bool(plpy.execute(plan(plpy, "admin.grant", GRANT_SQL, [T, "pg_catalog.name", "pg_catalog.name"]),
-                            [tenant, role, caller]))
-    if new:
-        audit.record(plpy, {"caller": caller}, tenant, "grant_tenant", detail={"role": role})
-    return new
-
-
-@api
-def revoke_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
-    """True when a grant was removed."""
-    validate.tenant(tenant, allow_all=True)
-    return privileged.call(plpy, OWNER, _revoke, role, tenant)
-
-
-@privileged.step(OWNER)
-def _revoke(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
-    _set_tenant(plpy, tenant)
-    gone = bool(plpy.execute(plan(plpy, "admin.revoke", REVOKE_SQL, [T, "pg_catalog.name"]), [tenant, role]))
-    if gone:
-        audit.record(plpy, {"caller": caller}, tenant, "revoke_tenant", detail={"role": role})
-    return gone
 
 
 @api

@@ -11,7 +11,7 @@ Everything here runs in privileged steps (privileged.py).
 """
 from __future__ import annotations
 
-from . import access, keyring, privileged, recorder
+from . import access, keyring, privileged, recheck, recorder
 from .access import plan
 from .errors import AUDIT_RATE_LIMITED, INVALID_ARGUMENT, Fail, api
 
@@ -30,7 +30,7 @@ ACTIONS = (
     # secrets
     "read", "create", "new_version", "update_metadata", "delete", "restore", "destroy", "purge",
     # tenants and root keys
-    "grant_tenant", "revoke_tenant", "configure_tenant",
+    "grant_tenant", "revoke_tenant", "grant_access", "revoke_access", "configure_tenant",
     "add_root_key", "activate_root_key", "retire_root_key", "rewrap",
     # OAuth
     "oauth_provider_save", "oauth_provider_remove", "oauth_client_secret_read", "oauth_authorize", "oauth_callback",
@@ -118,10 +118,11 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
                  action: str = "read") -> None:
     """In a reading step, before any value is opened: the record that `caller` read these
     (row id, name, version[, detail dict]), committed on the primary apart from the caller's
-    transaction (recorder.py); SH022, and no value, when it cannot be. The one place a read
-    is recorded. key_ids: the root keys that will open the values, checked first, so that a
-    read this node cannot serve (SH030) is refused before anything is recorded."""
-    assert action in ACTIONS, action
+    transaction (recorder.py); SH022, and no value, when it cannot be; SH020 when the caller's
+    grants no longer allow it there (recheck.py). The one place a read is recorded. key_ids:
+    the root keys that will open the values, checked first, so that a read this node cannot
+    serve (SH030) is refused before anything is recorded."""
+    assert action in ACTIONS and action in recheck.CAPS, action
     for kid in set(key_ids):
         keyring.get(plpy, GD, kid)
     who = plpy.execute(plan(plpy, "audit.who", WHO_SQL, ["pg_catalog.name", "pg_catalog.text"]),
@@ -147,6 +148,8 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
         recorder.record(plpy, GD, payload, who)
     except recorder.RateLimited:
         raise rate_refusal(tenant, who["audit_limit"]) from None
+    except recorder.Revoked as e:  # the grants, asked again where the record commits (recheck.py)
+        raise recheck.refused(caller, tenant, action, rows, e) from None
 
 
 # -- the tenant's audit rate limit (hush.configure_tenant(audit_rows_per_second => n)) -------
@@ -271,6 +274,7 @@ SELECT a.txid, a.id, a.at, a.action, a.secret_id, a.secret_name, a.version, a.db
    AND ($2 IS NULL OR a.at OPERATOR(pg_catalog.>=) $2) AND ($3 IS NULL OR a.at OPERATOR(pg_catalog.<) $3)
    AND ($4 IS NULL OR a.action OPERATOR(pg_catalog.=) $4)
    AND ($5 IS NULL OR a.secret_name OPERATOR(pg_catalog.=) $5)
+   AND ($9 IS NULL OR COALESCE(a.secret_name, '') OPERATOR(pg_catalog.^@) ANY ($9))
    AND ($7 IS NULL OR (a.txid, a.id) OPERATOR(pg_catalog.{cmp}) ($7, $8)){horizon}
  ORDER BY a.txid {order}, a.id {order}
  LIMIT $6
@@ -298,14 +302,19 @@ def read_log(plpy: Any, tenant: Any, since: Any, until: Any, action: Any, secret
 @privileged.step(privileged.OWNER)
 def _read_log(plpy: Any, caller: str, tenant: Any, since: Any, until: Any, action: Any, secret_name: Any,
               max_rows: int, after: Any, oldest_first: bool) -> list:
-    access.enter(plpy, caller, tenant)
+    # The rows about names under the caller's `audit` prefixes ($9; None: the whole tenant);
+    # a row about no secret (a grant, a setting) only with the whole tenant's.
+    prefixes = access.enter(plpy, caller, tenant, cap="audit")["prefixes"]
     key = cursor_key(plpy)
     at = open_cursor(key, tenant, after) if after is not None else (None, None)
+    if not prefixes:
+        return []
     p = plan(plpy, "audit.log" + (".oldest" if oldest_first else ""), LOGS[oldest_first],
              ["pg_catalog.text", "pg_catalog.timestamptz", "pg_catalog.timestamptz", "pg_catalog.text",
-              "pg_catalog.text", "pg_catalog.int4", "pg_catalog.int8", "pg_catalog.int8"])
+              "pg_catalog.text", "pg_catalog.int4", "pg_catalog.int8", "pg_catalog.int8", "pg_catalog.text[]"])
     out = []
-    for r in plpy.execute(p, [tenant, since, until, action, secret_name, max_rows, *at]):
+    for r in plpy.execute(p, [tenant, since, until, action, secret_name, max_rows, *at,
+                              None if "" in prefixes else prefixes]):
         row = dict(r)
         row["cursor"] = seal_cursor(key, tenant, row.pop("txid"), row.pop("id"))
         out.append(row)

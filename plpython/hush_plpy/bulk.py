@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from . import access, crypto, privileged, validate
+from . import access, crypto, privileged, scope, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, SECRET_DELETED, Fail, api
 from .secrets import EQ, T, active_key
@@ -58,8 +58,10 @@ WITH v AS (
                    pg_catalog.unnest($10), pg_catalog.unnest($11)) AS u(id, version, dek, start, len)
   RETURNING secret_id, version)
 INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, detail)
-SELECT $1, CASE WHEN v.version {EQ} 1 THEN 'create' ELSE 'new_version' END, v.secret_id, n.name, v.version, $7, $9
-  FROM v JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($8)) AS n(id, name) ON n.id {EQ} v.secret_id
+SELECT $1, CASE WHEN v.version {EQ} 1 THEN 'create' ELSE 'new_version' END, v.secret_id, n.name, v.version, $7,
+       n.detail
+  FROM v JOIN ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($8), pg_catalog.unnest($9))
+                   AS n(id, name, detail) ON n.id {EQ} v.secret_id
 """
 
 
@@ -88,6 +90,14 @@ def save_secrets(plpy: Any, GD: dict, tenant: str, names: Any, values: Any, kind
 def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, values: list, kind: Any, tags: Any,
                metadata: Any) -> list:
     ctx = access.enter(plpy, caller, tenant, write=True)
+    # `write` on every name, decided from the names before the upsert looks at any row; and
+    # the grant that allowed each, for its audit row.
+    checked = scope.check(plpy, caller, tenant, "names", names, "write")
+    refused = scope.refused(checked)
+    if refused:
+        raise scope.refuse_many(caller, tenant, "write", refused, len(names))
+    details = {r["name"]: access.actor({"via": r["via"], "superuser": ctx["superuser"]}) for r in checked}
+    access.still_granted(plpy, ctx, [r["via"] for r in checked])
     for i, (n, v) in enumerate(zip(names, values)):
         try:
             validate.value_size(v, ctx["max_value_bytes"])
@@ -107,9 +117,8 @@ def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, value
             hint="Restore them with hush.restore_secret first; nothing was saved.")
     p = plan(plpy, "bulk.versions", VERSIONS_MANY_SQL,
              [T, "pg_catalog.uuid[]", "pg_catalog.int4[]", "pg_catalog.bytea[]", "pg_catalog.bytea", T,
-              "pg_catalog.name", "pg_catalog.text[]", "pg_catalog.jsonb", "pg_catalog.int4[]", "pg_catalog.int4[]"])
+              "pg_catalog.name", "pg_catalog.text[]", "pg_catalog.jsonb[]", "pg_catalog.int4[]", "pg_catalog.int4[]"])
     at = {n: i for i, n in enumerate(names)}
-    actor = access.actor(ctx)
     chunk: list = []
     size = 0
     for r in rows:
@@ -122,17 +131,18 @@ def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, value
         del raw
         size += len(chunk[-1][1][1])
         if size >= CHUNK_BYTES:
-            _insert_versions(plpy, p, tenant, kid, caller, actor, chunk)
+            _insert_versions(plpy, p, tenant, kid, caller, details, chunk)
             chunk, size = [], 0
             _give_back_memory()
     if chunk:
-        _insert_versions(plpy, p, tenant, kid, caller, actor, chunk)
+        _insert_versions(plpy, p, tenant, kid, caller, details, chunk)
     return [{"id": r["id"], "tenant_id": tenant, "name": r["name"], "version": r["version"],
              "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows]
 
 
-def _insert_versions(plpy: Any, p: Any, tenant: str, kid: str, caller: str, actor: Any, chunk: list) -> None:
-    """One statement: the versions of `chunk`, [(upserted row, (wrapped DEK, ciphertext))], with their audit rows."""
+def _insert_versions(plpy: Any, p: Any, tenant: str, kid: str, caller: str, details: dict, chunk: list) -> None:
+    """One statement: the versions of `chunk`, [(upserted row, (wrapped DEK, ciphertext))], with their audit rows
+    (`details`: each name's audit detail)."""
     starts, lens, at = [], [], 1
     for _, (_, ct) in chunk:
         starts.append(at)
@@ -143,7 +153,7 @@ def _insert_versions(plpy: Any, p: Any, tenant: str, kid: str, caller: str, acto
     deks = [dek for _, (dek, _) in chunk]
     del chunk[:]  # the ciphertexts live on in the blob only
     plpy.execute(p, [tenant, [r["id"] for r in chunk_rows], [r["version"] for r in chunk_rows], deks, blob, kid,
-                     caller, [r["name"] for r in chunk_rows], actor, starts, lens])
+                     caller, [r["name"] for r in chunk_rows], [details[r["name"]] for r in chunk_rows], starts, lens])
 
 
 _malloc_trim: Any = None

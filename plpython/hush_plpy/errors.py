@@ -28,6 +28,10 @@ TENANT_ACCESS_DENIED = "SH020"
 READ_ONLY = "SH021"
 RECORD_FAILED = "SH022"
 AUDIT_RATE_LIMITED = "SH023"
+# hush.grant of a capability whose functions the role cannot call (it lacks the hush role).
+CAPABILITY_NOT_CALLABLE = "SH024"
+# hush.revoke of a (role, tenant, prefix) grant that does not exist.
+GRANT_NOT_FOUND = "SH025"
 KEY_UNAVAILABLE = "SH030"
 DECRYPTION_FAILED = "SH031"
 AUDIT_APPEND_ONLY = "SH040"
@@ -69,6 +73,8 @@ CODES = {
     READ_ONLY: "a call that writes, in a read-only transaction or on a standby",
     RECORD_FAILED: "the record of a read could not be written (no value returned)",
     AUDIT_RATE_LIMITED: "the tenant wrote as many audit rows in the last second as its limit allows",
+    CAPABILITY_NOT_CALLABLE: "the role cannot call the functions of a capability granted to it (it lacks the hush role)",
+    GRANT_NOT_FOUND: "no grant of this role, tenant and prefix",
     KEY_UNAVAILABLE: "root key unavailable",
     DECRYPTION_FAILED: "decryption failed",
     AUDIT_APPEND_ONLY: "audit log is append-only",

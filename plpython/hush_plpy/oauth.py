@@ -12,9 +12,10 @@ the generation it claimed and frees the lease, release() frees it on failure;
 the lease is a credential, a random token only its claimer has (oauth_lease.py).
 
 Every function's work is a privileged step (privileged.py) run as hush_owner
-for the caller its ticket names, whose grant access.enter checks; the
-worker's cross-tenant scan runs as hush_refresher, confined to the tenants
-that caller may act on (SERVES).
+for the caller its ticket names, whose grant access.enter checks (for the
+provider's name: oauth_grants.py); the worker's cross-tenant scan runs as
+hush_refresher, confined to the connections whose provider that caller may
+use (SERVES).
 """
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ import json
 import uuid
 
 from . import access, audit, crypto, errors, keyring, oauth_lease, privileged, validate
-from . import oauth_response
-from .access import may_act, plan
+from . import oauth_grants, oauth_response
+from .access import plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS, OAUTH_BINDING_MISMATCH,
-                     OAUTH_CONNECTION_NOT_FOUND, OAUTH_LEASE_LOST, OAUTH_PROVIDER_NOT_FOUND, OAUTH_REAUTH_REQUIRED,
+                     OAUTH_CONNECTION_NOT_FOUND, OAUTH_LEASE_LOST, OAUTH_REAUTH_REQUIRED,
                      OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, TENANT_ACCESS_DENIED, Fail, api)
 from .secrets import EQ, T, active_key
 
@@ -92,7 +93,7 @@ def _json_object(value: Any, what: str, limit: int) -> dict:
 def _record(plpy: Any, who: dict, tenant: str, action: str, row_id: Any, provider: str, generation: Any = None,
             **detail: Any) -> None:
     audit.record(plpy, who, tenant, action, secret_id=row_id, secret_name=provider, version=generation,
-                 detail={k: v for k, v in detail.items() if v is not None} or None)
+                 detail=oauth_grants.granted(who, {k: v for k, v in detail.items() if v is not None}) or None)
 
 
 # -- providers -------------------------------------------------------------------
@@ -115,7 +116,8 @@ RETURNING p.id
 """
 PROVIDERS_SQL = f"""
 SELECT p.name, p.config, p.ciphertext IS NOT NULL AS has_client_secret, p.created_at, p.updated_at
-  FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 ORDER BY p.name
+  FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 AND {oauth_grants.visible("$1", "$2", "p.name")}
+ ORDER BY p.name
 """
 # The refreshes asked for its connections go too (no foreign key cascades to them: 18_oauth_requests.sql).
 PROVIDER_DELETE_SQL = f"""
@@ -127,9 +129,7 @@ DELETE FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 AND p.name {EQ} $2 
 def _provider_row(plpy: Any, tenant: str, name: str) -> dict:
     rows = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
     if not rows:
-        raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %s is not registered in tenant %s"
-                   % (validate.show(name), tenant),
-                   hint="Register it with register_provider (hush oauth provider add).")
+        raise oauth_grants.absent(tenant, name)
     return rows[0]
 
 
@@ -185,7 +185,7 @@ def _provider_limits(conf: dict, client_secret: Any) -> None:
 
 @privileged.step(OWNER)
 def _save_provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str, config: str, client_secret: Any) -> dict:
-    ctx = access.enter(plpy, caller, tenant, write=True)
+    ctx = oauth_grants.manage(plpy, caller, tenant, name, write=True)
     old = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
     row_id = str(old[0]["id"]) if old else str(uuid.uuid4())
     generation = old[0]["generation"] + 1 if old else 1
@@ -215,7 +215,7 @@ def providers(plpy: Any, tenant: str) -> list:
 @privileged.step(OWNER)
 def _providers(plpy: Any, caller: str, tenant: str) -> list:
     access.enter(plpy, caller, tenant)
-    return list(plpy.execute(plan(plpy, "oauth.providers", PROVIDERS_SQL, [T]), [tenant]))
+    return list(plpy.execute(plan(plpy, "oauth.providers", PROVIDERS_SQL, [T, NM]), [tenant, caller]))
 
 
 @api
@@ -227,11 +227,12 @@ def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
 
 @privileged.step(OWNER)
 def _provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str) -> dict:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = oauth_grants.manage(plpy, caller, tenant, name)
     row = _provider_row(plpy, tenant, name)
     if ctx["audit_reads"] and row["ciphertext"] is not None:
-        audit.record_reads(plpy, GD, caller, tenant, [(row["id"], name, row["generation"])], [row["key_id"]],
-                           action="oauth_client_secret_read")
+        audit.record_reads(plpy, GD, caller, tenant,
+                           [(row["id"], name, row["generation"], oauth_grants.granted(ctx, {}))],
+                           [row["key_id"]], action="oauth_client_secret_read")
     secret = _provider_secret(plpy, GD, tenant, name, row)
     return {"name": name, "config": row["config"], "client_secret": secret}
 
@@ -245,7 +246,8 @@ def remove_provider(plpy: Any, tenant: str, name: Any) -> bool:
 
 @privileged.step(OWNER)
 def _remove_provider(plpy: Any, caller: str, tenant: str, name: str) -> bool:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = oauth_grants.manage(plpy, caller, tenant, name)
+    access.still_granted(plpy, ctx)
     rows = plpy.execute(plan(plpy, "oauth.provider_delete", PROVIDER_DELETE_SQL, [T, T]), [tenant, name])
     if rows:
         _record(plpy, ctx, tenant, "oauth_provider_remove", rows[0]["id"], name)
@@ -331,7 +333,7 @@ def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code
 @privileged.step(OWNER)
 def _begin(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, digest: bytes, code_verifier: Any,
            nonce: Any, redirect_uri: Any, scopes: Any, account: Any, ttl_seconds: int, binding_hash: bytes) -> Any:
-    ctx = access.enter(plpy, caller, tenant, write=True)
+    ctx = oauth_grants.manage(plpy, caller, tenant, provider_name, write=True)
     _provider_row(plpy, tenant, provider_name)
     plpy.execute(plan(plpy, "oauth.pending_purge", PENDING_PURGE_SQL, [T]), [tenant])
     row_id = str(uuid.uuid4())
@@ -373,21 +375,27 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, mi
                    hint="Start the authorization again; a callback can be completed once.")
     row = rows[0]
     tenant = row["tenant_id"]
+    # Nor a caller whose grants there do not let it manage the authorization's provider: the
+    # state stays for a caller who may. The provider is not named: the state told it nothing.
+    outside = Fail(TENANT_ACCESS_DENIED, "role %s may not complete this OAuth authorization of tenant %s: its "
+                   "provider is outside the role's oauth_manage grants there" % (caller, tenant),
+                   hint="hush.effective_access(role, tenant) shows what the role holds.")
     try:  # a caller without a grant there gets nothing, and nothing is consumed
-        ctx = access.enter(plpy, caller, tenant)
+        ctx = oauth_grants.manage(plpy, caller, tenant, row["provider"], missing=outside)
     except Fail as f:
-        if f.code != TENANT_ACCESS_DENIED:
+        if f.code != TENANT_ACCESS_DENIED or f is outside:
             raise
         raise Fail(TENANT_ACCESS_DENIED, "role %s may not complete this OAuth authorization: it was started in a "
                    "tenant the role may not act on" % caller) from None  # nor learn which from the state
     if presented is None or not _compare_digest(presented, bytes(row["binding_hash"])):
-        _refused(plpy, GD, caller, tenant, row, "binding_missing" if missing else "binding_mismatch")
+        _refused(plpy, GD, ctx, tenant, row, "binding_missing" if missing else "binding_mismatch")
         raise Fail(OAUTH_BINDING_MISMATCH, "this OAuth callback %s the binding of the browser that started the "
                    "authorization, so it was refused; the authorization stays pending for that browser"
                    % ("does not carry" if missing else "does not match"),
                    hint="Complete a callback with the binding start_authorization returned, as kept in the "
                         "starting browser's session (a cookie): a callback arriving in another browser is "
                         "someone else's authorization (login CSRF).")
+    access.still_granted(plpy, ctx)  # taking the authorization is a write
     _by_state(plpy, "oauth.pending_take", PENDING_TAKE_SQL, digest)
     out = {"tenant_id": tenant, "provider": row["provider"], "account": row["account"],
            "redirect_uri": row["redirect_uri"], "scopes": row["scopes"], "expired": row["expired"],
@@ -397,7 +405,8 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, mi
         return out
     # The verifier and the client secret leave: recorded apart from the caller's transaction first.
     prov = _provider_row(plpy, tenant, row["provider"])
-    audit.record_reads(plpy, GD, caller, tenant, [(row["id"], row["provider"], None, {"account": row["account"]})],
+    audit.record_reads(plpy, GD, caller, tenant,
+                       [(row["id"], row["provider"], None, oauth_grants.granted(ctx, {"account": row["account"]}))],
                        _key_ids(row, prov), action="oauth_callback")
     pending = json.loads(_open(plpy, GD, PENDING, tenant, row, "a pending OAuth authorization"))
     out.update(code_verifier=pending["code_verifier"], nonce=pending["nonce"], config=prov["config"],
@@ -405,14 +414,15 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, mi
     return out
 
 
-def _refused(plpy: Any, GD: dict, caller: str, tenant: str, row: dict, reason: str) -> None:
+def _refused(plpy: Any, GD: dict, ctx: dict, tenant: str, row: dict, reason: str) -> None:
     """The audit row of a refused callback (never the binding), committed apart from the
     caller's transaction, which the refusal rolls back. Should it not be written (the
     recorder down, the tenant's audit rate reached), the refusal stands all the same: the
     recorder's own log line says why."""
     try:
-        audit.record_reads(plpy, GD, caller, tenant,
-                           [(row["id"], row["provider"], None, {"account": row["account"], "refused": reason})],
+        audit.record_reads(plpy, GD, ctx["caller"], tenant,
+                           [(row["id"], row["provider"], None,
+                             oauth_grants.granted(ctx, {"account": row["account"], "refused": reason}))],
                            [], action="oauth_callback_refused")
     except Fail as f:
         plpy.log("hush: the refused OAuth callback of tenant %s could not be recorded (%s)" % (tenant, f.code))
@@ -530,6 +540,7 @@ SELECT c.provider, c.account, c.grant_type, c.status, c.token_type, c.scopes, c.
        c.next_attempt_at, c.fields
   FROM hush.oauth_connections c
  WHERE c.tenant_id {EQ} $1 AND ($2 IS NULL OR c.provider {EQ} $2)
+   AND {oauth_grants.visible("$1", "$3", "c.provider")}
  ORDER BY c.provider, c.account
 """
 CONN_DELETE_SQL = f"""{ASKED_DONE}
@@ -653,7 +664,7 @@ def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: 
 @privileged.step(OWNER)
 def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, grant_type: str,
                   sealed: dict, clear: dict) -> dict:
-    ctx = access.enter(plpy, caller, tenant, write=True)
+    ctx = oauth_grants.manage(plpy, caller, tenant, provider_name, write=True)
     config = _provider_row(plpy, tenant, provider_name)["config"]
     oauth_response.require_grant(config, grant_type, tenant, provider_name)
     rows = plpy.execute(plan(plpy, "oauth.conn_lock", CONN_LOCK_SQL, [T, T, T]), [tenant, provider_name, account])
@@ -666,10 +677,12 @@ def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: 
     return out
 
 
-def _audited_read(plpy: Any, caller: str, tenant: str, provider_name: Any, account: Any) -> tuple[dict, str, dict]:
-    """In a step, the prelude of a token read: checks, the account (named or the only one),
-    its row, and the context (whose audit_reads says whether the read is recorded)."""
-    ctx = access.enter(plpy, caller, tenant)
+def _audited_read(plpy: Any, caller: str, tenant: str, provider_name: Any, account: Any,
+                  manages: bool = False) -> tuple[dict, str, dict]:
+    """In a step, the prelude of a token read: checks (oauth_use, or oauth_manage when it
+    `manages`), the account (named or the only one), its row, and the context (whose
+    audit_reads says whether the read is recorded)."""
+    ctx = (oauth_grants.manage if manages else oauth_grants.use)(plpy, caller, tenant, provider_name)
     account = _account(plpy, tenant, provider_name, account)
     return ctx, account, _connection(plpy, tenant, provider_name, account)
 
@@ -693,8 +706,9 @@ def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_n
                         "tenant? From Python, access_token() refreshes on demand.")
     if ctx["audit_reads"]:
         audit.record_reads(plpy, GD, caller, tenant,
-                           [(row["id"], provider_name, row["generation"], {"account": account})], [row["key_id"]],
-                           action="oauth_token_read")
+                           [(row["id"], provider_name, row["generation"],
+                             oauth_grants.granted(ctx, {"account": account}))],
+                           [row["key_id"]], action="oauth_token_read")
     return row, _tokens(plpy, GD, tenant, provider_name, row)
 
 
@@ -735,6 +749,7 @@ def _access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: 
 EVENTS_SQL = f"""
 SELECT e.id, e.at, e.provider, e.account, e.event, e.detail FROM hush.oauth_events e
  WHERE e.tenant_id {EQ} $1 AND ($2 IS NULL OR e.at OPERATOR(pg_catalog.>=) $2)
+   AND {oauth_grants.visible("$1", "$4", "e.provider")}
  ORDER BY e.id LIMIT $3
 """
 
@@ -751,8 +766,8 @@ def events(plpy: Any, tenant: str, since: Any, max_rows: Any) -> list:
 @privileged.step(OWNER)
 def _events(plpy: Any, caller: str, tenant: str, since: Any, max_rows: int) -> list:
     access.enter(plpy, caller, tenant)
-    rows = [dict(r) for r in plpy.execute(plan(plpy, "oauth.events", EVENTS_SQL, [T, TS, I4]),
-                                          [tenant, since, max_rows])]
+    rows = [dict(r) for r in plpy.execute(plan(plpy, "oauth.events", EVENTS_SQL, [T, TS, I4, NM]),
+                                          [tenant, since, max_rows, caller])]
     if rows:  # the table's ids count every tenant's events: each leaves as an opaque id of its own
         key = audit.cursor_key(plpy)
         for r in rows:
@@ -760,10 +775,10 @@ def _events(plpy: Any, caller: str, tenant: str, since: Any, max_rows: int) -> l
     return rows
 
 
-# The tenants a worker serves: those the role it runs as may act on (granted
-# directly, through a role whose privileges it has, or '*'; a superuser acting
-# as itself serves all). {caller} is the parameter holding that role.
-SERVES = may_act("c.tenant_id", "{caller}")
+# The connections a worker serves: those whose provider the role it runs as may use
+# (oauth_use, granted directly, through a role whose privileges it has, or on '*'; a
+# superuser acting as itself serves all). {caller} is the parameter holding that role.
+SERVES = oauth_grants.SERVES
 # When a connection falls due: `window` before it expires, or half its lifetime
 # before when that is shorter (tokens that live less than twice the window are
 # not refreshed round after round); with a keepalive, that long after its last
@@ -875,6 +890,12 @@ def worker_claim(plpy: Any, holder: Any, batch_size: Any, window_seconds: Any, l
 @privileged.step(REFRESHER)
 def _worker_claim(plpy: Any, caller: str, holder: str, batch_size: int, window_seconds: int, lease_seconds: Any,
                   keepalive_seconds: Any) -> list:
+    # SERVES sees the grants of the statement's snapshot, and the leases it writes take no
+    # grant's row: in a snapshot older than a revoke, a revoked worker would lease (and stall)
+    # connections it no longer serves. The worker runs each call in a transaction of its own.
+    if plpy.execute(plan(plpy, "oauth.isolation", "SELECT %s AS snapshot" % access.SNAPSHOT, []))[0]["snapshot"]:
+        raise Fail(INVALID_ARGUMENT, "oauth_worker_claim and oauth_worker_lease run in READ COMMITTED only",
+                   hint="Call them in autocommit or in a READ COMMITTED transaction, as hush oauth-worker does.")
     p = plan(plpy, "oauth.worker_claim", WORKER_CLAIM_SQL, [I4, I4, I4, T, I4, NM])
     rows = [dict(r) for r in plpy.execute(p, [window_seconds, keepalive_seconds, batch_size, holder, lease_seconds,
                                               caller])]
@@ -919,7 +940,8 @@ def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, ho
 @privileged.step(OWNER)
 def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
            lease_seconds: Any, seen_generation: int) -> dict:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account)
+    access.still_granted(plpy, ctx)  # the lease is a write
     if not oauth_lease.rights(plpy, caller, tenant, provider_name, account):
         # Only a reader: a lease long enough for a refresh, not for keeping everyone else off.
         lease_seconds = min(lease_seconds, oauth_lease.READER_LEASE_SECONDS)
@@ -946,7 +968,7 @@ def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, ac
     if ctx["audit_reads"]:  # the refresh token and the client secret leave; the label, never the token
         audit.record_reads(plpy, GD, caller, tenant,
                            [(row["id"], provider_name, row["generation"],
-                             {"account": account, "holder": row["lease_holder"]})],
+                             oauth_grants.granted(ctx, {"account": account, "holder": row["lease_holder"]}))],
                            _key_ids(row, prov), action="oauth_refresh_claim")
     refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
     return {"outcome": "claimed", "account": account, "generation": row["generation"],
@@ -980,7 +1002,7 @@ def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, h
 @privileged.step(OWNER)
 def _finish(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
             generation: Any, sealed: dict, clear: dict) -> dict:
-    ctx = access.enter(plpy, caller, tenant, write=True)
+    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, write=True, lease_account=account)
     oauth_lease.rights(plpy, caller, tenant, provider_name, account)
     row = _connection(plpy, tenant, provider_name, account, lock=True)
     # The current lease's token, even past lease_until: a slow provider's rotated tokens are kept.
@@ -1031,7 +1053,8 @@ def release(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: An
 @privileged.step(OWNER)
 def _release(plpy: Any, caller: str, tenant: str, provider_name: str, account: str, holder: str, generation: Any,
              error: Any, needs_reauth: Any, retry_after: Any) -> bool:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account)
+    access.still_granted(plpy, ctx)
     confirms = oauth_lease.rights(plpy, caller, tenant, provider_name, account)
     row = _connection(plpy, tenant, provider_name, account, lock=True)
     if row["generation"] != generation or not oauth_lease.holds(row, holder):
@@ -1072,7 +1095,8 @@ def connections(plpy: Any, tenant: str, provider_name: Any) -> list:
 @privileged.step(OWNER)
 def _connections(plpy: Any, caller: str, tenant: str, provider_name: Any) -> list:
     access.enter(plpy, caller, tenant)
-    return list(plpy.execute(plan(plpy, "oauth.connections", CONNECTIONS_SQL, [T, T]), [tenant, provider_name]))
+    return list(plpy.execute(plan(plpy, "oauth.connections", CONNECTIONS_SQL, [T, T, NM]),
+                             [tenant, provider_name, caller]))
 
 
 @api
@@ -1085,10 +1109,12 @@ def connection_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, acco
 
 @privileged.step(OWNER)
 def _connection_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
-    ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account)
+    ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account, manages=True)
     prov = _provider_row(plpy, tenant, provider_name)
     if ctx["audit_reads"]:
-        audit.record_reads(plpy, GD, caller, tenant, [(row["id"], provider_name, row["generation"], {"account": account})],
+        audit.record_reads(plpy, GD, caller, tenant,
+                           [(row["id"], provider_name, row["generation"],
+                             oauth_grants.granted(ctx, {"account": account}))],
                            _key_ids(row, prov), action="oauth_tokens_read")
     tokens = _tokens(plpy, GD, tenant, provider_name, row)
     return {"account": account, "access_token": tokens.get("access_token"),
@@ -1106,7 +1132,8 @@ def delete_connection(plpy: Any, tenant: str, provider_name: Any, account: Any) 
 
 @privileged.step(OWNER)
 def _delete_connection(plpy: Any, caller: str, tenant: str, provider_name: str, account: str) -> bool:
-    ctx = access.enter(plpy, caller, tenant)
+    ctx = oauth_grants.manage(plpy, caller, tenant, provider_name)
+    access.still_granted(plpy, ctx)
     rows = plpy.execute(plan(plpy, "oauth.conn_delete", CONN_DELETE_SQL, [T, T, T]), [tenant, provider_name, account])
     if rows:
         _record(plpy, ctx, tenant, "oauth_disconnect", rows[0]["id"], provider_name, account=account)

@@ -14,9 +14,11 @@ client secret unsealed once per call.
 Every check of the per-connection functions stays, per connection: the lease
 is a credential (only its token's SHA-256 is kept, oauth_lease.py) and a
 refresh is stored only with the current lease token and the generation
-claimed; the caller's grant on each tenant and the tenant's reader_refresh
-setting; the read record of each lease opened (oauth_refresh_claim) when the
-tenant records reads, one oauth_refresh audit row per refresh stored. A
+claimed; the caller's grant on each tenant, its oauth_use on each provider
+(oauth_grants.py: outside it, a provider answers as one not registered) and
+the tenant's reader_refresh setting; the read record of each lease opened
+(oauth_refresh_claim) when the tenant records reads, one oauth_refresh audit
+row per refresh stored, each naming the grant that allowed it. A
 connection refused (SH075: another call claimed it once its lease ran out, or
 stored tokens) comes back with its SQLSTATE in its result row, with a failure
 log line as a call of its own would leave, and the others are stored; when a
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import json
 
-from . import access, audit, errors, oauth, oauth_lease, privileged, validate
+from . import access, audit, errors, oauth, oauth_grants, oauth_lease, privileged, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, OAUTH_CONNECTION_NOT_FOUND, OAUTH_PROVIDER_NOT_FOUND, Fail, api
 from .secrets import EQ, T
@@ -177,10 +179,12 @@ def worker_lease(plpy: Any, GD: dict, holder: Any, batch_size: Any, window_secon
 @privileged.step(OWNER)
 def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, clean: bool) -> list:
     """In a step: the tenant's leases just claimed (in this statement), opened."""
-    access.enter(plpy, caller, tenant)
+    ctx = access.enter(plpy, caller, tenant)
     audits = not clean or plpy.execute(plan(plpy, "oauth_batch.audits", AUDITS_SQL, [T]), [tenant])[0]["audits"]
     oauth_lease.rights(plpy, caller, tenant, leases[0]["provider"], leases[0]["account"])
     names = sorted({r["provider"] for r in leases})
+    # Claimed under oauth.SERVES in this statement; asked again for the grant each read record names.
+    usable = oauth_grants.usable(plpy, ctx, tenant, names)
     rows = {(r["provider"], r["account"]): r for r in plpy.execute(
         plan(plpy, "oauth_batch.conns", CONNS_SQL, [T, TA, TA]),
         [tenant, [r["provider"] for r in leases], [r["account"] for r in leases]])}
@@ -191,7 +195,9 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
     for lease in leases:
         row = rows.get((lease["provider"], lease["account"]))
         prov = provs.get(lease["provider"])
-        if prov is None:  # removed since: nothing to refresh it with
+        if lease["provider"] not in usable:
+            out.append({"fail": oauth_grants.absent(tenant, lease["provider"])})
+        elif prov is None:  # removed since: nothing to refresh it with
             out.append({"fail": Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %s is not registered in tenant %s"
                                      % (validate.show(lease["provider"]), tenant))})
         elif (row is None or row["generation"] != lease["generation"]
@@ -203,7 +209,8 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
     if found and audits:  # the refresh tokens and client secrets leave; the label, never the token
         audit.record_reads(plpy, GD, caller, tenant,
                            [(row["id"], lease["provider"], row["generation"],
-                             {"account": lease["account"], "holder": row["lease_holder"]})
+                             oauth_grants.granted({"via": usable[lease["provider"]]},
+                                                  {"account": lease["account"], "holder": row["lease_holder"]}))
                             for lease, row, _ in found],
                            sorted({k for _, row, prov in found for k in oauth._key_ids(row, prov)}),
                            action="oauth_refresh_claim")
@@ -280,6 +287,14 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
     """In a step: a tenant's refreshes checked and stored; {input index: result columns}."""
     ctx = access.enter(plpy, caller, tenant, write=True)
     oauth_lease.rights(plpy, caller, tenant, items[0][1], items[0][2])
+    # A provider outside the caller's oauth_use is one that is not registered: no row of it is
+    # looked up, locked or stored.
+    usable = oauth_grants.usable(plpy, ctx, tenant, [it[1] for it in items])
+    access.still_granted(plpy, ctx, list(usable.values()))
+    out: dict = {it[0]: {"fail": oauth_grants.absent(tenant, it[1])} for it in items if it[1] not in usable}
+    items = [it for it in items if it[1] in usable]
+    if not items:
+        return out
     names = sorted({(it[1], it[2]) for it in items})
     rows = {(r["provider"], r["account"]): r for r in plpy.execute(
         plan(plpy, "oauth_batch.conns_lock", CONNS_LOCK_SQL, [T, TA, TA]),
@@ -290,7 +305,6 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
         [tenant, [p for p, _ in skipped], [a for _, a in skipped]])} if skipped else set()
     provs = {p["name"]: p for p in plpy.execute(plan(plpy, "oauth_batch.providers", PROVIDERS_SQL, [T, TA]),
                                                 [tenant, sorted({it[1] for it in items})])}
-    out: dict = {}
     taken: set = set()  # a connection twice in one batch: its second refresh finds the lease gone
     cols: list = [[] for _ in range(13)]
     stored: list = []
@@ -339,8 +353,10 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
                   "fields": json.dumps(clear["fields"]),
                   "secret_fields": json.dumps(sealed.get("secret_fields") or {})}
         audited.append((row_id, provider_name, w["generation"],
-                        {k: v for k, v in (("account", account), ("holder", row["lease_holder"]),
-                                           ("left_out", clear.get("left_out") or None)) if v is not None}))
+                        oauth_grants.granted({"via": usable[provider_name]},
+                                             {k: v for k, v in (("account", account), ("holder", row["lease_holder"]),
+                                                                ("left_out", clear.get("left_out") or None))
+                                              if v is not None})))
         if row["failures"]:
             recovered.append((provider_name, account, json.dumps({"failures": row["failures"]}, sort_keys=True)))
     audit.record_many(plpy, ctx, tenant, "oauth_refresh", audited)

@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import secrets
 
-from . import access, privileged, validate
+from . import privileged, validate
 from .access import plan
 from .errors import OAUTH_READER_REFRESH_DISABLED, OAUTH_REAUTH_REQUIRED, Fail, api
 from .secrets import EQ, T
@@ -142,8 +142,8 @@ def request_refresh(plpy: Any, tenant: str, provider_name: Any, account: Any) ->
 
 @privileged.step(privileged.OWNER)
 def _request_refresh(plpy: Any, caller: str, tenant: str, provider_name: str, account: str) -> dict:
-    from . import oauth  # it imports this module
-    access.enter(plpy, caller, tenant)
+    from . import access, oauth, oauth_grants  # they import this module
+    access.still_granted(plpy, oauth_grants.use(plpy, caller, tenant, provider_name))  # the request is a write
     row = oauth._connection(plpy, tenant, provider_name, account)
     if row["status"] == "needs_reauth" or not (row["has_refresh_token"] or row["grant_type"] == "client_credentials"):
         # Nobody could answer: say so now rather than after the caller's wait.

@@ -35,7 +35,7 @@ import os
 import time
 
 from . import keyring, wire
-from .errors import AUDIT_RATE_LIMITED, INSUFFICIENT_PRIVILEGE, RECORD_FAILED, Fail, api
+from .errors import AUDIT_RATE_LIMITED, INSUFFICIENT_PRIVILEGE, RECORD_FAILED, TENANT_ACCESS_DENIED, Fail, api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -83,19 +83,31 @@ POLLING_FAILED, POLLING_READING, POLLING_WRITING, POLLING_OK = 0, 1, 2, 3
 CONNECTION_BAD = 1
 PGRES_COMMAND_OK, PGRES_TUPLES_OK = 1, 2
 PQTRANS_IDLE = 0
-PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
+PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_MESSAGE_DETAIL = ord("C"), ord("M"), ord("D")
 
 
 class _Down(Exception):
     """The record could not be written; the message says why (never a value)."""
 
-    def __init__(self, message: str, state: str = ""):
+    def __init__(self, message: str, state: str = "", detail: str = ""):
         super().__init__(message)
         self.state = state
+        self.detail = detail
 
 
 class RateLimited(Exception):
     """hush._record refused the record: the tenant is at its audit rate limit (SH023)."""
+
+
+class Revoked(Exception):
+    """hush._record refused the record: the reader's grants, asked again there, no longer allow
+    `count` of its rows, the first at `places` (from 1) (SH020; recheck.py)."""
+
+    def __init__(self, detail: str):
+        super().__init__()
+        count, _, places = detail.partition(":")
+        self.count = int(count) if count.isdigit() else 0
+        self.places = [int(i) for i in places.split(",") if i.isdigit()]
 
 
 def _wait(lib: Any, conn: Any, write: bool, deadline: float) -> None:
@@ -154,7 +166,7 @@ def _send(conn: Any, params: list[bytes], deadline: float, sql: bytes = RECORD_S
         if flushed < 0:
             raise _Down(_first_line(lib.PQerrorMessage(conn)))
         _wait(lib, conn, True, deadline)
-    failure, failed_state, value = None, "", None
+    failure, failed_state, failed_detail, value = None, "", "", None
     while True:
         while lib.PQisBusy(conn):
             _wait(lib, conn, False, deadline)
@@ -166,12 +178,13 @@ def _send(conn: Any, params: list[bytes], deadline: float, sql: bytes = RECORD_S
         status = lib.PQresultStatus(res)
         if status not in (PGRES_COMMAND_OK, PGRES_TUPLES_OK) and failure is None:
             failed_state = (lib.PQresultErrorField(res, PG_DIAG_SQLSTATE) or b"").decode()
+            failed_detail = (lib.PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) or b"").decode("utf-8", "replace")
             failure = "%s %s" % (failed_state, _first_line(lib.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
         elif status == PGRES_TUPLES_OK and lib.PQntuples(res) == 1:
             value = lib.PQgetvalue(res, 0, 0)
         lib.PQclear(res)
     if failure is not None:
-        raise _Down(failure, failed_state)
+        raise _Down(failure, failed_state, failed_detail)
     if lib.PQtransactionStatus(conn) != PQTRANS_IDLE:
         raise _Down("the record's transaction did not end")
     return value or b""
@@ -226,10 +239,12 @@ def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
                 raise _Down("the recorder's answer does not carry this record's receipt")
             return
         except _Down as e:
-            # A refusal at the rate limit leaves the connection idle: kept, so that a tenant
-            # held at its limit does not cost the primary a new session per call.
-            if e.state == AUDIT_RATE_LIMITED and _conn is not None \
+            # A refusal (the rate limit, a grant revoked) leaves the connection idle: kept, so
+            # that a tenant held at its limit does not cost the primary a new session per call.
+            if e.state in (AUDIT_RATE_LIMITED, TENANT_ACCESS_DENIED) and _conn is not None \
                     and _libpq().PQtransactionStatus(_conn) == PQTRANS_IDLE:
+                if e.state == TENANT_ACCESS_DENIED:
+                    raise Revoked(e.detail) from None
                 raise RateLimited() from None
             _drop()  # a failed statement can leave the connection unusable for every later read
             if fresh or time.monotonic() >= deadline:
@@ -402,20 +417,8 @@ def compute_target(plpy: Any, GD: dict) -> None:
 
 # -- the receiving end: hush._record() on the primary ----------------------------------------------
 
-STORE_SQL = """
-INSERT INTO hush.audit_log (tenant_id, action, secret_id, secret_name, version, db_role, session_role,
-                            application_name, client_addr, detail)
-SELECT t.tenant, u.action, u.id, u.name, u.version, $2, $3, $4, $5, u.detail
-  FROM (SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
-               pg_catalog.set_config('synchronous_commit', 'on', true) AS durable) AS t
- CROSS JOIN ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.uuid[]),
-                       pg_catalog.unnest($8::pg_catalog.text[]), pg_catalog.unnest($9::pg_catalog.int4[]),
-                       pg_catalog.unnest($10::pg_catalog.jsonb[])) AS u(action, id, name, version, detail)
-"""
-
-
 # The tenant owner_steps shows hush.audit_log's rows of, for the count of check_rate
-# (STORE_SQL sets it again for its own rows). Local to the record's transaction.
+# (recheck.STORE_SQL sets it again for its own rows). Local to the record's transaction.
 TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 
 
@@ -442,19 +445,22 @@ SELECT pg_catalog.current_database() AS db,
 @api
 def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
     """hush._record(): verify the record's MAC, its database and its age, then insert its rows
-    (as hush_owner, in the record's tenant, under owner_steps) and answer with its receipt.
-    Anything else is refused, and nothing is written. synchronous_commit is set by the INSERT
-    too: a pooler in between may drop the recorder's start-up options."""
+    (as hush_owner, in the record's tenant, under owner_steps) if the reader's grants allow
+    them now (recheck.py; SH020 otherwise) and answer with its receipt. Anything else is
+    refused, and nothing is written. synchronous_commit is set by the INSERT too: a pooler in
+    between may drop the recorder's start-up options."""
     from _operator import _compare_digest
+    from . import recheck
     from .access import plan
-    from .audit import ACTIONS, check_rate
+    from .audit import check_rate
     try:
         payload = wire.loads(body)
         key = keyring.load(plpy, GD).get(payload["key_id"])
         good = key is not None and _compare_digest(mac(key, body.encode()), bytes(proof))
     except (ValueError, KeyError, TypeError):
         good = False
-    if not good or any(r[0] not in ACTIONS for r in payload.get("rows", [])):
+    storable, cap = recheck.needs(payload.get("rows", [])) if good else (False, None)
+    if not storable:
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record stores only records that hush's own reads signed")
     here = GD.get(RECEIVER)
     if here is None:
@@ -477,10 +483,12 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
         plpy.execute(plan(plpy, "recorder.tenant", TENANT_SQL, ["pg_catalog.text"]), [payload["tenant"]])
         check_rate(plpy, payload["tenant"], limit)
     rows = payload["rows"]
-    p = plan(plpy, "recorder.store", STORE_SQL,
-             ["pg_catalog.text", "pg_catalog.name", "pg_catalog.name", "pg_catalog.text", "pg_catalog.inet",
-              "pg_catalog.text[]", "pg_catalog.uuid[]", "pg_catalog.text[]", "pg_catalog.int4[]", "pg_catalog.jsonb[]"])
-    plpy.execute(p, [payload["tenant"], payload["db_role"], payload["session_role"], payload["application_name"],
-                     payload["client_addr"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                     [r[3] for r in rows], [wire.dumps(r[4]) for r in rows]])
+    p = plan(plpy, "recorder.store", recheck.STORE_SQL, recheck.STORE_TYPES)
+    done = plpy.execute(p, [payload["tenant"], payload["db_role"], payload["session_role"],
+                            payload["application_name"], payload["client_addr"], [r[0] for r in rows],
+                            [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+                            [wire.dumps(r[4]) for r in rows], cap])[0]
+    if done["refused"]:  # nothing was stored; the reader names what it may no longer read
+        raise Fail(TENANT_ACCESS_DENIED, "hush._record refuses reads that the reader's grants no longer allow",
+                   detail="%d:%s" % (len(done["refused"]), ",".join(str(i) for i in done["refused"][:10])))
     return receipt(key, payload["nonce"]).hex()  # text: no bytea_output setting can change it

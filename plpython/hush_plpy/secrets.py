@@ -6,7 +6,7 @@ hold no privilege on any table or view (a role that could query row-secured
 relations itself could count other tenants' rows with EXPLAIN ANALYZE).
 A read is one statement in the step (the dispatching statement set hush.tenant
 for the owner_steps row policy): its WHERE holds the caller's grant
-(access.may_act) and it brings the tenant's read-audit setting along; the read
+(access.may) and it brings the tenant's read-audit setting along; the read
 record (audit.record_reads) follows before any value is opened. A write checks the grant (access.enter),
 then one statement writes and inserts its audit row through a data-modifying
 CTE. Values are encrypted and decrypted here, in the server; they never
@@ -37,8 +37,10 @@ def not_found(by: str, key: Any, tenant: str) -> Fail:
     return Fail(SECRET_NOT_FOUND, "secret %s %s not found in tenant %s" % (by, validate.show(key), tenant))
 
 OWNER = privileged.OWNER
-# $1 tenant, $2 the key, $3 the caller (a version, when asked, is $4). The grant
-# test depends on parameters only: the planner runs it once, before the scan.
+# $1 tenant, $2 the key, $3 the caller (a version, when asked, is $4). A row comes back only
+# if the caller may read its name. Which grant allowed it is looked up for the read record
+# only, where it commits (recheck.py): here, access.via's plan would be built on every read,
+# ~5 µs each.
 READ_SQL = f"""
 SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.updated_at, s.expires_at,
        (s.expires_at IS NOT NULL AND s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired,
@@ -48,7 +50,7 @@ SELECT s.id, s.name, s.kind, s.description, s.tags, s.metadata, s.created_at, s.
   LEFT JOIN hush.secret_versions v
          ON v.tenant_id {EQ} s.tenant_id AND v.secret_id {EQ} s.id AND v.version {EQ} {{version}}
  WHERE s.tenant_id {EQ} $1 AND {{where}} AND s.deleted_at IS NULL
-   AND {access.may_act("$1", "$3")}
+   AND {access.may("$1", "$3", "'read'::pg_catalog.text", "s.name")}
 """
 # One statement per shape: "latest" joins on the row's current_version, "given"
 # on a parameter, so the version is an index condition either way (a COALESCE of
@@ -71,16 +73,22 @@ def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any) 
         where, ver, types = READS[shape]
         p = plan(plpy, "read." + shape, READ_SQL.format(where=where, version=ver), types)
     rows = plpy.execute(p, [tenant, key, caller] if version is None else [tenant, key, caller, version])
-    if not rows:
-        access.enter(plpy, caller, tenant)  # SH020 rather than "not found" for a tenant not the caller's
-    else:
+    if rows:
         access.admit(tenant)  # READ_SQL returns rows only to a caller granted the tenant
+    elif by != "names":
+        # Why nothing came back: SH020 for a tenant not the caller's or a name it may list but
+        # not read; else not found, the same for a name outside its grants as for none at all.
+        from . import scope
+        scope.resolve(plpy, caller, tenant, by, key, "read")
+        raise not_found(by, key, tenant)
     return list(rows)
 
 
 def _release(plpy: Any, GD: dict, caller: str, tenant: str, rows: list) -> None:
     """Record the reads of the values about to be handed out (unless the tenant switched
-    read auditing off), once _check passed and before any value is opened."""
+    read auditing off), once _check passed and before any value is opened. Where the record
+    commits, the caller's grants are asked again and the one allowing each read goes into
+    its row (recheck.py): a grant revoked since READ_SQL ran refuses the read there."""
     if rows[0]["audit_reads"]:
         audit.record_reads(plpy, GD, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows],
                            [r["key_id"] for r in rows])
@@ -115,8 +123,6 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
 @privileged.step(OWNER)
 def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, version: Any) -> dict:
     rows = _read(plpy, caller, tenant, by, key, version)
-    if not rows:
-        raise not_found(by, key, tenant)
     _check(tenant, rows[0], version)
     _release(plpy, GD, caller, tenant, rows)
     return _open(plpy, GD, tenant, rows[0])
@@ -149,10 +155,15 @@ def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
 @privileged.step(OWNER)
 def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> list:
     rows = _read(plpy, caller, tenant, "names", wanted, None)
-    if not wanted:
-        return []  # after _read, which refused a tenant not the caller's
     found = {r["name"]: r for r in rows}
     missing = [n for n in wanted if n not in found]
+    if missing or not rows:  # SH020 for a tenant not the caller's, or names it may list but not read
+        from . import scope
+        refused = scope.refused(scope.check(plpy, caller, tenant, "names", missing, "read"), seen_only=True)
+        if refused:
+            raise scope.refuse_many(caller, tenant, "read", refused, len(wanted))
+    if not wanted:
+        return []
     if missing:
         raise Fail(SECRET_NOT_FOUND, "%d of %d secrets not found in tenant %s: %s"
                    % (len(missing), len(wanted), tenant, ", ".join(validate.show(n) for n in missing[:10])))
@@ -179,22 +190,26 @@ RETURNING = "RETURNING s.id, s.name, s.current_version AS version, s.created_at,
 # and with expected_version = 0 (create only): one statement that also checks the
 # caller's grant ($8) and brings the tenant's limit and the active key along
 # (hush.tenant was set by the dispatching statement: privileged.call(tenant=...)).
+# Without `write` on $2 the INSERT sees no row: an upsert would hit the unique index of a
+# secret the caller may not see, and tell it that the name exists.
 SAVE_SQL = f"""
 WITH ctx AS (
   SELECT {access.may_act("$1", "$8")} AS allowed,
+         {access.via("$1", "$8", "'write'::pg_catalog.text", "$2")} AS via,
          COALESCE((SELECT t.max_value_bytes FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 65536) AS max_value_bytes,
          COALESCE((SELECT t.audit_rows_per_second FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 0) AS audit_limit,
          (SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active') AS active_key_id,
-         COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $8), false) AS superuser),
+         COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $8), false) AS superuser,
+         {access.SNAPSHOT} AS snapshot),
      s AS (
   INSERT INTO hush.secrets AS s (tenant_id, name, kind, description, tags, metadata, expires_at, created_by)
   SELECT $1, $2, COALESCE($3, 'generic'), $4, COALESCE($5, '{{{{}}}}'::pg_catalog.text[]),
          COALESCE($6, '{{{{}}}}'::pg_catalog.jsonb),
          CASE WHEN $7 {EQ} 'infinity'::pg_catalog.timestamptz THEN NULL ELSE $7 END, $8
-    FROM ctx WHERE ctx.allowed
+    FROM ctx WHERE ctx.allowed AND (ctx.via IS NOT NULL OR ctx.superuser)
   ON CONFLICT (tenant_id, name) {{on_conflict}}
   {RETURNING})
-SELECT ctx.allowed, ctx.max_value_bytes, ctx.active_key_id, ctx.superuser, ctx.audit_limit,
+SELECT ctx.allowed, ctx.via, ctx.max_value_bytes, ctx.active_key_id, ctx.superuser, ctx.audit_limit, ctx.snapshot,
        s.id, s.name, s.version, s.created_at, s.updated_at
   FROM ctx LEFT JOIN s ON true
 """
@@ -292,7 +307,7 @@ def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, descrip
 def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, fields: list,
           expected_version: Any) -> dict:
     if expected_version:
-        ctx = access.enter(plpy, caller, tenant, write=True)
+        ctx = access.enter(plpy, caller, tenant, write=True, cap="write", name=name)
         raw = validate.value(value, ctx["max_value_bytes"])
         key = active_key(plpy, GD, ctx)
         rows = plpy.execute(_update_plan(plpy, "name"), [tenant, name, *fields, expected_version, 1, None, None, None])
@@ -304,7 +319,10 @@ def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, 
         ctx = dict(plpy.execute(p, [tenant, name, *fields, caller])[0], caller=caller)
         if not ctx["allowed"]:
             access.deny(caller, tenant)
+        if ctx["via"] is None and not ctx["superuser"]:
+            raise access.refuse(caller, tenant, "write", name)
         access.admit(tenant)
+        access.still_granted(plpy, ctx)  # after the upsert, which a 40001 here rolls back with the step
         if ctx["audit_limit"]:  # refused with the step: the upsert above is taken back with it
             audit.check_rate(plpy, tenant, ctx["audit_limit"])
         raw = validate.value(value, ctx["max_value_bytes"])
@@ -332,7 +350,8 @@ def _update(plpy: Any, GD: dict, tenant: str, by: str, key: Any, value: Any, des
 @privileged.step(OWNER)
 def _update_step(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, value: Any, fields: list,
                  expected_version: Any) -> dict:
-    ctx = access.enter(plpy, caller, tenant, write=True)
+    from . import scope
+    ctx = scope.enter(plpy, caller, tenant, by, key, "write", write=True)
     if value is None:
         rows = plpy.execute(_update_plan(plpy, by), [tenant, key, *fields, expected_version, 0, "update_metadata",
                                                      caller, access.actor(ctx)])
@@ -380,7 +399,8 @@ WHO_TYPES = ["pg_catalog.name", "pg_catalog.jsonb"]
 
 @privileged.step(OWNER)
 def _delete(plpy: Any, caller: str, tenant: str, by: str, key: Any) -> None:
-    ctx = access.enter(plpy, caller, tenant, audits=True)
+    from . import scope
+    ctx = scope.enter(plpy, caller, tenant, by, key, "delete", audits=True)
     col, typ = KEYS[by]
     sql = SET_DELETED_SQL.format(new="pg_catalog.now()", old="NULL", col=col, action="delete")
     if not plpy.execute(plan(plpy, "delete." + by, sql, [T, typ, *WHO_TYPES]),
@@ -410,7 +430,7 @@ def restore_secret(plpy: Any, tenant: str, name: str) -> dict:
 
 @privileged.step(OWNER)
 def _restore(plpy: Any, caller: str, tenant: str, name: str) -> dict:
-    ctx = access.enter(plpy, caller, tenant, audits=True)
+    ctx = access.enter(plpy, caller, tenant, audits=True, cap="delete", name=name)
     sql = SET_DELETED_SQL.format(new="NULL", old="NOT NULL", col="s.name", action="restore")
     plpy.execute(plan(plpy, "restore", sql, [T, T, *WHO_TYPES]), [tenant, name, caller, access.actor(ctx)])
     rows = _list(plpy, tenant, 1, 1, None, None, True, name)
@@ -450,7 +470,7 @@ def destroy_secret(plpy: Any, tenant: str, name: str, versions: Any) -> int:
 
 @privileged.step(OWNER)
 def _destroy(plpy: Any, caller: str, tenant: str, name: str, versions: Any) -> int:
-    ctx = access.enter(plpy, caller, tenant, audits=True)
+    ctx = access.enter(plpy, caller, tenant, audits=True, cap="destroy", name=name)
     rows = plpy.execute(plan(plpy, "destroy.find", DESTROY_FIND_SQL, [T, T]), [tenant, name])
     if not rows:
         raise not_found("name", name, tenant)
@@ -489,17 +509,23 @@ SELECT p.*, LEAST(p.n, {COUNT_CAP}) AS total, p.n OPERATOR(pg_catalog.<=) {COUNT
 """
 # Parameters, the same for every variant: $1 tenant, $2 prefix (list) or
 # lower-cased query (search), $3 tags, $4 include_deleted, $5 limit, $6 offset,
-# $7 exact name, $8 after.
+# $7 exact name, $8 after, $9 the prefixes the caller may list under.
 # The offset is int8: page x per_page may pass an int4's range (it reads an empty page).
-PAGE_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int8", T, T]
+PAGE_TYPES = [T, T, "pg_catalog.text[]", "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int8", T, T,
+              "pg_catalog.text[]"]
+# The caller's prefixes filter the page and its count alike; the scan starts at the first.
+SCOPED = """{a}.name OPERATOR(pg_catalog.>=) (SELECT pg_catalog.min(p.p) FROM pg_catalog.unnest($9) AS p(p))
+   AND {a}.name OPERATOR(pg_catalog.^@) ANY ($9)"""
 
 
-def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool, exact: bool, after: bool) -> Any:
+def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool, exact: bool, after: bool,
+               scoped: bool = False) -> Any:
     """One prepared plan per combination of filters, each with only the conditions
     it needs: `name > $8` and `tenant_id = $1` then drive an index scan on
     (tenant_id, name) that stops after one page, which an `$8 IS NULL OR ...`
-    form would not."""
-    key = "page.%d%d%d%d%d%d" % (search, prefix, tags, deleted, exact, after)
+    form would not. `scoped`: the caller may list under some prefixes only (a
+    whole-tenant grant, '', needs no filter)."""
+    key = "page.%d%d%d%d%d%d%d" % (search, prefix, tags, deleted, exact, after, scoped)
     p = access.cached_plan(key)
     if p is None:
         conds = [f"{{a}}.tenant_id {EQ} $1"]
@@ -513,6 +539,8 @@ def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool,
             conds.append("{a}.tags OPERATOR(pg_catalog.@>) $3")
         if exact:
             conds.append(f"{{a}}.name {EQ} $7")
+        if scoped:
+            conds.append(SCOPED)
         where = "\n   AND ".join(conds)
         sql = PAGE_SQL.format(count_filter=where.format(a="c"), filter=where.format(a="s"),
                               after=" AND s.name OPERATOR(pg_catalog.>) $8" if after else "")
@@ -521,11 +549,11 @@ def _page_plan(plpy: Any, search: bool, prefix: bool, tags: bool, deleted: bool,
 
 
 def _list(plpy: Any, tenant: str, page: int, per_page: int, prefix: Any, tags: Any, include_deleted: bool,
-          exact: Any = None, after: Any = None) -> list:
+          exact: Any = None, after: Any = None, scope: Any = None) -> list:
     p = _page_plan(plpy, False, prefix is not None, tags is not None, bool(include_deleted), exact is not None,
-                   after is not None)
+                   after is not None, scope is not None)
     return list(plpy.execute(p, [tenant, prefix, tags, bool(include_deleted), per_page, (page - 1) * per_page,
-                                 exact, after]))
+                                 exact, after, scope]))
 
 
 @api
@@ -542,8 +570,11 @@ def list_secrets(plpy: Any, tenant: str, page: Any, per_page: Any, name_prefix: 
 @privileged.step(OWNER)
 def _list_step(plpy: Any, caller: str, tenant: str, page: int, per_page: int, prefix: Any, tags: Any,
                include_deleted: Any, after: Any) -> list:
-    access.enter(plpy, caller, tenant)
-    return _list(plpy, tenant, page, per_page, prefix, tags, include_deleted, after=after)
+    ctx = access.enter(plpy, caller, tenant, cap="list")
+    if not ctx["prefixes"]:
+        return []
+    from . import scope
+    return _list(plpy, tenant, page, per_page, prefix, tags, include_deleted, after=after, scope=scope.listed(ctx))
 
 
 @api
@@ -558,14 +589,20 @@ def search_secrets(plpy: Any, tenant: str, query: Any, page: Any, per_page: Any,
 
 @privileged.step(OWNER)
 def _search(plpy: Any, caller: str, tenant: str, query: str, page: int, per_page: int, after: Any) -> list:
-    access.enter(plpy, caller, tenant)
-    p = _page_plan(plpy, True, False, False, False, False, after is not None)
-    return list(plpy.execute(p, [tenant, query, None, False, per_page, (page - 1) * per_page, None, after]))
+    ctx = access.enter(plpy, caller, tenant, cap="list")
+    if not ctx["prefixes"]:
+        return []
+    from .scope import listed
+    p = _page_plan(plpy, True, False, False, False, False, after is not None, listed(ctx) is not None)
+    return list(plpy.execute(p, [tenant, query, None, False, per_page, (page - 1) * per_page, None, after,
+                                 listed(ctx)]))
 
 
+# $3: the prefixes the caller may list under; a secret outside them does not exist for it.
 EXISTS_SQL = f"""
 SELECT EXISTS (SELECT 1 FROM hush.secrets s
-                WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS NULL) AS e
+                WHERE s.tenant_id {EQ} $1 AND {{col}} {EQ} $2 AND s.deleted_at IS NULL
+                  AND s.name OPERATOR(pg_catalog.^@) ANY ($3)) AS e
 """
 
 
@@ -586,10 +623,10 @@ def secret_exists_by_id(plpy: Any, tenant: str, secret_id: Any) -> bool:
 
 @privileged.step(OWNER)
 def _exists(plpy: Any, caller: str, tenant: str, by: str, key: Any) -> bool:
-    access.enter(plpy, caller, tenant)
+    ctx = access.enter(plpy, caller, tenant, cap="list")
     col, typ = KEYS[by]
-    p = plan(plpy, "exists." + by, EXISTS_SQL.format(col=col), [T, typ])
-    return bool(plpy.execute(p, [tenant, key])[0]["e"])
+    p = plan(plpy, "exists." + by, EXISTS_SQL.format(col=col), [T, typ, "pg_catalog.text[]"])
+    return bool(plpy.execute(p, [tenant, key, ctx["prefixes"]])[0]["e"])
 
 
 VERSIONS_SQL = f"""
@@ -612,7 +649,7 @@ def secret_versions(plpy: Any, tenant: str, name: str) -> list:
 
 @privileged.step(OWNER)
 def _versions(plpy: Any, caller: str, tenant: str, name: str) -> list:
-    access.enter(plpy, caller, tenant)
+    access.enter(plpy, caller, tenant, cap="list", name=name, missing=not_found("name", name, tenant))
     rows = plpy.execute(plan(plpy, "versions", VERSIONS_SQL, [T, T]), [tenant, name])
     if not rows:
         raise not_found("name", name, tenant)

@@ -1,17 +1,20 @@
--- Administration (hush_admin): tenant grants and tenant settings. Audited.
+-- Administration (hush_admin): whole-tenant grants (plpython/hush_plpy/grants.py; scoped
+-- ones are 45_access.sql's) and tenant settings. Audited.
 
 CREATE OR REPLACE FUNCTION hush.grant_tenant(role name, tenant text)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: admin.grant_tenant(role, tenant)}}$py$;
+AS $py${{py: grants.grant_tenant(role, tenant)}}$py$;
 COMMENT ON FUNCTION hush.grant_tenant(name, text) IS
-    'Let a role (and its members) act on a tenant (''*'' = every tenant); true when new.';
+    'Let a role (and its members) act on a whole tenant (''*'' = every tenant) with every capability whose functions '
+    'it can call now (SH024 when none); true when that added any.';
 
 CREATE OR REPLACE FUNCTION hush.revoke_tenant(role name, tenant text)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: admin.revoke_tenant(role, tenant)}}$py$;
-COMMENT ON FUNCTION hush.revoke_tenant(name, text) IS 'Remove a tenant grant; true when one was removed.';
+AS $py${{py: grants.revoke_tenant(role, tenant)}}$py$;
+COMMENT ON FUNCTION hush.revoke_tenant(name, text) IS
+    'Remove every grant of a role on a tenant, whatever its prefix; true when there was one.';
 
 CREATE OR REPLACE FUNCTION hush.configure_tenant(tenant text, audit_reads boolean DEFAULT NULL, max_value_bytes integer DEFAULT NULL,
                                                  recovery_days integer DEFAULT NULL,
