@@ -11,7 +11,8 @@ Over a connection you already have (its transaction decides):
 Connection/Session. Asyncio: `hush.aio`. OAuth2/OIDC tokens:
 `client.tenant("acme").oauth` (or `hush.OAuth(conn, "acme")`). Administration:
 `client.tenants`, `client.keys`, `client.audit` (or `hush.Tenants(conn)`,
-`hush.Keys(conn)`, `hush.Audit(conn)`). This package holds no key: every
+`hush.Keys(conn)`, `hush.Audit(conn)`); scoped grants:
+`client.grant(role, tenant, prefix=..., capabilities=[...])`. This package holds no key: every
 operation is one call of a hush.* SQL function.
 """
 from __future__ import annotations
@@ -27,11 +28,13 @@ from ._errors import (
     AuditTampered,
     AuthorizationBindingMismatch,
     AuthorizationPending,
+    CapabilityNotCallable,
     DatabaseUnavailable,
     DecryptionFailed,
     DropRefused,
     EgressRefused,
     ExpiredToken,
+    GrantNotFound,
     HushError,
     InvalidCallback,
     InvalidIdToken,
@@ -75,6 +78,7 @@ from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from ._access import AccessEntry, AccessGrant
     from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
                                 AuditVerification, MaintenanceJob, OAuthCleanup, PurgedSecrets, RootKey, RootKeyChange,
                                 RootKeyStatus, TenantSettings)
@@ -101,6 +105,7 @@ _LAZY = {
     **dict.fromkeys(("TokenSet", "AuthorizationRequest", "DeviceAuthorization", "Provider", "Connection",
                      "OAuthEvent"), "_oauth_models"),
     "Tenants": "_tenants", "Keys": "_keys", "Audit": "_audit", "AUDIT_ACTIONS": "_audit_actions",
+    "AccessGrant": "_access", "AccessEntry": "_access",
     **dict.fromkeys(("TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal",
                      "AuditVerification", "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob",
                      "AuditMaintenance", "OAuthCleanup"), "_admin_models"),
@@ -124,12 +129,12 @@ __all__ = [
     "Client", "connect", "Secrets", "debug",
     "Secret", "SecretMetadata", "SavedSecret", "SecretVersion", "Page",
     "get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets", "search_secrets",
-    "Tenants", "Keys", "Audit", "AUDIT_ACTIONS",
+    "Tenants", "Keys", "Audit", "AUDIT_ACTIONS", "AccessGrant", "AccessEntry",
     "TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal", "AuditVerification",
     "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob", "AuditMaintenance", "OAuthCleanup",
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
-    "DatabaseUnavailable", "TransactionAborted", "TenantAccessDenied", "ReadOnlyWrite", "AuditedReadOnly", "ReadNotRecorded", "AuditRateLimited", "KeyUnavailable", "DecryptionFailed",
+    "DatabaseUnavailable", "TransactionAborted", "TenantAccessDenied", "CapabilityNotCallable", "GrantNotFound", "ReadOnlyWrite", "AuditedReadOnly", "ReadNotRecorded", "AuditRateLimited", "KeyUnavailable", "DecryptionFailed",
     "RootKeyInUse", "RootKeyUnknown",
     "AuditAppendOnly", "AuditTampered", "DropRefused", "NoScheduler", "MaintenanceBusy",
     "PermissionDenied",

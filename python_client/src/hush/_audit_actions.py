@@ -7,7 +7,7 @@ AUDIT_ACTIONS = (
     # secrets
     "read", "create", "new_version", "update_metadata", "delete", "restore", "destroy", "purge",
     # tenants and root keys
-    "grant_tenant", "revoke_tenant", "configure_tenant",
+    "grant_tenant", "revoke_tenant", "grant_access", "revoke_access", "configure_tenant",
     "add_root_key", "activate_root_key", "retire_root_key", "rewrap",
     # OAuth
     "oauth_provider_save", "oauth_provider_remove", "oauth_client_secret_read", "oauth_authorize", "oauth_callback",

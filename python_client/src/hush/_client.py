@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, overload
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import _dsn
+from ._access import AccessEntry, AccessGrant
 from ._admin_models import TenantSettings
 from ._audit import Audit
 from ._errors import DatabaseUnavailable, InvalidArgument
@@ -128,13 +129,35 @@ class Client:
                                       recovery_days=recovery_days, audit_rows_per_second=audit_rows_per_second,
                                       reader_refresh=reader_refresh)
 
-    def grant(self, role: str, tenant: str) -> bool:
-        """Let a role act on a tenant (hush_admin); True when the grant is new."""
-        return self.tenants.grant(role, tenant)
+    @overload
+    def grant(self, role: str, tenant: str) -> bool: ...
+    @overload
+    def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+              capabilities: str | Iterable[str]) -> AccessGrant: ...
 
-    def revoke(self, role: str, tenant: str) -> bool:
-        """Remove a tenant grant (hush_admin); True when there was one."""
-        return self.tenants.revoke(role, tenant)
+    def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+              capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        """Let a role act in a tenant (hush_admin): with `capabilities` (and `prefix`) a scoped
+        grant, returned as an AccessGrant; without, the whole tenant, True when that changed
+        anything. See Tenants.grant."""
+        return self.tenants._change("grant", role, tenant, prefix, capabilities)
+
+    @overload
+    def revoke(self, role: str, tenant: str) -> bool: ...
+    @overload
+    def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+               capabilities: str | Iterable[str]) -> AccessGrant: ...
+
+    def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+               capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        """Take access away (hush_admin): with `capabilities` (and `prefix`) from that one
+        grant, returning what is left of it; without, every grant of the role on the tenant,
+        True when there was one. See Tenants.revoke."""
+        return self.tenants._change("revoke", role, tenant, prefix, capabilities)
+
+    def effective_access(self, role: str, tenant: str) -> list[AccessEntry]:
+        """What a role may do in a tenant, and why: see Tenants.effective_access."""
+        return self.tenants.effective_access(role, tenant)
 
     def close(self) -> None:
         """Close the pools and their connections."""

@@ -115,6 +115,20 @@ class AuditRateLimited(HushError):
     sqlstate = "SH023"
 
 
+class CapabilityNotCallable(InvalidInput):
+    """hush.grant refused a capability whose functions the role cannot call (`read` for a role
+    without hush_reader, for one): grant it the hush role first. Nothing was granted."""
+
+    sqlstate = "SH024"
+
+
+class GrantNotFound(HushError):
+    """hush.revoke: the role holds no grant on exactly that tenant and prefix (a broader or
+    narrower one is another grant); hush.effective_access shows which it holds."""
+
+    sqlstate = "SH025"
+
+
 class KeyUnavailable(HushError):
     sqlstate = "SH030"
 
@@ -334,7 +348,7 @@ _BY_CODE: dict[str, type[HushError]] = {
     c.sqlstate: c for c in (
         InvalidName, InvalidTenant, ValueTooLarge, InvalidArgument, SecretNotFound, VersionNotFound,
         SecretExpired, VersionConflict, SecretDeleted, VersionDestroyed, TenantAccessDenied,
-        ReadOnlyWrite, ReadNotRecorded, AuditRateLimited, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
+        ReadOnlyWrite, ReadNotRecorded, AuditRateLimited, CapabilityNotCallable, GrantNotFound, KeyUnavailable, DecryptionFailed, RootKeyInUse, RootKeyUnknown, AuditAppendOnly, AuditTampered,
         DropRefused, NoScheduler, MaintenanceBusy, PermissionDenied, OAuthProviderNotFound, OAuthConnectionNotFound,
         OAuthAccountAmbiguous, OAuthStateInvalid, ReauthorizationRequired, OAuthLeaseLost, OAuthTokenExpiring,
         AuthorizationBindingMismatch,

@@ -1,11 +1,15 @@
-"""hush.Tenants (and hush.aio.AsyncTenants): tenant settings and grants, for hush_admin."""
+"""hush.Tenants (and hush.aio.AsyncTenants): tenant settings and grants, for hush_admin
+(effective_access: also for a role asking about itself)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, overload
 
+from . import _access as a
 from . import _admin_calls as q
+from ._access import AccessEntry, AccessGrant
 from ._admin_models import TenantSettings
 from ._exec import executor_for
+from ._notices import async_notices, notices
 
 
 class Tenants:
@@ -13,7 +17,8 @@ class Tenants:
 
     `conn` is what hush.Secrets takes (a psycopg Connection or ConnectionPool, a
     SQLAlchemy Connection or Session); over a connection, each call joins its
-    transaction. Every change is audited (configure_tenant, grant_tenant, revoke_tenant).
+    transaction. Every change is audited (configure_tenant, grant_tenant, revoke_tenant, grant_access,
+    revoke_access).
     """
 
     def __init__(self, conn: Any) -> None:
@@ -38,14 +43,59 @@ class Tenants:
                                                                     reader_refresh)])[0]
         return result
 
-    def grant(self, role: str, tenant: str) -> bool:
-        """Let a role (and its members) act on a tenant ('*' = every tenant); True when the grant is new."""
-        result: bool = self._exec.run([q.grant(role, tenant)])[0]
-        return result
+    @overload
+    def grant(self, role: str, tenant: str) -> bool: ...
+    @overload
+    def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+              capabilities: str | Iterable[str]) -> AccessGrant: ...
 
-    def revoke(self, role: str, tenant: str) -> bool:
-        """Remove a tenant grant; True when there was one."""
-        result: bool = self._exec.run([q.revoke(role, tenant)])[0]
+    def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+              capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        """Let a role (and its members) act in a tenant ('*' = every tenant).
+
+        With `capabilities` (read, list, write, delete, destroy, oauth_use, oauth_manage,
+        audit) and optionally `prefix` (default '', the whole tenant): hush.grant, which adds
+        them to the role's grant on that prefix and returns it (AccessGrant); the server
+        refuses a capability whose functions the role cannot call (CapabilityNotCallable).
+        Without either: the whole-tenant shorthand (hush.grant_tenant), every capability the
+        role can call now; True when that changed anything."""
+        return self._change("grant", role, tenant, prefix, capabilities)
+
+    @overload
+    def revoke(self, role: str, tenant: str) -> bool: ...
+    @overload
+    def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+               capabilities: str | Iterable[str]) -> AccessGrant: ...
+
+    def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+               capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        """Take access away from a role in a tenant.
+
+        With `capabilities` (and `prefix`, default ''): hush.revoke, which removes them from
+        exactly that grant (GrantNotFound when the role has none on that prefix) and returns
+        what is left of it (`capabilities` empty: the grant is gone); its `notices` name the
+        grant through which the role may still use a removed capability (a broader one, or
+        `read`, `write`, `delete` or `destroy` implying `list`). Without either: every grant
+        of the role on the tenant, whatever its prefix (hush.revoke_tenant); True when there
+        was one."""
+        return self._change("revoke", role, tenant, prefix, capabilities)
+
+    def _change(self, how: str, role: str, tenant: str, prefix: str | None,
+                capabilities: str | Iterable[str] | None) -> bool | AccessGrant:
+        """grant or revoke, scoped or whole-tenant (also what Client.grant and revoke call)."""
+        scope = a.scoped(prefix, capabilities)
+        if scope is None:
+            result: bool = self._exec.run([q.grant(role, tenant) if how == "grant" else q.revoke(role, tenant)])[0]
+            return result
+        with notices(self._exec) as (executor, said):
+            changed: AccessGrant = executor.run([a.change(how, role, tenant, *scope)])[0]
+        return a.with_notices(changed, said)
+
+    def effective_access(self, role: str, tenant: str) -> list[AccessEntry]:
+        """What a role may do in a tenant, and why (hush.effective_access): one AccessEntry per
+        capability and prefix, from its own grants, those of roles whose privileges it has,
+        and '*' grants. An admin may ask about any role, other roles about themselves."""
+        result: list[AccessEntry] = self._exec.run([a.effective_access(role, tenant)])[0]
         return result
 
 
@@ -67,10 +117,37 @@ class AsyncTenants:
                                                                            reader_refresh)]))[0]
         return result
 
-    async def grant(self, role: str, tenant: str) -> bool:
-        result: bool = (await self._exec.run([q.grant(role, tenant)]))[0]
-        return result
+    @overload
+    async def grant(self, role: str, tenant: str) -> bool: ...
+    @overload
+    async def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+                    capabilities: str | Iterable[str]) -> AccessGrant: ...
 
-    async def revoke(self, role: str, tenant: str) -> bool:
-        result: bool = (await self._exec.run([q.revoke(role, tenant)]))[0]
+    async def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+                    capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        return await self._change("grant", role, tenant, prefix, capabilities)
+
+    @overload
+    async def revoke(self, role: str, tenant: str) -> bool: ...
+    @overload
+    async def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+                     capabilities: str | Iterable[str]) -> AccessGrant: ...
+
+    async def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+                     capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        return await self._change("revoke", role, tenant, prefix, capabilities)
+
+    async def _change(self, how: str, role: str, tenant: str, prefix: str | None,
+                      capabilities: str | Iterable[str] | None) -> bool | AccessGrant:
+        scope = a.scoped(prefix, capabilities)
+        if scope is None:
+            call = q.grant(role, tenant) if how == "grant" else q.revoke(role, tenant)
+            result: bool = (await self._exec.run([call]))[0]
+            return result
+        async with async_notices(self._exec) as (executor, said):
+            changed: AccessGrant = (await executor.run([a.change(how, role, tenant, *scope)]))[0]
+        return a.with_notices(changed, said)
+
+    async def effective_access(self, role: str, tenant: str) -> list[AccessEntry]:
+        result: list[AccessEntry] = (await self._exec.run([a.effective_access(role, tenant)]))[0]
         return result

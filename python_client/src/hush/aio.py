@@ -8,7 +8,7 @@ import builtins
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar, overload
 from uuid import UUID
 
 import psycopg
@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import _calls as q
 from . import _dsn
+from ._access import AccessEntry, AccessGrant
 from ._aio_threads import SyncSide, side_for
 from ._admin_models import TenantSettings
 from ._audit import AsyncAudit
@@ -365,11 +366,28 @@ class AsyncClient:
         from ._oauth_aio import OAuth  # the OAuth stack (the [oauth] extra) only when used
         return await OAuth(self._exec, "*").complete_authorization(callback_url, binding=binding)
 
-    async def grant(self, role: str, tenant: str) -> bool:
-        return await self.tenants.grant(role, tenant)
+    @overload
+    async def grant(self, role: str, tenant: str) -> bool: ...
+    @overload
+    async def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+                    capabilities: str | Iterable[str]) -> AccessGrant: ...
 
-    async def revoke(self, role: str, tenant: str) -> bool:
-        return await self.tenants.revoke(role, tenant)
+    async def grant(self, role: str, tenant: str, *, prefix: str | None = None,
+                    capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        return await self.tenants._change("grant", role, tenant, prefix, capabilities)
+
+    @overload
+    async def revoke(self, role: str, tenant: str) -> bool: ...
+    @overload
+    async def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+                     capabilities: str | Iterable[str]) -> AccessGrant: ...
+
+    async def revoke(self, role: str, tenant: str, *, prefix: str | None = None,
+                     capabilities: str | Iterable[str] | None = None) -> bool | AccessGrant:
+        return await self.tenants._change("revoke", role, tenant, prefix, capabilities)
+
+    async def effective_access(self, role: str, tenant: str) -> list[AccessEntry]:
+        return await self.tenants.effective_access(role, tenant)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

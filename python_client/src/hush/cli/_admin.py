@@ -155,6 +155,8 @@ def _grant_command(name: str, done: str, not_done: str, help: str) -> click.Comm
 
 
 grant = _grant_command("grant", "granted", "already granted",
-                       "Let ROLE (and its members) act on TENANT ('*' = every tenant); needs hush_admin.")
+                       "Let ROLE (and its members) act on all of TENANT ('*' = every tenant) with every capability "
+                       "ROLE can call now; needs hush_admin. Narrower grants: hush access grant.")
 revoke = _grant_command("revoke", "revoked", "no such grant",
-                        "Remove ROLE's grant on TENANT; needs hush_admin.")
+                        "Remove every grant ROLE holds on TENANT (each prefix); needs hush_admin. "
+                        "Some capabilities only: hush access revoke.")

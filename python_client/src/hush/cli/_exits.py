@@ -25,7 +25,7 @@ EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.InvalidInput, EXIT_INVALID),
     (E.SecretExpired, EXIT_GONE), (E.VersionDestroyed, EXIT_GONE),
     (E.KeyUnavailable, EXIT_KEY), (E.DecryptionFailed, EXIT_KEY),
-    (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT),
+    (E.RootKeyUnknown, EXIT_NOT_FOUND), (E.RootKeyInUse, EXIT_CONFLICT), (E.GrantNotFound, EXIT_NOT_FOUND),
     (E.AuditTampered, EXIT_TAMPERED), (E.ReadNotRecorded, EXIT_CONNECT),
     (E.OAuthProviderNotFound, EXIT_NOT_FOUND), (E.OAuthConnectionNotFound, EXIT_NOT_FOUND),
     (E.OAuthAccountAmbiguous, EXIT_INVALID), (E.OAuthStateInvalid, EXIT_GONE), (E.OAuthLeaseLost, EXIT_CONFLICT),
