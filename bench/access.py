@@ -14,10 +14,8 @@ same round.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
+from typing import Callable
 
 import psycopg
 
@@ -35,26 +33,11 @@ def _grant(su: psycopg.Connection, role: str, prefix: str, caps: list[str]) -> N
     su.execute('SELECT hush."grant"(%s, %s, %s, %s)', [role, TENANT, prefix, caps])
 
 
-def _pgbench(c: pgcluster.Cluster, role: str, n: int) -> tuple[float, float, float]:
-    """pgbench of READ as `role` for 1 s, 2 clients: (tps, p50 ms, p99 ms)."""
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "read.sql").write_text(READ)
-        r = subprocess.run(
-            [str(pgcluster.PG_BIN / "pgbench"), "-h", str(c.base), "-p", str(c.port), "-U", role, "-n", "-M",
-             "prepared", "-c", "2", "-j", "2", "-T", "1", "-D", f"n={n}", "-l", "--log-prefix", f"{d}/log",
-             "-f", f"{d}/read.sql", "bench"], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"pgbench failed:\n{r.stdout}\n{r.stderr}")
-        tps = next(float(line.split("=")[1].split()[0]) for line in r.stdout.splitlines()
-                   if line.startswith("tps =") and "without" in line)
-        lat = sorted(int(line.split()[2]) for f in Path(d).glob("log.*") for line in f.read_text().splitlines())
-    q = statistics.quantiles(lat, n=100)
-    return tps, q[49] / 1000, q[98] / 1000
-
-
-def access_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, str, float, float, float, str]]:
+def access_rows(c: pgcluster.Cluster, n: int, seconds: int,
+                pgbench: Callable[..., tuple[float, float, float]]) -> list[tuple[int, str, float, float, float, str]]:
     """The rows of the access section: (secrets, operation, ops/s, p50 ms, p99 ms, ratio); each
-    reader reads for 2 x `seconds` s per number of grants, in 1 s runs."""
+    reader reads for 2 x `seconds` s per number of grants, in 1 s runs of `pgbench` (run.py's:
+    (c, script, seconds, n, role) -> (tps, p50 ms, p99 ms))."""
     out: list[tuple[int, str, float, float, float, str]] = []
     with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
         su.execute("CREATE ROLE bench_whole LOGIN IN ROLE hush_reader")
@@ -87,7 +70,7 @@ def access_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, s
         for i in range(2 * seconds):
             run = {}
             for role in order[i % 3:] + order[:i % 3]:
-                run[role] = _pgbench(c, role, n)
+                run[role] = pgbench(c, READ, 1, n, role)
             runs.append(run)
         for role, what in readers.items():
             tps, p50, p99 = (statistics.median(run[role][k] for run in runs) for k in range(3))

@@ -105,13 +105,14 @@ def load(c: pgcluster.Cluster, have: int, want: int) -> None:
     print(file=sys.stderr)
 
 
-def pgbench(c: pgcluster.Cluster, script: str, seconds: int, n: int) -> tuple[float, float, float]:
+def pgbench(c: pgcluster.Cluster, script: str, seconds: int, n: int, role: str = "bench_app") -> tuple[float, float, float]:
+    """pgbench of `script` as `role`, 2 clients: (tps, p50 ms, p99 ms)."""
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "script.sql"
         f.write_text(script)
         r = c.run_bin("pgbench", "-n", "-M", "prepared", "-c", "2", "-j", "2", "-T", str(seconds),
                       "-D", f"n={n}", "-D", f"v={VALUE}", "-l", "--log-prefix", f"{d}/log", "-f", str(f),
-                      "-U", "bench_app", "bench", capture_output=True, text=True)
+                      "-U", role, "bench", capture_output=True, text=True)
         # run_bin passes -U postgres first; pgbench takes the last -U.
         if r.returncode != 0:
             raise SystemExit(f"pgbench failed:\n{r.stdout}\n{r.stderr}")
@@ -644,7 +645,7 @@ def main() -> None:
             n = min(sizes)
             if args.only == "access":
                 load(c, 0, n)
-            results.extend(access_rows(c, n, args.seconds))
+            results.extend(access_rows(c, n, args.seconds, pgbench))
         if args.only in (None, "standby"):
             n = min(sizes)
             if args.only == "standby":
