@@ -317,7 +317,12 @@ def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool
 # row version the snapshot shows carries that transaction's id in xmax. A row version no
 # one updated has xmax 0 or an aborted one (hush never row-locks tenant_grants: grants.py
 # serialises its changes with a table lock, so xmax is never a mere locker's). The 32-bit
-# xmax gets its epoch from the snapshot's, which it is within 2^31 of.
+# xmax gets its epoch from the snapshot's, which it is within 2^31 of. A row lock taken by
+# someone else (a superuser's FOR SHARE) would break this both ways: a lock's committed xid
+# reads as a change, and a MultiXactId is not an xid (README, Access control, says not to).
+# A committed xmax is not tested for visibility in the snapshot (txid_visible_in_snapshot):
+# the snapshot lists running top-level transactions only, so a revoke made in a savepoint
+# of a transaction running when the snapshot was taken would look visible, and be missed.
 CHANGED_SQL = """
 SELECT pg_catalog.count(*) AS changed
   FROM hush.tenant_grants g
