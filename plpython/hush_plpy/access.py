@@ -292,14 +292,13 @@ def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool
     SH020 (refuse()). With `cap` alone: `prefixes`, those under which it is allowed."""
     validate.tenant(tenant)
     mode = None if cap is None else "prefixes" if name is None else "name"
-    args = [tenant, caller] if mode is None else [tenant, caller, cap] if name is None else [tenant, caller, cap, name]
+    args = [tenant, caller] + ([cap] if mode else []) + ([name] if mode == "name" else [])
     row = dict(plpy.execute(_enter_plan(plpy, write, mode), args)[0])
     if not row["allowed"]:
         deny(caller, tenant)
+    admit(tenant)  # the caller holds a grant on the tenant: a failure's log line may name it
     if mode == "name" and row["via"] is None and not row["superuser"]:
-        admit(tenant)  # the caller holds a grant on the tenant: its log line may name it
         raise missing if missing is not None else refuse(caller, tenant, cap, name)
-    admit(tenant)
     row["caller"] = caller
     if write or audits:
         still_granted(plpy, row)

@@ -313,8 +313,9 @@ def _read_log(plpy: Any, caller: str, tenant: Any, since: Any, until: Any, actio
              ["pg_catalog.text", "pg_catalog.timestamptz", "pg_catalog.timestamptz", "pg_catalog.text",
               "pg_catalog.text", "pg_catalog.int4", "pg_catalog.int8", "pg_catalog.int8", "pg_catalog.text[]"])
     out = []
+    from .scope import listed
     for r in plpy.execute(p, [tenant, since, until, action, secret_name, max_rows, *at,
-                              None if "" in prefixes else prefixes]):
+                              listed(prefixes)]):
         row = dict(r)
         row["cursor"] = seal_cursor(key, tenant, row.pop("txid"), row.pop("id"))
         out.append(row)

@@ -96,7 +96,13 @@ def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, value
     refused = scope.refused(checked)
     if refused:
         raise scope.refuse_many(caller, tenant, "write", refused, len(names))
-    details = {r["name"]: access.actor({"via": r["via"], "superuser": ctx["superuser"]}) for r in checked}
+    # One audit detail per grant (a batch holds few), not a JSON text per name.
+    per_grant: dict = {}
+    for r in checked:
+        g = tuple(r["via"] or ())
+        if g not in per_grant:
+            per_grant[g] = access.actor({"via": r["via"], "superuser": ctx["superuser"]})
+    details = {r["name"]: per_grant[tuple(r["via"] or ())] for r in checked}
     access.still_granted(plpy, ctx, [r["via"] for r in checked])
     for i, (n, v) in enumerate(zip(names, values)):
         try:

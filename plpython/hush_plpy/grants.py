@@ -115,24 +115,20 @@ DELETE FROM hush.tenant_grants g
 DELETE_ALL_SQL = f"""
 DELETE FROM hush.tenant_grants g WHERE g.tenant_id {EQ} $1 AND g.role_name {EQ} $2 RETURNING {COLS}
 """
-# After revoke_tenant: the grants through which the role may still act on the tenant ('*'
-# grants, those of roles whose privileges it has).
-LEFT_SQL = f"""
-SELECT g.tenant_id, g.role_name, g.prefix, g.capabilities {access._grants("$1", "$2")}
- ORDER BY g.tenant_id, g.role_name, g.prefix
-"""
 # After a revoke: for each capability it named, whether the role may still do it on the
 # prefix (access.may, the runtime rule: a shorter prefix, '*', a role whose privileges it
 # has, superuser) and through which grant.
 STILL_SQL = f"""
-SELECT c.cap, {access.may("$1", "$2", "c.cap", "$3")} AS may, {access.via("$1", "$2", "c.cap", "$3")} AS via
+SELECT c.cap, {access.superuser("$2")} AS superuser, {access.via("$1", "$2", "c.cap", "$3")} AS via
   FROM pg_catalog.unnest($4::pg_catalog.text[]) WITH ORDINALITY AS c(cap, n)
  ORDER BY c.n
 """
-# The grants that apply to `role` ($2) on the tenant ($1): access.py's own selection.
+# The grants that apply to `role` ($2) on the tenant ($1), access.py's own selection: what
+# effective_access shows, and what still lets a role in after revoke_tenant.
 APPLYING_SQL = f"""
 SELECT g.tenant_id, g.role_name, g.prefix, g.capabilities
   {access._grants("$1", "$2")}
+ ORDER BY g.tenant_id, g.role_name, g.prefix
 """
 VIEWER_SQL = """
 SELECT pg_catalog.pg_has_role($1, 'hush_admin', 'USAGE') AS admin, pg_catalog.pg_has_role($1, $2, 'USAGE') AS own
@@ -335,7 +331,7 @@ def _still(plpy: Any, tenant: str, role: str, prefix: str, caps: list[str]) -> N
         return  # a dropped role does nothing
     p = _plan(plpy, "still", STILL_SQL, [T, "pg_catalog.name", T, "pg_catalog.text[]"])
     for r in plpy.execute(p, [tenant, role, prefix, caps]):
-        if not r["may"]:
+        if not (r["via"] or r["superuser"]):  # what access.may says
             continue
         v = r["via"]
         how = ("through the grant of %s on prefix %s in tenant %s" % (v[1], _shown(v[2]), v[0]) if v
@@ -384,7 +380,7 @@ def _revoke_tenant(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
                      detail={"role": role, "prefixes": sorted(g["prefix"] for g in gone)})
     # A '*' grant, or a group's, may still let the role in: say so, as revoke does.
     if _exists(plpy, role):
-        for g in plpy.execute(_plan(plpy, "left", LEFT_SQL, [T, "pg_catalog.name"]), [tenant, role]):
+        for g in plpy.execute(_plan(plpy, "applying", APPLYING_SQL, [T, "pg_catalog.name"]), [tenant, role]):
             plpy.notice("role %s may still act on tenant %s: through the grant of %s on prefix %s in tenant %s (%s)"
                         % (role, tenant, g["role_name"], _shown(g["prefix"]), g["tenant_id"],
                            ", ".join(g["capabilities"])))
@@ -416,8 +412,8 @@ def _effective_access(plpy: Any, caller: str, role: Any, tenant: str) -> list:
         return [_entry(c, "", None, None, None, c in callable_now) for c in access.CAPABILITIES]
     grants = [dict(g) for g in plpy.execute(_plan(plpy, "applying", APPLYING_SQL, [T, "pg_catalog.name"]),
                                             [tenant, name])]
-    # access.via's order: the tenant's own grant before '*', then by role name.
-    grants.sort(key=lambda g: (g["tenant_id"] == "*", g["role_name"]))
+    # access.via's order: the role's own grants first, the tenant's before '*', then by role name.
+    grants.sort(key=lambda g: (g["role_name"] != name, g["tenant_id"] == "*", g["role_name"]))
     best: dict = {}
     for g in grants:
         for cap in access.CAPABILITIES:

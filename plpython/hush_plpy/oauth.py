@@ -246,8 +246,7 @@ def remove_provider(plpy: Any, tenant: str, name: Any) -> bool:
 
 @privileged.step(OWNER)
 def _remove_provider(plpy: Any, caller: str, tenant: str, name: str) -> bool:
-    ctx = oauth_grants.manage(plpy, caller, tenant, name)
-    access.still_granted(plpy, ctx)
+    ctx = oauth_grants.manage(plpy, caller, tenant, name, audits=True)
     rows = plpy.execute(plan(plpy, "oauth.provider_delete", PROVIDER_DELETE_SQL, [T, T]), [tenant, name])
     if rows:
         _record(plpy, ctx, tenant, "oauth_provider_remove", rows[0]["id"], name)
@@ -368,7 +367,7 @@ def _by_state(plpy: Any, key: str, sql: str, digest: bytes) -> Any:
 
 @privileged.step(OWNER)
 def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, missing: bool) -> dict:
-    from _operator import _compare_digest  # hmac's, without importing hmac
+    from hmac import compare_digest  # loaded already: oauth_lease imports it
     rows = _by_state(plpy, "oauth.pending_find", PENDING_FIND_SQL, digest)
     if not rows:
         raise Fail(OAUTH_STATE_INVALID, "this OAuth state is unknown or was already used",
@@ -387,7 +386,7 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, mi
             raise
         raise Fail(TENANT_ACCESS_DENIED, "role %s may not complete this OAuth authorization: it was started in a "
                    "tenant the role may not act on" % caller) from None  # nor learn which from the state
-    if presented is None or not _compare_digest(presented, bytes(row["binding_hash"])):
+    if presented is None or not compare_digest(presented, bytes(row["binding_hash"])):
         _refused(plpy, GD, ctx, tenant, row, "binding_missing" if missing else "binding_mismatch")
         raise Fail(OAUTH_BINDING_MISMATCH, "this OAuth callback %s the binding of the browser that started the "
                    "authorization, so it was refused; the authorization stays pending for that browser"
@@ -940,8 +939,7 @@ def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, ho
 @privileged.step(OWNER)
 def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
            lease_seconds: Any, seen_generation: int) -> dict:
-    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account)
-    access.still_granted(plpy, ctx)  # the lease is a write
+    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account, audits=True)  # a lease is a write
     if not oauth_lease.rights(plpy, caller, tenant, provider_name, account):
         # Only a reader: a lease long enough for a refresh, not for keeping everyone else off.
         lease_seconds = min(lease_seconds, oauth_lease.READER_LEASE_SECONDS)
@@ -1053,13 +1051,11 @@ def release(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: An
 @privileged.step(OWNER)
 def _release(plpy: Any, caller: str, tenant: str, provider_name: str, account: str, holder: str, generation: Any,
              error: Any, needs_reauth: Any, retry_after: Any) -> bool:
-    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account)
-    access.still_granted(plpy, ctx)
+    ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account, audits=True)
     confirms = oauth_lease.rights(plpy, caller, tenant, provider_name, account)
     row = _connection(plpy, tenant, provider_name, account, lock=True)
     if row["generation"] != generation or not oauth_lease.holds(row, holder):
         raise lease_lost(tenant, provider_name, account)
-    error = _error_text(error)
     asked = bool(needs_reauth) and error is not None
     # A reader's word cannot strand a connection (anyone can say invalid_grant): the worker
     # or a writer confirms with an attempt of its own, which the reader's report brings forward.
@@ -1132,8 +1128,7 @@ def delete_connection(plpy: Any, tenant: str, provider_name: Any, account: Any) 
 
 @privileged.step(OWNER)
 def _delete_connection(plpy: Any, caller: str, tenant: str, provider_name: str, account: str) -> bool:
-    ctx = oauth_grants.manage(plpy, caller, tenant, provider_name)
-    access.still_granted(plpy, ctx)
+    ctx = oauth_grants.manage(plpy, caller, tenant, provider_name, audits=True)
     rows = plpy.execute(plan(plpy, "oauth.conn_delete", CONN_DELETE_SQL, [T, T, T]), [tenant, provider_name, account])
     if rows:
         _record(plpy, ctx, tenant, "oauth_disconnect", rows[0]["id"], provider_name, account=account)

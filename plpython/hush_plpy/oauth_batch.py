@@ -41,7 +41,7 @@ import json
 
 from . import access, audit, errors, oauth, oauth_grants, oauth_lease, privileged, validate
 from .access import plan
-from .errors import INVALID_ARGUMENT, OAUTH_CONNECTION_NOT_FOUND, OAUTH_PROVIDER_NOT_FOUND, Fail, api
+from .errors import INVALID_ARGUMENT, OAUTH_CONNECTION_NOT_FOUND, Fail, api
 from .secrets import EQ, T
 
 TYPE_CHECKING = False
@@ -198,8 +198,7 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
         if lease["provider"] not in usable:
             out.append({"fail": oauth_grants.absent(tenant, lease["provider"])})
         elif prov is None:  # removed since: nothing to refresh it with
-            out.append({"fail": Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %s is not registered in tenant %s"
-                                     % (validate.show(lease["provider"]), tenant))})
+            out.append({"fail": oauth_grants.absent(tenant, lease["provider"])})
         elif (row is None or row["generation"] != lease["generation"]
               or not oauth_lease.holds(row, lease["lease_token"])):
             out.append({"fail": oauth.lease_lost(tenant, lease["provider"], lease["account"])})
@@ -318,8 +317,7 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
                            hint="Store it again once that transaction ends (the worker does).")
             if row is None:
                 if provider_name not in provs:
-                    raise Fail(OAUTH_PROVIDER_NOT_FOUND, "OAuth provider %s is not registered in tenant %s"
-                               % (validate.show(provider_name), tenant))
+                    raise oauth_grants.absent(tenant, provider_name)
                 raise Fail(OAUTH_CONNECTION_NOT_FOUND, "account %s of tenant %s is not connected to OAuth provider %r"
                            % (validate.show(account), tenant, provider_name))
             # The current lease's token, even past lease_until: a slow provider's rotated tokens are kept.

@@ -36,22 +36,26 @@ def absent(tenant: str, name: str) -> Fail:
                 % (validate.show(name), tenant), hint="Register it with register_provider (hush oauth provider add).")
 
 
-def use(plpy: Any, caller: str, tenant: str, name: str, write: bool = False, lease_account: Any = None) -> dict:
+def use(plpy: Any, caller: str, tenant: str, name: str, write: bool = False, lease_account: Any = None,
+        audits: bool = False) -> dict:
     """access.enter for a step on a provider's tokens: SH070 outside the caller's oauth_use.
     `lease_account`: a lease step, where a provider that is not there meets the tenant's
-    reader_refresh check (SH077) first; one outside meets it too, so the two stay alike."""
+    reader_refresh check (SH077) first; one outside meets it too, so the two stay alike.
+    `write`, `audits`: as access.enter's (a step that writes: its grant still held, the
+    audit rate limit)."""
     missing = absent(tenant, name)
     try:
-        return access.enter(plpy, caller, tenant, write=write, cap=USE, name=name, missing=missing)
+        return access.enter(plpy, caller, tenant, write=write, audits=audits, cap=USE, name=name, missing=missing)
     except Fail as f:
         if f is missing and lease_account is not None:
             oauth_lease.rights(plpy, caller, tenant, name, lease_account)
         raise
 
 
-def manage(plpy: Any, caller: str, tenant: str, name: str, write: bool = False, missing: Any = None) -> dict:
+def manage(plpy: Any, caller: str, tenant: str, name: str, write: bool = False, missing: Any = None,
+           audits: bool = False) -> dict:
     """access.enter for a step that manages a provider: SH020 outside the caller's oauth_manage."""
-    return access.enter(plpy, caller, tenant, write=write, cap=MANAGE, name=name, missing=missing)
+    return access.enter(plpy, caller, tenant, write=write, audits=audits, cap=MANAGE, name=name, missing=missing)
 
 
 def visible(tenant: str, role: str, col: str) -> str:

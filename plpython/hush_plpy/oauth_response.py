@@ -296,11 +296,6 @@ def check_config(conf: dict) -> None:
                    "left out (then any grant type is allowed)" % MAX_GRANT_TYPES)
 
 
-def refresh_grant(connection_grant: Any) -> str:
-    """The grant a refresh of a connection uses: client credentials are fetched again."""
-    return "client_credentials" if connection_grant == "client_credentials" else "refresh_token"
-
-
 def require_grant(config: Any, grant_type: str, tenant: str, provider_name: str) -> None:
     """SH081 unless the provider's config enables grant_type. A config without grant_types
     (a provider saved from SQL before they were enforced) allows any, as it always did."""

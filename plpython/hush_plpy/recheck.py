@@ -91,12 +91,12 @@ def refused(caller: str, tenant: str, action: str, rows: list, revoked: Any) -> 
     places of the first few). Names only as validate.show gives them, as access.refuse does."""
     from . import validate
     from .errors import TENANT_ACCESS_DENIED, Fail
-    names = list(dict.fromkeys(rows[i - 1][1] for i in revoked.places if 0 < i <= len(rows))) \
-        or list(dict.fromkeys(r[1] for r in rows[:10]))
+    # Only rows the store step named: none named, only how many.
+    names = list(dict.fromkeys(rows[i - 1][1] for i in revoked.places if 0 < i <= len(rows)))
     count = max(revoked.count, len(names))
     what = (validate.show(names[0]) if count == 1 and names else
-            "%d of %d %s: %s" % (count, len(rows), "secrets" if action == "read" else "reads",
-                                 ", ".join(validate.show(n) for n in names)))
+            "%d of %d %s%s" % (count, len(rows), "secrets" if action == "read" else "reads",
+                               ": " + ", ".join(validate.show(n) for n in names) if names else ""))
     return Fail(TENANT_ACCESS_DENIED, "role %s may no longer %s %s in tenant %s: nothing was read or recorded"
                 % (caller, CAPS[action] or action, what, tenant),
                 hint="A grant that allowed it was revoked after this read began (after the snapshot of a "

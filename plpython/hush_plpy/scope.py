@@ -110,6 +110,6 @@ def enter(plpy: Any, caller: str, tenant: str, by: str, key: Any, cap: str, writ
     return ctx
 
 
-def listed(ctx: dict[str, Any]) -> Any:
+def listed(prefixes: list[str]) -> Any:
     """The prefixes a listing keeps (access.enter(cap=...)'s), None for the whole tenant."""
-    return None if "" in ctx["prefixes"] else ctx["prefixes"]
+    return None if "" in prefixes else prefixes

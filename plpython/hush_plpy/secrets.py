@@ -199,7 +199,7 @@ WITH ctx AS (
          COALESCE((SELECT t.max_value_bytes FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 65536) AS max_value_bytes,
          COALESCE((SELECT t.audit_rows_per_second FROM hush.tenants t WHERE t.tenant_id {EQ} $1), 0) AS audit_limit,
          (SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active') AS active_key_id,
-         COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $8), false) AS superuser,
+         {access.superuser("$8")} AS superuser,
          {access.SNAPSHOT} AS snapshot),
      s AS (
   INSERT INTO hush.secrets AS s (tenant_id, name, kind, description, tags, metadata, expires_at, created_by)
@@ -574,7 +574,7 @@ def _list_step(plpy: Any, caller: str, tenant: str, page: int, per_page: int, pr
     if not ctx["prefixes"]:
         return []
     from . import scope
-    return _list(plpy, tenant, page, per_page, prefix, tags, include_deleted, after=after, scope=scope.listed(ctx))
+    return _list(plpy, tenant, page, per_page, prefix, tags, include_deleted, after=after, scope=scope.listed(ctx["prefixes"]))
 
 
 @api
@@ -593,9 +593,10 @@ def _search(plpy: Any, caller: str, tenant: str, query: str, page: int, per_page
     if not ctx["prefixes"]:
         return []
     from .scope import listed
-    p = _page_plan(plpy, True, False, False, False, False, after is not None, listed(ctx) is not None)
+    scoped = listed(ctx["prefixes"])
+    p = _page_plan(plpy, True, False, False, False, False, after is not None, scoped is not None)
     return list(plpy.execute(p, [tenant, query, None, False, per_page, (page - 1) * per_page, None, after,
-                                 listed(ctx)]))
+                                 scoped]))
 
 
 # $3: the prefixes the caller may list under; a secret outside them does not exist for it.

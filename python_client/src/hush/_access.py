@@ -9,7 +9,7 @@ which is what they were before scoped grants, so callers written then keep their
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable, Mapping, Any
 
@@ -103,5 +103,4 @@ def effective_access(role: str, tenant: str) -> Call[list[AccessEntry]]:
 
 
 def with_notices(result: AccessGrant, notices: list[str]) -> AccessGrant:
-    return AccessGrant(result.tenant_id, result.role_name, result.prefix, result.capabilities, result.granted_at,
-                       result.granted_by, tuple(notices))
+    return replace(result, notices=tuple(notices))

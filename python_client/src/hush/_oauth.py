@@ -44,7 +44,7 @@ try:
     from ._oauth_client_auth import JWT_METHODS, settings as jwt_settings
     from ._oauth_egress import EgressCache, EgressPolicy, Refused, check_url
     from ._oauth_http import ENDPOINTS, HTTPTimeout, ProviderHTTP, discover, oauth_error
-    from ._oauth_response import checked, join_scopes, refresh_grant, require_grant, screen_id_token
+    from ._oauth_response import checked, describe, join_scopes, refresh_grant, require_grant, screen_id_token
 except ModuleNotFoundError as e:
     raise missing(e) from None
 
@@ -101,12 +101,6 @@ def _writer_for(conn: Any, reader: Executor, writer: Any) -> Executor | _OwnConn
 def _one(qs: dict[str, list[str]], key: str) -> str | None:
     values = qs.get(key)
     return values[0] if values else None
-
-
-def _describe(e: BaseException) -> str:
-    """What a failed refresh records as last_error: hush's messages (codes, statuses, the
-    provider's description with what was sent blanked out), else the exception's class."""
-    return e.message if isinstance(e, HushError) else type(e).__name__
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -603,7 +597,7 @@ class OAuth:
                 answered()
             reauth = isinstance(e, ReauthorizationRequired) or (
                 isinstance(e, OAuthError) and e.error == "invalid_grant")
-            self._release_failed(provider, account, lease_token, generation, _describe(e), reauth,
+            self._release_failed(provider, account, lease_token, generation, describe(e), reauth,
                                  getattr(e, "retry_after", None))
             if reauth and not isinstance(e, ReauthorizationRequired):
                 raise ReauthorizationRequired(f"OAuth provider {provider!r} refused the refresh token of account "

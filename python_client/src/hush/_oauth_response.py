@@ -35,6 +35,12 @@ MAX_EXPIRES_IN = 315360000
 NOT_VERIFIABLE = "the provider has no issuer and jwks_uri to verify it against"
 
 
+
+def describe(e: BaseException) -> str:
+    """What a failure may record or log: hush's messages (codes, statuses, the provider's
+    description with what was sent blanked out), else the exception's class, never its text."""
+    return e.message if isinstance(e, HushError) else type(e).__name__
+
 def require_grant(config: Mapping[str, Any], provider: str, grant_type: str) -> None:
     """OAuthGrantNotEnabled (SH081) unless the provider's config enables grant_type."""
     allowed = config.get("grant_types")
@@ -95,6 +101,6 @@ def screen_id_token(response: dict[str, Any], config: Mapping[str, Any], nonce: 
             if not refresh:
                 raise
             # InvalidIdToken, or the JWKS out of reach: its message names the check, never the token.
-            reason = e.message if isinstance(e, HushError) else type(e).__name__
+            reason = describe(e)
     logger.warning("OAuth %s: the provider's ID token was kept out (not stored): %s", where, reason)
     return {k: v for k, v in response.items() if k != "id_token"}, None, reason

@@ -294,9 +294,6 @@ class OAuthWorker:
         job.lease = lease
         return _origin(job.tenant, lease["config"] or {})
 
-    def _send(self, job: Job, answered: Callable[[], None]) -> None:
-        self._attempt(job, answered)
-
     def _attempt(self, job: Job, answered: Callable[[], None] | None = None,
                  finished: Callable[[str], None] | None = None) -> None:
         """The refresh request of an opened lease; its response goes to the store queue
@@ -391,7 +388,7 @@ class OAuthWorker:
         with self._lock:
             if self._dispatch is None:
                 self._dispatch = Dispatch(
-                    self._open, self._send, self._release, concurrency=self.concurrency, per_host=self.per_host,
+                    self._open, self._attempt, self._release, concurrency=self.concurrency, per_host=self.per_host,
                     per_tenant=self.per_tenant, lease_seconds=self.lease_seconds,
                     request_seconds=self.connect_timeout + self.timeout + STORE_SECONDS,
                     stall_after=min(STALL_AFTER, self.timeout / 2), opened=self._opened)

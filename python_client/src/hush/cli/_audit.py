@@ -16,6 +16,7 @@ import click
 import psycopg
 
 from .. import AUDIT_ACTIONS, Audit, AuditRecord, HushError
+from .._audit import DEFAULT_OAUTH_EVENT_DAYS
 from ._common import connect, db_error, failure, fails_cleanly, json_option, jsonable, print_json
 from ._exits import EXIT_TAMPERED
 
@@ -146,7 +147,8 @@ def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: 
 @audit.command()
 @click.option("--retention-days", default=2555, show_default=True, help="Audit rows older than this are removed.")
 @click.option("--months-ahead", default=3, show_default=True, help="Monthly partitions to create ahead.")
-@click.option("--oauth-event-days", default=90, show_default=True, help="OAuth events older than this are removed.")
+@click.option("--oauth-event-days", default=DEFAULT_OAUTH_EVENT_DAYS, show_default=True,
+              help="OAuth events older than this are removed.")
 @json_option
 @click.pass_context
 @fails_cleanly

@@ -14,14 +14,13 @@ from urllib.parse import urlsplit
 import click
 
 from .._errors import masked
-from .._oauth import OAuth, _conninfo_of
+from .._oauth import AUTH_METHODS as oauth_methods, OAuth, _conninfo_of
 from .._oauth_models import TokenSet
 from ._common import connect, fails_cleanly, json_option, print_json, print_table, read_value, when
 from ._exits import EXIT_ERROR, EXIT_NOT_FOUND, Fail
 from ._secrets import from_file
 
-AUTH_METHODS = click.Choice(["client_secret_basic", "client_secret_post", "none", "private_key_jwt",
-                             "client_secret_jwt"])
+AUTH_METHODS = click.Choice(oauth_methods)
 
 
 @contextmanager
