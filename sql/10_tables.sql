@@ -41,7 +41,19 @@ CREATE TABLE hush.tenants (
     -- whether roles that are only readers may refresh OAuth tokens through the lease, and so
     -- store token material the database cannot tell from a forged one (false: they ask the
     -- worker or a writer with hush.oauth_request_refresh)
-    reader_refresh  boolean NOT NULL DEFAULT true
+    reader_refresh  boolean NOT NULL DEFAULT true,
+    -- version retention (0: none): keep a secret's newest max_versions versions, destroy
+    -- versions older than destroy_versions_after; a secret's own setting overrides these
+    max_versions    integer NOT NULL DEFAULT 0 CHECK (max_versions BETWEEN 0 AND 10000),
+    destroy_versions_after interval NOT NULL DEFAULT '0'
+                    CHECK (destroy_versions_after >= '0' AND destroy_versions_after <= '100 years'),
+    -- how far ahead due_for_rotation and the expiry events look by default
+    expiry_warning  interval NOT NULL DEFAULT '14 days'
+                    CHECK (expiry_warning >= '0' AND expiry_warning <= '10 years'),
+    -- the channel hush NOTIFYs (empty payload) when a secret of the tenant changes: random,
+    -- handed out only by the grant-checked hush.change_channel() (any role may LISTEN on
+    -- any name it knows); NULL until first asked for, and no NOTIFY is sent before
+    change_channel  text UNIQUE CHECK (change_channel ~ '^hush_changes_[0-9a-f]{32}$')
 );
 SELECT pg_catalog.pg_extension_config_dump('hush.tenants'::regclass, '');
 
@@ -79,9 +91,24 @@ CREATE TABLE hush.secrets (
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     created_by      name NOT NULL,
     deleted_at      timestamptz,
+    -- retention for this secret (NULL: the tenant's), and its rotation schedule
+    max_versions    integer CHECK (max_versions BETWEEN 1 AND 10000),
+    destroy_versions_after interval CHECK (destroy_versions_after > '0' AND destroy_versions_after <= '100 years'),
+    rotate_every    interval CHECK (rotate_every > '0' AND rotate_every <= '100 years'),
+    -- when current_version last changed: a rotation falls due at rotated_at + rotate_every
+    rotated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the staged versions besides current_version: a value saved with stage => 'pending'
+    -- (promote_secret makes it current), and the current one before the last change of
+    -- current_version. Retention never destroys a staged version. A new version's number
+    -- is GREATEST(current_version, pending_version) + 1.
+    pending_version integer,
+    previous_version integer,
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, name)
 );
+-- What may fall due (due_for_rotation, the expiry events of hush.maintain_secrets).
+CREATE INDEX secrets_due ON hush.secrets (tenant_id)
+    WHERE deleted_at IS NULL AND (rotate_every IS NOT NULL OR expires_at IS NOT NULL);
 SELECT pg_catalog.pg_extension_config_dump('hush.secrets'::regclass, '');
 
 -- One row per version. ciphertext = nonce || XChaCha20-Poly1305 seal of the
@@ -104,6 +131,9 @@ CREATE TABLE hush.secret_versions (
 );
 -- Which data keys a root key seals: status counts, retire checks, rewrap batches.
 CREATE INDEX secret_versions_key ON hush.secret_versions (key_id) WHERE key_id IS NOT NULL;
+-- Retention's scan: the versions not yet destroyed, so a secret with many destroyed
+-- versions costs a save no more than one with few.
+CREATE INDEX secret_versions_live ON hush.secret_versions (tenant_id, secret_id, version) WHERE destroyed_at IS NULL;
 SELECT pg_catalog.pg_extension_config_dump('hush.secret_versions'::regclass, '');
 
 -- The audit trail's tables are in 15_audit.sql.

@@ -41,10 +41,15 @@ CREATE TABLE hush.audit_log (
 ALTER SEQUENCE hush.audit_log_id_seq OWNED BY hush.audit_log.id;
 
 CREATE TABLE hush.audit_log_default PARTITION OF hush.audit_log DEFAULT;
--- Every partition carries the same two indexes (hush._audit_partition_setup
--- gives them to the monthly ones): a tenant's trail by time, and seal order.
+-- Every partition carries the same three indexes (maintenance.SETUP_SQL gives
+-- them to the monthly ones): a tenant's trail by time, seal order, and a
+-- tenant's changes to secrets in seal order for hush.changes(), whose
+-- predicate is changes.CHANGE_ACTIONS (plpython/hush_plpy/changes.py).
 CREATE INDEX audit_log_default_tenant_at ON hush.audit_log_default (tenant_id, at);
 CREATE INDEX audit_log_default_position ON hush.audit_log_default (txid, id);
+CREATE INDEX audit_log_default_changes ON hush.audit_log_default (tenant_id, txid, id)
+    WHERE action IN ('create', 'new_version', 'pending_version', 'promote', 'rollback', 'update_metadata', 'delete',
+                     'restore', 'destroy', 'purge');
 SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_default'::regclass, '');
 
 ALTER TABLE hush.audit_log ENABLE ROW LEVEL SECURITY;

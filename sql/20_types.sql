@@ -15,7 +15,9 @@ CREATE TYPE hush.secret AS (
     version     integer,
     created_at  timestamptz,
     updated_at  timestamptz,
-    expires_at  timestamptz
+    expires_at  timestamptz,
+    -- 'current', 'pending' or 'previous' (secrets.stage_of), NULL for another version
+    stage       text
 );
 
 -- What a write returns (save_secret, update_secret*).
@@ -45,7 +47,13 @@ CREATE TYPE hush.secret_metadata AS (
     updated_at  timestamptz,
     deleted_at  timestamptz,
     total       bigint,
-    total_exact boolean
+    total_exact boolean,
+    -- the secret's own retention (NULL: the tenant's) and rotation schedule
+    max_versions           integer,
+    destroy_versions_after interval,
+    rotate_every           interval,
+    rotated_at             timestamptz,
+    pending_version        integer
 );
 
 -- One version of a secret (secret_versions).
@@ -56,7 +64,8 @@ CREATE TYPE hush.secret_version AS (
     key_id       text,
     destroyed    boolean,
     destroyed_at timestamptz,
-    is_current   boolean
+    is_current   boolean,
+    stage        text
 );
 
 CREATE TYPE hush.tenant_settings AS (
@@ -66,7 +75,10 @@ CREATE TYPE hush.tenant_settings AS (
     updated_at      timestamptz,
     recovery_days   integer,
     audit_rows_per_second integer,
-    reader_refresh  boolean
+    reader_refresh  boolean,
+    max_versions    integer,
+    destroy_versions_after interval,
+    expiry_warning  interval
 );
 
 -- A grant of capabilities on the names that start with a prefix ('' = the whole
@@ -90,4 +102,39 @@ CREATE TYPE hush.access_entry AS (
     grant_role   name,
     implied_by   text,
     callable     boolean
+);
+
+-- What falls due (hush.due_for_rotation): reason 'rotation_overdue' or 'rotation_due'
+-- (due_at = rotated_at + rotate_every), 'expired' or 'expiring' (due_at = expires_at).
+CREATE TYPE hush.secret_due AS (
+    name            text,
+    reason          text,
+    due_at          timestamptz,
+    rotate_every    interval,
+    rotated_at      timestamptz,
+    expires_at      timestamptz,
+    version         integer,
+    pending_version integer
+);
+
+-- A change to a secret (hush.changes): metadata only; change is the audit action
+-- (create, new_version, pending_version, promote, rollback, update_metadata, delete,
+-- restore, destroy, purge); cursor goes on `since` to read what followed.
+CREATE TYPE hush.secret_change AS (
+    cursor  text,
+    name    text,
+    version integer,
+    change  text,
+    at      timestamptz
+);
+
+-- A reminder hush.maintain_secrets() wrote (hush.secret_events): event 'expiring',
+-- 'expired', 'rotation_due' or 'rotation_overdue' about the due time due_at.
+CREATE TYPE hush.secret_event AS (
+    id      bigint,
+    at      timestamptz,
+    name    text,
+    event   text,
+    due_at  timestamptz,
+    detail  jsonb
 );

@@ -26,3 +26,11 @@ CREATE POLICY owner_steps ON hush.secret_versions
 -- recovery window in every tenant; it then purges them tenant by tenant, with
 -- hush.tenant set, under owner_steps.
 CREATE POLICY purge_scan ON hush.secrets FOR SELECT TO hush_retention USING (deleted_at IS NOT NULL);
+
+-- hush.maintain_secrets() (run as hush_retention) finds, in every tenant, the
+-- secrets that retention, an expiry or a rotation schedule may concern, and the
+-- tenants whose settings make retention apply to all of theirs (hush.tenants
+-- has no row policy); it then works tenant by tenant under owner_steps.
+CREATE POLICY lifecycle_scan ON hush.secrets FOR SELECT TO hush_retention
+    USING (deleted_at IS NULL AND (expires_at IS NOT NULL OR rotate_every IS NOT NULL
+                                   OR max_versions IS NOT NULL OR destroy_versions_after IS NOT NULL));

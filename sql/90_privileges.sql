@@ -21,6 +21,7 @@ ALTER TABLE hush.oauth_providers OWNER TO hush_owner;
 ALTER TABLE hush.oauth_pending OWNER TO hush_owner;
 ALTER TABLE hush.oauth_connections OWNER TO hush_owner;
 ALTER TABLE hush.oauth_events OWNER TO hush_owner;
+ALTER TABLE hush.secret_events OWNER TO hush_owner;
 ALTER TABLE hush.oauth_egress OWNER TO hush_owner;
 ALTER TABLE hush.oauth_refresh_requests OWNER TO hush_owner;
 ALTER TABLE hush_private.audit_cursor_key OWNER TO hush_owner;
@@ -155,22 +156,33 @@ GRANT EXECUTE ON FUNCTION hush._record(text, bytea) TO hush_recorder;
 GRANT EXECUTE ON FUNCTION hush._register_first_root_key() TO hush_recorder;
 
 -- Readers read values and metadata of the tenants granted to them.
-GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer) TO hush_reader;
-GRANT EXECUTE ON FUNCTION hush.get_secret_by_id(text, uuid, integer) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer, text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.get_secret_by_id(text, uuid, integer, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.get_secrets(text, hush.secret_names) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.list_secrets(text, integer, integer, text, hush.secret_tags, boolean, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.search_secrets(text, text, integer, integer, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists(text, text) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_exists_by_id(text, uuid) TO hush_reader;
 GRANT EXECUTE ON FUNCTION hush.secret_versions(text, text) TO hush_reader;
+-- A secret's lifecycle, metadata only: what falls due, what changed (and the channel
+-- announcing it), the reminders maintenance wrote.
+GRANT EXECUTE ON FUNCTION hush.due_for_rotation(text, interval, timestamptz) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.change_channel(text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.changes(text, text, integer), hush.changes_cursor(text) TO hush_reader;
+GRANT EXECUTE ON FUNCTION hush.secret_events(text, timestamptz, integer) TO hush_reader;
 -- A tenant's trail (the rows under the caller's `audit` prefixes): its readers' and its auditors'.
 GRANT EXECUTE ON FUNCTION hush.audit_log(text, timestamptz, timestamptz, text, text, integer, text, boolean)
     TO hush_reader, hush_auditor;
 
 -- Writers (who are also readers) change secrets.
-GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, hush.secret_tags, jsonb, text, integer, timestamptz) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.update_secret(text, text, text, text, hush.secret_tags, jsonb, integer, text, timestamptz) TO hush_writer;
-GRANT EXECUTE ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, hush.secret_tags, jsonb, integer, text, timestamptz) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.save_secret(text, text, text, text, hush.secret_tags, jsonb, text, integer, timestamptz,
+                                          integer, interval, interval, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.update_secret(text, text, text, text, hush.secret_tags, jsonb, integer, text, timestamptz,
+                                            integer, interval, interval, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, hush.secret_tags, jsonb, integer, text,
+                                                  timestamptz, integer, interval, interval, text) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.promote_secret(text, text, integer) TO hush_writer;
+GRANT EXECUTE ON FUNCTION hush.rollback_secret(text, text, integer, integer) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.delete_secret(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.delete_secret_by_id(text, uuid) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.restore_secret(text, text) TO hush_writer;
@@ -213,7 +225,8 @@ GRANT EXECUTE ON FUNCTION hush."grant"(name, text, text, text[]), hush."revoke"(
 -- What a role may do where: every hush role asks it of itself (admins of any role).
 GRANT EXECUTE ON FUNCTION hush.effective_access(name, text)
     TO hush_reader, hush_admin, hush_auditor, hush_oauth_worker;
-GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer, boolean) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.configure_tenant(text, boolean, integer, integer, integer, boolean, integer, interval,
+                                               interval) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.root_key_status() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.add_root_key(text) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.activate_root_key(text) TO hush_admin;
@@ -235,4 +248,5 @@ GRANT EXECUTE ON FUNCTION hush.create_audit_partitions(integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.cleanup_audit_logs(integer) TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.purge_deleted_secrets() TO hush_admin;
 GRANT EXECUTE ON FUNCTION hush.cleanup_oauth(integer) TO hush_admin;
-GRANT EXECUTE ON FUNCTION hush.schedule_maintenance(integer, integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.maintain_secrets(integer) TO hush_admin;
+GRANT EXECUTE ON FUNCTION hush.schedule_maintenance(integer, integer, integer) TO hush_admin;

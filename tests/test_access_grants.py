@@ -475,7 +475,7 @@ def test_revoke_tenant_removes_every_prefix(db: Any) -> None:
 
 # -- separation of duties ---------------------------------------------------------------------
 
-VALUE_READERS = ["hush.get_secret(text,text,integer)", "hush.get_secret_by_id(text,uuid,integer)",
+VALUE_READERS = ["hush.get_secret(text,text,integer,text)", "hush.get_secret_by_id(text,uuid,integer,text)",
                  "hush.get_secrets(text,hush.secret_names)", "hush.oauth_token(text,text,text)",
                  "hush.oauth_access_token(text,text,text,integer)", "hush.oauth_provider(text,text)",
                  "hush.oauth_connection_tokens(text,text,text)"]

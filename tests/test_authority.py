@@ -210,7 +210,7 @@ def test_a_noinherit_member_of_a_granted_role_gets_nothing_without_switching(acm
         acme.sql("SELECT hush.grant_tenant('nia_reader', 'acme')")
         acme.sql("""CREATE ROLE nia LOGIN NOINHERIT IN ROLE nia_reader;
                     GRANT USAGE ON SCHEMA hush TO nia;
-                    GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer), hush._load_python(),
+                    GRANT EXECUTE ON FUNCTION hush.get_secret(text, text, integer, text), hush._load_python(),
                                               hush._as_owner(text, name) TO nia;""")
         with acme.connect("nia") as nia:
             with raises_sqlstate("SH020"):

@@ -115,7 +115,7 @@ def test_partitioned_audit_trail_survives_dump_and_restore(db, cluster, tmp_path
             with pytest.raises(psycopg.Error) as ei:
                 su.execute("TRUNCATE hush.audit_log_2031_11")
             assert ei.value.sqlstate == "SH040"
-            assert su.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'audit_log_2031_11'").fetchone() == (2,)
+            assert su.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'audit_log_2031_11'").fetchone() == (3,)
         with psycopg.connect(cluster.dsn(target, user="alice"), autocommit=True) as a:
             save(a, "acme", "after", "v")
             assert get(a, "acme", "after")["value"] == "v"

@@ -20,7 +20,8 @@ JOBS = {"hush-audit-partitions": "SELECT hush.create_audit_partitions()",
         "hush-audit-seal": "SELECT hush.seal_audit()",
         "hush-audit-retention": "SELECT hush.cleanup_audit_logs(2555)",
         "hush-purge-deleted": "SELECT hush.purge_deleted_secrets()",
-        "hush-oauth-cleanup": "SELECT hush.cleanup_oauth(90)"}
+        "hush-oauth-cleanup": "SELECT hush.cleanup_oauth(90)",
+        "hush-secret-upkeep": "SELECT hush.maintain_secrets(90)"}
 
 
 @pytest.fixture
@@ -53,6 +54,7 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
         jobs = rows(su, "SELECT * FROM hush.schedule_maintenance()")
         assert {j["jobname"]: j["command"] for j in jobs} == JOBS
         assert {j["jobname"]: j["schedule"] for j in jobs}["hush-audit-seal"] == "* * * * *"
+        assert {j["jobname"]: j["schedule"] for j in jobs}["hush-secret-upkeep"] == "47 * * * *"  # hourly
         # Calling it again updates the jobs in place.
         again = rows(su, "SELECT * FROM hush.schedule_maintenance(3650)")
         assert {j["jobid"] for j in again} == {j["jobid"] for j in jobs}
@@ -62,6 +64,8 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
         assert registered[2]["command"] == "SELECT hush.cleanup_audit_logs(3650)"
         assert rows(su, "SELECT * FROM hush.schedule_maintenance(3650, 30)")[4]["command"] == \
             "SELECT hush.cleanup_oauth(30)"
+        assert rows(su, "SELECT * FROM hush.schedule_maintenance(3650, 30, 7)")[5]["command"] == \
+            "SELECT hush.maintain_secrets(7)"
         su.execute("SELECT cron.unschedule(jobid) FROM cron.job")
 
         # The jobs that run are scheduled by a login role with hush_admin, as the README
@@ -109,6 +113,8 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
         assert su.execute(partitions).fetchone()[0] >= 4  # the next three months' too, by the job
         assert su.execute("SELECT count(*) > 0 FROM hush.maintenance_log WHERE task = 'cleanup_oauth'").fetchone() \
             == (True,), runs
+        assert su.execute("SELECT count(*) > 0 FROM hush.maintenance_log WHERE task = 'maintain_secrets'").fetchone() \
+            == (True,), runs
 
 
 def test_without_pg_cron_it_says_what_to_run(db):
@@ -117,9 +123,12 @@ def test_without_pg_cron_it_says_what_to_run(db):
             adm.execute("SELECT * FROM hush.schedule_maintenance()")
         hint = ei.value.diag.message_hint
         for call in ("hush.seal_audit()", "hush.create_audit_partitions()", "hush.cleanup_audit_logs(2555)",
-                     "hush.purge_deleted_secrets()", "hush.cleanup_oauth(90)"):
+                     "hush.purge_deleted_secrets()", "hush.cleanup_oauth(90)", "hush.maintain_secrets(90)"):
             assert call in hint
         with raises_sqlstate("SH004"):
             adm.execute("SELECT * FROM hush.schedule_maintenance(2555, 0)")
+        for days in (0, 36501, None):
+            with raises_sqlstate("SH004"):
+                adm.execute("SELECT * FROM hush.schedule_maintenance(2555, 90, %s)", [days])
     with db.connect("alice") as a, pytest.raises(psycopg.errors.InsufficientPrivilege):
         a.execute("SELECT hush.schedule_maintenance()")

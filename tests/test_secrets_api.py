@@ -1,6 +1,9 @@
 """The secret API, end to end, as a non-superuser writer (alice, tenant acme)."""
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 
@@ -115,6 +118,75 @@ def test_destroy_versions(alice, db):
         get(alice, "acme", "k")
 
 
+def test_destroy_of_all_versions_beside_a_rollback_destroys_its_copy_too(alice, db):
+    """destroy_secret locks the secret's row as rollback_secret does: a destroy of every
+    version that runs while a rollback (which copies an old value into a new version) is
+    uncommitted waits for it, then destroys the copy as well. Without the lock it destroyed
+    only the versions its snapshot showed and the old value came back as the current one."""
+    for v in ("a", "b", "c"):
+        save(alice, "acme", "k", v)
+    out = {}
+    with db.connect("alice", autocommit=False) as a, db.connect("alice") as b, db.connect() as su:
+        a.execute("SELECT hush.rollback_secret('acme', 'k', 1)")  # version 4, uncommitted
+        b.execute("SET lock_timeout = '60s'")  # a hang fails the test instead of stalling it
+
+        def destroy():
+            try:
+                out["n"] = b.execute("SELECT hush.destroy_secret('acme', 'k')").fetchone()[0]
+            except psycopg.Error as e:
+                out["error"] = e
+        t = threading.Thread(target=destroy, daemon=True)
+        t.start()
+        blocker, waited = a.info.backend_pid, False
+        for _ in range(600):  # until b waits for a (never by the clock alone)
+            if blocker in su.execute("SELECT pg_blocking_pids(%s)", [b.info.backend_pid]).fetchone()[0]:
+                waited = True
+                break
+            if not t.is_alive():
+                break
+            time.sleep(0.05)
+        a.commit()
+        t.join(60)
+    assert waited and not t.is_alive() and "error" not in out, out
+    assert out["n"] == 4
+    assert db.sql("SELECT v.version, v.ciphertext IS NULL AND v.wrapped_dek IS NULL FROM hush.secret_versions v "
+                  "JOIN hush.secrets s ON s.id = v.secret_id WHERE s.name = 'k' ORDER BY 1") == [
+        (1, True), (2, True), (3, True), (4, True)]
+    with raises_sqlstate("SH015"):
+        get(alice, "acme", "k")
+
+
+def test_destroy_names_a_version_committed_while_it_waited(alice, db):
+    """A version the destroy's first look did not see (committed while it waited for the
+    secret's row) is found once the row is its own: not SH011."""
+    for v in ("a", "b"):
+        save(alice, "acme", "k", v)
+    out = {}
+    with db.connect("alice", autocommit=False) as a, db.connect("alice") as b, db.connect() as su:
+        a.execute("SELECT hush.rollback_secret('acme', 'k', 1)")  # version 3, uncommitted
+        b.execute("SET lock_timeout = '60s'")
+
+        def destroy():
+            try:
+                out["n"] = b.execute("SELECT hush.destroy_secret('acme', 'k', ARRAY[3])").fetchone()[0]
+            except psycopg.Error as e:
+                out["error"] = e
+        t = threading.Thread(target=destroy, daemon=True)
+        t.start()
+        for _ in range(600):
+            if a.info.backend_pid in su.execute("SELECT pg_blocking_pids(%s)", [b.info.backend_pid]).fetchone()[0]:
+                break
+            if not t.is_alive():
+                break
+            time.sleep(0.05)
+        a.commit()
+        t.join(60)
+    assert out == {"n": 1}
+    with raises_sqlstate("SH015"):
+        get(alice, "acme", "k")
+    assert get(alice, "acme", "k", 2)["value"] == "b"
+
+
 def test_list_pagination_prefix_tags(alice):
     for i in range(7):
         save(alice, "acme", f"svc/{i}", "x", tags=["even" if i % 2 == 0 else "odd", "all"])
@@ -166,6 +238,44 @@ def test_expiry(alice):
     assert get(alice, "acme", "temp")["expires_at"] is None
     save(alice, "acme", "later", "v", expires_at="2999-01-01T00:00:00Z")
     assert get(alice, "acme", "later")["value"] == "v"
+
+
+def test_expiries_clients_cannot_read_are_refused(alice, db):
+    """'-infinity' and years outside 1..9999 (UTC) are no expiry a client can decode (Python's
+    datetime cannot): SH004 on every write path, nothing written; the bounds themselves pass
+    and 'infinity' still removes the expiry."""
+    sid = save(alice, "acme", "k", "v")["id"]
+
+    def state():
+        return (db.sql("SELECT * FROM hush.secrets ORDER BY id"), db.sql("SELECT count(*) FROM hush.secret_versions"),
+                db.sql("SELECT max(id) FROM hush.audit_log"))
+    before = state()
+    for bad in ("-infinity", "0001-12-31 23:59:59+00 BC", "0001-01-01 00:00:00+01", "10000-01-01 00:00:00+00",
+                "9999-12-31 23:00:00-01", "294276-01-01 00:00:00+00"):
+        for name in ("k", "new"):
+            with raises_sqlstate("SH004") as ei:
+                save(alice, "acme", name, "v2", expires_at=bad)
+            assert "expires_at must be between 0001-01-01 and 9999-12-31" in str(ei.value)
+        with raises_sqlstate("SH004"):
+            save(alice, "acme", "k", "v2", expected_version=1, expires_at=bad)
+        for value in ("v2", None):
+            with raises_sqlstate("SH004"):
+                alice.execute("SELECT hush.update_secret('acme', 'k', %s, expires_at => %s)", [value, bad])
+            with raises_sqlstate("SH004"):
+                alice.execute("SELECT hush.update_secret_by_id('acme', %s, %s, expires_at => %s)", [sid, value, bad])
+    assert state() == before
+    # In any session time zone and date style: the bounds are UTC's.
+    alice.execute("SET TimeZone = 'Pacific/Kiritimati'")
+    alice.execute("SET DateStyle = 'SQL, DMY'")
+    alice.execute("SELECT version FROM hush.save_secret('acme', 'k', 'v2', expires_at => '0001-01-01 00:00:00+00')")
+    assert db.sql("SELECT expires_at = '0001-01-01 00:00:00+00' FROM hush.secrets WHERE name = 'k'") == [(True,)]
+    alice.execute("SELECT hush.update_secret('acme', 'k', expires_at => '9999-12-31 23:59:59.999999+00')")
+    assert db.sql("SELECT expires_at = '9999-12-31 23:59:59.999999+00' FROM hush.secrets WHERE name = 'k'") == [
+        (True,)]
+    with raises_sqlstate("SH004"):
+        alice.execute("SELECT hush.update_secret('acme', 'k', expires_at => '10000-01-01 00:00:00+00')")
+    alice.execute("SELECT hush.update_secret_by_id('acme', %s, expires_at => 'infinity')", [sid])
+    assert db.sql("SELECT expires_at FROM hush.secrets WHERE name = 'k'") == [(None,)]
 
 
 @pytest.mark.parametrize("value", [

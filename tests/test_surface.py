@@ -71,6 +71,15 @@ PINNED_TIME_FUNCTIONS = {"_as_retention", "create_audit_partitions", "seal_audit
                          "cleanup_audit_logs", "purge_deleted_secrets", "cleanup_oauth"}
 PINNED = "{\"search_path=pg_catalog, pg_temp\"}"
 PINNED_TIME = "{\"search_path=pg_catalog, pg_temp\",TimeZone=UTC,\"DateStyle=ISO, YMD\"}"
+# Functions that take or store intervals read them as PL/Python hands them over, as text:
+# one IntervalStyle, whatever the session's, so the audit rows they write read the same; and
+# they add intervals to times (rotated_at + rotate_every, now() - destroy_versions_after),
+# where a day or a month is counted in the session's time zone: UTC, whatever the session's.
+PINNED_INTERVALS = {"save_secret", "update_secret", "update_secret_by_id", "save_secrets", "promote_secret",
+                    "rollback_secret", "due_for_rotation", "configure_tenant"}
+PINNED_INTERVAL = "{\"search_path=pg_catalog, pg_temp\",IntervalStyle=postgres,TimeZone=UTC}"
+PINNED_TIME_INTERVAL = ("{\"search_path=pg_catalog, pg_temp\",TimeZone=UTC,\"DateStyle=ISO, YMD\","
+                        "IntervalStyle=postgres}")
 # Without a SET clause: PostgreSQL refuses COMMIT in a procedure that has one; the loader names nothing.
 UNPINNED = {"rewrap", "_load_python"}
 
@@ -85,7 +94,10 @@ def test_security_invariants(db):
         if name in UNPINNED:
             assert config is None, name
         else:
-            assert config == (PINNED_TIME if name in PINNED_TIME_FUNCTIONS else PINNED), name
+            expected = {"maintain_secrets": PINNED_TIME_INTERVAL}.get(name) or (
+                PINNED_TIME if name in PINNED_TIME_FUNCTIONS else PINNED_INTERVAL if name in PINNED_INTERVALS
+                else PINNED)
+            assert config == expected, (name, config)
         if name == "_root_key_source":
             assert set(acl.strip("{}").split(",")) == {"postgres=X/postgres", "hush_owner=X/postgres",
                                                         "hush_keykeeper=X/postgres"}

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "plpython" / "hush_plpy"
 # Every module of the package (checked against the directory).
 MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "wire", "recorder", "recheck", "audit",
-           "secrets", "scope", "bulk", "admin", "grants", "keys", "seal", "maintenance", "oauth", "oauth_lease",
-           "oauth_response", "egress", "oauth_batch", "oauth_grants"]
+           "secrets", "secret_writes", "secret_removal", "secret_listing", "scope", "bulk", "admin", "grants", "keys",
+           "seal", "maintenance", "oauth", "oauth_lease",
+           "oauth_response", "egress", "oauth_batch", "oauth_grants", "retention", "changes", "lifecycle", "upkeep"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
 

@@ -231,15 +231,19 @@ ENTER_SQL = f"""
 SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
        {may_act("$1", "$2")} AS allowed,
        {superuser("$2")} AS superuser, {SNAPSHOT} AS snapshot,
-       {audit_reads("t")} AS audit_reads, COALESCE(t.audit_rows_per_second, 0) AS audit_limit{{write_cols}}{{cap_cols}}
+       {audit_reads("t")} AS audit_reads, COALESCE(t.audit_rows_per_second, 0) AS audit_limit,
+       t.change_channel{{write_cols}}{{cap_cols}}
   FROM (SELECT 1) AS one
   LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) $1
 """
-# Writes also need the value size limit and the active root key id (read from
-# the table on every write, so a newly activated key is used at once).
+# Writes also need the value size limit, the active root key id (read from the
+# table on every write, so a newly activated key is used at once) and the tenant's
+# version retention (retention.applies).
 WRITE_COLS = """,
        COALESCE(t.max_value_bytes, 65536) AS max_value_bytes,
-       (SELECT k.key_id FROM hush.root_keys k WHERE k.state OPERATOR(pg_catalog.=) 'active') AS active_key_id"""
+       (SELECT k.key_id FROM hush.root_keys k WHERE k.state OPERATOR(pg_catalog.=) 'active') AS active_key_id,
+       COALESCE(t.max_versions, 0) AS tenant_max_versions,
+       NULLIF(t.destroy_versions_after, '0'::pg_catalog.interval) AS tenant_destroy_versions_after"""
 CAP_COLS = {None: ("", []),
             "name": (f""",
        {via("$1", "$2", "$3", "$4")} AS via""", ["pg_catalog.text", "pg_catalog.text"]),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
     from typing import Any
 
 T = "pg_catalog.text"
+IV = "pg_catalog.interval"
 OWNER = privileged.OWNER
 
 # hush.tenant is set to the tenant whose audit row is written: the audit
@@ -24,20 +25,32 @@ OWNER = privileged.OWNER
 SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 CONFIGURE_SQL = """
 INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second,
-                            reader_refresh)
-VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30), COALESCE($5, 0), COALESCE($6, true))
+                            reader_refresh, max_versions, destroy_versions_after, expiry_warning)
+VALUES ($1, COALESCE($2, true), COALESCE($3, 65536), COALESCE($4, 30), COALESCE($5, 0), COALESCE($6, true),
+        COALESCE($7, 0), COALESCE($8, '0'::pg_catalog.interval), COALESCE($9, '14 days'::pg_catalog.interval))
 ON CONFLICT (tenant_id) DO UPDATE
    SET audit_reads = COALESCE($2, t.audit_reads), max_value_bytes = COALESCE($3, t.max_value_bytes),
        recovery_days = COALESCE($4, t.recovery_days),
        audit_rows_per_second = COALESCE($5, t.audit_rows_per_second),
-       reader_refresh = COALESCE($6, t.reader_refresh), updated_at = pg_catalog.now()
+       reader_refresh = COALESCE($6, t.reader_refresh), max_versions = COALESCE($7, t.max_versions),
+       destroy_versions_after = COALESCE($8, t.destroy_versions_after),
+       expiry_warning = COALESCE($9, t.expiry_warning), updated_at = pg_catalog.now()
 RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days, t.audit_rows_per_second,
-          t.reader_refresh
+          t.reader_refresh, t.max_versions, t.destroy_versions_after, t.expiry_warning
+"""
+# Whether each interval given is within its bounds (NULL: not given), compared as
+# PostgreSQL compares intervals (a month as 30 days), as the table's CHECKs do.
+INTERVALS_SQL = """
+SELECT $1 IS NULL OR ($1 OPERATOR(pg_catalog.>=) '0'::pg_catalog.interval
+                      AND $1 OPERATOR(pg_catalog.<=) '100 years'::pg_catalog.interval) AS destroy_ok,
+       $2 IS NULL OR ($2 OPERATOR(pg_catalog.>=) '0'::pg_catalog.interval
+                      AND $2 OPERATOR(pg_catalog.<=) '10 years'::pg_catalog.interval) AS warning_ok
 """
 MAX_RECOVERY_DAYS = 3650
 # The rate limit's check counts the tenant's rows of the last second, up to the limit:
 # its cost grows with the limit, so the limit has a ceiling.
 MAX_AUDIT_ROWS_PER_SECOND = 10000
+MAX_VERSIONS = 10000
 
 
 def _set_tenant(plpy: Any, tenant: str) -> None:
@@ -46,7 +59,8 @@ def _set_tenant(plpy: Any, tenant: str) -> None:
 
 @api
 def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: Any, recovery_days: Any,
-                     audit_rows_per_second: Any, reader_refresh: Any) -> dict:
+                     audit_rows_per_second: Any, reader_refresh: Any, max_versions: Any = None,
+                     destroy_versions_after: Any = None, expiry_warning: Any = None) -> dict:
     validate.tenant(tenant)
     if max_value_bytes is not None and not 1 <= max_value_bytes <= 1048576:
         raise Fail(INVALID_ARGUMENT, "max_value_bytes must be between 1 and 1048576")
@@ -55,21 +69,43 @@ def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: 
     if audit_rows_per_second is not None and not 0 <= audit_rows_per_second <= MAX_AUDIT_ROWS_PER_SECOND:
         raise Fail(INVALID_ARGUMENT, "audit_rows_per_second must be between 0 (no limit) and %d"
                    % MAX_AUDIT_ROWS_PER_SECOND)
+    if max_versions is not None and not 0 <= max_versions <= MAX_VERSIONS:
+        raise Fail(INVALID_ARGUMENT, "max_versions must be between 0 (keep every version) and %d" % MAX_VERSIONS)
+    _check_intervals(plpy, destroy_versions_after, expiry_warning)
     return privileged.call(plpy, OWNER, _configure, tenant, audit_reads, max_value_bytes, recovery_days,
-                           audit_rows_per_second, reader_refresh)
+                           audit_rows_per_second, reader_refresh, max_versions, destroy_versions_after,
+                           expiry_warning)
+
+
+def _check_intervals(plpy: Any, destroy_versions_after: Any, expiry_warning: Any) -> None:
+    """SH004 for an interval out of its bounds. PL/Python hands intervals over as text: they
+    go back as interval parameters, compared in SQL rather than parsed here."""
+    if destroy_versions_after is None and expiry_warning is None:
+        return
+    ok = plpy.execute(plan(plpy, "admin.intervals", INTERVALS_SQL, [IV, IV]),
+                      [destroy_versions_after, expiry_warning])[0]
+    if not ok["destroy_ok"]:
+        raise Fail(INVALID_ARGUMENT, "destroy_versions_after must be between 0 (keep versions however old) "
+                   "and 100 years")
+    if not ok["warning_ok"]:
+        raise Fail(INVALID_ARGUMENT, "expiry_warning must be between 0 and 10 years")
 
 
 @privileged.step(OWNER)
 def _configure(plpy: Any, caller: str, tenant: str, audit_reads: Any, max_value_bytes: Any,
-               recovery_days: Any, audit_rows_per_second: Any, reader_refresh: Any) -> dict:
+               recovery_days: Any, audit_rows_per_second: Any, reader_refresh: Any, max_versions: Any,
+               destroy_versions_after: Any, expiry_warning: Any) -> dict:
     _set_tenant(plpy, tenant)
     row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL,
                             [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", "pg_catalog.int4",
-                             "pg_catalog.bool"]),
-                       [tenant, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second, reader_refresh])[0]
+                             "pg_catalog.bool", "pg_catalog.int4", IV, IV]),
+                       [tenant, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second, reader_refresh,
+                        max_versions, destroy_versions_after, expiry_warning])[0]
     audit.record(plpy, {"caller": caller}, tenant, "configure_tenant",
                  detail={"audit_reads": row["audit_reads"], "max_value_bytes": row["max_value_bytes"],
                          "recovery_days": row["recovery_days"],
                          "audit_rows_per_second": row["audit_rows_per_second"],
-                         "reader_refresh": row["reader_refresh"]})
+                         "reader_refresh": row["reader_refresh"], "max_versions": row["max_versions"],
+                         "destroy_versions_after": row["destroy_versions_after"],
+                         "expiry_warning": row["expiry_warning"]})
     return row

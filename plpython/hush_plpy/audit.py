@@ -3,7 +3,7 @@ keys, OAuth), the record of values read, and a tenant's own audit trail for
 application roles (hush.audit_log()).
 
 Secret writes insert their audit row inside the same statement as the change
-(a data-modifying CTE in secrets.py): one round trip, one transaction. Every
+(a data-modifying CTE in secret_writes.py): one round trip, one transaction. Every
 row names the role the calling code ran as (db_role: the caller a privileged
 step's ticket carries) beside the session's login role (session_role, a
 column default), and says so in `detail` when a superuser acted as itself.
@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
 # any other, and the client's list (hush audit --action) is checked against it.
 ACTIONS = (
     # secrets
-    "read", "create", "new_version", "update_metadata", "delete", "restore", "destroy", "purge",
+    "read", "create", "new_version", "pending_version", "promote", "rollback", "update_metadata", "delete", "restore",
+    "destroy", "purge",
     # tenants and root keys
     "grant_tenant", "revoke_tenant", "grant_access", "revoke_access", "configure_tenant",
     "add_root_key", "activate_root_key", "retire_root_key", "rewrap",

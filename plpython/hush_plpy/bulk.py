@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from . import access, crypto, privileged, scope, validate
+from . import access, changes, crypto, privileged, retention, scope, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, SECRET_DELETED, Fail, api
-from .secrets import EQ, T, active_key
+from .secret_writes import NEW_VERSION_SET, active_key
+from .secrets import EQ, T
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -35,17 +36,20 @@ MAX_BATCH = 10000
 # statements (and subtransactions); each holds its chunk about three times at once.
 CHUNK_BYTES = 4 << 20
 
-UPSERT_MANY_SQL = """
+# A new current version of each, numbered and staged as save_secret's (secret_writes.NEW_VERSION_SET).
+# `retained`: whether the secret has retention settings of its own (the tenant's are in ctx).
+UPSERT_MANY_SQL = f"""
 INSERT INTO hush.secrets AS s (tenant_id, name, kind, tags, metadata, created_by)
-SELECT $1, n.name, COALESCE($3, 'generic'), COALESCE($4, '{}'::pg_catalog.text[]),
-       COALESCE($5, '{}'::pg_catalog.jsonb), $6
+SELECT $1, n.name, COALESCE($3, 'generic'), COALESCE($4, '{{}}'::pg_catalog.text[]),
+       COALESCE($5, '{{}}'::pg_catalog.jsonb), $6
   FROM pg_catalog.unnest($2) AS n(name)
 ON CONFLICT (tenant_id, name) DO UPDATE
-   SET current_version = s.current_version OPERATOR(pg_catalog.+) 1,
+   SET {NEW_VERSION_SET["current"]}
        kind = COALESCE($3, s.kind), tags = COALESCE($4, s.tags), metadata = COALESCE($5, s.metadata),
        updated_at = pg_catalog.now()
  WHERE s.deleted_at IS NULL
-RETURNING s.id, s.name, s.current_version AS version, s.created_at, s.updated_at
+RETURNING s.id, s.name, s.current_version AS version, s.created_at, s.updated_at,
+          s.max_versions IS NOT NULL OR s.destroy_versions_after IS NOT NULL AS retained
 """
 
 # The ciphertexts come as one bytea ($5) cut at the offsets $10 (1-based) and lengths $11:
@@ -142,8 +146,23 @@ def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, value
             _give_back_memory()
     if chunk:
         _insert_versions(plpy, p, tenant, kid, caller, details, chunk)
+    _retain(plpy, tenant, ctx, rows, details)
+    changes.notify(plpy, ctx["change_channel"])
     return [{"id": r["id"], "tenant_id": tenant, "name": r["name"], "version": r["version"],
              "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows]
+
+
+def _retain(plpy: Any, tenant: str, ctx: dict, rows: Any, details: dict) -> None:
+    """Retention for the secrets just saved that have any (all of them when the tenant has
+    some): one statement per grant that allowed their writes (a batch holds few), whose
+    detail their audit rows carry, as a single save's do."""
+    whole = retention.applies(ctx, {})
+    by_detail: dict = {}
+    for r in rows:
+        if whole or r["retained"]:
+            by_detail.setdefault(details[r["name"]], []).append(r["id"])
+    for detail, ids in by_detail.items():
+        retention.apply(plpy, tenant, ids, ctx["caller"], detail)
 
 
 def _insert_versions(plpy: Any, p: Any, tenant: str, kid: str, caller: str, details: dict, chunk: list) -> None:

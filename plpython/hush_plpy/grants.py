@@ -9,7 +9,7 @@ and revoke's NOTICE ask them, so what they say is the runtime rule.
 """
 from __future__ import annotations
 
-from . import access, audit, privileged, validate
+from . import access, audit, changes, privileged, validate
 from .access import plan
 from .errors import (CAPABILITY_NOT_CALLABLE, GRANT_NOT_FOUND, INSUFFICIENT_PRIVILEGE, INVALID_ARGUMENT, Fail,
                      api)
@@ -30,9 +30,10 @@ MAX_PREFIX_CHARS = 255  # as the table's CHECK, and a secret name's limit
 # the role can call, and effective_access shows it. A capability is callable when the role
 # may execute any one of its functions (oauth_use: a reader's token read, or the worker's scan).
 FUNCTIONS = {
-    "read": ("hush.get_secret(text,text,integer)",),
+    "read": ("hush.get_secret(text,text,integer,text)",),
     "list": ("hush.list_secrets(text,integer,integer,text,hush.secret_tags,boolean,text)",),
-    "write": ("hush.save_secret(text,text,text,text,hush.secret_tags,jsonb,text,integer,timestamptz)",),
+    "write": ("hush.save_secret(text,text,text,text,hush.secret_tags,jsonb,text,integer,timestamptz,integer,interval,"
+              "interval,text)",),
     "delete": ("hush.delete_secret(text,text)",),
     "destroy": ("hush.destroy_secret(text,text,hush.version_list)",),
     "oauth_use": ("hush.oauth_token(text,text,text)", "hush.oauth_worker_claim(text,integer,integer,integer,integer)"),
@@ -129,6 +130,19 @@ APPLYING_SQL = f"""
 SELECT g.tenant_id, g.role_name, g.prefix, g.capabilities
   {access._grants("$1", "$2")}
  ORDER BY g.tenant_id, g.role_name, g.prefix
+"""
+# The change channels of the tenant $1 ('*': every tenant) to rename after a revoke, locked
+# against a concurrent renaming (which then renames the name this one made, not the old one).
+CHANNELS_SQL = f"""
+SELECT t.tenant_id, t.change_channel FROM hush.tenants t
+ WHERE t.change_channel IS NOT NULL AND ($1 {EQ} '*' OR t.tenant_id {EQ} $1)
+ ORDER BY t.tenant_id FOR UPDATE
+"""
+RENAME_SQL = f"""
+UPDATE hush.tenants t SET change_channel = n.channel
+  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[]))
+       AS n(tenant_id, channel)
+ WHERE t.tenant_id {EQ} n.tenant_id
 """
 VIEWER_SQL = """
 SELECT pg_catalog.pg_has_role($1, 'hush_admin', 'USAGE') AS admin, pg_catalog.pg_has_role($1, $2, 'USAGE') AS own
@@ -291,7 +305,8 @@ def _grant(plpy: Any, caller: str, role: Any, tenant: str, prefix: str, caps: li
 def revoke(plpy: Any, role: Any, tenant: Any, prefix: Any, capabilities: Any) -> dict:
     """`capabilities` removed from the (role, tenant, prefix) grant, which goes when none
     remain (returned with capabilities '{}'). SH025 when there is no such grant; a NOTICE for
-    each capability the role may still use on the prefix through another grant."""
+    each capability the role may still use on the prefix through another grant. When it
+    removed anything, the tenant's change channel (every tenant's, for '*') is renamed."""
     tenant, prefix, caps = _grant_args(tenant, prefix, capabilities)
     if not role:
         raise Fail(INVALID_ARGUMENT, "role must not be NULL or empty")
@@ -320,8 +335,24 @@ def _revoke(plpy: Any, caller: str, role: str, tenant: str, prefix: str, caps: l
                                 [tenant, role, prefix])[0], capabilities=[])
     if removed:
         _record(plpy, caller, "revoke_access", role, row, "removed", removed)
+        _rename_channels(plpy, tenant)
     _still(plpy, tenant, role, prefix, caps)
     return row
+
+
+def _rename_channels(plpy: Any, tenant: str) -> None:
+    """After a revoke on `tenant` ('*': every tenant): each of its change channels gets a new
+    name, and its old name one empty NOTIFY (at commit), which wakes its listeners to ask
+    change_channel() for the new one. PostgreSQL lets anyone who knows a name LISTEN on it:
+    renaming is the only way a role whose grant ended stops hearing the tenant's changes."""
+    old = list(plpy.execute(_plan(plpy, "channels", CHANNELS_SQL, [T]), [tenant]))
+    if not old:
+        return
+    names = [r["tenant_id"] for r in old]
+    plpy.execute(_plan(plpy, "rename", RENAME_SQL, ["pg_catalog.text[]", "pg_catalog.text[]"]),
+                 [names, [changes.new_channel() for _ in names]])
+    for r in old:
+        changes.notify(plpy, r["change_channel"])
 
 
 def _still(plpy: Any, tenant: str, role: str, prefix: str, caps: list[str]) -> None:
@@ -366,7 +397,8 @@ def _grant_tenant(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
 
 @api
 def revoke_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
-    """Every grant of the role on the tenant, whatever its prefix, removed. True when there was one."""
+    """Every grant of the role on the tenant, whatever its prefix, removed (and the tenant's
+    change channel renamed, as by revoke). True when there was one."""
     validate.tenant(tenant, allow_all=True)
     return privileged.call(plpy, OWNER, _revoke_tenant, role, tenant)
 
@@ -378,6 +410,7 @@ def _revoke_tenant(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
     if gone:
         audit.record(plpy, {"caller": caller}, tenant, "revoke_tenant",
                      detail={"role": role, "prefixes": sorted(g["prefix"] for g in gone)})
+        _rename_channels(plpy, tenant)
     # A '*' grant, or a group's, may still let the role in: say so, as revoke does.
     if _exists(plpy, role):
         for g in plpy.execute(_plan(plpy, "applying", APPLYING_SQL, [T, "pg_catalog.name"]), [tenant, role]):

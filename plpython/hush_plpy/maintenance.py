@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from . import privileged, seal
+from . import changes, privileged, seal
 from .access import plan
 from .errors import INVALID_ARGUMENT, MAINTENANCE_BUSY, Fail, api
 
@@ -95,6 +95,7 @@ ATTACH_SQL = "ALTER TABLE hush.audit_log ATTACH PARTITION hush.{name} FOR VALUES
 SETUP_SQL = [
     "CREATE INDEX {name}_tenant_at ON hush.{name} (tenant_id, at)",
     "CREATE INDEX {name}_position ON hush.{name} (txid, id)",
+    changes.INDEX_SQL,  # hush.changes(): a tenant's changes to secrets in seal order
     "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.{name}"
     " FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only()",
     "REVOKE ALL ON hush.{name} FROM PUBLIC",
@@ -315,14 +316,15 @@ def _cleanup(plpy: Any, caller: str, retention_days: int) -> list[dict]:
 # -- purge of soft-deleted secrets -------------------------------------------------
 
 # Soft-deleted secrets past their tenant's recovery window, every tenant (the
-# purge_scan policy lets hush_retention see deleted rows of every tenant).
+# purge_scan policy lets hush_retention see deleted rows of every tenant), and the
+# tenant's change channel, told of the purge.
 EXPIRED_SQL = """
-SELECT s.tenant_id, pg_catalog.array_agg(s.id) AS ids
+SELECT s.tenant_id, pg_catalog.array_agg(s.id) AS ids, t.change_channel
   FROM hush.secrets s LEFT JOIN hush.tenants t ON t.tenant_id OPERATOR(pg_catalog.=) s.tenant_id
  WHERE s.deleted_at IS NOT NULL
    AND s.deleted_at OPERATOR(pg_catalog.<) (pg_catalog.now()
        OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => COALESCE(t.recovery_days, 30)))
- GROUP BY s.tenant_id ORDER BY s.tenant_id
+ GROUP BY s.tenant_id, t.change_channel ORDER BY s.tenant_id
 """
 SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 # Versions go with the secret (ciphertext and wrapped data key included); one
@@ -358,6 +360,8 @@ def _purge_deleted(plpy: Any, caller: str) -> list[dict]:
         plpy.execute(plan(plpy, "maint.set_tenant", SET_TENANT_SQL, [T]), [row["tenant_id"]])
         n = plpy.execute(plan(plpy, "maint.purge", PURGE_SQL, [T, "pg_catalog.uuid[]", "pg_catalog.name"]),
                          [row["tenant_id"], row["ids"], caller])[0]["n"]
+        if n:
+            changes.notify(plpy, row["change_channel"])
         done.append({"tenant_id": row["tenant_id"], "secrets_purged": n})
     if done:
         _log(plpy, caller, "purge_deleted_secrets", "pg_catalog.jsonb_build_object('tenants', $1::pg_catalog.jsonb)",

@@ -29,7 +29,8 @@ from .access import plan
 from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, OAUTH_ACCOUNT_AMBIGUOUS, OAUTH_BINDING_MISMATCH,
                      OAUTH_CONNECTION_NOT_FOUND, OAUTH_LEASE_LOST, OAUTH_REAUTH_REQUIRED,
                      OAUTH_STATE_INVALID, OAUTH_TOKEN_EXPIRING, TENANT_ACCESS_DENIED, Fail, api)
-from .secrets import EQ, T, active_key
+from .secret_writes import active_key
+from .secrets import EQ, T
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms

@@ -192,6 +192,57 @@ def version(v: Any) -> Any:
     return v
 
 
+MAX_VERSIONS = 10000
+MAX_RETENTION = "100 years"  # the longest destroy_versions_after and rotate_every
+
+
+def max_versions(n: Any) -> Any:
+    """A max_versions argument: 0 (none, or on a secret its tenant's) to MAX_VERSIONS."""
+    if n is not None and not 0 <= n <= MAX_VERSIONS:
+        raise Fail(INVALID_ARGUMENT, "max_versions must be between 0 and %d" % MAX_VERSIONS,
+                   hint="0 on a secret follows its tenant's setting; 0 on a tenant keeps every version.")
+    return n
+
+
+# Compared by the server: PL/Python hands an interval over as text in the session's
+# IntervalStyle, which the server reads back as it wrote it.
+INTERVAL_SQL = ("SELECT $1 OPERATOR(pg_catalog.<) '0'::pg_catalog.interval "
+                "OR $1 OPERATOR(pg_catalog.>) $2 AS bad")
+
+
+def interval(plpy: Any, v: Any, what: str, most: str) -> Any:
+    """An interval argument: None, or 0 to `most` (an interval literal); one statement when given."""
+    if v is None:
+        return None
+    from .access import plan  # access imports this module
+    p = plan(plpy, "validate.interval", INTERVAL_SQL, ["pg_catalog.interval", "pg_catalog.interval"])
+    if plpy.execute(p, [v, most])[0]["bad"]:
+        raise Fail(INVALID_ARGUMENT, "%s must be between '0' and '%s'" % (what, most))
+    return v
+
+
+# An expiry clients can decode: years 1 to 9999 (Python's datetime, most languages' date
+# types), bounds in UTC so the session's TimeZone does not move them; 'infinity' passes
+# (it means "no expiry"). Compared by the server, as INTERVAL_SQL is: PL/Python hands a
+# timestamptz over as text in the session's DateStyle.
+EXPIRES_SQL = ("SELECT $1 OPERATOR(pg_catalog.<>) 'infinity'::pg_catalog.timestamptz"
+               " AND ($1 OPERATOR(pg_catalog.<) '0001-01-01 00:00:00+00'::pg_catalog.timestamptz"
+               " OR $1 OPERATOR(pg_catalog.>=) '10000-01-01 00:00:00+00'::pg_catalog.timestamptz) AS bad")
+
+
+def expires_at(plpy: Any, v: Any) -> Any:
+    """An expires_at argument: None, 'infinity' (remove the expiry) or a time in years 1 to
+    9999 (UTC); '-infinity' is refused. One statement when given."""
+    if v is None:
+        return None
+    from .access import plan  # access imports this module
+    if plpy.execute(plan(plpy, "validate.expires_at", EXPIRES_SQL, ["pg_catalog.timestamptz"]), [v])[0]["bad"]:
+        raise Fail(INVALID_ARGUMENT, "expires_at must be between 0001-01-01 and 9999-12-31 (UTC), or 'infinity' "
+                   "to remove the expiry",
+                   hint="'-infinity' and years past 9999 are not expiries clients can read.")
+    return v
+
+
 def page(p: Any, per_page: Any) -> tuple[int, int]:
     """page starts at 1; per_page is 1..MAX_PER_PAGE (larger values are clamped)."""
     if p is None or p < 1:

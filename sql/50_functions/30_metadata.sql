@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION hush.list_secrets(
     after text DEFAULT NULL)
 RETURNS SETOF hush.secret_metadata
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.list_secrets(tenant, page, per_page, name_prefix, tags, include_deleted, after)}}$py$;
+AS $py${{py: secret_listing.list_secrets(tenant, page, per_page, name_prefix, tags, include_deleted, after)}}$py$;
 COMMENT ON FUNCTION hush.list_secrets(text, integer, integer, text, hush.secret_tags, boolean, text) IS
     'One page of a tenant''s secrets by name (metadata only), by page number or after a name; rows carry the total.';
 
@@ -15,24 +15,24 @@ CREATE OR REPLACE FUNCTION hush.search_secrets(tenant text, query text, page int
                                     after text DEFAULT NULL)
 RETURNS SETOF hush.secret_metadata
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.search_secrets(tenant, query, page, per_page, after)}}$py$;
+AS $py${{py: secret_listing.search_secrets(tenant, query, page, per_page, after)}}$py$;
 COMMENT ON FUNCTION hush.search_secrets(text, text, integer, integer, text) IS
     'Case-insensitive substring search over names, descriptions and tags (metadata only).';
 
 CREATE OR REPLACE FUNCTION hush.secret_exists(tenant text, name text)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.secret_exists(tenant, name)}}$py$;
+AS $py${{py: secret_listing.secret_exists(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.secret_exists(text, text) IS 'Whether a live (not deleted) secret of this name exists.';
 
 CREATE OR REPLACE FUNCTION hush.secret_exists_by_id(tenant text, id uuid)
 RETURNS boolean
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.secret_exists_by_id(tenant, id)}}$py$;
+AS $py${{py: secret_listing.secret_exists_by_id(tenant, id)}}$py$;
 COMMENT ON FUNCTION hush.secret_exists_by_id(text, uuid) IS 'Whether a live (not deleted) secret with this id exists.';
 
 CREATE OR REPLACE FUNCTION hush.secret_versions(tenant text, name text)
 RETURNS SETOF hush.secret_version
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: secrets.secret_versions(tenant, name)}}$py$;
+AS $py${{py: secret_listing.secret_versions(tenant, name)}}$py$;
 COMMENT ON FUNCTION hush.secret_versions(text, text) IS 'The versions of a secret, metadata only.';

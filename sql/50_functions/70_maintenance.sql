@@ -90,11 +90,25 @@ AS $py${{py: maintenance.cleanup_oauth(event_days)}}$py$;
 COMMENT ON FUNCTION hush.cleanup_oauth(integer) IS
     'Remove OAuth events older than event_days (default 90) and expired pending authorizations, every tenant; per tenant, how many; logged in hush.maintenance_log.';
 
+-- Secrets' upkeep, for every tenant: version retention (max_versions,
+-- destroy_versions_after, as on each save), reminders of expiries and rotations
+-- falling due within each tenant's expiry_warning (hush.secret_events), and the
+-- removal of reminders older than event_days. Run as hush_retention.
+CREATE OR REPLACE FUNCTION hush.maintain_secrets(event_days integer DEFAULT 90)
+RETURNS TABLE (tenant_id text, versions_destroyed bigint, expiring bigint, rotation_due bigint, events_removed bigint)
+LANGUAGE plpython3u VOLATILE
+SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $py${{py: upkeep.maintain_secrets(event_days)}}$py$;
+COMMENT ON FUNCTION hush.maintain_secrets(integer) IS
+    'Apply version retention, write expiry and rotation reminders (hush.secret_events) and remove those older than '
+    'event_days (default 90), every tenant; per tenant, how many; logged in hush.maintenance_log.';
+
 -- pg_cron runs a job as the role that scheduled it, which must be able to log
 -- in: so this is an invoker function, called by a superuser or by an admin
 -- with USAGE on schema cron. Jobs are named, so calling it again updates them.
 CREATE OR REPLACE FUNCTION hush.schedule_maintenance(retention_days integer DEFAULT 2555,
-                                                     oauth_event_days integer DEFAULT 90)
+                                                     oauth_event_days integer DEFAULT 90,
+                                                     secret_event_days integer DEFAULT 90)
 RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -104,7 +118,9 @@ DECLARE
         ARRAY['hush-audit-retention', '17 0 * * *',
               pg_catalog.format('SELECT hush.cleanup_audit_logs(%s)', retention_days)],
         ARRAY['hush-purge-deleted', '27 0 * * *', 'SELECT hush.purge_deleted_secrets()'],
-        ARRAY['hush-oauth-cleanup', '37 0 * * *', pg_catalog.format('SELECT hush.cleanup_oauth(%s)', oauth_event_days)]];
+        ARRAY['hush-oauth-cleanup', '37 0 * * *', pg_catalog.format('SELECT hush.cleanup_oauth(%s)', oauth_event_days)],
+        ARRAY['hush-secret-upkeep', '47 * * * *',
+              pg_catalog.format('SELECT hush.maintain_secrets(%s)', secret_event_days)]];
     i integer;
 BEGIN
     IF retention_days IS NULL OR retention_days NOT BETWEEN 1 AND 36500 THEN
@@ -112,6 +128,9 @@ BEGIN
     END IF;
     IF oauth_event_days IS NULL OR oauth_event_days NOT BETWEEN 1 AND 36500 THEN
         RAISE EXCEPTION 'oauth_event_days must be between 1 and 36500' USING ERRCODE = 'SH004';
+    END IF;
+    IF secret_event_days IS NULL OR secret_event_days NOT BETWEEN 1 AND 36500 THEN
+        RAISE EXCEPTION 'secret_event_days must be between 1 and 36500' USING ERRCODE = 'SH004';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in this database, so nothing was scheduled'
@@ -121,7 +140,8 @@ BEGIN
                       || '"SELECT hush.seal_audit()"; daily "SELECT hush.create_audit_partitions()", '
                       || pg_catalog.format('"SELECT hush.cleanup_audit_logs(%s)"', retention_days)
                       || ', "SELECT hush.purge_deleted_secrets()"'
-                      || pg_catalog.format(' and "SELECT hush.cleanup_oauth(%s)"', oauth_event_days)
+                      || pg_catalog.format(', "SELECT hush.cleanup_oauth(%s)"', oauth_event_days)
+                      || pg_catalog.format('; hourly "SELECT hush.maintain_secrets(%s)"', secret_event_days)
                       || '; or `hush audit maintain` from cron.';
     END IF;
     -- pg_cron keys a job on (name, role): a second role scheduling would add a second set of
@@ -145,5 +165,5 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION hush.schedule_maintenance(integer, integer) IS
-    'Register the maintenance jobs with pg_cron (sealing every minute; partitions, retention, purge and OAuth cleanup daily); SH060 with what to run instead when pg_cron is missing.';
+COMMENT ON FUNCTION hush.schedule_maintenance(integer, integer, integer) IS
+    'Register the maintenance jobs with pg_cron (sealing every minute; partitions, retention, purge and OAuth cleanup daily; secrets'' upkeep hourly); SH060 with what to run instead when pg_cron is missing.';

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 AUDIT_ACTIONS = (
     # secrets
-    "read", "create", "new_version", "update_metadata", "delete", "restore", "destroy", "purge",
+    "read", "create", "new_version", "pending_version", "promote", "rollback", "update_metadata", "delete", "restore",
+    "destroy", "purge",
     # tenants and root keys
     "grant_tenant", "revoke_tenant", "grant_access", "revoke_access", "configure_tenant",
     "add_root_key", "activate_root_key", "retire_root_key", "rewrap",
