@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -161,6 +161,8 @@ def _dummy(param: inspect.Parameter) -> Any:
         return (1, 2)
     if "datetime" in a:
         return datetime(2000, 1, 1, tzinfo=timezone.utc)
+    if "timedelta" in a:
+        return timedelta(days=1)
     for word, dummy in (("bool", True), ("int", 1), ("Mapping", {"k": "v"}), ("Iterable", ["x"]),
                         ("Sequence", ["x"]), ("list", ["x"])):
         if a.startswith(word) or f"{word}[" in a.split("|")[0]:

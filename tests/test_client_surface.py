@@ -23,7 +23,7 @@ TWINS = [(hush.Secrets, hush.aio.AsyncSecrets), (hush.Client, hush.aio.AsyncClie
 # What the sync API alone has, and why (hush.OAuthWorker: the worker is a process of its own).
 SYNC_ONLY: dict[tuple[type, str], str] = {}
 # Methods that make an object without a round trip: plain functions on both sides.
-FACTORIES = {"tenant"}
+FACTORIES = {"tenant", "cached"}
 
 
 def members(cls: type) -> dict[str, Any]:

@@ -59,10 +59,10 @@ def _class(cls: type, prefix: str = "hush") -> str:
 def render() -> str:
     parts = [HEADER, "# Entry points\n"]
     parts.append(f"## `hush.{_sig(hush.connect, 'connect')}`\n\n{_doc(hush.connect)}")
-    for cls in (hush.Client, hush.Secrets):
+    for cls in (hush.Client, hush.Secrets, hush.CachedSecrets):
         parts.append(_class(cls))
     parts.append(f"## `async hush.aio.{_sig(hush.aio.connect, 'connect')}`\n\n{_doc(hush.aio.connect)}")
-    for cls in (hush.aio.AsyncClient, hush.aio.AsyncSecrets):
+    for cls in (hush.aio.AsyncClient, hush.aio.AsyncSecrets, hush.aio.AsyncCachedSecrets):
         parts.append(_class(cls, "hush.aio"))
     parts.append("# Administration\n")
     for cls in (hush.Tenants, hush.Keys, hush.Audit):
@@ -81,11 +81,12 @@ def render() -> str:
                hush.search_secrets):
         parts.append(f"## `hush.{_sig(fn, fn.__name__)}`\n\n{_doc(fn)}")
     parts.append("# Results\n")
-    for cls in (hush.Secret, hush.SavedSecret, hush.SecretMetadata, hush.SecretVersion, hush.Page):
+    for cls in (hush.Secret, hush.SavedSecret, hush.SecretMetadata, hush.SecretVersion, hush.Page, hush.SecretDue,
+                hush.SecretChange, hush.SecretEvent):
         parts.append(_class(cls))
     for cls in (hush.TenantSettings, hush.AccessGrant, hush.AccessEntry, hush.RootKey, hush.RootKeyStatus, hush.RootKeyChange, hush.AuditRecord,
                 hush.AuditSeal, hush.AuditVerification, hush.AuditPartition, hush.AuditCleanup, hush.PurgedSecrets,
-                hush.MaintenanceJob, hush.AuditMaintenance):
+                hush.MaintenanceJob, hush.AuditMaintenance, hush.SecretUpkeep):
         parts.append(_class(cls))
     parts.append("# Errors\n\nAll are `hush.HushError`; `.code` is the SQLSTATE, `.hint` the server's hint.\n")
     rows = ["| class | base | SQLSTATE | meaning |", "|---|---|---|---|"]

@@ -74,16 +74,17 @@ from ._errors import (
     VersionNotFound,
 )
 from ._log import debug
-from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+from ._models import Page, SavedSecret, Secret, SecretChange, SecretDue, SecretEvent, SecretMetadata, SecretVersion
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from ._access import AccessEntry, AccessGrant
     from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
                                 AuditVerification, MaintenanceJob, OAuthCleanup, PurgedSecrets, RootKey, RootKeyChange,
-                                RootKeyStatus, TenantSettings)
+                                RootKeyStatus, SecretUpkeep, TenantSettings)
     from ._audit import Audit
     from ._audit_actions import AUDIT_ACTIONS
+    from ._cache import CachedSecrets
     from ._client import Client, connect
     from ._helpers import delete_secret, get_secret, list_secrets, save_secret, search_secrets, update_secret
     from ._oauth import OAuth
@@ -98,7 +99,7 @@ if TYPE_CHECKING:
 # (authlib, httpx2, joserfc: the [oauth] extra) ~0.12 s, which `hush --help`
 # and a program that never touches OAuth should not pay.
 _LAZY = {
-    "Client": "_client", "connect": "_client", "Secrets": "_secrets",
+    "Client": "_client", "connect": "_client", "Secrets": "_secrets", "CachedSecrets": "_cache",
     **dict.fromkeys(("get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets",
                      "search_secrets"), "_helpers"),
     "OAuth": "_oauth", "OAuthWorker": "_oauth_worker",
@@ -108,7 +109,7 @@ _LAZY = {
     "AccessGrant": "_access", "AccessEntry": "_access",
     **dict.fromkeys(("TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal",
                      "AuditVerification", "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob",
-                     "AuditMaintenance", "OAuthCleanup"), "_admin_models"),
+                     "AuditMaintenance", "OAuthCleanup", "SecretUpkeep"), "_admin_models"),
 }
 
 
@@ -128,10 +129,12 @@ def __dir__() -> list[str]:
 __all__ = [
     "Client", "connect", "Secrets", "debug",
     "Secret", "SecretMetadata", "SavedSecret", "SecretVersion", "Page",
+    "CachedSecrets", "SecretDue", "SecretChange", "SecretEvent",
     "get_secret", "save_secret", "update_secret", "delete_secret", "list_secrets", "search_secrets",
     "Tenants", "Keys", "Audit", "AUDIT_ACTIONS", "AccessGrant", "AccessEntry",
     "TenantSettings", "RootKey", "RootKeyStatus", "RootKeyChange", "AuditRecord", "AuditSeal", "AuditVerification",
     "AuditPartition", "AuditCleanup", "PurgedSecrets", "MaintenanceJob", "AuditMaintenance", "OAuthCleanup",
+    "SecretUpkeep",
     "HushError", "InvalidInput", "InvalidName", "InvalidTenant", "ValueTooLarge", "InvalidArgument",
     "SecretNotFound", "VersionNotFound", "SecretExpired", "VersionConflict", "SecretDeleted", "VersionDestroyed",
     "DatabaseUnavailable", "TransactionAborted", "TenantAccessDenied", "CapabilityNotCallable", "GrantNotFound", "ReadOnlyWrite", "AuditedReadOnly", "ReadNotRecorded", "AuditRateLimited", "KeyUnavailable", "DecryptionFailed",

@@ -6,30 +6,37 @@ replica's behalf: they all run on the primary (Call.reads_only is False).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ._admin_models import (AuditCleanup, AuditPartition, AuditRecord, AuditSeal, AuditVerification, MaintenanceJob,
-                            OAuthCleanup, PurgedSecrets, RootKey, TenantSettings)
-from ._calls import Call, Rows
+                            OAuthCleanup, PurgedSecrets, RootKey, SecretUpkeep, TenantSettings)
+from ._calls import Call, Rows, _int, _interval
 
 # -- tenants ----------------------------------------------------------------------------
 
 
 def configure_tenant(tenant: str, audit_reads: bool | None, max_value_bytes: int | None,
                      recovery_days: int | None, audit_rows_per_second: int | None,
-                     reader_refresh: bool | None = None) -> Call[TenantSettings]:
+                     reader_refresh: bool | None = None, max_versions: int | None = None,
+                     destroy_versions_after: timedelta | None = None,
+                     expiry_warning: timedelta | None = None) -> Call[TenantSettings]:
     return Call("SELECT tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second, "
-                "reader_refresh, updated_at "
+                "reader_refresh, updated_at, max_versions, destroy_versions_after, expiry_warning "
                 "FROM hush.configure_tenant(tenant => CAST(%(tenant)s AS pg_catalog.text), "
                 "audit_reads => CAST(%(audit_reads)s AS pg_catalog.bool), "
                 "max_value_bytes => CAST(%(max_value_bytes)s AS pg_catalog.int4), "
                 "recovery_days => CAST(%(recovery_days)s AS pg_catalog.int4), "
                 "audit_rows_per_second => CAST(%(audit_rows_per_second)s AS pg_catalog.int4), "
-                "reader_refresh => CAST(%(reader_refresh)s AS pg_catalog.bool))",
+                "reader_refresh => CAST(%(reader_refresh)s AS pg_catalog.bool), "
+                "max_versions => CAST(%(max_versions)s AS pg_catalog.int4), "
+                "destroy_versions_after => CAST(%(destroy_versions_after)s AS pg_catalog.interval), "
+                "expiry_warning => CAST(%(expiry_warning)s AS pg_catalog.interval))",
                 {"tenant": tenant, "audit_reads": audit_reads, "max_value_bytes": max_value_bytes,
                  "recovery_days": recovery_days, "audit_rows_per_second": audit_rows_per_second,
-                 "reader_refresh": reader_refresh},
+                 "reader_refresh": reader_refresh, "max_versions": _int("max_versions", max_versions),
+                 "destroy_versions_after": _interval("destroy_versions_after", destroy_versions_after),
+                 "expiry_warning": _interval("expiry_warning", expiry_warning)},
                 lambda rows: TenantSettings.from_row(rows[0]))
 
 
@@ -172,19 +179,28 @@ def cleanup_oauth(event_days: int) -> Call[list[OAuthCleanup]]:
                 {"event_days": event_days}, lambda rows: [OAuthCleanup.from_row(r) for r in rows])
 
 
-def schedule_maintenance(retention_days: int, oauth_event_days: int) -> Call[list[MaintenanceJob]]:
+def maintain_secrets(event_days: int) -> Call[list[SecretUpkeep]]:
+    return Call("SELECT tenant_id, versions_destroyed, expiring, rotation_due, events_removed "
+                "FROM hush.maintain_secrets(CAST(%(event_days)s AS pg_catalog.int4))",
+                {"event_days": event_days}, lambda rows: [SecretUpkeep.from_row(r) for r in rows])
+
+
+def schedule_maintenance(retention_days: int, oauth_event_days: int,
+                         secret_event_days: int) -> Call[list[MaintenanceJob]]:
     return Call("SELECT jobname, schedule, command, jobid "
                 "FROM hush.schedule_maintenance(CAST(%(retention_days)s AS pg_catalog.int4), "
-                "CAST(%(oauth_event_days)s AS pg_catalog.int4))",
-                {"retention_days": retention_days, "oauth_event_days": oauth_event_days},
+                "CAST(%(oauth_event_days)s AS pg_catalog.int4), CAST(%(secret_event_days)s AS pg_catalog.int4))",
+                {"retention_days": retention_days, "oauth_event_days": oauth_event_days,
+                 "secret_event_days": secret_event_days},
                 lambda rows: [MaintenanceJob.from_row(r) for r in rows])
 
 
 # The order `hush audit maintain` and Audit.maintain() run the maintenance in.
-MAINTENANCE_STEPS = ("partitions", "seal", "retention", "purge", "oauth")
+MAINTENANCE_STEPS = ("partitions", "seal", "retention", "purge", "oauth", "secrets")
 
 
-def maintenance_step(step: str, *, months_ahead: int, retention_days: int, oauth_event_days: int) -> Call[Any]:
+def maintenance_step(step: str, *, months_ahead: int, retention_days: int, oauth_event_days: int,
+                     secret_event_days: int) -> Call[Any]:
     if step == "partitions":
         return create_partitions(months_ahead)
     if step == "seal":
@@ -195,4 +211,6 @@ def maintenance_step(step: str, *, months_ahead: int, retention_days: int, oauth
         return purge_deleted()
     if step == "oauth":
         return cleanup_oauth(oauth_event_days)
+    if step == "secrets":
+        return maintain_secrets(secret_event_days)
     raise ValueError(step)

@@ -40,6 +40,9 @@ class TenantSettings(ByName):
     audit_rows_per_second: int
     reader_refresh: bool  # whether readers may refresh OAuth tokens themselves
     updated_at: datetime
+    max_versions: int  # 0: no limit (a secret's own setting applies first)
+    destroy_versions_after: timedelta  # timedelta(0): never
+    expiry_warning: timedelta  # how far ahead due() and the maintenance reminders look
 
 
 
@@ -226,6 +229,20 @@ class OAuthCleanup(ByName):
 
 
 @dataclass(frozen=True, slots=True)
+class SecretUpkeep(ByName):
+    """`hush.maintain_secrets()`: of a tenant, how many versions retention destroyed, how many
+    expiry reminders (expiring, expired) and rotation reminders (due, overdue) it wrote to
+    hush.secret_events, and how many reminders past their retention it removed."""
+
+    tenant_id: str
+    versions_destroyed: int
+    expiring: int
+    rotation_due: int
+    events_removed: int
+
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceJob(ByName):
     """A pg_cron job `hush.schedule_maintenance()` registered."""
 
@@ -238,10 +255,12 @@ class MaintenanceJob(ByName):
 
 @dataclass(frozen=True, slots=True)
 class AuditMaintenance:
-    """What `Audit.maintain()` did, step by step (partitions, seal, retention, purge, OAuth cleanup)."""
+    """What `Audit.maintain()` did, step by step (partitions, seal, retention, purge, OAuth cleanup,
+    secrets' upkeep)."""
 
     partitions: list[AuditPartition]
     seal: AuditSeal
     retention: AuditCleanup
     purge: list[PurgedSecrets]
     oauth: list[OAuthCleanup]
+    secrets: list[SecretUpkeep]

@@ -6,7 +6,7 @@ from typing import Any, AsyncIterator, Iterator
 
 from . import _admin_calls as q
 from ._admin_models import (AuditCleanup, AuditMaintenance, AuditPartition, AuditRecord, AuditSeal,
-                            AuditVerification, MaintenanceJob, OAuthCleanup, PurgedSecrets)
+                            AuditVerification, MaintenanceJob, OAuthCleanup, PurgedSecrets, SecretUpkeep)
 from ._calls import Call
 from ._errors import HushError, from_sqlstate
 from ._exec import executor_for
@@ -14,6 +14,7 @@ from ._exec import executor_for
 DEFAULT_RETENTION_DAYS = 2555  # the server's default, 7 years
 DEFAULT_MONTHS_AHEAD = 3
 DEFAULT_OAUTH_EVENT_DAYS = 90  # the server's default
+DEFAULT_SECRET_EVENT_DAYS = 90  # the server's default
 
 
 def _in_step(step: str, e: HushError) -> HushError:
@@ -22,7 +23,8 @@ def _in_step(step: str, e: HushError) -> HushError:
 
 
 def _maintenance(done: dict[str, Any]) -> AuditMaintenance:
-    return AuditMaintenance(done["partitions"], done["seal"], done["retention"], done["purge"], done["oauth"])
+    return AuditMaintenance(done["partitions"], done["seal"], done["retention"], done["purge"], done["oauth"],
+                            done["secrets"])
 
 
 class Audit:
@@ -138,16 +140,26 @@ class Audit:
         result: list[OAuthCleanup] = self._run(q.cleanup_oauth(event_days))
         return result
 
+    def maintain_secrets(self, event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> list[SecretUpkeep]:
+        """Secrets' upkeep, every tenant (hourly under pg_cron): version retention, expiry and
+        rotation reminders (hush.secret_events), and the removal of reminders older than
+        event_days; per tenant where anything was done, how much."""
+        result: list[SecretUpkeep] = self._run(q.maintain_secrets(event_days))
+        return result
+
     def schedule_maintenance(self, retention_days: int = DEFAULT_RETENTION_DAYS,
-                             oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> list[MaintenanceJob]:
+                             oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS,
+                             secret_event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> list[MaintenanceJob]:
         """Register the maintenance with pg_cron (NoScheduler, saying what to run instead, without it)."""
-        result: list[MaintenanceJob] = self._run(q.schedule_maintenance(retention_days, oauth_event_days))
+        result: list[MaintenanceJob] = self._run(q.schedule_maintenance(retention_days, oauth_event_days,
+                                                                        secret_event_days))
         return result
 
     def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS, months_ahead: int = DEFAULT_MONTHS_AHEAD,
-                 oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> AuditMaintenance:
+                 oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS,
+                 secret_event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> AuditMaintenance:
         """All maintenance once, each step its own call (for a scheduler without pg_cron):
-        partitions, seal, retention, purge, OAuth cleanup. A failing step's error names it
+        partitions, seal, retention, purge, OAuth cleanup, secrets' upkeep. A failing step's error names it
         ("retention: ..."); over a pool or an autocommit connection the steps before it stay
         done, while over your own transaction the failure aborts it, so nothing is done until
         you retry it."""
@@ -156,7 +168,8 @@ class Audit:
             try:
                 done[step] = self._run(q.maintenance_step(step, months_ahead=months_ahead,
                                                           retention_days=retention_days,
-                                                          oauth_event_days=oauth_event_days))
+                                                          oauth_event_days=oauth_event_days,
+                                                          secret_event_days=secret_event_days))
             except HushError as e:
                 raise _in_step(step, e) from e
         return _maintenance(done)
@@ -249,20 +262,28 @@ class AsyncAudit:
         result: list[OAuthCleanup] = await self._run(q.cleanup_oauth(event_days))
         return result
 
+    async def maintain_secrets(self, event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> list[SecretUpkeep]:
+        result: list[SecretUpkeep] = await self._run(q.maintain_secrets(event_days))
+        return result
+
     async def schedule_maintenance(self, retention_days: int = DEFAULT_RETENTION_DAYS,
-                                   oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> list[MaintenanceJob]:
-        result: list[MaintenanceJob] = await self._run(q.schedule_maintenance(retention_days, oauth_event_days))
+                                   oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS,
+                                   secret_event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> list[MaintenanceJob]:
+        result: list[MaintenanceJob] = await self._run(q.schedule_maintenance(retention_days, oauth_event_days,
+                                                                              secret_event_days))
         return result
 
     async def maintain(self, *, retention_days: int = DEFAULT_RETENTION_DAYS,
                        months_ahead: int = DEFAULT_MONTHS_AHEAD,
-                       oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS) -> AuditMaintenance:
+                       oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS,
+                       secret_event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> AuditMaintenance:
         done: dict[str, Any] = {}
         for step in q.MAINTENANCE_STEPS:
             try:
                 done[step] = await self._run(q.maintenance_step(step, months_ahead=months_ahead,
                                                                 retention_days=retention_days,
-                                                                oauth_event_days=oauth_event_days))
+                                                                oauth_event_days=oauth_event_days,
+                                                                secret_event_days=secret_event_days))
             except HushError as e:
                 raise _in_step(step, e) from e
         return _maintenance(done)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
 from ._errors import InvalidArgument
-from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+from ._models import (Page, SavedSecret, Secret, SecretChange, SecretDue, SecretEvent, SecretMetadata,
+                      SecretVersion)
 
 T = TypeVar("T")
 # Rows come keyed by column name (psycopg's dict_row; SQLAlchemy's Row._mapping), so a
@@ -37,16 +38,22 @@ MAX_BATCH_BYTES = 64 << 20
 MAX_PER_PAGE = 1000
 
 SECRET_COLS = ("id, tenant_id, name, value, kind, description, tags, metadata, version, created_at, updated_at, "
-               "expires_at")
+               "expires_at, stage")
 SAVED_COLS = "id, tenant_id, name, version, created_at, updated_at"
 META_COLS = ("id, tenant_id, name, kind, description, tags, metadata, version, expires_at, created_at, updated_at, "
-             "deleted_at, total, total_exact")
-VERSION_COLS = "version, created_at, created_by, key_id, destroyed, destroyed_at, is_current"
+             "deleted_at, total, total_exact, max_versions, destroy_versions_after, rotate_every, rotated_at, "
+             "pending_version")
+VERSION_COLS = "version, created_at, created_by, key_id, destroyed, destroyed_at, is_current, stage"
+DUE_COLS = "name, reason, due_at, rotate_every, rotated_at, expires_at, version, pending_version"
 
 WRITE_ARGS = ("description => CAST(%(description)s AS pg_catalog.text), tags => CAST(%(tags)s AS pg_catalog.text[]), "
               "metadata => CAST(%(metadata)s AS pg_catalog.jsonb), "
               "expected_version => CAST(%(expected_version)s AS pg_catalog.int4), "
-              "kind => CAST(%(kind)s AS pg_catalog.text), expires_at => CAST(%(expires_at)s AS pg_catalog.timestamptz)")
+              "kind => CAST(%(kind)s AS pg_catalog.text), expires_at => CAST(%(expires_at)s AS pg_catalog.timestamptz), "
+              "max_versions => CAST(%(max_versions)s AS pg_catalog.int4), "
+              "destroy_versions_after => CAST(%(destroy_versions_after)s AS pg_catalog.interval), "
+              "rotate_every => CAST(%(rotate_every)s AS pg_catalog.interval), "
+              "stage => CAST(%(stage)s AS pg_catalog.text)")
 
 
 @dataclass(frozen=True)
@@ -108,10 +115,38 @@ def _int(what: str, v: Any) -> int | None:
     raise InvalidArgument(f"{what} must be an integer, not {_given(v)}")
 
 
-def _when(v: Any) -> datetime | None:
+def _when(v: Any, what: str = "expires_at") -> datetime | None:
     if v is None or isinstance(v, datetime):
         return v
-    raise InvalidArgument(f"expires_at must be a datetime, not {_given(v)}")
+    raise InvalidArgument(f"{what} must be a datetime, not {_given(v)}")
+
+
+def _interval(what: str, v: Any) -> timedelta | None:
+    if v is None or isinstance(v, timedelta):
+        return v
+    raise InvalidArgument(f"{what} must be a datetime.timedelta, not {_given(v)}")
+
+
+def _text(what: str, v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    raise InvalidArgument(f"{what} must be a string, not {_given(v)}")
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The lifecycle arguments of a write: the secret's own retention (0: back to the
+    tenant's), its rotation schedule (timedelta(0): none) and the stage of a new value
+    ('pending' stages it for promote); None keeps what is set."""
+    max_versions: int | None = None
+    destroy_versions_after: timedelta | None = None
+    rotate_every: timedelta | None = None
+    stage: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"max_versions": _int("max_versions", self.max_versions),
+                "destroy_versions_after": _interval("destroy_versions_after", self.destroy_versions_after),
+                "rotate_every": _interval("rotate_every", self.rotate_every), "stage": _text("stage", self.stage)}
 
 
 def _tags(tags: Iterable[str] | None) -> list[str] | None:
@@ -131,18 +166,18 @@ def _values(function_call: str) -> str:
     return f"SELECT {columns} FROM (SELECT {function_call} AS r OFFSET 0) AS s"
 
 
-def get(tenant: str, name: str, version: int | None) -> Call[Secret]:
+def get(tenant: str, name: str, version: int | None, stage: str | None = None) -> Call[Secret]:
     return Call(_values("hush.get_secret(CAST(%(tenant)s AS pg_catalog.text), CAST(%(name)s AS pg_catalog.text), "
-                        "CAST(%(version)s AS pg_catalog.int4))"),
-                {"tenant": tenant, "name": name, "version": _int("version", version)}, _one(Secret.from_row),
-                reads_only=True)
+                        "CAST(%(version)s AS pg_catalog.int4), CAST(%(stage)s AS pg_catalog.text))"),
+                {"tenant": tenant, "name": name, "version": _int("version", version), "stage": _text("stage", stage)},
+                _one(Secret.from_row), reads_only=True)
 
 
-def get_by_id(tenant: str, id: Any, version: int | None) -> Call[Secret]:
+def get_by_id(tenant: str, id: Any, version: int | None, stage: str | None = None) -> Call[Secret]:
     return Call(_values("hush.get_secret_by_id(CAST(%(tenant)s AS pg_catalog.text), CAST(%(id)s AS pg_catalog.uuid), "
-                        "CAST(%(version)s AS pg_catalog.int4))"),
-                {"tenant": tenant, "id": _id(id), "version": _int("version", version)}, _one(Secret.from_row),
-                reads_only=True)
+                        "CAST(%(version)s AS pg_catalog.int4), CAST(%(stage)s AS pg_catalog.text))"),
+                {"tenant": tenant, "id": _id(id), "version": _int("version", version), "stage": _text("stage", stage)},
+                _one(Secret.from_row), reads_only=True)
 
 
 def get_many(tenant: str, names: Sequence[str]) -> Call[list[Secret]]:
@@ -153,26 +188,29 @@ def get_many(tenant: str, names: Sequence[str]) -> Call[list[Secret]]:
 
 def save(tenant: str, name: str, value: str, *, description: str | None, tags: Iterable[str] | None,
          metadata: Mapping[str, Any] | None, kind: str | None, expected_version: int | None,
-         expires_at: datetime | None) -> Call[SavedSecret]:
+         expires_at: datetime | None, lifecycle: Lifecycle = Lifecycle()) -> Call[SavedSecret]:
     return Call(f"SELECT {SAVED_COLS} FROM hush.save_secret(tenant => CAST(%(tenant)s AS pg_catalog.text), "
                 f"name => CAST(%(name)s AS pg_catalog.text), value => CAST(%(value)s AS pg_catalog.text), "
                 f"{WRITE_ARGS})",
                 {"tenant": tenant, "name": name, "value": value, "description": description, "tags": _tags(tags),
                  "metadata": _metadata(metadata), "kind": kind,
-                 "expected_version": _int("expected_version", expected_version), "expires_at": _when(expires_at)},
+                 "expected_version": _int("expected_version", expected_version), "expires_at": _when(expires_at),
+                 **lifecycle.params()},
                 _one(SavedSecret.from_row))
 
 
 def update(tenant: str, by: str, key: Any, value: str | None, *, description: str | None,
            tags: Iterable[str] | None, metadata: Mapping[str, Any] | None, kind: str | None,
-           expected_version: int | None, expires_at: datetime | None) -> Call[SavedSecret]:
+           expected_version: int | None, expires_at: datetime | None,
+           lifecycle: Lifecycle = Lifecycle()) -> Call[SavedSecret]:
     fn, arg = ("update_secret", "name => CAST(%(key)s AS pg_catalog.text)") if by == "name" else \
         ("update_secret_by_id", "id => CAST(%(key)s AS pg_catalog.uuid)")
     return Call(f"SELECT {SAVED_COLS} FROM hush.{fn}(tenant => CAST(%(tenant)s AS pg_catalog.text), {arg}, "
                 f"value => CAST(%(value)s AS pg_catalog.text), {WRITE_ARGS})",
                 {"tenant": tenant, "key": key if by == "name" else _id(key), "value": value,
                  "description": description, "tags": _tags(tags), "metadata": _metadata(metadata), "kind": kind,
-                 "expected_version": _int("expected_version", expected_version), "expires_at": _when(expires_at)},
+                 "expected_version": _int("expected_version", expected_version), "expires_at": _when(expires_at),
+                 **lifecycle.params()},
                 _one(SavedSecret.from_row))
 
 
@@ -267,6 +305,63 @@ def versions(tenant: str, name: str) -> Call[list[SecretVersion]]:
                 "CAST(%(name)s AS pg_catalog.text))",
                 {"tenant": tenant, "name": name}, lambda rows: [SecretVersion.from_row(r) for r in rows],
                 reads_only=True)
+
+
+# -- lifecycle: staged rotation, rollback, what falls due, what changed ------------------
+
+
+def promote(tenant: str, name: str, expected_version: int | None) -> Call[SavedSecret]:
+    return Call(f"SELECT {SAVED_COLS} FROM hush.promote_secret(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(name)s AS pg_catalog.text), CAST(%(expected_version)s AS pg_catalog.int4))",
+                {"tenant": tenant, "name": name, "expected_version": _int("expected_version", expected_version)},
+                _one(SavedSecret.from_row))
+
+
+def rollback(tenant: str, name: str, to_version: int, expected_version: int | None) -> Call[SavedSecret]:
+    if to_version is None:
+        raise InvalidArgument("to_version must be the version whose value to restore, not None")
+    return Call(f"SELECT {SAVED_COLS} FROM hush.rollback_secret(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(name)s AS pg_catalog.text), CAST(%(to_version)s AS pg_catalog.int4), "
+                "CAST(%(expected_version)s AS pg_catalog.int4))",
+                {"tenant": tenant, "name": name, "to_version": _int("to_version", to_version),
+                 "expected_version": _int("expected_version", expected_version)},
+                _one(SavedSecret.from_row))
+
+
+def due(tenant: str, within: timedelta | None, at: datetime | None) -> Call[list[SecretDue]]:
+    # `at` NULL would be no time at all: without one, the function's default (now()) decides.
+    when = "" if at is None else ", at => CAST(%(at)s AS pg_catalog.timestamptz)"
+    return Call(f"SELECT {DUE_COLS} FROM hush.due_for_rotation(tenant => CAST(%(tenant)s AS pg_catalog.text), "
+                f"within => CAST(%(within)s AS pg_catalog.interval){when})",
+                {"tenant": tenant, "within": _interval("within", within),
+                 **({} if at is None else {"at": _when(at, "at")})},
+                lambda rows: [SecretDue.from_row(r) for r in rows], reads_only=True)
+
+
+def change_channel(tenant: str) -> Call[str]:
+    # Not reads_only: the first call makes the channel, and a LISTEN needs the primary's.
+    return Call("SELECT hush.change_channel(CAST(%(tenant)s AS pg_catalog.text)) AS channel", {"tenant": tenant},
+                lambda rows: str(rows[0]["channel"]))
+
+
+def changes(tenant: str, since: str | None, max_rows: int) -> Call[list[SecretChange]]:
+    return Call("SELECT cursor, name, version, change, at FROM hush.changes(CAST(%(tenant)s AS pg_catalog.text), "
+                "CAST(%(since)s AS pg_catalog.text), CAST(%(max_rows)s AS pg_catalog.int4))",
+                {"tenant": tenant, "since": _text("since", since), "max_rows": _int("max_rows", max_rows)},
+                lambda rows: [SecretChange.from_row(r) for r in rows], reads_only=True)
+
+
+def changes_cursor(tenant: str) -> Call[str]:
+    return Call("SELECT hush.changes_cursor(CAST(%(tenant)s AS pg_catalog.text)) AS cursor", {"tenant": tenant},
+                lambda rows: str(rows[0]["cursor"]), reads_only=True)
+
+
+def events(tenant: str, since: datetime | None, max_rows: int) -> Call[list[SecretEvent]]:
+    return Call("SELECT id, at, name, event, due_at, detail FROM hush.secret_events("
+                "CAST(%(tenant)s AS pg_catalog.text), CAST(%(since)s AS pg_catalog.timestamptz), "
+                "CAST(%(max_rows)s AS pg_catalog.int4))",
+                {"tenant": tenant, "since": _when(since, "since"), "max_rows": _int("max_rows", max_rows)},
+                lambda rows: [SecretEvent.from_row(r) for r in rows], reads_only=True)
 
 
 # Tenants, root keys and the audit trail: _admin_calls.py.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, overload
 
 import psycopg
@@ -123,11 +124,14 @@ class Client:
 
     def configure_tenant(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
                          recovery_days: int | None = None, audit_rows_per_second: int | None = None,
-                         reader_refresh: bool | None = None) -> TenantSettings:
+                         reader_refresh: bool | None = None, max_versions: int | None = None,
+                         destroy_versions_after: timedelta | None = None,
+                         expiry_warning: timedelta | None = None) -> TenantSettings:
         """A tenant's settings (hush_admin): see Tenants.configure."""
         return self.tenants.configure(tenant, audit_reads=audit_reads, max_value_bytes=max_value_bytes,
                                       recovery_days=recovery_days, audit_rows_per_second=audit_rows_per_second,
-                                      reader_refresh=reader_refresh)
+                                      reader_refresh=reader_refresh, max_versions=max_versions,
+                                      destroy_versions_after=destroy_versions_after, expiry_warning=expiry_warning)
 
     @overload
     def grant(self, role: str, tenant: str) -> bool: ...

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import builtins
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 from uuid import UUID
 
 from . import _calls as q
 from ._exec import executor_for
-from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+from ._models import (Page, SavedSecret, Secret, SecretChange, SecretDue, SecretEvent, SecretMetadata,
+                      SecretVersion)
 
 if TYPE_CHECKING:
+    from ._cache import CachedSecrets
     from ._oauth import OAuth
 
 T = TypeVar("T")
@@ -51,11 +54,22 @@ class Secrets:
 
     def save(self, name: str, value: str, *, description: str | None = None, tags: Iterable[str] | None = None,
              metadata: Mapping[str, Any] | None = None, kind: str | None = None,
-             expected_version: int | None = None, expires_at: datetime | None = None) -> SavedSecret:
-        """Create a secret or add a version. `expected_version` makes it check-and-set
-        (0 = create only; VersionConflict otherwise). `kind` None keeps the current kind."""
+             expected_version: int | None = None, expires_at: datetime | None = None,
+             max_versions: int | None = None, destroy_versions_after: timedelta | None = None,
+             rotate_every: timedelta | None = None, stage: str | None = None) -> SavedSecret:
+        """Create a secret or add a version. `expected_version` makes it check-and-set against
+        the current version (0 = create only; VersionConflict otherwise). `kind` None keeps the
+        current kind.
+
+        `stage='pending'` stages the value for promote() and leaves the current one as it is (the
+        secret must exist; the returned version is the pending one). `max_versions` (0 to 10,000)
+        and `destroy_versions_after` set the secret's retention: versions beyond the newest
+        max_versions, or created longer ago than destroy_versions_after, are destroyed, never the
+        current, pending or previous one (0 or timedelta(0): back to the tenant's setting);
+        `rotate_every` its rotation schedule for due() (timedelta(0): none). None keeps what is set."""
         return self._run(q.save(self.tenant, name, value, description=description, tags=tags, metadata=metadata,
-                                kind=kind, expected_version=expected_version, expires_at=expires_at))
+                                kind=kind, expected_version=expected_version, expires_at=expires_at,
+                                lifecycle=q.Lifecycle(max_versions, destroy_versions_after, rotate_every, stage)))
 
     def save_many(self, items: Mapping[str, str] | Iterable[tuple[str, str]], *, kind: str | None = None,
                   tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
@@ -71,13 +85,15 @@ class Secrets:
         out = self._exec.run(calls)
         return [s for batch in out for s in batch]
 
-    def get(self, name: str, version: int | None = None) -> Secret:
-        """The latest value (or the given version). SecretNotFound, SecretExpired, VersionNotFound..."""
-        return self._run(q.get(self.tenant, name, version))
+    def get(self, name: str, version: int | None = None, *, stage: str | None = None) -> Secret:
+        """The current value, the given version, or the version of a stage: 'current', 'pending'
+        (staged by save(stage='pending')) or 'previous' (current before the last rotation).
+        SecretNotFound, SecretExpired, VersionNotFound (also a stage with no version)..."""
+        return self._run(q.get(self.tenant, name, version, stage))
 
-    def get_by_id(self, id: UUID | str, version: int | None = None) -> Secret:
+    def get_by_id(self, id: UUID | str, version: int | None = None, *, stage: str | None = None) -> Secret:
         """get() by the secret's id."""
-        return self._run(q.get_by_id(self.tenant, id, version))
+        return self._run(q.get_by_id(self.tenant, id, version, stage))
 
     def get_many(self, names: Sequence[str]) -> builtins.list[Secret]:
         """Several latest values in one call, in the order named; all or nothing."""
@@ -86,20 +102,27 @@ class Secrets:
     def update(self, name: str, value: str | None = None, *, description: str | None = None,
                tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
                kind: str | None = None, expected_version: int | None = None,
-               expires_at: datetime | None = None) -> SavedSecret:
-        """Change an existing secret: a value makes a new version; None keeps what is there."""
+               expires_at: datetime | None = None, max_versions: int | None = None,
+               destroy_versions_after: timedelta | None = None, rotate_every: timedelta | None = None,
+               stage: str | None = None) -> SavedSecret:
+        """Change an existing secret: a value makes a new version (staged with stage='pending');
+        None keeps what is there. The lifecycle arguments as save()'s."""
         return self._run(q.update(self.tenant, "name", name, value, description=description, tags=tags,
                                   metadata=metadata, kind=kind, expected_version=expected_version,
-                                  expires_at=expires_at))
+                                  expires_at=expires_at,
+                                  lifecycle=q.Lifecycle(max_versions, destroy_versions_after, rotate_every, stage)))
 
     def update_by_id(self, id: UUID | str, value: str | None = None, *, description: str | None = None,
                      tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
                      kind: str | None = None, expected_version: int | None = None,
-                     expires_at: datetime | None = None) -> SavedSecret:
+                     expires_at: datetime | None = None, max_versions: int | None = None,
+                     destroy_versions_after: timedelta | None = None, rotate_every: timedelta | None = None,
+                     stage: str | None = None) -> SavedSecret:
         """update() by the secret's id."""
         return self._run(q.update(self.tenant, "id", id, value, description=description, tags=tags,
                                   metadata=metadata, kind=kind, expected_version=expected_version,
-                                  expires_at=expires_at))
+                                  expires_at=expires_at,
+                                  lifecycle=q.Lifecycle(max_versions, destroy_versions_after, rotate_every, stage)))
 
     def delete(self, name: str) -> None:
         """Soft-delete: reads fail with SecretNotFound until restore()."""
@@ -151,6 +174,58 @@ class Secrets:
     def versions(self, name: str) -> builtins.list[SecretVersion]:
         """The versions of a secret, oldest first, metadata only."""
         return self._run(q.versions(self.tenant, name))
+
+    def promote(self, name: str, *, expected_version: int | None = None) -> SavedSecret:
+        """Make the pending version current (the current one becomes previous), in one call:
+        a rotation that fails before it leaves the current value as it was. `expected_version`,
+        the pending version you staged, guards against promoting someone else's (VersionConflict);
+        VersionNotFound when nothing is pending. Audited ('promote'); needs `write`."""
+        return self._run(q.promote(self.tenant, name, expected_version))
+
+    def rollback(self, name: str, to_version: int, *, expected_version: int | None = None) -> SavedSecret:
+        """A new current version with the value of `to_version` (re-encrypted on the server; the
+        value never comes to the client), check-and-set against the current version with
+        `expected_version`. VersionNotFound, VersionDestroyed. Audited ('rollback'); needs `write`."""
+        return self._run(q.rollback(self.tenant, name, to_version, expected_version))
+
+    def due(self, within: timedelta | None = None, *, at: datetime | None = None) -> builtins.list[SecretDue]:
+        """What falls due (hush.due_for_rotation), by due time: rotations overdue or due within
+        `within` of `at` (default: the tenant's expiry_warning, 14 days, and the database's
+        now()), secrets expired or expiring in that window. Names the caller may list only."""
+        return self._run(q.due(self.tenant, within, at))
+
+    def change_channel(self) -> str:
+        """The tenant's change channel (made on first use): LISTEN on it (quoted as an identifier,
+        psycopg.sql.Identifier) for an empty NOTIFY when one of its secrets changes. A direct
+        connection only: a transaction pooler does not keep a LISTEN (use changes(), or cached())."""
+        return self._run(q.change_channel(self.tenant))
+
+    def changes(self, since: str | None = None, *, max_rows: int = 1000) -> builtins.list[SecretChange]:
+        """Changes to the tenant's secrets, oldest first, metadata only (names the caller may list):
+        those after the change whose `cursor` is `since` (None: from the first), at most max_rows.
+        Only changes of finished transactions, so a transaction that commits late is never skipped;
+        keep the last cursor to go on later."""
+        return self._run(q.changes(self.tenant, since, max_rows))
+
+    def changes_cursor(self) -> str:
+        """A cursor for changes() at the present, skipping the history: after it come the changes
+        not finished when it was taken. Take it before reading what you will keep up to date."""
+        return self._run(q.changes_cursor(self.tenant))
+
+    def events(self, since: datetime | None = None, *, max_rows: int = 100) -> builtins.list[SecretEvent]:
+        """The expiry and rotation reminders the maintenance job wrote (hush.secret_events),
+        oldest first, those at or after `since`."""
+        return self._run(q.events(self.tenant, since, max_rows))
+
+    def cached(self, ttl: float = 60.0, *, refresh_on_change: bool = True, poll_interval: float = 1.0,
+               clock: Callable[[], float] = time.monotonic) -> CachedSecrets:
+        """A read-through cache of this tenant's values (hush.CachedSecrets): never serves a value
+        more than `ttl` seconds after it was read from the database; with refresh_on_change, drops
+        a value once changes() shows it changed, checked at most every `poll_interval` seconds.
+        No round trip until its first get()."""
+        from ._cache import CachedSecrets
+        return CachedSecrets(self, ttl, refresh_on_change=refresh_on_change, poll_interval=poll_interval,
+                             clock=clock)
 
 
 class _Reporting(q.Call[Any]):

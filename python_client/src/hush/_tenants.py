@@ -2,6 +2,7 @@
 (effective_access: also for a role asking about itself)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Iterable, overload
 
 from . import _access as a
@@ -29,7 +30,9 @@ class Tenants:
 
     def configure(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
                   recovery_days: int | None = None, audit_rows_per_second: int | None = None,
-                  reader_refresh: bool | None = None) -> TenantSettings:
+                  reader_refresh: bool | None = None, max_versions: int | None = None,
+                  destroy_versions_after: timedelta | None = None,
+                  expiry_warning: timedelta | None = None) -> TenantSettings:
         """Set a tenant's settings (hush.configure_tenant); None keeps the current one, so with
         none given it returns the settings as they are (and records that it was asked).
         `audit_reads=False` stops the audit row per read; `max_value_bytes` is 1 to 1,048,576;
@@ -37,10 +40,14 @@ class Tenants:
         `audit_rows_per_second` (0 to 10,000; 0, the default, is no limit) how many audit rows
         the tenant may write in a second before its audited calls fail with AuditRateLimited;
         `reader_refresh=False` keeps roles that are only readers from refreshing OAuth tokens
-        themselves (they ask hush oauth-worker instead: hush.OAuth does it for them)."""
+        themselves (they ask hush oauth-worker instead: hush.OAuth does it for them);
+        `max_versions` (0 to 10,000; 0: no limit) and `destroy_versions_after` (timedelta(0): never)
+        the version retention of secrets that set none of their own; `expiry_warning` (up to 10
+        years; default 14 days) how far ahead Secrets.due() and the maintenance job's reminders look."""
         result: TenantSettings = self._exec.run([q.configure_tenant(tenant, audit_reads, max_value_bytes,
                                                                     recovery_days, audit_rows_per_second,
-                                                                    reader_refresh)])[0]
+                                                                    reader_refresh, max_versions,
+                                                                    destroy_versions_after, expiry_warning)])[0]
         return result
 
     @overload
@@ -111,10 +118,14 @@ class AsyncTenants:
 
     async def configure(self, tenant: str, *, audit_reads: bool | None = None, max_value_bytes: int | None = None,
                         recovery_days: int | None = None, audit_rows_per_second: int | None = None,
-                        reader_refresh: bool | None = None) -> TenantSettings:
+                        reader_refresh: bool | None = None, max_versions: int | None = None,
+                        destroy_versions_after: timedelta | None = None,
+                        expiry_warning: timedelta | None = None) -> TenantSettings:
         result: TenantSettings = (await self._exec.run([q.configure_tenant(tenant, audit_reads, max_value_bytes,
                                                                            recovery_days, audit_rows_per_second,
-                                                                           reader_refresh)]))[0]
+                                                                           reader_refresh, max_versions,
+                                                                           destroy_versions_after,
+                                                                           expiry_warning)]))[0]
         return result
 
     @overload

@@ -7,8 +7,9 @@ from __future__ import annotations
 import builtins
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 import time
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Protocol, Sequence, TypeVar, overload
+from datetime import datetime, timedelta
+from typing import (TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar,
+                    overload)
 from uuid import UUID
 
 import psycopg
@@ -28,23 +29,29 @@ from ._exec import (CLIENT_BINDING, RESET_ROLE, UNATOMIC, SQLAlchemyExecutor, as
                     said_goodbye, unavailable)
 from ._keys import AsyncKeys
 from ._log import logger, prepare_default
-from ._models import Page, SavedSecret, Secret, SecretMetadata, SecretVersion
+from ._models import (Page, SavedSecret, Secret, SecretChange, SecretDue, SecretEvent, SecretMetadata,
+                      SecretVersion)
 from ._secrets import Progress, _Reporting
 from ._tenants import AsyncTenants
 
 if TYPE_CHECKING:
+    from ._cache import AsyncCachedSecrets
     from ._oauth_aio import OAuth
     from ._oauth_models import TokenSet
 
 T = TypeVar("T")
 
-__all__ = ["AsyncSecrets", "AsyncClient", "connect", "AsyncTenants", "AsyncKeys", "AsyncAudit", "OAuth"]
+__all__ = ["AsyncSecrets", "AsyncClient", "connect", "AsyncTenants", "AsyncKeys", "AsyncAudit", "OAuth",
+           "AsyncCachedSecrets"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "OAuth":  # the OAuth stack (the [oauth] extra) only when used, as in hush
         from ._oauth_aio import OAuth
         return OAuth
+    if name == "AsyncCachedSecrets":
+        from ._cache import AsyncCachedSecrets
+        return AsyncCachedSecrets
     raise AttributeError(f"module 'hush.aio' has no attribute {name!r}")
 
 
@@ -237,10 +244,14 @@ class AsyncSecrets:
     async def save(self, name: str, value: str, *, description: str | None = None,
                    tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
                    kind: str | None = None, expected_version: int | None = None,
-                   expires_at: datetime | None = None) -> SavedSecret:
+                   expires_at: datetime | None = None, max_versions: int | None = None,
+                   destroy_versions_after: timedelta | None = None, rotate_every: timedelta | None = None,
+                   stage: str | None = None) -> SavedSecret:
         return await self._run(q.save(self.tenant, name, value, description=description, tags=tags,
                                       metadata=metadata, kind=kind, expected_version=expected_version,
-                                      expires_at=expires_at))
+                                      expires_at=expires_at,
+                                      lifecycle=q.Lifecycle(max_versions, destroy_versions_after, rotate_every,
+                                                            stage)))
 
     async def save_many(self, items: Mapping[str, str] | Iterable[tuple[str, str]], *, kind: str | None = None,
                         tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
@@ -253,11 +264,11 @@ class AsyncSecrets:
             calls = [_Reporting(c, sum(sizes[:i + 1]), sum(sizes), progress) for i, c in enumerate(calls)]
         return [s for batch in await self._exec.run(calls) for s in batch]
 
-    async def get(self, name: str, version: int | None = None) -> Secret:
-        return await self._run(q.get(self.tenant, name, version))
+    async def get(self, name: str, version: int | None = None, *, stage: str | None = None) -> Secret:
+        return await self._run(q.get(self.tenant, name, version, stage))
 
-    async def get_by_id(self, id: UUID | str, version: int | None = None) -> Secret:
-        return await self._run(q.get_by_id(self.tenant, id, version))
+    async def get_by_id(self, id: UUID | str, version: int | None = None, *, stage: str | None = None) -> Secret:
+        return await self._run(q.get_by_id(self.tenant, id, version, stage))
 
     async def get_many(self, names: Sequence[str]) -> builtins.list[Secret]:
         return await self._run(q.get_many(self.tenant, names))
@@ -265,18 +276,26 @@ class AsyncSecrets:
     async def update(self, name: str, value: str | None = None, *, description: str | None = None,
                      tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
                      kind: str | None = None, expected_version: int | None = None,
-                     expires_at: datetime | None = None) -> SavedSecret:
+                     expires_at: datetime | None = None, max_versions: int | None = None,
+                     destroy_versions_after: timedelta | None = None, rotate_every: timedelta | None = None,
+                     stage: str | None = None) -> SavedSecret:
         return await self._run(q.update(self.tenant, "name", name, value, description=description, tags=tags,
                                         metadata=metadata, kind=kind, expected_version=expected_version,
-                                        expires_at=expires_at))
+                                        expires_at=expires_at,
+                                        lifecycle=q.Lifecycle(max_versions, destroy_versions_after, rotate_every,
+                                                              stage)))
 
     async def update_by_id(self, id: UUID | str, value: str | None = None, *, description: str | None = None,
                            tags: Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None,
                            kind: str | None = None, expected_version: int | None = None,
-                           expires_at: datetime | None = None) -> SavedSecret:
+                           expires_at: datetime | None = None, max_versions: int | None = None,
+                           destroy_versions_after: timedelta | None = None, rotate_every: timedelta | None = None,
+                           stage: str | None = None) -> SavedSecret:
         return await self._run(q.update(self.tenant, "id", id, value, description=description, tags=tags,
                                         metadata=metadata, kind=kind, expected_version=expected_version,
-                                        expires_at=expires_at))
+                                        expires_at=expires_at,
+                                        lifecycle=q.Lifecycle(max_versions, destroy_versions_after, rotate_every,
+                                                              stage)))
 
     async def delete(self, name: str) -> None:
         await self._run(q.delete(self.tenant, name))
@@ -321,6 +340,35 @@ class AsyncSecrets:
     async def versions(self, name: str) -> builtins.list[SecretVersion]:
         return await self._run(q.versions(self.tenant, name))
 
+    async def promote(self, name: str, *, expected_version: int | None = None) -> SavedSecret:
+        return await self._run(q.promote(self.tenant, name, expected_version))
+
+    async def rollback(self, name: str, to_version: int, *, expected_version: int | None = None) -> SavedSecret:
+        return await self._run(q.rollback(self.tenant, name, to_version, expected_version))
+
+    async def due(self, within: timedelta | None = None, *,
+                  at: datetime | None = None) -> builtins.list[SecretDue]:
+        return await self._run(q.due(self.tenant, within, at))
+
+    async def change_channel(self) -> str:
+        return await self._run(q.change_channel(self.tenant))
+
+    async def changes(self, since: str | None = None, *, max_rows: int = 1000) -> builtins.list[SecretChange]:
+        return await self._run(q.changes(self.tenant, since, max_rows))
+
+    async def changes_cursor(self) -> str:
+        return await self._run(q.changes_cursor(self.tenant))
+
+    async def events(self, since: datetime | None = None, *, max_rows: int = 100) -> builtins.list[SecretEvent]:
+        return await self._run(q.events(self.tenant, since, max_rows))
+
+    def cached(self, ttl: float = 60.0, *, refresh_on_change: bool = True, poll_interval: float = 1.0,
+               clock: Callable[[], float] = time.monotonic) -> AsyncCachedSecrets:
+        """As Secrets.cached: hush.aio.AsyncCachedSecrets, whose get() and get_many() are awaited."""
+        from ._cache import AsyncCachedSecrets
+        return AsyncCachedSecrets(self, ttl, refresh_on_change=refresh_on_change, poll_interval=poll_interval,
+                                  clock=clock)
+
 
 class AsyncClient:
     """The async pooled client: `client.tenant("acme")` gives AsyncSecrets. With
@@ -355,10 +403,14 @@ class AsyncClient:
     async def configure_tenant(self, tenant: str, *, audit_reads: bool | None = None,
                                max_value_bytes: int | None = None, recovery_days: int | None = None,
                                audit_rows_per_second: int | None = None,
-                               reader_refresh: bool | None = None) -> TenantSettings:
+                               reader_refresh: bool | None = None, max_versions: int | None = None,
+                               destroy_versions_after: timedelta | None = None,
+                               expiry_warning: timedelta | None = None) -> TenantSettings:
         return await self.tenants.configure(tenant, audit_reads=audit_reads, max_value_bytes=max_value_bytes,
                                             recovery_days=recovery_days, audit_rows_per_second=audit_rows_per_second,
-                                            reader_refresh=reader_refresh)
+                                            reader_refresh=reader_refresh, max_versions=max_versions,
+                                            destroy_versions_after=destroy_versions_after,
+                                            expiry_warning=expiry_warning)
 
     async def complete_authorization(self, callback_url: str, *, binding: str | None) -> TokenSet:
         """As hush.Client.complete_authorization: the state names the tenant, `binding` is the

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rm": ("_secrets", "rm", "Soft-delete a secret (undo with `hush restore`)."),
     "restore": ("_secrets", "restore", "Undo a soft delete."),
     "destroy": ("_secrets", "destroy", "Erase versions of a secret for good."),
+    "rotate": ("_lifecycle", "rotate", "Promote a secret's pending version (or a new value) to current."),
+    "due": ("_lifecycle", "due", "What is due for rotation or expires soon (exit 12/13 for monitoring)."),
     "import": ("_transfer", "import_", "Save every secret of a .env or JSON file, all or nothing."),
     "export": ("_transfer", "export", "Write a tenant's secrets as .env or JSON."),
     "run": ("_transfer", "run", "Run a command with the secrets as environment variables."),

@@ -16,7 +16,7 @@ import click
 import psycopg
 
 from .. import AUDIT_ACTIONS, Audit, AuditRecord, HushError
-from .._audit import DEFAULT_OAUTH_EVENT_DAYS
+from .._audit import DEFAULT_OAUTH_EVENT_DAYS, DEFAULT_SECRET_EVENT_DAYS
 from ._common import connect, db_error, failure, fails_cleanly, json_option, jsonable, print_json
 from ._exits import EXIT_TAMPERED
 
@@ -149,13 +149,15 @@ def tail(ctx: click.Context, tenant: str | None, since: datetime | None, until: 
 @click.option("--months-ahead", default=3, show_default=True, help="Monthly partitions to create ahead.")
 @click.option("--oauth-event-days", default=DEFAULT_OAUTH_EVENT_DAYS, show_default=True,
               help="OAuth events older than this are removed.")
+@click.option("--secret-event-days", default=DEFAULT_SECRET_EVENT_DAYS, show_default=True,
+              help="Expiry and rotation reminders older than this are removed.")
 @json_option
 @click.pass_context
 @fails_cleanly
 def maintain(ctx: click.Context, retention_days: int, months_ahead: int, oauth_event_days: int,
-             as_json: bool) -> None:
-    """All maintenance once (for cron without pg_cron): partitions, seal, retention, purge, OAuth cleanup.
-    Needs hush_admin."""
+             secret_event_days: int, as_json: bool) -> None:
+    """All maintenance once (for cron without pg_cron): partitions, seal, retention, purge, OAuth cleanup,
+    secrets' upkeep (version retention, expiry and rotation reminders). Needs hush_admin."""
     done: dict[str, Any] = {}
     with connect(ctx) as conn:
         trail = Audit(conn)
@@ -165,7 +167,8 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, oauth_e
             ("seal", lambda: [trail.seal()]),
             ("retention", lambda: [trail.cleanup(retention_days)]),
             ("purge", trail.purge_deleted),
-            ("oauth", lambda: trail.cleanup_oauth(oauth_event_days))]
+            ("oauth", lambda: trail.cleanup_oauth(oauth_event_days)),
+            ("secrets", lambda: trail.maintain_secrets(secret_event_days))]
         for name, step in steps:
             try:
                 done[name] = step()
@@ -184,4 +187,8 @@ def maintain(ctx: click.Context, retention_days: int, months_ahead: int, oauth_e
                f"{'; deferred, in use: ' + ', '.join(r.partitions_deferred) if r.partitions_deferred else ''}\n"
                f"purged: {sum(p.secrets_purged for p in done['purge'])} soft-deleted secrets\n"
                f"oauth: {sum(o.events_removed for o in done['oauth'])} events, "
-               f"{sum(o.pending_removed for o in done['oauth'])} expired pending authorizations removed")
+               f"{sum(o.pending_removed for o in done['oauth'])} expired pending authorizations removed\n"
+               f"secrets: {sum(u.versions_destroyed for u in done['secrets'])} versions destroyed by retention, "
+               f"{sum(u.expiring for u in done['secrets'])} expiry and "
+               f"{sum(u.rotation_due for u in done['secrets'])} rotation reminders written, "
+               f"{sum(u.events_removed for u in done['secrets'])} old reminders removed")

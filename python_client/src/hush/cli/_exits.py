@@ -17,6 +17,8 @@ EXIT_KEY = 8            # root key unavailable, decryption failed
 EXIT_CONNECT = 9        # cannot reach the database (or the primary, to record a read)
 EXIT_TAMPERED = 10      # the audit trail does not match its seals
 EXIT_OAUTH = 11         # the OAuth provider refused or failed; or the account must authorize again
+EXIT_DUE = 12           # `hush due`: something comes due within the window (nothing is past due)
+EXIT_OVERDUE = 13       # `hush due`: a rotation is overdue or a secret has expired
 
 EXIT_CODES: list[tuple[type[E.HushError], int]] = [
     (E.SecretNotFound, EXIT_NOT_FOUND),          # VersionNotFound included
@@ -38,7 +40,8 @@ secret to pass), 4 access denied, 5 conflict (check-and-set, deleted), 6 invalid
 input, 7 expired or destroyed, 8 root key or decryption, 9 cannot connect
 (or a read's record could not be written on the primary, so no value),
 10 audit trail does not match its seals, 11 the OAuth provider refused or
-failed (or the account must authorize again)."""
+failed (or the account must authorize again); `hush due`: 12 something
+comes due within the window, 13 something is overdue or expired."""
 
 
 class Fail(click.ClickException):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 import click
@@ -13,6 +13,7 @@ from .._models import Page, SecretMetadata
 from .._secrets import Secrets
 from ._common import connect, jsonable, print_json, print_table, read_value, tenant_command, tenant_secrets, when
 from ._exits import EXIT_INVALID, EXIT_USAGE, Fail
+from ._lifecycle import INTERVAL_HELP, TIMES, interval_option
 
 # A PATH option whose file must exist ('-' = stdin): a missing one is a usage error before anything runs.
 from_file = click.Path(exists=True, dir_okay=False, allow_dash=True)
@@ -38,19 +39,26 @@ def _future(ctx: click.Context, param: click.Parameter, expires_at: datetime | N
     click.option("--tag", "tags", multiple=True, help="A tag (repeat for several); replaces the tags."),
     click.option("--kind", help="generic, api_key, password, token, certificate, ..."),
     click.option("--metadata", help="A JSON object of non-secret metadata."),
-    click.option("--expires-at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
-                 callback=_future,
+    click.option("--expires-at", type=click.DateTime(TIMES), callback=_future,
                  help="When reads start failing with 'expired' (local time unless an offset is given)."),
     click.option("--expect-version", type=int, help="Check-and-set: fail unless at this version (0 = create only)."),
+    click.option("--stage", type=click.Choice(["current", "pending"]),
+                 help="pending: stage the value for `hush rotate` and keep the current one [default: current]."),
+    interval_option("--rotate-every", help=f"Rotation schedule, for `hush due`: {INTERVAL_HELP}."),
+    click.option("--max-versions", type=int, help="Keep at most this many versions (0: the tenant's setting)."),
+    interval_option("--destroy-versions-after",
+                    help="Destroy versions created longer ago than this (0: the tenant's setting)."),
 )
 def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_newline: bool, allow_empty: bool,
         description: str | None, tags: tuple[str, ...], kind: str | None, metadata: str | None,
-        expires_at: datetime | None, expect_version: int | None, as_json: bool) -> None:
+        expires_at: datetime | None, expect_version: int | None, stage: str | None, rotate_every: timedelta | None,
+        max_versions: int | None, destroy_versions_after: timedelta | None, as_json: bool) -> None:
     """Save a secret (a new version if NAME exists).
 
     The value comes from --from-file, from stdin when it is piped, or from a
     no-echo prompt: never from the command line, where `ps` and shell history
-    would show it."""
+    would show it. Retention never destroys the current, pending or previous
+    version."""
     meta: dict[str, Any] | None = None
     if metadata is not None:
         try:
@@ -60,21 +68,28 @@ def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_new
     value = read_value(source, keep_newline, allow_empty=allow_empty)
     with tenant_secrets(ctx, tenant) as secrets:
         saved = secrets.save(name, value, description=description, tags=tags or None, metadata=meta,
-                                           kind=kind, expected_version=expect_version, expires_at=expires_at)
+                             kind=kind, expected_version=expect_version, expires_at=expires_at, stage=stage,
+                             rotate_every=rotate_every, max_versions=max_versions,
+                             destroy_versions_after=destroy_versions_after)
     if as_json:
         print_json(saved)
     else:
-        click.echo(f"saved {tenant}/{saved.name} version {saved.version}", err=True)
+        staged = " (pending: promote with `hush rotate`)" if stage == "pending" else ""
+        click.echo(f"saved {tenant}/{saved.name} version {saved.version}{staged}", err=True)
 
 
 @tenant_command(
     click.option("--version", "version", type=int, help="A given version (default: the latest)."),
+    click.option("--stage", type=click.Choice(["current", "pending", "previous"]),
+                 help="The version of a stage: pending (staged, not promoted yet), previous (before the last "
+                      "rotation)."),
     click.option("-n", "--no-newline", is_flag=True, help="Print the value without a newline after it."),
 )
-def get(ctx: click.Context, tenant: str, name: str, version: int | None, no_newline: bool, as_json: bool) -> None:
+def get(ctx: click.Context, tenant: str, name: str, version: int | None, stage: str | None, no_newline: bool,
+        as_json: bool) -> None:
     """Print a secret's value (audited). --json prints the value with its metadata."""
     with tenant_secrets(ctx, tenant) as secrets:
-        secret = secrets.get(name, version)
+        secret = secrets.get(name, version, stage=stage)
     if as_json:
         print_json(secret)
     else:
@@ -171,7 +186,8 @@ def search(ctx: click.Context, tenant: str, query: str, page: int, per_page: int
 
 @tenant_command()
 def history(ctx: click.Context, tenant: str, name: str, as_json: bool) -> None:
-    """A secret's versions: when, by whom, under which root key, destroyed or not."""
+    """A secret's versions: when, by whom, under which root key, and their state:
+    destroyed, or the stage current, pending or previous."""
     with tenant_secrets(ctx, tenant) as secrets:
         versions = secrets.versions(name)
     if as_json:
@@ -179,7 +195,7 @@ def history(ctx: click.Context, tenant: str, name: str, as_json: bool) -> None:
         return
     print_table(["VERSION", "CREATED", "BY", "KEY", "STATE"],
                 [[v.version, when(v.created_at), v.created_by, v.key_id or "",
-                  "destroyed" if v.destroyed else ("current" if v.is_current else "")] for v in versions])
+                  "destroyed" if v.destroyed else (v.stage or "")] for v in versions])
 
 
 @tenant_command(json=False)
