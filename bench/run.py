@@ -514,6 +514,39 @@ def standby_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, 
     return out
 
 
+# One secret per pgbench client, saved again and again: without retention, and with
+# max_versions => 5 set on the secret beforehand (from the sixth save on, each save destroys
+# the version that fell out). The same statement in both: the difference is retention's.
+RETENTION_SCRIPTS = {  # row -> (pgbench script, the row it is divided by)
+    "hush.save_secret, one secret again and again":
+        ("SELECT version FROM hush.save_secret('bench', 'again' || :client_id, :v);\n", None),
+    "hush.save_secret, one secret again and again, max_versions => 5 set on it":
+        ("SELECT version FROM hush.save_secret('bench', 'kept' || :client_id, :v);\n",
+         "hush.save_secret, one secret again and again"),
+}
+
+
+def retention_rows(c: pgcluster.Cluster, n: int, seconds: int) -> list[tuple[int, str, float, float, float, str]]:
+    """What version retention costs a save: RETENTION_SCRIPTS in 1 s runs taking turns (2 x
+    `seconds` each), medians, as bench/access.py measures (drift and the machine's other load
+    hit both alike); the ratio is the median of each round's."""
+    labels = list(RETENTION_SCRIPTS)
+    runs = []
+    print(f"  {n:,} secrets: save_secret with and without max_versions, in turn ...", file=sys.stderr, flush=True)
+    with psycopg.connect(c.dsn("bench", user="bench_app"), autocommit=True) as conn:
+        for client in (0, 1):  # pgbench's two clients' :client_id
+            conn.execute("SELECT hush.save_secret('bench', %s, %s, max_versions => 5)", [f"kept{client}", VALUE])
+    for i in range(2 * seconds):
+        runs.append({label: pgbench(c, RETENTION_SCRIPTS[label][0], 1, n)
+                     for label in labels[i % 2:] + labels[:i % 2]})
+    out = []
+    for label, (_, base) in RETENTION_SCRIPTS.items():
+        tps, p50, p99 = (statistics.median(run[label][k] for run in runs) for k in range(3))
+        ratio = f"{statistics.median(run[label][0] / run[base][0] for run in runs):.2f}" if base else ""
+        out.append((n, label, tps, p50, p99, ratio))
+    return out
+
+
 AUDIT_ROW = ("INSERT INTO {table} (tenant_id, action, secret_name, version, at) "
              "SELECT 'bench', 'read', 's' || g, 1, {at} FROM generate_series(1, {n}) g")
 
@@ -576,9 +609,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--only", choices=["sql", "python", "authority", "access", "standby", "rewrap", "audit", "oauth"],
+    ap.add_argument("--only", choices=["sql", "python", "authority", "access", "retention", "standby", "rewrap",
+                                       "audit", "oauth"],
                     help="Run only the pgbench rows, the Python client rows, the authority rows (versions, "
-                         "SET LOCAL ROLE, first call), the access rows (whole-tenant vs prefix grants), the standby "
+                         "SET LOCAL ROLE, first call), the access rows (whole-tenant vs prefix grants), the "
+                         "retention rows (save_secret with and without max_versions), the standby "
                          "rows, the rewrap rows, the audit rows or the OAuth rows.")
     ap.add_argument("--oauth-connections", type=int, default=2000,
                     help="OAuth connections read by oauth_access_token and refreshed by one worker.")
@@ -597,7 +632,8 @@ def main() -> None:
         with psycopg.connect(c.dsn("bench"), autocommit=True) as su:
             su.execute(SETUP)
         have = 0
-        for n in (sizes if args.only not in ("audit", "oauth", "authority", "access", "standby") else []):
+        for n in (sizes if args.only not in ("audit", "oauth", "authority", "access", "retention", "standby")
+                  else []):
             load(c, have, n)
             have = n
             got: dict[str, float] = {}
@@ -646,6 +682,11 @@ def main() -> None:
             if args.only == "access":
                 load(c, 0, n)
             results.extend(access_rows(c, n, args.seconds, pgbench))
+        if args.only in (None, "retention"):
+            n = min(sizes)
+            if args.only == "retention":
+                load(c, 0, n)
+            results.extend(retention_rows(c, n, args.seconds))
         if args.only in (None, "standby"):
             n = min(sizes)
             if args.only == "standby":
@@ -677,7 +718,8 @@ def main() -> None:
           "versions / a 1-version read; alternating SET LOCAL ROLE / one role; the first call's backend CPU (ms, in "
           "the ops/s column) and what it costs beyond a first plain SELECT. Access rows: get_secret (audit off) by a "
           "reader granted 10 name prefixes (or through its group role) / by one granted the whole tenant: medians of "
-          "1 s runs in turn. "
+          "1 s runs in turn. Retention rows: save_secret of one secret per client again and again with its "
+          "max_versions => 5 / without: medians of 1 s runs in turn. "
           "get_secrets and list rows are read with audit off. Python rows: one thread, ops/s = 1 / mean latency, "
           "ratio to raw psycopg on the same kind of connection (4: prepared; 4u: not; 4b: through pgbouncer in "
           "transaction mode): the wrapper's overhead. Rewrap rows: data keys re-sealed per second over the whole "

@@ -87,6 +87,25 @@ def run(c: pgcluster.Cluster) -> None:
         except psycopg.Error as e:
             print(f"   refused, SQLSTATE {e.sqlstate}: {e.diag.message_primary}")
 
+        step("a staged rotation: the new value waits as 'pending' while readers keep the current one")
+        acme.execute("SELECT hush.save_secret(%s, %s, %s, rotate_every => '30 days', max_versions => 5)",
+                     ["acme", "database_url", "postgresql://acme:pw@db/acme"])
+        show(acme.execute("SELECT * FROM hush.save_secret(%s, %s, %s, stage => 'pending')",
+                          ["acme", "database_url", "postgresql://acme:pw2@db/acme"]), ["name", "version"])
+        show(acme.execute("SELECT value, version, stage FROM hush.get_secret(%s, %s)", ["acme", "database_url"]))
+        show(acme.execute("SELECT value, version, stage FROM hush.get_secret(%s, %s, stage => 'pending')",
+                          ["acme", "database_url"]))
+        print("   (the rotation job sets the new password in the database, then promotes; had it failed, "
+              "nothing would have changed for readers)")
+        show(acme.execute("SELECT name, version FROM hush.promote_secret(%s, %s, expected_version => 3)",
+                          ["acme", "database_url"]))
+        show(acme.execute("SELECT version, is_current, stage FROM hush.secret_versions(%s, %s)",
+                          ["acme", "database_url"]))
+        show(acme.execute("SELECT name, reason, due_at::date FROM hush.due_for_rotation(%s, at => now() + "
+                          "interval '29 days')", ["acme"]))
+        show(acme.execute("SELECT name, version, change FROM hush.changes(%s) WHERE name = 'database_url'",
+                          ["acme"]))
+
         step("soft delete, then restore")
         acme.execute("SELECT hush.delete_secret(%s, %s)", ["acme", "slack_webhook"])
         try:

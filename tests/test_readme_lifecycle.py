@@ -1,0 +1,47 @@
+"""README.md's "Secret lifecycle" Python example, run as it is written, as a writer of
+tenant acme on a real server; then what it promises is checked in the database."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hush
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _example() -> str:
+    start = README.index("\n## Secret lifecycle\n")
+    section = README[start:README.index("\n## ", start + 1)]
+    begin = section.index("```python\n") + len("```python\n")
+    return section[begin:section.index("```\n", begin)]
+
+
+def test_readme_lifecycle_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("HUSH_DSN", db.dsn("alice"))
+    accepted: list[str] = []
+    with db.connect("alice") as conn:  # something due within the week, for the loop to print
+        hush.Secrets(conn, "acme").save("tls_cert", "pem", expires_at=datetime.now(timezone.utc) + timedelta(days=3))
+    scope: dict[str, Any] = {"old_password": "pw-old", "new_password": "pw-new",
+                             "set_database_password": accepted.append}
+    exec(compile(_example(), "README.md", "exec"), scope)
+    scope["client"].close()
+    assert accepted == ["pw-new"]  # the rotation job saw the pending value before promoting it
+    assert scope["password"] == "pw-old"  # the cache read the rolled-back value
+    assert "tls_cert expiring" in capsys.readouterr().out
+    with db.connect("alice") as conn:
+        acme = hush.Secrets(conn, "acme")
+        now = acme.get("db_password")
+        assert (now.value, now.version, now.stage) == ("pw-old", 3, "current")
+        assert acme.get("db_password", stage="previous").value == "pw-new"
+        meta = acme.list(prefix="db_password").data[0]
+        assert (meta.max_versions, meta.rotate_every.days) == (5, 30)
+        assert [v.stage for v in acme.versions("db_password")] == [None, "previous", "current"]
+    with db.connect("audrey") as conn:
+        actions = [r[0] for r in conn.execute(
+            "SELECT action FROM hush.audit_log WHERE tenant_id = 'acme' AND secret_name = 'db_password' "
+            "AND action <> 'read' ORDER BY txid, id").fetchall()]
+    assert actions == ["create", "pending_version", "promote", "rollback"]
