@@ -44,12 +44,11 @@ CREATE TABLE hush.audit_log_default PARTITION OF hush.audit_log DEFAULT;
 -- Every partition carries the same three indexes (maintenance.SETUP_SQL gives
 -- them to the monthly ones): a tenant's trail by time, seal order, and a
 -- tenant's changes to secrets in seal order for hush.changes(), whose
--- predicate is changes.CHANGE_ACTIONS (plpython/hush_plpy/changes.py).
+-- predicate is changes.IS_CHANGE (plpython/hush_plpy/changes.py), the
+-- condition hush.changes() reads with.
 CREATE INDEX audit_log_default_tenant_at ON hush.audit_log_default (tenant_id, at);
 CREATE INDEX audit_log_default_position ON hush.audit_log_default (txid, id);
-CREATE INDEX audit_log_default_changes ON hush.audit_log_default (tenant_id, txid, id)
-    WHERE action IN ('create', 'new_version', 'pending_version', 'promote', 'rollback', 'update_metadata', 'delete',
-                     'restore', 'destroy', 'purge');
+CREATE INDEX audit_log_default_changes ON hush.audit_log_default (tenant_id, txid, id) WHERE {{is_change}};
 SELECT pg_catalog.pg_extension_config_dump('hush.audit_log_default'::regclass, '');
 
 ALTER TABLE hush.audit_log ENABLE ROW LEVEL SECURITY;

@@ -358,6 +358,29 @@ def test_a_revoke_renames_the_channel_and_wakes_its_listeners(db: Any) -> None:
         app.close()
 
 
+def test_a_revoke_during_the_channels_making_renames_what_was_made(db: Any) -> None:
+    """The first change_channel() makes the channel in turn with grant changes: a revoke of
+    the maker's grant that comes meanwhile waits for it, then renames the name it handed out."""
+    maker = db.connect("rita", autocommit=False)
+    made = channel(maker, "acme")  # made, not yet committed: holds grant changes back
+    revoke = threading.Thread(target=db.sql, args=("SELECT hush.revoke_tenant('rita', 'acme')",),
+                              kwargs={"user": "adam"})
+    revoke.start()
+    try:
+        for _ in range(500):
+            if db.sql("SELECT 1 FROM pg_stat_activity WHERE usename = 'adam' AND wait_event_type = 'Lock'"):
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("the revoke did not wait for the channel's making")
+    finally:
+        maker.commit()
+        maker.close()
+        revoke.join(10)
+    with db.connect("alice") as a:
+        assert channel(a, "acme") != made
+
+
 def test_narrowing_or_star_revokes_rename_grants_do_not(db: Any, people: None) -> None:
     with db.connect("alice") as a, db.connect("bob") as b:
         def channels() -> tuple[str, str]:

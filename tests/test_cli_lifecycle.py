@@ -103,7 +103,7 @@ def test_rotate_with_a_new_value_from_stdin_or_a_file(db: Any, tmp_path: Path) -
     ok(hush(db, "rotate", "acme", "k", "--from-file", str(f)))
     assert ok(hush(db, "get", "acme", "k", "-n")).stdout == "three"
     assert versions(db, "k") == [(1, None), (2, "previous"), (3, "current")]
-    # A stale check-and-set fails as a whole: no pending version is left behind.
+    # A stale check-and-set fails before anything is staged.
     stale = hush(db, "rotate", "acme", "k", "--new-value", "--expect-version", "2", input="four")
     assert stale.returncode == 5, stale.stderr
     assert versions(db, "k") == [(1, None), (2, "previous"), (3, "current")]
@@ -117,8 +117,13 @@ def test_rotate_with_a_new_value_from_stdin_or_a_file(db: Any, tmp_path: Path) -
 def test_a_value_is_never_taken_from_argv(db: Any) -> None:
     ok(hush(db, "put", "acme", "k", input="one"))
     r = hush(db, "rotate", "acme", "k", "s3cret-in-argv", "--new-value", input="two")
-    assert r.returncode == 2 and "s3cret-in-argv" not in r.stdout
+    assert r.returncode == 2, r.stderr  # an extra argument is a usage error, never a value
     assert versions(db, "k") == [(1, "current")]
+    # A value piped without --new-value is refused, not dropped while an older staging goes live.
+    ok(hush(db, "put", "acme", "k", "--stage", "pending", input="staged-long-ago"))
+    piped = hush(db, "rotate", "acme", "k", input="meant-to-go-live")
+    assert piped.returncode == 2 and "--new-value" in piped.stderr
+    assert versions(db, "k") == [(1, "current"), (2, "pending")]
     assert "--value " not in ok(hush(db, "rotate", "--help")).stdout
 
 

@@ -301,3 +301,19 @@ def test_a_failed_poll_serves_nothing_and_is_tried_again(clock: Clock) -> None:
         cache.get("a")
     stub.broken = False
     assert cache.get("a").value == "a2"
+
+
+def test_a_clear_during_a_read_keeps_what_it_read_out(clock: Clock) -> None:
+    """clear() as an invalidation hook (on a NOTIFY, say): a read already on the wire brings
+    a value from before it, which is returned to its caller but not kept."""
+    stub = Stub()
+    stub.change("a", "a1")
+    cache = _cache.CachedSecrets(stub, 300, refresh_on_change=False, clock=clock)  # type: ignore[arg-type]
+
+    def meanwhile() -> None:
+        stub.change("a", "a2")
+        cache.clear()
+
+    stub.during_read = meanwhile
+    assert cache.get("a").value == "a1"
+    assert cache.get("a").value == "a2"

@@ -335,3 +335,15 @@ def test_retention_on_a_metadata_update_and_by_id(db: Any, alice: Any) -> None:
     assert json.dumps(destroy_audit(db, "k")[0][2]["retention"]) == '{"max_versions": 1}'
     alice.execute("SELECT hush.update_secret_by_id('acme', %s, 'v5')", [sid])
     assert live(db, "k") == [4, 5]
+
+
+def test_the_settings_a_write_gives_are_on_its_audit_row(db: Any) -> None:
+    """What will erase versions later is on the record of the write that set it."""
+    with db.connect("alice") as a:
+        a.execute("SELECT hush.save_secret('acme', 'audited', 'v1', max_versions => 3, rotate_every => '30 days')")
+        a.execute("SELECT hush.update_secret('acme', 'audited', destroy_versions_after => '90 days')")
+    with db.connect() as su:
+        details = [r[0] for r in su.execute(
+            "SELECT detail FROM hush.audit_log WHERE tenant_id = 'acme' AND secret_name = 'audited' ORDER BY id")]
+    assert details[0]["max_versions"] == 3 and details[0]["rotate_every"] == "30 days"
+    assert details[1]["destroy_versions_after"] == "90 days" and "max_versions" not in details[1]

@@ -17,7 +17,9 @@ scripts of earlier versions and sql/updates/ the update scripts' sources
                        body ({read,list,...}), from access.CAPABILITIES;
   {{callable_capabilities: role}}  the text[] of the capabilities whose functions
                        the role (an SQL expression: name or oid) may call now,
-                       from grants.FUNCTIONS (grants.callable_array).
+                       from grants.FUNCTIONS (grants.callable_array);
+  {{is_change}}        the predicate of the audit partitions' change index,
+                       changes.IS_CHANGE (the condition hush.changes() reads with).
 """
 from __future__ import annotations
 
@@ -148,6 +150,15 @@ def _access() -> Any:
     return access
 
 
+def _changes() -> Any:
+    sys.path.insert(0, str(PKG.parent))
+    try:
+        from hush_plpy import changes  # SQL text only: no server needed
+    finally:
+        sys.path.pop(0)
+    return changes
+
+
 def _grants() -> Any:
     sys.path.insert(0, str(PKG.parent))
     try:
@@ -160,11 +171,15 @@ def _grants() -> Any:
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
     leftover = INCLUDE.sub("", CALL.sub("", CALLABLE.sub("", text)))
-    known = ("{{python_modules}}", "{{owner_steps}}", "{{capabilities}}")
-    if "{{" in leftover.replace(known[0], "").replace(known[1], "").replace(known[2], ""):
+    known = ("{{python_modules}}", "{{owner_steps}}", "{{capabilities}}", "{{is_change}}")
+    for marker in known:
+        leftover = leftover.replace(marker, "")
+    if "{{" in leftover:
         raise SystemExit(f"{where}: unknown marker")
     text = text.replace("{{owner_steps}}", _access().OWNER_STEPS)
     text = text.replace("{{capabilities}}", "{%s}" % ",".join(_access().CAPABILITIES))
+    if "{{is_change}}" in text:
+        text = text.replace("{{is_change}}", _changes().IS_CHANGE)
     text = CALLABLE.sub(lambda m: _grants().callable_array(m[1]), text)
     text = text.replace("{{python_modules}}", loader_body(version))
     text = CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)

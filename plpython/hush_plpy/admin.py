@@ -38,19 +38,11 @@ ON CONFLICT (tenant_id) DO UPDATE
 RETURNING t.tenant_id, t.audit_reads, t.max_value_bytes, t.updated_at, t.recovery_days, t.audit_rows_per_second,
           t.reader_refresh, t.max_versions, t.destroy_versions_after, t.expiry_warning
 """
-# Whether each interval given is within its bounds (NULL: not given), compared as
-# PostgreSQL compares intervals (a month as 30 days), as the table's CHECKs do.
-INTERVALS_SQL = """
-SELECT $1 IS NULL OR ($1 OPERATOR(pg_catalog.>=) '0'::pg_catalog.interval
-                      AND $1 OPERATOR(pg_catalog.<=) '100 years'::pg_catalog.interval) AS destroy_ok,
-       $2 IS NULL OR ($2 OPERATOR(pg_catalog.>=) '0'::pg_catalog.interval
-                      AND $2 OPERATOR(pg_catalog.<=) '10 years'::pg_catalog.interval) AS warning_ok
-"""
 MAX_RECOVERY_DAYS = 3650
 # The rate limit's check counts the tenant's rows of the last second, up to the limit:
 # its cost grows with the limit, so the limit has a ceiling.
 MAX_AUDIT_ROWS_PER_SECOND = 10000
-MAX_VERSIONS = 10000
+MAX_EXPIRY_WARNING = "10 years"
 
 
 def _set_tenant(plpy: Any, tenant: str) -> None:
@@ -69,26 +61,12 @@ def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: 
     if audit_rows_per_second is not None and not 0 <= audit_rows_per_second <= MAX_AUDIT_ROWS_PER_SECOND:
         raise Fail(INVALID_ARGUMENT, "audit_rows_per_second must be between 0 (no limit) and %d"
                    % MAX_AUDIT_ROWS_PER_SECOND)
-    if max_versions is not None and not 0 <= max_versions <= MAX_VERSIONS:
-        raise Fail(INVALID_ARGUMENT, "max_versions must be between 0 (keep every version) and %d" % MAX_VERSIONS)
-    _check_intervals(plpy, destroy_versions_after, expiry_warning)
+    validate.max_versions(max_versions)
+    validate.interval(plpy, destroy_versions_after, "destroy_versions_after", validate.MAX_RETENTION)
+    validate.interval(plpy, expiry_warning, "expiry_warning", MAX_EXPIRY_WARNING)
     return privileged.call(plpy, OWNER, _configure, tenant, audit_reads, max_value_bytes, recovery_days,
                            audit_rows_per_second, reader_refresh, max_versions, destroy_versions_after,
                            expiry_warning)
-
-
-def _check_intervals(plpy: Any, destroy_versions_after: Any, expiry_warning: Any) -> None:
-    """SH004 for an interval out of its bounds. PL/Python hands intervals over as text: they
-    go back as interval parameters, compared in SQL rather than parsed here."""
-    if destroy_versions_after is None and expiry_warning is None:
-        return
-    ok = plpy.execute(plan(plpy, "admin.intervals", INTERVALS_SQL, [IV, IV]),
-                      [destroy_versions_after, expiry_warning])[0]
-    if not ok["destroy_ok"]:
-        raise Fail(INVALID_ARGUMENT, "destroy_versions_after must be between 0 (keep versions however old) "
-                   "and 100 years")
-    if not ok["warning_ok"]:
-        raise Fail(INVALID_ARGUMENT, "expiry_warning must be between 0 and 10 years")
 
 
 @privileged.step(OWNER)

@@ -84,6 +84,9 @@ RETURNING t.change_channel
 """
 
 
+LOCK_GRANTS_SQL = "LOCK TABLE hush.tenant_grants IN SHARE MODE"
+
+
 @api
 def change_channel(plpy: Any, tenant: Any) -> str:
     """The tenant's change channel, made on the first call, for a role that may list the whole
@@ -107,6 +110,12 @@ def _channel(plpy: Any, caller: str, tenant: Any) -> str:
         raise _not_whole(caller, tenant)
     if ctx["change_channel"]:
         return ctx["change_channel"]  # no write: works read-only and on a standby
+    # Making it: in turn with grant changes (grants.py locks hush.tenant_grants SHARE ROW
+    # EXCLUSIVE), then the grant checked again. A revoke that committed since the check above
+    # is seen (READ COMMITTED: SH020) or makes this 40001 (a snapshot taken before it); one that
+    # comes later waits for this transaction, then renames the channel it made.
+    plpy.execute(plan(plpy, "changes.lock_grants", LOCK_GRANTS_SQL, []))
+    access.still_granted(plpy, access.enter(plpy, caller, tenant, cap="list", name=""))
     return plpy.execute(plan(plpy, "changes.channel", CHANNEL_SQL, ["pg_catalog.text", "pg_catalog.text"]),
                         [tenant, new_channel()])[0]["change_channel"]
 

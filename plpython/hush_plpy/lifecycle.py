@@ -21,9 +21,9 @@ move the clock.
 """
 from __future__ import annotations
 
-from . import access, changes, crypto, keyring, privileged, retention, validate
+from . import access, crypto, privileged, validate
 from .access import plan
-from .errors import (DECRYPTION_FAILED, INVALID_ARGUMENT, SECRET_DELETED, VERSION_CONFLICT, VERSION_DESTROYED,
+from .errors import (INVALID_ARGUMENT, SECRET_DELETED, VERSION_CONFLICT, VERSION_DESTROYED,
                      VERSION_NOT_FOUND, Fail, api)
 
 TYPE_CHECKING = False
@@ -149,17 +149,14 @@ def _check_version(tenant: str, row: dict, expected: Any, compared: Any, what: s
         raise Fail(VERSION_DESTROYED, "version %s of %s was destroyed" % (row["version"], label))
 
 
-def _after_write(plpy: Any, caller: str, tenant: str, ctx: dict, rows: Any) -> dict:
+def _after_write(plpy: Any, tenant: str, ctx: dict, rows: Any) -> dict:
     """Retention on the secret just written, the change notification, and the saved_secret."""
     if not rows:  # not after LOCK_SQL; a guard, should the locking ever change
         raise Fail(VERSION_CONFLICT, "secret of tenant %s changed while this call ran; nothing was written" % tenant,
                    hint="Retry.")
-    row = rows[0]
-    if retention.applies(ctx, row):
-        retention.apply(plpy, tenant, [row["id"]], caller, access.actor(ctx))
-    changes.notify(plpy, ctx["change_channel"])
-    return {"id": row["id"], "tenant_id": tenant, "name": row["name"], "version": row["version"],
-            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+    from .secret_writes import saved, settle  # it imports much; only the write steps need it
+    settle(plpy, tenant, ctx, rows[0])
+    return saved(tenant, rows[0])
 
 
 # -- promote -------------------------------------------------------------------------
@@ -182,7 +179,7 @@ def _promote(plpy: Any, caller: str, tenant: str, name: str, expected_version: A
     _check_version(tenant, row, expected_version, row["pending_version"], "pending")
     rows = plpy.execute(plan(plpy, "lifecycle.promote", PROMOTE_SQL, PROMOTE_TYPES),
                         [tenant, row["id"], caller, access.actor(ctx)])
-    return _after_write(plpy, caller, tenant, ctx, rows)
+    return _after_write(plpy, tenant, ctx, rows)
 
 
 # -- rollback ------------------------------------------------------------------------
@@ -206,26 +203,15 @@ def _rollback(plpy: Any, caller: str, GD: dict, tenant: str, name: str, to_versi
     ctx = access.enter(plpy, caller, tenant, write=True, cap="write", name=name)
     row = dict(_find(plpy, tenant, name, to_version), asked=to_version)
     _check_version(tenant, row, expected_version, row["current_version"], "current")
-    plain = _open(plpy, GD, tenant, row)
+    from .secrets import decrypt  # secrets imports much; only the write steps need it
+    plain = decrypt(plpy, GD, tenant, row)
     from .secret_writes import active_key  # it imports much; only the write steps need it
     kid, root = active_key(plpy, GD, ctx)
     new = max(row["current_version"], row["pending_version"] or 0) + 1
     wrapped, ciphertext = crypto.seal(root, kid, tenant, row["id"], new, plain)
     rows = plpy.execute(plan(plpy, "lifecycle.rollback", ROLLBACK_SQL, ROLLBACK_TYPES),
                         [tenant, row["id"], new, kid, wrapped, ciphertext, caller, to_version, access.actor(ctx)])
-    return _after_write(plpy, caller, tenant, ctx, rows)
-
-
-def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> bytes:
-    """The old version's value, for sealing again; a seal that does not belong to its row
-    (copied or tampered with) stops the rollback as it stops a read."""
-    key = keyring.get(plpy, GD, row["key_id"])
-    try:
-        return crypto.open_(key, row["key_id"], tenant, row["id"], row["version"], row["wrapped_dek"],
-                            row["ciphertext"])
-    except crypto.CryptoError:
-        raise Fail(DECRYPTION_FAILED, "version %s of %s does not decrypt: its ciphertext or data key does not "
-                   "belong to this row (tampered with or copied)" % (row["version"], _label(tenant, row))) from None
+    return _after_write(plpy, tenant, ctx, rows)
 
 
 # -- what falls due ------------------------------------------------------------------

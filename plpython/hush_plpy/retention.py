@@ -2,11 +2,12 @@
 than destroy_versions_after (its own settings, else its tenant's; none by default). Older
 ones are destroyed as destroy_secret destroys (ciphertext and data key erased, the row and
 its metadata kept), with a 'destroy' audit row whose detail names the rule, by hush itself:
-on every save of the secret (secret_writes.py, bulk.py), when a promotion unstages a version
-(lifecycle.py), and by hush.maintain_secrets() (upkeep.py) for what ages out between saves.
-The writer needs no `destroy` capability for it, and gains no way to erase a value it
-chose: a version staged current, pending or previous is never destroyed by retention, and
-a soft-deleted secret keeps its versions until it is purged.
+on every save of the secret (secret_writes.py, bulk.py), when a promotion or a rollback
+unstages a version (lifecycle.py), and by hush.maintain_secrets() (upkeep.py) for what ages
+out between saves. A save needs no `destroy` capability for it; setting a secret's own
+retention does (secret_writes.py), so a writer cannot shorten it to erase others' values.
+A version staged current, pending or previous is never destroyed by retention, and a
+soft-deleted secret keeps its versions until it is purged.
 """
 from __future__ import annotations
 

@@ -123,21 +123,28 @@ def _check(tenant: str, row: dict, asked_version: Any, stage: Any = None) -> Non
     if row["version"] is None:
         if stage:
             raise Fail(VERSION_NOT_FOUND, "%s has no %s version" % (label, stage),
-                       hint="save_secret(..., stage => 'pending') stages one; a secret has a previous version "
-                            "once a second value became current." if stage == "pending" else None)
+                       hint="save_secret(..., stage => 'pending') stages one." if stage == "pending" else
+                            "A secret has a previous version once a second value became current.")
         raise Fail(VERSION_NOT_FOUND, "%s has no version %s" % (label, asked_version))
     if row["ciphertext"] is None:
         raise Fail(VERSION_DESTROYED, "version %s of %s was destroyed" % (row["version"], label))
 
 
-def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
+def decrypt(plpy: Any, GD: dict, tenant: str, row: dict) -> bytes:
+    """The value of the version `row` holds (id, name, version, key_id, wrapped_dek,
+    ciphertext); SH031 for a seal that does not belong to its row (copied or tampered with)."""
     key = keyring.get(plpy, GD, row["key_id"])
     try:
-        plain = crypto.open_(key, row["key_id"], tenant, row["id"], row["version"], row["wrapped_dek"], row["ciphertext"])
+        return crypto.open_(key, row["key_id"], tenant, row["id"], row["version"], row["wrapped_dek"],
+                            row["ciphertext"])
     except crypto.CryptoError:
         raise Fail(DECRYPTION_FAILED, "version %s of secret %r of tenant %s does not decrypt: its ciphertext or data "
                    "key does not belong to this row (tampered with or copied)"
                    % (row["version"], row["name"], tenant)) from None
+
+
+def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
+    plain = decrypt(plpy, GD, tenant, row)
     return {"id": row["id"], "tenant_id": tenant, "name": row["name"], "value": plain.decode("utf-8"),
             "kind": row["kind"], "description": row["description"], "tags": row["tags"],
             "metadata": row["metadata"], "version": row["version"], "created_at": row["created_at"],

@@ -31,7 +31,7 @@ CREATE OR REPLACE FUNCTION hush.change_channel(tenant text)
 RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
 AS $py${{py: changes.change_channel(tenant)}}$py$;
-COMMENT ON FUNCTION hush.change_channel(tenant text) IS
+COMMENT ON FUNCTION hush.change_channel(text) IS
     'The tenant''s change channel: LISTEN on it for an empty NOTIFY when one of its secrets changes.';
 
 CREATE OR REPLACE FUNCTION hush.changes(tenant text, since text DEFAULT NULL, max_rows integer DEFAULT 1000)

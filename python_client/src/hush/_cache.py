@@ -65,6 +65,7 @@ class _CacheState:
         self.polls = 0
         self.dropped: dict[str, int] = {}
         self.reads = 0
+        self.clears = 0  # clear() calls: a read in flight across one stores nothing
 
     def poll_due(self, now: float) -> bool:
         return self.refresh_on_change and (self.polled_at is None or now - self.polled_at >= self.poll_interval)
@@ -93,11 +94,18 @@ class _CacheState:
         del self.entries[key]
         return None
 
-    def begin_read(self) -> int:
-        self.reads += 1
-        return self.polls
+    def clear(self) -> None:
+        self.entries.clear()
+        self.clears += 1
 
-    def end_read(self, polls_before: int, started: float, secrets: Sequence[tuple[Key, Secret]]) -> None:
+    def begin_read(self) -> tuple[int, int]:
+        self.reads += 1
+        return self.polls, self.clears
+
+    def end_read(self, before: tuple[int, int], started: float, secrets: Sequence[tuple[Key, Secret]]) -> None:
+        polls_before, clears_before = before
+        if self.clears != clears_before:  # cleared while it was read: what it brought may be older
+            return
         for key, secret in secrets:
             if self.dropped.get(key[0], -1) <= polls_before:  # no poll dropped it while it was read
                 self.entries[key] = _Entry(secret, _deadline(secret, started, self.ttl))
@@ -156,11 +164,11 @@ class CachedSecrets:
             found = self._state.hit(key, now)
             if found is not None:
                 return found
-            polls = self._state.begin_read()
+            before = self._state.begin_read()
         try:
             secret = self.secrets.get(name, stage=stage)
             with self._lock:
-                self._state.end_read(polls, now, [(key, secret)])
+                self._state.end_read(before, now, [(key, secret)])
             return secret
         finally:
             with self._lock:
@@ -175,11 +183,11 @@ class CachedSecrets:
             missing = list(dict.fromkeys(n for n in names if n not in found))
             if not missing:
                 return [found[n] for n in names]
-            polls = self._state.begin_read()
+            before = self._state.begin_read()
         try:
             read = self.secrets.get_many(missing)
             with self._lock:
-                self._state.end_read(polls, now, [((s.name, None), s) for s in read])
+                self._state.end_read(before, now, [((s.name, None), s) for s in read])
         finally:
             with self._lock:
                 self._state.read_done()
@@ -189,7 +197,7 @@ class CachedSecrets:
     def clear(self) -> None:
         """Forget every cached value (the change cursor stays)."""
         with self._lock:
-            self._state.entries.clear()
+            self._state.clear()
 
     def _fresh(self) -> float:
         """The clock now, after the poll that was due (under the lock)."""
@@ -228,10 +236,10 @@ class AsyncCachedSecrets:
             found = self._state.hit(key, now)
             if found is not None:
                 return found
-            polls = self._state.begin_read()
+            before = self._state.begin_read()
         try:
             secret = await self.secrets.get(name, stage=stage)
-            self._state.end_read(polls, now, [(key, secret)])
+            self._state.end_read(before, now, [(key, secret)])
             return secret
         finally:
             self._state.read_done()
@@ -243,10 +251,10 @@ class AsyncCachedSecrets:
             missing = list(dict.fromkeys(n for n in names if n not in found))
             if not missing:
                 return [found[n] for n in names]
-            polls = self._state.begin_read()
+            before = self._state.begin_read()
         try:
             read = await self.secrets.get_many(missing)
-            self._state.end_read(polls, now, [((s.name, None), s) for s in read])
+            self._state.end_read(before, now, [((s.name, None), s) for s in read])
         finally:
             self._state.read_done()
         found.update((s.name, s) for s in read)
@@ -254,7 +262,7 @@ class AsyncCachedSecrets:
 
     def clear(self) -> None:
         """Forget every cached value (the change cursor stays)."""
-        self._state.entries.clear()
+        self._state.clear()
 
     async def _fresh(self) -> float:
         state = self._state

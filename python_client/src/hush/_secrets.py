@@ -62,8 +62,10 @@ class Secrets:
         current kind.
 
         `stage='pending'` stages the value for promote() and leaves the current one as it is (the
-        secret must exist; the returned version is the pending one). `max_versions` (0 to 10,000)
-        and `destroy_versions_after` set the secret's retention: versions beyond the newest
+        secret must exist; the returned version is the pending one; a value only: any other
+        argument with it is InvalidInput). `max_versions` (0 to 10,000) and
+        `destroy_versions_after` set the secret's retention, which needs the `destroy`
+        capability on the name (TenantAccessDenied otherwise): versions beyond the newest
         max_versions, or created longer ago than destroy_versions_after, are destroyed, never the
         current, pending or previous one (0 or timedelta(0): back to the tenant's setting);
         `rotate_every` its rotation schedule for due() (timedelta(0): none). None keeps what is set."""

@@ -13,7 +13,7 @@ from .._secrets import Secrets
 from ._common import connect, print_json, print_table, read_value, tenant_command, when
 from ._exits import EXIT_DUE, EXIT_OK, EXIT_OVERDUE
 
-INTERVAL_HELP = "a number and a unit, s m h d w (seconds to weeks), or a sum such as 1d12h; 0 is none"
+INTERVAL_HELP = "a number and a unit, s m h d w (seconds to weeks), or a sum such as 1d12h"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)([smhdw])")
 
@@ -56,13 +56,32 @@ def due_exit(rows: list[SecretDue]) -> int:
     return EXIT_DUE if rows else EXIT_OK
 
 
+def _piped_value() -> bool:
+    """Whether stdin is a pipe or file that holds something now (a terminal, an empty pipe or
+    /dev/null: no). One byte may be consumed: only when there is a value, which is refused."""
+    import io
+    import select
+    import sys
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        return False
+    raw = getattr(stream, "buffer", stream)
+    try:
+        if not select.select([stream], [], [], 0)[0]:
+            return False  # a pipe whose writer has sent nothing yet: reading would wait on it
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # no file descriptor: an in-memory stream, whose read never waits
+    return bool(raw.read(1))
+
+
 def _aware(at: datetime | None) -> datetime | None:
     return at if at is None or at.tzinfo is not None else at.astimezone()
 
 
 @tenant_command(
     interval_option("--within",
-                    help=f"How far ahead to look: {INTERVAL_HELP} [default: the tenant's expiry_warning, 14 days]."),
+                    help=f"How far ahead to look: {INTERVAL_HELP}; 0 lists only what is overdue or expired "
+                         "[default: the tenant's expiry_warning, 14 days]."),
     click.option("--at", type=click.DateTime(TIMES),
                  help="Look from this time rather than now (local time unless an offset is given)."),
     secret_name=False,
@@ -92,7 +111,7 @@ def due(ctx: click.Context, tenant: str, within: timedelta | None, at: datetime 
                  metavar="PATH", help="Read the new value from a file ('-' = stdin); implies --new-value."),
     click.option("--keep-newline", is_flag=True, help="Keep a trailing newline of the value read."),
     click.option("--allow-empty", is_flag=True, help="Accept an empty new value."),
-    click.option("--expect-version", "--expected-version", "expect_version", type=int,
+    click.option("--expect-version", "expect_version", type=int,
                  help="Check-and-set: with a new value, the current version you expect; without, the pending "
                       "version you expect to promote."),
 )
@@ -107,6 +126,10 @@ def rotate(ctx: click.Context, tenant: str, name: str, new_value: bool, source: 
     when piped, or from a no-echo prompt, never from the command line. If
     anything fails, the current value stays as it was."""
     value = None
+    if not (new_value or source is not None) and _piped_value():
+        # Promoting whatever was staged before, while the value meant to go live is dropped, is
+        # the one mistake a rotation must not make silently.
+        raise click.UsageError("stdin carries a value: pass --new-value to stage it and promote it")
     if new_value or source is not None:  # read before connecting: a prompt may wait on a person
         value = read_value(source, keep_newline, allow_empty=allow_empty, prompt="New value",
                            empty_hint="--allow-empty accepts it")

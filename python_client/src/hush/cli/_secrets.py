@@ -43,11 +43,14 @@ def _future(ctx: click.Context, param: click.Parameter, expires_at: datetime | N
                  help="When reads start failing with 'expired' (local time unless an offset is given)."),
     click.option("--expect-version", type=int, help="Check-and-set: fail unless at this version (0 = create only)."),
     click.option("--stage", type=click.Choice(["current", "pending"]),
-                 help="pending: stage the value for `hush rotate` and keep the current one [default: current]."),
-    interval_option("--rotate-every", help=f"Rotation schedule, for `hush due`: {INTERVAL_HELP}."),
-    click.option("--max-versions", type=int, help="Keep at most this many versions (0: the tenant's setting)."),
+                 help="pending: stage the value for `hush rotate` and keep the current one; a value only, "
+                      "with no other option [default: current]."),
+    interval_option("--rotate-every", help=f"Rotation schedule, for `hush due`: {INTERVAL_HELP}; 0 removes it."),
+    click.option("--max-versions", type=int,
+                 help="Keep at most this many versions (0: the tenant's setting); needs `destroy` on NAME."),
     interval_option("--destroy-versions-after",
-                    help="Destroy versions created longer ago than this (0: the tenant's setting)."),
+                    help="Destroy versions created longer ago than this (0: the tenant's setting); needs "
+                         "`destroy` on NAME."),
 )
 def put(ctx: click.Context, tenant: str, name: str, source: str | None, keep_newline: bool, allow_empty: bool,
         description: str | None, tags: tuple[str, ...], kind: str | None, metadata: str | None,
