@@ -217,30 +217,39 @@ def _rollback(plpy: Any, caller: str, GD: dict, tenant: str, name: str, to_versi
 # -- what falls due ------------------------------------------------------------------
 
 DEFAULT_WARNING = "14 days"
-# $1 tenant, $2 within (NULL: the tenant's expiry_warning), $3 at, $4 the prefixes the
-# caller may list under (NULL: the whole tenant). The WHERE repeats the secrets_due index's
-# predicate so the scan is the index's: only secrets that have a schedule or an expiry.
-# No now(): `at` is the only clock.
-DUE_SQL = f"""
-WITH w AS MATERIALIZED (
-  SELECT $3 OPERATOR(pg_catalog.+)
-         COALESCE($2, (SELECT t.expiry_warning FROM hush.tenants t WHERE t.tenant_id {EQ} $1),
-                   '{DEFAULT_WARNING}'::pg_catalog.interval) AS horizon)
-SELECT s.name, r.reason, d.due_at, s.rotate_every, s.rotated_at, s.expires_at, s.current_version AS version,
-       s.pending_version
+
+
+def due_rows(at: str, within: str) -> str:
+    """SQL: what falls due among the live secrets of tenant $1 as of `at`, looking `within`
+    ahead (SQL expressions; `within` NULL: the tenant's expiry_warning), one row per secret
+    and reason, with the secret's columns. due_for_rotation and hush.maintain_secrets' reminders
+    (upkeep.py) decide with this one text. The WHERE repeats the secrets_due index's
+    predicate, so the scan is the index's: only secrets with a schedule or an expiry."""
+    return f"""
+SELECT s.id, s.name, r.reason, d.due_at, s.rotate_every, s.rotated_at, s.expires_at,
+       s.current_version AS version, s.pending_version
   FROM hush.secrets s
- CROSS JOIN w
  CROSS JOIN LATERAL (VALUES (true, s.rotated_at OPERATOR(pg_catalog.+) s.rotate_every),
                             (false, s.expires_at)) AS d(rotation, due_at)
- CROSS JOIN LATERAL (SELECT CASE WHEN d.due_at OPERATOR(pg_catalog.<=) $3
+ CROSS JOIN LATERAL (SELECT CASE WHEN d.due_at OPERATOR(pg_catalog.<=) {at}
                                  THEN CASE WHEN d.rotation THEN 'rotation_overdue' ELSE 'expired' END
-                                 WHEN d.due_at OPERATOR(pg_catalog.<=) w.horizon
+                                 WHEN d.due_at OPERATOR(pg_catalog.<=) ({at} OPERATOR(pg_catalog.+) COALESCE(
+                                      {within}, (SELECT t.expiry_warning FROM hush.tenants t
+                                                  WHERE t.tenant_id {EQ} $1),
+                                      '{DEFAULT_WARNING}'::pg_catalog.interval))
                                  THEN CASE WHEN d.rotation THEN 'rotation_due' ELSE 'expiring' END
                             END AS reason) AS r
  WHERE s.tenant_id {EQ} $1 AND s.deleted_at IS NULL AND (s.rotate_every IS NOT NULL OR s.expires_at IS NOT NULL)
-   AND ($4::pg_catalog.text[] IS NULL OR s.name OPERATOR(pg_catalog.^@) ANY ($4))
-   AND r.reason IS NOT NULL
- ORDER BY d.due_at, s.name, r.reason
+   AND r.reason IS NOT NULL"""
+
+
+# $1 tenant, $2 within (NULL: the tenant's expiry_warning), $3 at, $4 the prefixes the
+# caller may list under (NULL: the whole tenant). No now(): `at` is the only clock.
+DUE_SQL = f"""
+SELECT d.name, d.reason, d.due_at, d.rotate_every, d.rotated_at, d.expires_at, d.version, d.pending_version
+  FROM ({due_rows("$3", "$2")}) AS d
+ WHERE ($4::pg_catalog.text[] IS NULL OR d.name OPERATOR(pg_catalog.^@) ANY ($4))
+ ORDER BY d.due_at, d.name, d.reason
 """
 DUE_TYPES = [T, "pg_catalog.interval", "pg_catalog.timestamptz", "pg_catalog.text[]"]
 

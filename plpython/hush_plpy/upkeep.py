@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 
-from . import access, audit, changes, maintenance, privileged, retention, seal, validate
+from . import access, audit, changes, lifecycle, maintenance, privileged, retention, seal, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, Fail, api
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
     from typing import Any
 
 EQ = "OPERATOR(pg_catalog.=)"
-LE = "OPERATOR(pg_catalog.<=)"
 T = "pg_catalog.text"
 TS = "pg_catalog.timestamptz"
 MAX_EVENT_ROWS = 10000
@@ -65,21 +64,10 @@ SELECT w.tenant_id, t.change_channel, pg_catalog.bool_or(w.retains) AS retains
 # expiring secret gets 'expiring' once, then 'expired' once; a rotation moves the due time.
 # Ids in the order the reminders fall due, which is the order secret_events() lists them.
 EVENTS_SQL = f"""
-WITH w AS (SELECT COALESCE((SELECT t.expiry_warning FROM hush.tenants t WHERE t.tenant_id {EQ} $1),
-                           '14 days'::pg_catalog.interval) AS within),
-     d AS (SELECT s.id, s.name, r.event, r.due_at,
+WITH d AS (SELECT d.id, d.name, d.reason AS event, d.due_at,
                   pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                      'version', s.current_version, 'pending_version', s.pending_version)) AS detail
-             FROM hush.secrets s CROSS JOIN w
-            CROSS JOIN LATERAL (VALUES
-                  (s.rotated_at OPERATOR(pg_catalog.+) s.rotate_every, 'rotation_overdue', 'rotation_due'),
-                  (s.expires_at, 'expired', 'expiring')) AS k(due_at, past, soon)
-            CROSS JOIN LATERAL (SELECT k.due_at,
-                                       CASE WHEN k.due_at {LE} pg_catalog.now() THEN k.past
-                                            WHEN k.due_at {LE} (pg_catalog.now() OPERATOR(pg_catalog.+) w.within)
-                                            THEN k.soon END AS event) AS r
-            WHERE s.tenant_id {EQ} $1 AND s.deleted_at IS NULL
-              AND (s.rotate_every IS NOT NULL OR s.expires_at IS NOT NULL) AND r.event IS NOT NULL),
+                      'version', d.version, 'pending_version', d.pending_version)) AS detail
+             FROM ({lifecycle.due_rows("pg_catalog.now()", "NULL::pg_catalog.interval")}) AS d),
      i AS (INSERT INTO hush.secret_events (tenant_id, secret_id, name, event, due_at, detail)
            SELECT $1, d.id, d.name, d.event, d.due_at, d.detail FROM d ORDER BY d.due_at, d.name, d.event
            ON CONFLICT (tenant_id, secret_id, event, due_at) DO NOTHING
