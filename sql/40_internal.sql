@@ -19,7 +19,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f
              ORDER BY f.name, f.seqno DESC) s
 $fn$;
 
--- Loads plpython/hush_plpy (inlined at build time) into this backend's GD once.
+-- Loads plpython/hush_plpy (inlined at build time) into this backend once (GD holds the package, per version).
 CREATE OR REPLACE FUNCTION hush._load_python() RETURNS void
 LANGUAGE plpython3u VOLATILE AS $py${{python_modules}}$py$;
 
@@ -69,7 +69,7 @@ AS $py${{py: privileged.run('hush_refresher', ticket, caller)}}$py$;
 -- receipt the reader checks: nothing in between can fake the commit.
 CREATE OR REPLACE FUNCTION hush._record(body text, proof bytea) RETURNS text
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $py${{py: recorder.store(GD, body, proof)}}$py$;
+AS $py${{py: recorder.store(body, proof)}}$py$;
 
 -- Where a backend sends its read records: worked out from settings only a
 -- superuser may read (primary_conninfo, unix_socket_directories, the server
@@ -78,7 +78,7 @@ AS $py${{py: recorder.store(GD, body, proof)}}$py$;
 -- the superuser who ran CREATE EXTENSION (90_privileges.sql).
 CREATE OR REPLACE FUNCTION hush._recorder_target() RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $py${{py: recorder.compute_target(GD)}}$py$;
+AS $py${{py: recorder.compute_target()}}$py$;
 
 -- Whether this server's client connections stay outside
 -- superuser_reserved_connections: a recorder logged in as a superuser must not

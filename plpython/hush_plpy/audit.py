@@ -115,7 +115,7 @@ SELECT SESSION_USER::pg_catalog.text AS session_role, pg_catalog.current_setting
 """
 
 
-def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple], key_ids: Any,
+def record_reads(plpy: Any, caller: str, tenant: str, rows: list[tuple], key_ids: Any,
                  action: str = "read") -> None:
     """In a reading step, before any value is opened: the record that `caller` read these
     (row id, name, version[, detail dict]), committed on the primary apart from the caller's
@@ -125,7 +125,7 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
     serve (SH030) is refused before anything is recorded."""
     assert action in ACTIONS and action in recheck.CAPS, action
     for kid in set(key_ids):
-        keyring.get(plpy, GD, kid)
+        keyring.get(plpy, kid)
     who = plpy.execute(plan(plpy, "audit.who", WHO_SQL, ["pg_catalog.name", "pg_catalog.text"]),
                        [caller, tenant])[0]
     # caller_txid: whether the reading transaction committed is read off it later
@@ -146,7 +146,7 @@ def record_reads(plpy: Any, GD: dict, caller: str, tenant: str, rows: list[tuple
     if who["audit_limit"]:
         payload["audit_limit"] = who["audit_limit"]
     try:
-        recorder.record(plpy, GD, payload, who)
+        recorder.record(plpy, payload, who)
     except recorder.RateLimited:
         raise rate_refusal(tenant, who["audit_limit"]) from None
     except recorder.Revoked as e:  # the grants, asked again where the record commits (recheck.py)

@@ -70,7 +70,7 @@ SELECT $1, CASE WHEN v.version {EQ} 1 THEN 'create' ELSE 'new_version' END, v.se
 
 
 @api
-def save_secrets(plpy: Any, GD: dict, tenant: str, names: Any, values: Any, kind: Any, tags: Any,
+def save_secrets(plpy: Any, tenant: str, names: Any, values: Any, kind: Any, tags: Any,
                  metadata: Any) -> list:
     validate.tenant(tenant)
     if names is None or values is None or len(names) != len(values):
@@ -87,11 +87,11 @@ def save_secrets(plpy: Any, GD: dict, tenant: str, names: Any, values: Any, kind
     validate.kind(kind)
     tags = validate.tags(tags)
     validate.metadata(metadata)
-    return privileged.call(plpy, privileged.OWNER, _save_many, GD, tenant, names, values, kind, tags, metadata)
+    return privileged.call(plpy, privileged.OWNER, _save_many, tenant, names, values, kind, tags, metadata)
 
 
 @privileged.step(privileged.OWNER)
-def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, values: list, kind: Any, tags: Any,
+def _save_many(plpy: Any, caller: str, tenant: str, names: list, values: list, kind: Any, tags: Any,
                metadata: Any) -> list:
     ctx = access.enter(plpy, caller, tenant, write=True)
     # `write` on every name, decided from the names before the upsert looks at any row; and
@@ -114,7 +114,7 @@ def _save_many(plpy: Any, caller: str, GD: dict, tenant: str, names: list, value
         except Fail as f:
             raise Fail(f.code, "secret %s (element %d): %s" % (validate.show(n), i + 1, f.message),
                        hint=f.hint) from None
-    kid, root = active_key(plpy, GD, ctx)
+    kid, root = active_key(plpy, ctx)
 
     rows = plpy.execute(plan(plpy, "bulk.upsert", UPSERT_MANY_SQL,
                              [T, "pg_catalog.text[]", T, "pg_catalog.text[]", "pg_catalog.jsonb", "pg_catalog.name"]),

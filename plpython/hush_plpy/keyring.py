@@ -34,7 +34,10 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
     from typing import Any
 
 KEY_BYTES = 32
+# The keyring this backend read, under CACHE: module state lives as long as the backend
+# (the package is loaded once per backend and version), so no caller passes it in.
 CACHE = "hush keyring"
+_memo: dict = {}
 SETTING_HINT = ("Set hush.root_key_file (or hush.root_key_command) in postgresql.conf or with ALTER SYSTEM; "
                 "see the README.")
 HIDDEN_HINT = "An admin sees why in hush.root_key_status() (hush keys status) and in the server log."
@@ -119,12 +122,12 @@ def run_command(command: str) -> dict[str, bytes]:
     return parse(text, program, "root key command")
 
 
-def load(plpy: Any, GD: dict, fresh: bool = False, reveal: bool = False) -> dict[str, bytes]:
+def load(plpy: Any, fresh: bool = False, reveal: bool = False) -> dict[str, bytes]:
     """The keyring of this backend, read once (again when `fresh`); failures are
     not cached, so a fixed file is picked up by the next call. Why it failed
     (a path, a program) is told only with `reveal` (admin functions), else
     written to the server log."""
-    keys = None if fresh else GD.get(CACHE)
+    keys = None if fresh else _memo.get(CACHE)
     if keys is None:
         try:
             keys = _read(plpy)
@@ -133,7 +136,7 @@ def load(plpy: Any, GD: dict, fresh: bool = False, reveal: bool = False) -> dict
                 raise
             log_privately(plpy, "hush: the root keyring could not be loaded: %s" % f.message)
             raise Fail(KEY_UNAVAILABLE, "the root keyring could not be loaded", hint=HIDDEN_HINT) from None
-        GD[CACHE] = keys
+        _memo[CACHE] = keys
     return keys
 
 
@@ -165,10 +168,10 @@ def _source(plpy: Any, caller: str) -> dict:
     return dict(plpy.execute("SELECT s.command, s.file FROM hush._root_key_source() s")[0])
 
 
-def get(plpy: Any, GD: dict, kid: str, reveal: bool = False) -> bytes:
-    key = load(plpy, GD, reveal=reveal).get(kid)
-    if key is None and CACHE in GD:  # a key added to the file since this backend read it
-        key = load(plpy, GD, fresh=True, reveal=reveal).get(kid)
+def get(plpy: Any, kid: str, reveal: bool = False) -> bytes:
+    key = load(plpy, reveal=reveal).get(kid)
+    if key is None and CACHE in _memo:  # a key added to the file since this backend read it
+        key = load(plpy, fresh=True, reveal=reveal).get(kid)
     if key is None:
         raise Fail(KEY_UNAVAILABLE, "root key %s is not in the server's keyring" % kid,
                    hint="Add the key with this id back to the keyring file and reconnect.")

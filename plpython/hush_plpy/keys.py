@@ -64,22 +64,22 @@ def _state(plpy: Any, kid: str) -> str | None:
     return rows[0]["state"] if rows else None
 
 
-def _in_keyring(plpy: Any, GD: dict, kid: str) -> None:
-    if kid not in keyring.load(plpy, GD, fresh=True, reveal=True):
+def _in_keyring(plpy: Any, kid: str) -> None:
+    if kid not in keyring.load(plpy, fresh=True, reveal=True):
         raise Fail(KEY_UNAVAILABLE, "root key %s is not in the server's keyring" % kid,
                    hint="Add it to the keyring file first (hush keygen --append), then retry.")
 
 
 @api
-def status(plpy: Any, GD: dict) -> list[dict]:
+def status(plpy: Any) -> list[dict]:
     """Registered keys with their state and data-key counts, then keyring keys not registered yet."""
-    return privileged.call(plpy, KEYKEEPER, _status, GD)
+    return privileged.call(plpy, KEYKEEPER, _status)
 
 
 @privileged.step(KEYKEEPER)
-def _status(plpy: Any, caller: str, GD: dict) -> list[dict]:
+def _status(plpy: Any, caller: str) -> list[dict]:
     try:  # admins only: the reason may name the keyring's file or program
-        loaded = keyring.load(plpy, GD, fresh=True, reveal=True)
+        loaded = keyring.load(plpy, fresh=True, reveal=True)
     except Fail as f:  # still show what is registered, and say why nothing is loaded
         plpy.warning("hush: " + f.message)
         loaded = {}
@@ -91,14 +91,14 @@ def _status(plpy: Any, caller: str, GD: dict) -> list[dict]:
 
 
 @api
-def add(plpy: Any, GD: dict, kid: Any) -> str:
+def add(plpy: Any, kid: Any) -> str:
     """Register a keyring key as decrypt_only (a retired key comes back as decrypt_only)."""
-    return privileged.call(plpy, KEYKEEPER, _add, GD, _key_id(kid))
+    return privileged.call(plpy, KEYKEEPER, _add, _key_id(kid))
 
 
 @privileged.step(KEYKEEPER)
-def _add(plpy: Any, caller: str, GD: dict, kid: str) -> str:
-    _in_keyring(plpy, GD, kid)
+def _add(plpy: Any, caller: str, kid: str) -> str:
+    _in_keyring(plpy, kid)
     plpy.execute(plan(plpy, "keys.add", ADD_SQL, [T]), [kid])
     state = _state(plpy, kid)
     audit.record(plpy, {"caller": caller}, "*", "add_root_key", detail={"key_id": kid, "state": state})
@@ -133,18 +133,18 @@ def _warn_standbys(plpy: Any, kid: str) -> None:
 
 
 @api
-def activate(plpy: Any, GD: dict, kid: Any) -> str:
+def activate(plpy: Any, kid: Any) -> str:
     """Make a registered key the one new data keys are sealed with; the old one decrypts only."""
-    return privileged.call(plpy, KEYKEEPER, _activate, GD, _key_id(kid))
+    return privileged.call(plpy, KEYKEEPER, _activate, _key_id(kid))
 
 
 @privileged.step(KEYKEEPER)
-def _activate(plpy: Any, caller: str, GD: dict, kid: str) -> str:
+def _activate(plpy: Any, caller: str, kid: str) -> str:
     state = _state(plpy, kid)
     if state is None or state == "retired":
         raise Fail(ROOT_KEY_UNKNOWN, "root key %s is %s" % (kid, "retired" if state else "not registered"),
                    hint="Register it with hush.add_root_key first.")
-    _in_keyring(plpy, GD, kid)
+    _in_keyring(plpy, kid)
     if state != "active":
         plpy.execute(plan(plpy, "keys.demote", DEMOTE_SQL, [T]), [kid])
         plpy.execute(plan(plpy, "keys.promote", PROMOTE_SQL, [T]), [kid])
@@ -154,7 +154,7 @@ def _activate(plpy: Any, caller: str, GD: dict, kid: str) -> str:
 
 
 @api
-def retire(plpy: Any, GD: dict, kid: Any) -> str:
+def retire(plpy: Any, kid: Any) -> str:
     """Retire a key no data key needs any more; refused for the active key and keys in use."""
     return privileged.call(plpy, KEYKEEPER, _retire, _key_id(kid))
 
@@ -209,27 +209,27 @@ def _pick(plpy: Any, new_kid: str, batch_size: int) -> tuple[tuple[str, str, str
 
 
 @api
-def rewrap_batch(plpy: Any, GD: dict, batch_size: Any) -> int:
+def rewrap_batch(plpy: Any, batch_size: Any) -> int:
     """Re-seal up to batch_size data keys from older root keys to the active one;
     returns how many (0 = done). The caller commits each batch."""
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
         raise Fail(INVALID_ARGUMENT, "batch_size must be between 1 and 10000")
-    return privileged.call(plpy, KEYKEEPER, _rewrap_batch, GD, batch_size)
+    return privileged.call(plpy, KEYKEEPER, _rewrap_batch, batch_size)
 
 
 @privileged.step(KEYKEEPER)
-def _rewrap_batch(plpy: Any, caller: str, GD: dict, batch_size: int) -> int:
+def _rewrap_batch(plpy: Any, caller: str, batch_size: int) -> int:
     active = plpy.execute(plan(plpy, "keys.active", ACTIVE_SQL, []))
     if not active:  # no key registered yet, so no data key either
         return 0
     new_kid = active[0]["key_id"]
-    new_root = keyring.get(plpy, GD, new_kid, reveal=True)
+    new_root = keyring.get(plpy, new_kid, reveal=True)
     (table, id_col, gen_col), rows = _pick(plpy, new_kid, batch_size)
     if not rows:
         return 0
     cols: tuple[list[Any], ...] = ([], [], [], [], [])
     for r in rows:
-        old_root = keyring.get(plpy, GD, r["key_id"], reveal=True)  # SH030 naming the key when it is missing
+        old_root = keyring.get(plpy, r["key_id"], reveal=True)  # SH030 naming the key when it is missing
         try:
             wrapped = crypto.rewrap(old_root, r["key_id"], new_root, new_kid, r["tenant_id"], r["row_id"],
                                     r["generation"], r["wrapped_dek"])
@@ -261,7 +261,7 @@ SELECT (SELECT k.key_id FROM hush.root_keys k WHERE k.state {EQ} 'active') AS ac
 """
 
 
-def first_active(plpy: Any, GD: dict) -> str:
+def first_active(plpy: Any) -> str:
     """In a writing step that saw no active key: the keyring's first key becomes the active one
     when no key is registered at all. `hush init` does that before any write; else the first
     write has it registered in a transaction of its own (recorder.register_first_key), so that
@@ -269,7 +269,7 @@ def first_active(plpy: Any, GD: dict) -> str:
     first writer's transaction lasts. Registered inside that transaction only when that fails."""
     row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
     if row["active"] is None and not row["registered"]:
-        committed = recorder.register_first_key(plpy, GD)
+        committed = recorder.register_first_key(plpy)
         row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
         if row["active"] is None and not row["registered"]:
             if committed is not None and row["isolation"] != "read committed":
@@ -278,7 +278,7 @@ def first_active(plpy: Any, GD: dict) -> str:
                            "transaction's snapshot was taken (%s): retry the transaction" % row["isolation"],
                            hint="`hush init` registers the key before any write.")
             plpy.execute(plan(plpy, "keys.register_first", REGISTER_FIRST_SQL, [T]),
-                         [next(iter(keyring.load(plpy, GD)))])
+                         [next(iter(keyring.load(plpy)))])
             row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
     if row["active"] is None:
         raise Fail(KEY_UNAVAILABLE, "no root key is active in this database",
@@ -287,10 +287,10 @@ def first_active(plpy: Any, GD: dict) -> str:
 
 
 @api
-def register_first(plpy: Any, GD: dict) -> Any:
+def register_first(plpy: Any) -> Any:
     """hush._register_first_root_key(), on the primary, in the recorder connection's own
     transaction: the keyring's first key as the active one if no key is registered; returns
     the active key id (None: keys are registered, none active). Takes nothing from its caller."""
-    plpy.execute(plan(plpy, "keys.register_first", REGISTER_FIRST_SQL, [T]), [next(iter(keyring.load(plpy, GD)))])
+    plpy.execute(plan(plpy, "keys.register_first", REGISTER_FIRST_SQL, [T]), [next(iter(keyring.load(plpy)))])
     rows = plpy.execute(plan(plpy, "keys.active", ACTIVE_SQL, []))
     return rows[0]["key_id"] if rows else None

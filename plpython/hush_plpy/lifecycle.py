@@ -186,7 +186,7 @@ def _promote(plpy: Any, caller: str, tenant: str, name: str, expected_version: A
 
 
 @api
-def rollback_secret(plpy: Any, GD: dict, tenant: str, name: str, to_version: Any, expected_version: Any) -> dict:
+def rollback_secret(plpy: Any, tenant: str, name: str, to_version: Any, expected_version: Any) -> dict:
     """A new current version with to_version's value; expected_version, when given, is the
     current version the caller saw."""
     validate.tenant(tenant)
@@ -194,19 +194,19 @@ def rollback_secret(plpy: Any, GD: dict, tenant: str, name: str, to_version: Any
     if to_version is None or to_version < 1:
         raise Fail(INVALID_ARGUMENT, "to_version must be a version of the secret (1 or more)")
     _expected(expected_version, "the current version")
-    return privileged.call(plpy, OWNER, _rollback, GD, tenant, name, to_version, expected_version)
+    return privileged.call(plpy, OWNER, _rollback, tenant, name, to_version, expected_version)
 
 
 @privileged.step(OWNER)
-def _rollback(plpy: Any, caller: str, GD: dict, tenant: str, name: str, to_version: int,
+def _rollback(plpy: Any, caller: str, tenant: str, name: str, to_version: int,
               expected_version: Any) -> dict:
     ctx = access.enter(plpy, caller, tenant, write=True, cap="write", name=name)
     row = dict(_find(plpy, tenant, name, to_version), asked=to_version)
     _check_version(tenant, row, expected_version, row["current_version"], "current")
     from .secrets import decrypt  # secrets imports much; only the write steps need it
-    plain = decrypt(plpy, GD, tenant, row)
+    plain = decrypt(plpy, tenant, row)
     from .secret_writes import active_key  # it imports much; only the write steps need it
-    kid, root = active_key(plpy, GD, ctx)
+    kid, root = active_key(plpy, ctx)
     new = max(row["current_version"], row["pending_version"] or 0) + 1
     wrapped, ciphertext = crypto.seal(root, kid, tenant, row["id"], new, plain)
     rows = plpy.execute(plan(plpy, "lifecycle.rollback", ROLLBACK_SQL, ROLLBACK_TYPES),

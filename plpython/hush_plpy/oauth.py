@@ -70,8 +70,8 @@ def _seal(key: tuple[str, bytes], part: bytes, tenant: str, row_id: str, generat
     return kid, wrapped, ciphertext
 
 
-def _open(plpy: Any, GD: dict, part: bytes, tenant: str, row: dict, what: str) -> bytes:
-    root = keyring.get(plpy, GD, row["key_id"])
+def _open(plpy: Any, part: bytes, tenant: str, row: dict, what: str) -> bytes:
+    root = keyring.get(plpy, row["key_id"])
     try:
         return crypto.open_part(root, row["key_id"], part, tenant, str(row["id"]), row["generation"],
                                 row["wrapped_dek"], row["ciphertext"])
@@ -139,14 +139,14 @@ def _key_ids(*rows: dict) -> list:
     return [r["key_id"] for r in rows if r["ciphertext"] is not None]
 
 
-def _provider_secret(plpy: Any, GD: dict, tenant: str, name: str, row: dict) -> Any:
+def _provider_secret(plpy: Any, tenant: str, name: str, row: dict) -> Any:
     if row["ciphertext"] is None:
         return None
-    return _open(plpy, GD, CLIENT_SECRET, tenant, row, "the client secret of OAuth provider %r" % name).decode()
+    return _open(plpy, CLIENT_SECRET, tenant, row, "the client secret of OAuth provider %r" % name).decode()
 
 
 @api
-def save_provider(plpy: Any, GD: dict, tenant: str, name: Any, config: Any, client_secret: Any) -> dict:
+def save_provider(plpy: Any, tenant: str, name: Any, config: Any, client_secret: Any) -> dict:
     """Register a provider, or replace its configuration and client secret."""
     validate.tenant(tenant)
     name = validate.name(name, "provider name")
@@ -155,7 +155,7 @@ def save_provider(plpy: Any, GD: dict, tenant: str, name: Any, config: Any, clie
         raise Fail(INVALID_ARGUMENT, "config must name a client_id")
     _provider_limits(conf, client_secret)
     oauth_response.check_config(conf)
-    return privileged.call(plpy, OWNER, _save_provider, GD, tenant, name, config, client_secret)
+    return privileged.call(plpy, OWNER, _save_provider, tenant, name, config, client_secret)
 
 
 def _provider_limits(conf: dict, client_secret: Any) -> None:
@@ -185,7 +185,7 @@ def _provider_limits(conf: dict, client_secret: Any) -> None:
 
 
 @privileged.step(OWNER)
-def _save_provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str, config: str, client_secret: Any) -> dict:
+def _save_provider(plpy: Any, caller: str, tenant: str, name: str, config: str, client_secret: Any) -> dict:
     ctx = oauth_grants.manage(plpy, caller, tenant, name, write=True)
     old = plpy.execute(plan(plpy, "oauth.provider", PROVIDER_SQL, [T, T]), [tenant, name])
     row_id = str(old[0]["id"]) if old else str(uuid.uuid4())
@@ -193,7 +193,7 @@ def _save_provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str, con
     sealed: tuple[Any, Any, Any] = (None, None, None)
     if client_secret is not None:
         secret = validate.value(client_secret, ctx["max_value_bytes"])
-        sealed = _seal(active_key(plpy, GD, ctx), CLIENT_SECRET, tenant, row_id, generation, secret)
+        sealed = _seal(active_key(plpy, ctx), CLIENT_SECRET, tenant, row_id, generation, secret)
     if old:
         p = plan(plpy, "oauth.provider_update", PROVIDER_UPDATE_SQL, [T, T, I4, J, T, B, B])
         rows = plpy.execute(p, [tenant, name, generation, config, *sealed])
@@ -220,21 +220,21 @@ def _providers(plpy: Any, caller: str, tenant: str) -> list:
 
 
 @api
-def provider(plpy: Any, GD: dict, tenant: str, name: Any) -> dict:
+def provider(plpy: Any, tenant: str, name: Any) -> dict:
     """A provider's configuration and client secret (audited as a read)."""
     validate.tenant(tenant)
-    return privileged.call(plpy, OWNER, _provider, GD, tenant, validate.name(name, "provider name"))
+    return privileged.call(plpy, OWNER, _provider, tenant, validate.name(name, "provider name"))
 
 
 @privileged.step(OWNER)
-def _provider(plpy: Any, caller: str, GD: dict, tenant: str, name: str) -> dict:
+def _provider(plpy: Any, caller: str, tenant: str, name: str) -> dict:
     ctx = oauth_grants.manage(plpy, caller, tenant, name)
     row = _provider_row(plpy, tenant, name)
     if ctx["audit_reads"] and row["ciphertext"] is not None:
-        audit.record_reads(plpy, GD, caller, tenant,
+        audit.record_reads(plpy, caller, tenant,
                            [(row["id"], name, row["generation"], oauth_grants.granted(ctx, {}))],
                            [row["key_id"]], action="oauth_client_secret_read")
-    secret = _provider_secret(plpy, GD, tenant, name, row)
+    secret = _provider_secret(plpy, tenant, name, row)
     return {"name": name, "config": row["config"], "client_secret": secret}
 
 
@@ -314,7 +314,7 @@ def _pending_inputs(code_verifier: Any, nonce: Any, redirect_uri: Any, binding: 
 
 
 @api
-def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code_verifier: Any, nonce: Any,
+def begin(plpy: Any, tenant: str, provider_name: Any, state: Any, code_verifier: Any, nonce: Any,
           redirect_uri: Any, scopes: Any, account: Any, ttl_seconds: Any, binding: Any) -> Any:
     """Store a pending authorization: the hashes of its state and of the browser binding,
     the sealed PKCE verifier and nonce."""
@@ -326,19 +326,19 @@ def begin(plpy: Any, GD: dict, tenant: str, provider_name: Any, state: Any, code
     if not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= 86400:
         raise Fail(INVALID_ARGUMENT, "ttl_seconds must be between 1 and 86400")
     _pending_inputs(code_verifier, nonce, redirect_uri, binding)
-    return privileged.call(plpy, OWNER, _begin, GD, tenant, provider_name, digest, code_verifier, nonce, redirect_uri,
+    return privileged.call(plpy, OWNER, _begin, tenant, provider_name, digest, code_verifier, nonce, redirect_uri,
                            scopes, account, ttl_seconds, hashlib.sha256(binding.encode()).digest())
 
 
 @privileged.step(OWNER)
-def _begin(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, digest: bytes, code_verifier: Any,
+def _begin(plpy: Any, caller: str, tenant: str, provider_name: str, digest: bytes, code_verifier: Any,
            nonce: Any, redirect_uri: Any, scopes: Any, account: Any, ttl_seconds: int, binding_hash: bytes) -> Any:
     ctx = oauth_grants.manage(plpy, caller, tenant, provider_name, write=True)
     _provider_row(plpy, tenant, provider_name)
     plpy.execute(plan(plpy, "oauth.pending_purge", PENDING_PURGE_SQL, [T]), [tenant])
     row_id = str(uuid.uuid4())
     plain = json.dumps({"code_verifier": code_verifier, "nonce": nonce}).encode()
-    sealed = _seal(active_key(plpy, GD, ctx), PENDING, tenant, row_id, 1, plain)
+    sealed = _seal(active_key(plpy, ctx), PENDING, tenant, row_id, 1, plain)
     p = plan(plpy, "oauth.pending_insert", PENDING_INSERT_SQL, [T, B, U, T, T, T, TA, T, B, B, I4, NM, B])
     expires = plpy.execute(p, [tenant, digest, row_id, provider_name, account, redirect_uri, list(scopes or []),
                                *sealed, ttl_seconds, ctx["caller"], binding_hash])[0]["expires_at"]
@@ -347,7 +347,7 @@ def _begin(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, di
 
 
 @api
-def consume(plpy: Any, GD: dict, state: Any, binding: Any) -> dict:
+def consume(plpy: Any, state: Any, binding: Any) -> dict:
     """The pending authorization a callback's state names, removed for good, with what the
     code exchange needs. Spans tenants; the caller must be granted the one it belongs to,
     and bring the binding of the browser that started it (SH080, and nothing taken, if not:
@@ -355,7 +355,7 @@ def consume(plpy: Any, GD: dict, state: Any, binding: Any) -> dict:
     digest = _state_hash(state)
     # A binding of another form can never match: it is not hashed (nor kept) at all.
     presented = hashlib.sha256(binding.encode()).digest() if _binding_ok(binding) else None
-    return privileged.call(plpy, OWNER, _consume, GD, digest, presented, binding is None)
+    return privileged.call(plpy, OWNER, _consume, digest, presented, binding is None)
 
 
 def _by_state(plpy: Any, key: str, sql: str, digest: bytes) -> Any:
@@ -367,7 +367,7 @@ def _by_state(plpy: Any, key: str, sql: str, digest: bytes) -> Any:
 
 
 @privileged.step(OWNER)
-def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, missing: bool) -> dict:
+def _consume(plpy: Any, caller: str, digest: bytes, presented: Any, missing: bool) -> dict:
     from hmac import compare_digest  # loaded already: oauth_lease imports it
     rows = _by_state(plpy, "oauth.pending_find", PENDING_FIND_SQL, digest)
     if not rows:
@@ -388,7 +388,7 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, mi
         raise Fail(TENANT_ACCESS_DENIED, "role %s may not complete this OAuth authorization: it was started in a "
                    "tenant the role may not act on" % caller) from None  # nor learn which from the state
     if presented is None or not compare_digest(presented, bytes(row["binding_hash"])):
-        _refused(plpy, GD, ctx, tenant, row, "binding_missing" if missing else "binding_mismatch")
+        _refused(plpy, ctx, tenant, row, "binding_missing" if missing else "binding_mismatch")
         raise Fail(OAUTH_BINDING_MISMATCH, "this OAuth callback %s the binding of the browser that started the "
                    "authorization, so it was refused; the authorization stays pending for that browser"
                    % ("does not carry" if missing else "does not match"),
@@ -405,22 +405,22 @@ def _consume(plpy: Any, caller: str, GD: dict, digest: bytes, presented: Any, mi
         return out
     # The verifier and the client secret leave: recorded apart from the caller's transaction first.
     prov = _provider_row(plpy, tenant, row["provider"])
-    audit.record_reads(plpy, GD, caller, tenant,
+    audit.record_reads(plpy, caller, tenant,
                        [(row["id"], row["provider"], None, oauth_grants.granted(ctx, {"account": row["account"]}))],
                        _key_ids(row, prov), action="oauth_callback")
-    pending = json.loads(_open(plpy, GD, PENDING, tenant, row, "a pending OAuth authorization"))
+    pending = json.loads(_open(plpy, PENDING, tenant, row, "a pending OAuth authorization"))
     out.update(code_verifier=pending["code_verifier"], nonce=pending["nonce"], config=prov["config"],
-               client_secret=_provider_secret(plpy, GD, tenant, row["provider"], prov))
+               client_secret=_provider_secret(plpy, tenant, row["provider"], prov))
     return out
 
 
-def _refused(plpy: Any, GD: dict, ctx: dict, tenant: str, row: dict, reason: str) -> None:
+def _refused(plpy: Any, ctx: dict, tenant: str, row: dict, reason: str) -> None:
     """The audit row of a refused callback (never the binding), committed apart from the
     caller's transaction, which the refusal rolls back. Should it not be written (the
     recorder down, the tenant's audit rate reached), the refusal stands all the same: the
     recorder's own log line says why."""
     try:
-        audit.record_reads(plpy, GD, ctx["caller"], tenant,
+        audit.record_reads(plpy, ctx["caller"], tenant,
                            [(row["id"], row["provider"], None,
                              oauth_grants.granted(ctx, {"account": row["account"], "refused": reason}))],
                            [], action="oauth_callback_refused")
@@ -577,8 +577,8 @@ def _connection(plpy: Any, tenant: str, provider_name: str, account: str, lock: 
     return rows[0]
 
 
-def _tokens(plpy: Any, GD: dict, tenant: str, provider_name: str, row: dict) -> dict:
-    return json.loads(_open(plpy, GD, TOKENS, tenant, row, "the tokens of account %r at OAuth provider %r"
+def _tokens(plpy: Any, tenant: str, provider_name: str, row: dict) -> dict:
+    return json.loads(_open(plpy, TOKENS, tenant, row, "the tokens of account %r at OAuth provider %r"
                             % (row["account"], provider_name)))
 
 
@@ -594,7 +594,7 @@ def _token_response(value: Any, refresh: bool = False) -> tuple[dict, dict]:
     return oauth_response.token_response(_json_object(value, "tokens", MAX_TOKEN_BYTES), refresh)
 
 
-def _store_values(plpy: Any, GD: dict, ctx: dict, tenant: str, provider_name: str, grant_type: str, sealed: dict,
+def _store_values(plpy: Any, ctx: dict, tenant: str, provider_name: str, grant_type: str, sealed: dict,
                   clear: dict, old: Any, config: Any, refresh: bool) -> tuple[str, list]:
     """What _store writes: the row id and the columns from grant_type on, the tokens sealed
     (`sealed` and `clear` are completed in place). The worker's store of many refreshes at
@@ -603,7 +603,7 @@ def _store_values(plpy: Any, GD: dict, ctx: dict, tenant: str, provider_name: st
     clear["scopes"] = oauth_response.scopes(clear.pop("scope", None), conf.get("scope_separator"),
                                             clear.get("left_out") if refresh else None)
     if old is not None and ("refresh_token" not in sealed or refresh):
-        before = _tokens(plpy, GD, tenant, provider_name, old)
+        before = _tokens(plpy, tenant, provider_name, old)
         if "refresh_token" not in sealed and before.get("refresh_token"):
             sealed["refresh_token"] = before["refresh_token"]
         if refresh:
@@ -619,19 +619,19 @@ def _store_values(plpy: Any, GD: dict, ctx: dict, tenant: str, provider_name: st
         clear["token_type"] = clear["token_type"] or old["token_type"]
     row_id = str(old["id"]) if old is not None else str(uuid.uuid4())
     generation = old["generation"] + 1 if old is not None else 1
-    sealed_cols = _seal(active_key(plpy, GD, ctx), TOKENS, tenant, row_id, generation,
+    sealed_cols = _seal(active_key(plpy, ctx), TOKENS, tenant, row_id, generation,
                         json.dumps(sealed).encode())
     common = [grant_type, *sealed_cols, clear["token_type"], clear["scopes"], clear["expires_in"],
               "refresh_token" in sealed, json.dumps(clear["fields"])]
     return row_id, common
 
 
-def _store(plpy: Any, GD: dict, ctx: dict, tenant: str, provider_name: str, account: str, grant_type: str,
+def _store(plpy: Any, ctx: dict, tenant: str, provider_name: str, account: str, grant_type: str,
            sealed: dict, clear: dict, old: Any, config: Any = None, refresh: bool = False) -> dict:
     """Insert or replace the tokens of a connection; `old` is its locked current row or None,
     `config` its provider's. A response without a refresh token keeps the one stored (providers
     send it only once); a refresh's other fields go over the stored ones (oauth_response.merged)."""
-    row_id, common = _store_values(plpy, GD, ctx, tenant, provider_name, grant_type, sealed, clear, old, config,
+    row_id, common = _store_values(plpy, ctx, tenant, provider_name, grant_type, sealed, clear, old, config,
                                    refresh)
     if old is None:
         p = plan(plpy, "oauth.conn_insert", CONN_INSERT_SQL, [T, T, T, U, T, T, B, B, T, TA, "pg_catalog.float8",
@@ -650,7 +650,7 @@ def _store(plpy: Any, GD: dict, ctx: dict, tenant: str, provider_name: str, acco
 
 
 @api
-def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, grant_type: Any,
+def store_tokens(plpy: Any, tenant: str, provider_name: Any, account: Any, grant_type: Any,
                  tokens: Any) -> dict:
     """Store a token endpoint response as the connection (tenant, provider, account)."""
     validate.tenant(tenant)
@@ -658,17 +658,17 @@ def store_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: 
     account = validate.name(account, "account")
     grant_type = validate.name(grant_type, "grant type")
     sealed, clear = _token_response(tokens)
-    return privileged.call(plpy, OWNER, _store_tokens, GD, tenant, provider_name, account, grant_type, sealed, clear)
+    return privileged.call(plpy, OWNER, _store_tokens, tenant, provider_name, account, grant_type, sealed, clear)
 
 
 @privileged.step(OWNER)
-def _store_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, grant_type: str,
+def _store_tokens(plpy: Any, caller: str, tenant: str, provider_name: str, account: str, grant_type: str,
                   sealed: dict, clear: dict) -> dict:
     ctx = oauth_grants.manage(plpy, caller, tenant, provider_name, write=True)
     config = _provider_row(plpy, tenant, provider_name)["config"]
     oauth_response.require_grant(config, grant_type, tenant, provider_name)
     rows = plpy.execute(plan(plpy, "oauth.conn_lock", CONN_LOCK_SQL, [T, T, T]), [tenant, provider_name, account])
-    out = _store(plpy, GD, ctx, tenant, provider_name, account, grant_type, sealed, clear,
+    out = _store(plpy, ctx, tenant, provider_name, account, grant_type, sealed, clear,
                  rows[0] if rows else None, config)
     _record(plpy, ctx, tenant, "oauth_token_store", out.pop("row_id"), provider_name, out["generation"], account=account,
             grant_type=grant_type)
@@ -687,7 +687,7 @@ def _audited_read(plpy: Any, caller: str, tenant: str, provider_name: Any, accou
     return ctx, account, _connection(plpy, tenant, provider_name, account)
 
 
-def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any,
+def _read_access_token(plpy: Any, caller: str, tenant: str, provider_name: str, account: Any,
                        min_valid_seconds: Any = None) -> tuple[dict, dict]:
     """In a step: a connection's row and its tokens (opened), the read recorded before the token
     is opened; SH074 when it needs re-authorization, SH076 (with min_valid_seconds) when it
@@ -705,24 +705,24 @@ def _read_access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_n
                    hint="hush oauth-worker refreshes tokens ahead of expiry; is it running and serving this "
                         "tenant? From Python, access_token() refreshes on demand.")
     if ctx["audit_reads"]:
-        audit.record_reads(plpy, GD, caller, tenant,
+        audit.record_reads(plpy, caller, tenant,
                            [(row["id"], provider_name, row["generation"],
                              oauth_grants.granted(ctx, {"account": account}))],
                            [row["key_id"]], action="oauth_token_read")
-    return row, _tokens(plpy, GD, tenant, provider_name, row)
+    return row, _tokens(plpy, tenant, provider_name, row)
 
 
 @api
-def token(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
+def token(plpy: Any, tenant: str, provider_name: Any, account: Any) -> dict:
     """The stored access token of a connection with its expiry as the database sees it
     (valid_for, seconds). SH074 when the connection needs re-authorization."""
     validate.tenant(tenant)
-    return privileged.call(plpy, OWNER, _token, GD, tenant, validate.name(provider_name, "provider name"), account)
+    return privileged.call(plpy, OWNER, _token, tenant, validate.name(provider_name, "provider name"), account)
 
 
 @privileged.step(OWNER)
-def _token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
-    row, tokens = _read_access_token(plpy, caller, GD, tenant, provider_name, account)
+def _token(plpy: Any, caller: str, tenant: str, provider_name: str, account: Any) -> dict:
+    row, tokens = _read_access_token(plpy, caller, tenant, provider_name, account)
     return {"account": row["account"], "access_token": tokens["access_token"], "token_type": row["token_type"],
             "scopes": row["scopes"], "expires_at": row["expires_at"], "valid_for": row["valid_for"],
             "generation": row["generation"], "grant_type": row["grant_type"], "lease_until": row["lease_until"],
@@ -730,20 +730,20 @@ def _token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, ac
 
 
 @api
-def access_token_sql(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, min_valid_seconds: Any) -> str:
+def access_token_sql(plpy: Any, tenant: str, provider_name: Any, account: Any, min_valid_seconds: Any) -> str:
     """For SQL callers: the access token while it stays valid beyond min_valid_seconds, else
     SH076. It never refreshes (no HTTP in the database): the worker does, ahead of time."""
     if not isinstance(min_valid_seconds, int) or not 0 <= min_valid_seconds <= 86400:
         raise Fail(INVALID_ARGUMENT, "min_valid_seconds must be between 0 and 86400")
     validate.tenant(tenant)
-    return privileged.call(plpy, OWNER, _access_token, GD, tenant, validate.name(provider_name, "provider name"),
+    return privileged.call(plpy, OWNER, _access_token, tenant, validate.name(provider_name, "provider name"),
                            account, min_valid_seconds)
 
 
 @privileged.step(OWNER)
-def _access_token(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any,
+def _access_token(plpy: Any, caller: str, tenant: str, provider_name: str, account: Any,
                   min_valid_seconds: int) -> str:
-    return _read_access_token(plpy, caller, GD, tenant, provider_name, account, min_valid_seconds)[1]["access_token"]
+    return _read_access_token(plpy, caller, tenant, provider_name, account, min_valid_seconds)[1]["access_token"]
 
 
 EVENTS_SQL = f"""
@@ -919,7 +919,7 @@ def _lease_args(holder: Any, lease_seconds: Any, required: bool = False) -> None
 
 
 @api
-def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, holder: Any, lease_seconds: Any,
+def claim(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: Any, lease_seconds: Any,
           seen_generation: Any) -> dict:
     """Take the refresh lease of a connection still at seen_generation. Outcomes:
     'claimed' (with the refresh token, the client's secret and the lease token: refresh
@@ -933,12 +933,12 @@ def claim(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, ho
     _lease_args(holder, lease_seconds, required=True)
     if not isinstance(seen_generation, int):
         raise Fail(INVALID_ARGUMENT, "seen_generation must be the generation last read")
-    return privileged.call(plpy, OWNER, _claim, GD, tenant, provider_name, account, holder, lease_seconds,
+    return privileged.call(plpy, OWNER, _claim, tenant, provider_name, account, holder, lease_seconds,
                            seen_generation)
 
 
 @privileged.step(OWNER)
-def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
+def _claim(plpy: Any, caller: str, tenant: str, provider_name: str, account: str, holder: str,
            lease_seconds: Any, seen_generation: int) -> dict:
     ctx = oauth_grants.use(plpy, caller, tenant, provider_name, lease_account=account, audits=True)  # a lease is a write
     if not oauth_lease.rights(plpy, caller, tenant, provider_name, account):
@@ -965,15 +965,15 @@ def _claim(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, ac
     row = rows[0]
     prov = _provider_row(plpy, tenant, provider_name)
     if ctx["audit_reads"]:  # the refresh token and the client secret leave; the label, never the token
-        audit.record_reads(plpy, GD, caller, tenant,
+        audit.record_reads(plpy, caller, tenant,
                            [(row["id"], provider_name, row["generation"],
                              oauth_grants.granted(ctx, {"account": account, "holder": row["lease_holder"]}))],
                            _key_ids(row, prov), action="oauth_refresh_claim")
-    refresh_token = _tokens(plpy, GD, tenant, provider_name, row).get("refresh_token")
+    refresh_token = _tokens(plpy, tenant, provider_name, row).get("refresh_token")
     return {"outcome": "claimed", "account": account, "generation": row["generation"],
             "lease_until": row["lease_until"], "grant_type": row["grant_type"], "scopes": row["scopes"],
             "refresh_token": refresh_token, "config": prov["config"],
-            "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov), "lease_token": token}
+            "client_secret": _provider_secret(plpy, tenant, provider_name, prov), "lease_token": token}
 
 
 def lease_lost(tenant: str, provider_name: str, account: str) -> Fail:
@@ -985,7 +985,7 @@ def lease_lost(tenant: str, provider_name: str, account: str) -> Fail:
 
 
 @api
-def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, holder: Any, generation: Any,
+def finish(plpy: Any, tenant: str, provider_name: Any, account: Any, holder: Any, generation: Any,
            tokens: Any) -> dict:
     """Store a refresh's response over the generation claimed and free the lease (`holder`:
     its token); SH075 when it is not the current lease's (another call stored tokens since,
@@ -995,11 +995,11 @@ def finish(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any, h
     account = validate.name(account, "account")
     _lease_args(holder, None)
     sealed, clear = _token_response(tokens, refresh=True)
-    return privileged.call(plpy, OWNER, _finish, GD, tenant, provider_name, account, holder, generation, sealed, clear)
+    return privileged.call(plpy, OWNER, _finish, tenant, provider_name, account, holder, generation, sealed, clear)
 
 
 @privileged.step(OWNER)
-def _finish(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: str, holder: str,
+def _finish(plpy: Any, caller: str, tenant: str, provider_name: str, account: str, holder: str,
             generation: Any, sealed: dict, clear: dict) -> dict:
     ctx = oauth_grants.use(plpy, caller, tenant, provider_name, write=True, lease_account=account)
     oauth_lease.rights(plpy, caller, tenant, provider_name, account)
@@ -1008,7 +1008,7 @@ def _finish(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, a
     if row["generation"] != generation or not oauth_lease.holds(row, holder):
         raise lease_lost(tenant, provider_name, account)
     config = _provider_row(plpy, tenant, provider_name)["config"]
-    out = _store(plpy, GD, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row, config,
+    out = _store(plpy, ctx, tenant, provider_name, account, row["grant_type"], sealed, clear, row, config,
                  refresh=True)
     # What the response had over a limit and was left out (names, never values): oauth_response.token_response.
     _record(plpy, ctx, tenant, "oauth_refresh", out.pop("row_id"), provider_name, out["generation"], account=account,
@@ -1097,26 +1097,26 @@ def _connections(plpy: Any, caller: str, tenant: str, provider_name: Any) -> lis
 
 
 @api
-def connection_tokens(plpy: Any, GD: dict, tenant: str, provider_name: Any, account: Any) -> dict:
+def connection_tokens(plpy: Any, tenant: str, provider_name: Any, account: Any) -> dict:
     """Every token of a connection and the client's secret, for revocation (audited)."""
     validate.tenant(tenant)
-    return privileged.call(plpy, OWNER, _connection_tokens, GD, tenant, validate.name(provider_name, "provider name"),
+    return privileged.call(plpy, OWNER, _connection_tokens, tenant, validate.name(provider_name, "provider name"),
                            account)
 
 
 @privileged.step(OWNER)
-def _connection_tokens(plpy: Any, caller: str, GD: dict, tenant: str, provider_name: str, account: Any) -> dict:
+def _connection_tokens(plpy: Any, caller: str, tenant: str, provider_name: str, account: Any) -> dict:
     ctx, account, row = _audited_read(plpy, caller, tenant, provider_name, account, manages=True)
     prov = _provider_row(plpy, tenant, provider_name)
     if ctx["audit_reads"]:
-        audit.record_reads(plpy, GD, caller, tenant,
+        audit.record_reads(plpy, caller, tenant,
                            [(row["id"], provider_name, row["generation"],
                              oauth_grants.granted(ctx, {"account": account}))],
                            _key_ids(row, prov), action="oauth_tokens_read")
-    tokens = _tokens(plpy, GD, tenant, provider_name, row)
+    tokens = _tokens(plpy, tenant, provider_name, row)
     return {"account": account, "access_token": tokens.get("access_token"),
             "refresh_token": tokens.get("refresh_token"), "id_token": tokens.get("id_token"),
-            "config": prov["config"], "client_secret": _provider_secret(plpy, GD, tenant, provider_name, prov)}
+            "config": prov["config"], "client_secret": _provider_secret(plpy, tenant, provider_name, prov)}
 
 
 @api

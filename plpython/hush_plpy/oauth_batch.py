@@ -145,7 +145,7 @@ def _refused(plpy: Any, action: str, tenant: Any, f: Fail) -> dict:
 # -- lease and open ---------------------------------------------------------------------
 
 @api
-def worker_lease(plpy: Any, GD: dict, holder: Any, batch_size: Any, window_seconds: Any, lease_seconds: Any,
+def worker_lease(plpy: Any, holder: Any, batch_size: Any, window_seconds: Any, lease_seconds: Any,
                  keepalive_seconds: Any) -> list:
     """oauth_worker_claim's leases, each opened as oauth_claim_refresh opens one (the
     refresh token, the provider's config and client secret), in one statement. A row that
@@ -164,7 +164,7 @@ def worker_lease(plpy: Any, GD: dict, holder: Any, batch_size: Any, window_secon
         by_tenant.setdefault(r["tenant_id"], []).append(r)
     for tenant, rows in by_tenant.items():
         try:
-            opened = privileged.call(plpy, OWNER, _open_leases, GD, tenant, rows, clean)
+            opened = privileged.call(plpy, OWNER, _open_leases, tenant, rows, clean)
         except Fail as f:
             if f.code in ENDS_STATEMENT:
                 raise
@@ -177,7 +177,7 @@ def worker_lease(plpy: Any, GD: dict, holder: Any, batch_size: Any, window_secon
 
 
 @privileged.step(OWNER)
-def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, clean: bool) -> list:
+def _open_leases(plpy: Any, caller: str, tenant: str, leases: list, clean: bool) -> list:
     """In a step: the tenant's leases just claimed (in this statement), opened."""
     ctx = access.enter(plpy, caller, tenant)
     audits = not clean or plpy.execute(plan(plpy, "oauth_batch.audits", AUDITS_SQL, [T]), [tenant])[0]["audits"]
@@ -206,7 +206,7 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
             out.append(None)
             found.append((lease, row, prov))
     if found and audits:  # the refresh tokens and client secrets leave; the label, never the token
-        audit.record_reads(plpy, GD, caller, tenant,
+        audit.record_reads(plpy, caller, tenant,
                            [(row["id"], lease["provider"], row["generation"],
                              oauth_grants.granted({"via": usable[lease["provider"]]},
                                                   {"account": lease["account"], "holder": row["lease_holder"]}))
@@ -222,8 +222,8 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
         try:
             name = lease["provider"]
             if name not in secrets:
-                secrets[name] = oauth._provider_secret(plpy, GD, tenant, name, prov)
-            refresh_token = oauth._tokens(plpy, GD, tenant, name, row).get("refresh_token")
+                secrets[name] = oauth._provider_secret(plpy, tenant, name, prov)
+            refresh_token = oauth._tokens(plpy, tenant, name, row).get("refresh_token")
         except Fail as f:  # one that does not decrypt does not keep the others from their refresh
             out[i] = {"fail": f}
             continue
@@ -235,7 +235,7 @@ def _open_leases(plpy: Any, caller: str, GD: dict, tenant: str, leases: list, cl
 # -- finish ---------------------------------------------------------------------------------
 
 @api
-def worker_finish(plpy: Any, GD: dict, tenants: Any, providers: Any, accounts: Any, lease_tokens: Any,
+def worker_finish(plpy: Any, tenants: Any, providers: Any, accounts: Any, lease_tokens: Any,
                   generations: Any, responses: Any) -> list:
     """Store many refreshes' responses, each as oauth_finish_refresh stores one: over the
     generation its lease claimed, only with that lease's current token. One result row per
@@ -268,7 +268,7 @@ def worker_finish(plpy: Any, GD: dict, tenants: Any, providers: Any, accounts: A
         by_tenant.setdefault(tenant, []).append((i, provider_name, account, holder, generation, sealed, clear))
     for tenant, items in by_tenant.items():
         try:
-            done = privileged.call(plpy, OWNER, _finish_many, GD, tenant, items)
+            done = privileged.call(plpy, OWNER, _finish_many, tenant, items)
         except Fail as f:
             if f.code in ENDS_STATEMENT:
                 raise
@@ -282,7 +282,7 @@ def worker_finish(plpy: Any, GD: dict, tenants: Any, providers: Any, accounts: A
 
 
 @privileged.step(OWNER)
-def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> dict:
+def _finish_many(plpy: Any, caller: str, tenant: str, items: list) -> dict:
     """In a step: a tenant's refreshes checked and stored; {input index: result columns}."""
     ctx = access.enter(plpy, caller, tenant, write=True)
     oauth_lease.rights(plpy, caller, tenant, items[0][1], items[0][2])
@@ -324,7 +324,7 @@ def _finish_many(plpy: Any, caller: str, GD: dict, tenant: str, items: list) -> 
             if key in taken or row["generation"] != generation or not oauth_lease.holds(row, holder):
                 raise oauth.lease_lost(tenant, provider_name, account)
             config = provs[provider_name]["config"] if provider_name in provs else None
-            row_id, common = oauth._store_values(plpy, GD, ctx, tenant, provider_name, row["grant_type"], sealed,
+            row_id, common = oauth._store_values(plpy, ctx, tenant, provider_name, row["grant_type"], sealed,
                                                  clear, row, config, True)
         except Fail as f:
             out[i] = {"fail": f}

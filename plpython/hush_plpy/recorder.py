@@ -46,7 +46,10 @@ try:  # BLAKE2 is built into CPython; hashlib's import (OpenSSL) costs ~1 ms
 except ImportError:  # pragma: no cover - another Python
     from hashlib import blake2b
 
-TARGET = "hush recorder target"      # GD: the conninfo keywords, set by hush._recorder_target()
+# What this backend remembers between calls (module state lasts as long as the backend):
+# the conninfo keywords under TARGET, set by hush._recorder_target(); RECEIVER below.
+_memo: dict = {}
+TARGET = "hush recorder target"
 DEFAULT_TIMEOUT_MS = 2000
 MAC_PERSON = b"hush-read-record"
 RECORD_SQL = b"SELECT hush._record($1, $2)"
@@ -203,29 +206,29 @@ def mac(key: bytes, payload: bytes) -> bytes:
     return blake2b(payload, key=key, digest_size=32, person=MAC_PERSON).digest()
 
 
-def _mac_key(plpy: Any, GD: dict) -> tuple[str, bytes]:
+def _mac_key(plpy: Any) -> tuple[str, bytes]:
     """A key both nodes hold: the keyring's first (the same keyring on every node)."""
-    return next(iter(keyring.load(plpy, GD).items()))
+    return next(iter(keyring.load(plpy).items()))
 
 
-def _target(plpy: Any, GD: dict, who: dict) -> dict:
+def _target(plpy: Any, who: dict) -> dict:
     """Where records go, worked out once per backend, and again after a promotion or a
     configuration reload (a standby re-pointed at a new primary, a new recorder_conninfo)."""
-    target = GD.get(TARGET)
+    target = _memo.get(TARGET)
     if target is None or target["recovery"] != bool(who["standby"]) or target["conf"] != who["conf"]:
         plpy.execute("SELECT hush._recorder_target()")
-        target = GD[TARGET]
+        target = _memo[TARGET]
     return target
 
 
-def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
+def record(plpy: Any, payload: dict, who: dict) -> None:
     """Send one record (a tenant's rows, who, where) and wait for its commit; SH022 otherwise.
     A connection kept from an earlier read may have died since (the recorder's session ends
     after a minute idle): then one more try on a new one. A standby's first record on a
     connection also reports which root keys its keyring holds (ids only), for add_root_key's
     warning on the primary."""
     global _conn, _conn_key
-    target = _target(plpy, GD, who)
+    target = _target(plpy, who)
     params = target["params"]
     deadline = time.monotonic() + target["timeout_ms"] / 1000
     while True:
@@ -234,7 +237,7 @@ def record(plpy: Any, GD: dict, payload: dict, who: dict) -> None:
             if fresh:
                 _drop()
                 _conn, _conn_key = _connect(params, deadline), target
-            body, proof, receipt = _signed(plpy, GD, payload, target, fresh)
+            body, proof, receipt = _signed(plpy, payload, target, fresh)
             if _send(_conn, [body, proof], deadline) != receipt:
                 raise _Down("the recorder's answer does not carry this record's receipt")
             return
@@ -259,7 +262,7 @@ SELECT pg_catalog.pg_is_in_recovery() AS standby, pg_catalog.pg_conf_load_time()
 """
 
 
-def register_first_key(plpy: Any, GD: dict) -> str | None:
+def register_first_key(plpy: Any) -> str | None:
     """Have the primary register the keyring's first key as the active one, in a transaction of
     its own, over a connection used for this alone (no slot kept): registered inside the first
     writer's transaction, the row would make every other writer's first write wait until that
@@ -267,7 +270,7 @@ def register_first_key(plpy: Any, GD: dict) -> str | None:
     done (the server log says why), for the caller to register it in its own transaction."""
     conn, params = None, {}
     try:
-        target = _target(plpy, GD, plpy.execute(WHERE_SQL)[0])
+        target = _target(plpy, plpy.execute(WHERE_SQL)[0])
         params = target["params"]
         deadline = time.monotonic() + target["timeout_ms"] / 1000
         conn = _connect(params, deadline)
@@ -299,15 +302,15 @@ def _refuse(plpy: Any, why: str, params: dict, who: dict) -> None:
                     "hush.recorder_conninfo (or primary_conninfo) reaches it.")
 
 
-def _signed(plpy: Any, GD: dict, payload: dict, target: dict, fresh: bool) -> tuple[bytes, bytes, bytes]:
+def _signed(plpy: Any, payload: dict, target: dict, fresh: bool) -> tuple[bytes, bytes, bytes]:
     """The record's body, its MAC, and the receipt hush._record answers with once it holds it
     (a pooler or anything else in between cannot fake the answer)."""
-    kid, key = _mac_key(plpy, GD)
+    kid, key = _mac_key(plpy)
     nonce = os.urandom(16).hex()
     # db and at: a body replayed into another database, or later than RECENT_S, is refused.
     extra = {"key_id": kid, "nonce": nonce, "db": target["db"], "at": int(time.time())}
     if fresh and target.get("node"):
-        extra["node"] = {"name": target["node"], "key_ids": sorted(keyring.load(plpy, GD))}
+        extra["node"] = {"name": target["node"], "key_ids": sorted(keyring.load(plpy))}
     body = wire.dumps(dict(payload, **extra)).encode()
     return body, b"\\x" + mac(key, body).hex().encode(), receipt(key, nonce).hex().encode()
 
@@ -379,7 +382,7 @@ def _timeout_ms(setting: Any) -> int:
 
 
 @api
-def compute_target(plpy: Any, GD: dict) -> None:
+def compute_target(plpy: Any) -> None:
     """Where this backend's records go, kept in its memory only (primary_conninfo and the
     override may hold a password)."""
     s = plpy.execute(SETTINGS_SQL)[0]
@@ -407,11 +410,11 @@ def compute_target(plpy: Any, GD: dict) -> None:
                           "-c lock_timeout=%d -c statement_timeout=%d -c idle_in_transaction_session_timeout=0 "
                           # a reader gone quiet frees its recorder's slot; its next read reconnects
                           "-c idle_session_timeout=60000" % (min(timeout_ms, 1000), timeout_ms))
-    GD[TARGET] = {"params": params, "recovery": bool(s["recovery"]), "timeout_ms": timeout_ms, "conf": s["conf"],
+    _memo[TARGET] = {"params": params, "recovery": bool(s["recovery"]), "timeout_ms": timeout_ms, "conf": s["conf"],
                   "db": s["dbname"]}
     if s["recovery"]:  # how the primary names this standby in add_root_key's warning
         import socket
-        GD[TARGET]["node"] = "%s:%s%s" % (socket.gethostname(), s["port"],
+        _memo[TARGET]["node"] = "%s:%s%s" % (socket.gethostname(), s["port"],
                                           " (%s)" % s["cluster_name"] if s["cluster_name"] else "")
 
 
@@ -443,7 +446,7 @@ SELECT pg_catalog.current_database() AS db,
 
 
 @api
-def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
+def store(plpy: Any, body: Any, proof: Any) -> str:
     """hush._record(): verify the record's MAC, its database and its age, then insert its rows
     (as hush_owner, in the record's tenant, under owner_steps) if the reader's grants allow
     them now (recheck.py; SH020 otherwise) and answer with its receipt. Anything else is
@@ -455,21 +458,21 @@ def store(plpy: Any, GD: dict, body: Any, proof: Any) -> str:
     from .audit import check_rate
     try:
         payload = wire.loads(body)
-        key = keyring.load(plpy, GD).get(payload["key_id"])
+        key = keyring.load(plpy).get(payload["key_id"])
         good = key is not None and _compare_digest(mac(key, body.encode()), bytes(proof))
     except (ValueError, KeyError, TypeError):
         good = False
     storable, cap = recheck.needs(payload.get("rows", [])) if good else (False, None)
     if not storable:
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record stores only records that hush's own reads signed")
-    here = GD.get(RECEIVER)
+    here = _memo.get(RECEIVER)
     if here is None:
         here = plpy.execute(SESSION_SQL)[0]
         if not here["room"]:
             raise Fail("53300", "a superuser recorder refuses to hold a slot of superuser_reserved_connections: "
                        "no other slot is free", hint="Raise max_connections, or record as a login role in "
                        "hush_recorder with a CONNECTION LIMIT (README, \"When a read is recorded\").")
-        GD[RECEIVER] = here
+        _memo[RECEIVER] = here
     if payload.get("db") != here["db"] or not isinstance(payload.get("at"), int) \
             or abs(time.time() - payload["at"]) > RECENT_S:
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record refuses a record made for another database or more "

@@ -158,14 +158,14 @@ SELECT $1, 'destroy', $2, $9, r.version, $7,
 VERSION_TYPES = [T, "pg_catalog.uuid", "pg_catalog.int4", T, "pg_catalog.bytea", "pg_catalog.bytea", "pg_catalog.name",
                  T, T, "pg_catalog.jsonb"]
 
-def active_key(plpy: Any, GD: dict, ctx: dict) -> tuple[str, bytes]:
+def active_key(plpy: Any, ctx: dict) -> tuple[str, bytes]:
     """The active root key, checked against the keyring before anything is written.
     With no key registered at all, the keyring's first key becomes the active one."""
     kid = ctx["active_key_id"]
     if kid is None:
         from .keys import first_active  # keys imports this module
-        kid = first_active(plpy, GD)
-    return kid, keyring.get(plpy, GD, kid)
+        kid = first_active(plpy)
+    return kid, keyring.get(plpy, kid)
 
 
 def _fail_write(plpy: Any, tenant: str, by: str, key: Any, expected: Any, pending: bool = False) -> NoReturn:
@@ -334,26 +334,26 @@ def _arguments(plpy: Any, stage: Any, kind: Any, description: Any, tags: Any, me
 
 
 @api
-def save_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, description: Any, tags: Any,
+def save_secret(plpy: Any, tenant: str, name: str, value: Any, description: Any, tags: Any,
                 metadata: Any, kind: Any, expected_version: Any, expires_at: Any, max_versions: Any,
                 destroy_versions_after: Any, rotate_every: Any, stage: Any) -> dict:
     validate.tenant(tenant)
     validate.name(name)
     pending, fields, settings = _arguments(plpy, stage, kind, description, tags, metadata, expires_at,
                                            expected_version, max_versions, destroy_versions_after, rotate_every)
-    return privileged.call(plpy, OWNER, _save, GD, tenant, name, value, fields, settings, expected_version, pending,
+    return privileged.call(plpy, OWNER, _save, tenant, name, value, fields, settings, expected_version, pending,
                            tenant=tenant)
 
 
 @privileged.step(OWNER)
-def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, fields: list, settings: list,
+def _save(plpy: Any, caller: str, tenant: str, name: str, value: str, fields: list, settings: list,
           expected_version: Any, pending: bool) -> dict:
     if expected_version or pending:
         ctx = access.enter(plpy, caller, tenant, write=True, cap="write", name=name)
         if _sets_retention(settings):
             access.still_granted(plpy, ctx, [_may_set_retention(plpy, caller, tenant, "name", name)])
         raw = validate.value(value, ctx["max_value_bytes"])
-        key = active_key(plpy, GD, ctx)
+        key = active_key(plpy, ctx)
         rows = plpy.execute(_update_plan(plpy, "name", "pending" if pending else "current"),
                             [tenant, name, *fields, expected_version, *settings, None, None, None])
         row = rows[0] if rows else None
@@ -374,7 +374,7 @@ def _save(plpy: Any, caller: str, GD: dict, tenant: str, name: str, value: str, 
         if ctx["audit_limit"]:  # refused with the step: the upsert above is taken back with it
             audit.check_rate(plpy, tenant, ctx["audit_limit"])
         raw = validate.value(value, ctx["max_value_bytes"])
-        key = active_key(plpy, GD, ctx)
+        key = active_key(plpy, ctx)
         row = ctx if ctx["id"] is not None else None
     if row is None:
         _fail_write(plpy, tenant, "name", name, expected_version, pending)
@@ -396,19 +396,19 @@ def _update_plan(plpy: Any, by: str, mode: str) -> Any:
                 [T, typ, *FIELD_TYPES, "pg_catalog.int4", *SETTING_TYPES, T, "pg_catalog.name", "pg_catalog.jsonb"])
 
 
-def _update(plpy: Any, GD: dict, tenant: str, by: str, key: Any, value: Any, description: Any, tags: Any,
+def _update(plpy: Any, tenant: str, by: str, key: Any, value: Any, description: Any, tags: Any,
             metadata: Any, expected_version: Any, kind: Any, expires_at: Any, max_versions: Any,
             destroy_versions_after: Any, rotate_every: Any, stage: Any) -> dict:
     pending, fields, settings = _arguments(plpy, stage, kind, description, tags, metadata, expires_at,
                                            expected_version, max_versions, destroy_versions_after, rotate_every)
     if pending and value is None:
         raise Fail(INVALID_ARGUMENT, "stage => 'pending' stages a new value: value must not be NULL")
-    return privileged.call(plpy, OWNER, _update_step, GD, tenant, by, key, value, fields, settings, expected_version,
+    return privileged.call(plpy, OWNER, _update_step, tenant, by, key, value, fields, settings, expected_version,
                            pending)
 
 
 @privileged.step(OWNER)
-def _update_step(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, value: Any, fields: list,
+def _update_step(plpy: Any, caller: str, tenant: str, by: str, key: Any, value: Any, fields: list,
                  settings: list, expected_version: Any, pending: bool) -> dict:
     from . import scope
     ctx = scope.enter(plpy, caller, tenant, by, key, "write", write=True)
@@ -423,7 +423,7 @@ def _update_step(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: An
             _fail_write(plpy, tenant, by, key, expected_version)
     else:
         raw = validate.value(value, ctx["max_value_bytes"])
-        root = active_key(plpy, GD, ctx)
+        root = active_key(plpy, ctx)
         rows = plpy.execute(_update_plan(plpy, by, "pending" if pending else "current"),
                             [tenant, key, *fields, expected_version, *settings, None, None, None])
         if not rows:
@@ -436,18 +436,18 @@ def _update_step(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: An
 
 
 @api
-def update_secret(plpy: Any, GD: dict, tenant: str, name: str, value: Any, description: Any, tags: Any,
+def update_secret(plpy: Any, tenant: str, name: str, value: Any, description: Any, tags: Any,
                   metadata: Any, expected_version: Any, kind: Any, expires_at: Any, max_versions: Any,
                   destroy_versions_after: Any, rotate_every: Any, stage: Any) -> dict:
     validate.tenant(tenant)
-    return _update(plpy, GD, tenant, "name", validate.name(name), value, description, tags, metadata,
+    return _update(plpy, tenant, "name", validate.name(name), value, description, tags, metadata,
                    expected_version, kind, expires_at, max_versions, destroy_versions_after, rotate_every, stage)
 
 
 @api
-def update_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, value: Any, description: Any, tags: Any,
+def update_secret_by_id(plpy: Any, tenant: str, secret_id: str, value: Any, description: Any, tags: Any,
                         metadata: Any, expected_version: Any, kind: Any, expires_at: Any, max_versions: Any,
                         destroy_versions_after: Any, rotate_every: Any, stage: Any) -> dict:
     validate.tenant(tenant)
-    return _update(plpy, GD, tenant, "id", secret_id, value, description, tags, metadata,
+    return _update(plpy, tenant, "id", secret_id, value, description, tags, metadata,
                    expected_version, kind, expires_at, max_versions, destroy_versions_after, rotate_every, stage)

@@ -104,13 +104,13 @@ def _read(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any, 
     return list(rows)
 
 
-def _release(plpy: Any, GD: dict, caller: str, tenant: str, rows: list) -> None:
+def _release(plpy: Any, caller: str, tenant: str, rows: list) -> None:
     """Record the reads of the values about to be handed out (unless the tenant switched
     read auditing off), once _check passed and before any value is opened. Where the record
     commits, the caller's grants are asked again and the one allowing each read goes into
     its row (recheck.py): a grant revoked since READ_SQL ran refuses the read there."""
     if rows[0]["audit_reads"]:
-        audit.record_reads(plpy, GD, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows],
+        audit.record_reads(plpy, caller, tenant, [(r["id"], r["name"], r["version"]) for r in rows],
                            [r["key_id"] for r in rows])
 
 
@@ -130,10 +130,10 @@ def _check(tenant: str, row: dict, asked_version: Any, stage: Any = None) -> Non
         raise Fail(VERSION_DESTROYED, "version %s of %s was destroyed" % (row["version"], label))
 
 
-def decrypt(plpy: Any, GD: dict, tenant: str, row: dict) -> bytes:
+def decrypt(plpy: Any, tenant: str, row: dict) -> bytes:
     """The value of the version `row` holds (id, name, version, key_id, wrapped_dek,
     ciphertext); SH031 for a seal that does not belong to its row (copied or tampered with)."""
-    key = keyring.get(plpy, GD, row["key_id"])
+    key = keyring.get(plpy, row["key_id"])
     try:
         return crypto.open_(key, row["key_id"], tenant, row["id"], row["version"], row["wrapped_dek"],
                             row["ciphertext"])
@@ -143,8 +143,8 @@ def decrypt(plpy: Any, GD: dict, tenant: str, row: dict) -> bytes:
                    % (row["version"], row["name"], tenant)) from None
 
 
-def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
-    plain = decrypt(plpy, GD, tenant, row)
+def _open(plpy: Any, tenant: str, row: dict) -> dict:
+    plain = decrypt(plpy, tenant, row)
     return {"id": row["id"], "tenant_id": tenant, "name": row["name"], "value": plain.decode("utf-8"),
             "kind": row["kind"], "description": row["description"], "tags": row["tags"],
             "metadata": row["metadata"], "version": row["version"], "created_at": row["created_at"],
@@ -152,11 +152,11 @@ def _open(plpy: Any, GD: dict, tenant: str, row: dict) -> dict:
 
 
 @privileged.step(OWNER)
-def _get(plpy: Any, caller: str, GD: dict, tenant: str, by: str, key: Any, version: Any, stage: Any) -> dict:
+def _get(plpy: Any, caller: str, tenant: str, by: str, key: Any, version: Any, stage: Any) -> dict:
     rows = _read(plpy, caller, tenant, by, key, version, stage)
     _check(tenant, rows[0], version, stage)
-    _release(plpy, GD, caller, tenant, rows)
-    return _open(plpy, GD, tenant, rows[0])
+    _release(plpy, caller, tenant, rows)
+    return _open(plpy, tenant, rows[0])
 
 
 def _read_stage(version: Any, stage: Any) -> Any:
@@ -169,35 +169,35 @@ def _read_stage(version: Any, stage: Any) -> Any:
 
 
 @api
-def get_secret(plpy: Any, GD: dict, tenant: str, name: str, version: Any, stage: Any) -> dict:
+def get_secret(plpy: Any, tenant: str, name: str, version: Any, stage: Any) -> dict:
     validate.tenant(tenant)
     validate.name(name)
     validate.version(version)
     if stage is not None:
         stage = _read_stage(version, stage)
-    return privileged.call(plpy, OWNER, _get, GD, tenant, "name", name, version, stage, tenant=tenant)
+    return privileged.call(plpy, OWNER, _get, tenant, "name", name, version, stage, tenant=tenant)
 
 
 @api
-def get_secret_by_id(plpy: Any, GD: dict, tenant: str, secret_id: str, version: Any, stage: Any) -> dict:
+def get_secret_by_id(plpy: Any, tenant: str, secret_id: str, version: Any, stage: Any) -> dict:
     validate.tenant(tenant)
     validate.version(version)
     if stage is not None:
         stage = _read_stage(version, stage)
-    return privileged.call(plpy, OWNER, _get, GD, tenant, "id", secret_id, version, stage, tenant=tenant)
+    return privileged.call(plpy, OWNER, _get, tenant, "id", secret_id, version, stage, tenant=tenant)
 
 
 @api
-def get_secrets(plpy: Any, GD: dict, tenant: str, names: Any) -> list:
+def get_secrets(plpy: Any, tenant: str, names: Any) -> list:
     validate.tenant(tenant)
     if names is None:
         raise Fail(INVALID_ARGUMENT, "names must not be NULL")
     wanted = list(dict.fromkeys(validate.name(n) for n in names))
-    return privileged.call(plpy, OWNER, _get_many, GD, tenant, wanted, tenant=tenant)
+    return privileged.call(plpy, OWNER, _get_many, tenant, wanted, tenant=tenant)
 
 
 @privileged.step(OWNER)
-def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> list:
+def _get_many(plpy: Any, caller: str, tenant: str, wanted: list) -> list:
     rows = _read(plpy, caller, tenant, "names", wanted, None)
     found = {r["name"]: r for r in rows}
     missing = [n for n in wanted if n not in found]
@@ -213,6 +213,6 @@ def _get_many(plpy: Any, caller: str, GD: dict, tenant: str, wanted: list) -> li
                    % (len(missing), len(wanted), tenant, ", ".join(validate.show(n) for n in missing[:10])))
     for n in wanted:
         _check(tenant, found[n], None)
-    _release(plpy, GD, caller, tenant, rows)
+    _release(plpy, caller, tenant, rows)
     # In the order asked for.
-    return [_open(plpy, GD, tenant, found[n]) for n in wanted]
+    return [_open(plpy, tenant, found[n]) for n in wanted]

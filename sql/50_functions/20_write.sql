@@ -9,7 +9,7 @@ CREATE OR REPLACE FUNCTION hush.save_secret(
     rotate_every interval DEFAULT NULL, stage text DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
-AS $py${{py: secret_writes.save_secret(GD, tenant, name, value, description, tags, metadata, kind, expected_version, expires_at, max_versions, destroy_versions_after, rotate_every, stage)}}$py$;
+AS $py${{py: secret_writes.save_secret(tenant, name, value, description, tags, metadata, kind, expected_version, expires_at, max_versions, destroy_versions_after, rotate_every, stage)}}$py$;
 COMMENT ON FUNCTION hush.save_secret(text, text, text, text, hush.secret_tags, jsonb, text, integer, timestamptz,
                                      integer, interval, interval, text) IS
     'Create a secret or add a version; expected_version makes it check-and-set (0 = create only); '
@@ -25,7 +25,7 @@ CREATE OR REPLACE FUNCTION hush.update_secret(
     rotate_every interval DEFAULT NULL, stage text DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
-AS $py${{py: secret_writes.update_secret(GD, tenant, name, value, description, tags, metadata, expected_version, kind, expires_at, max_versions, destroy_versions_after, rotate_every, stage)}}$py$;
+AS $py${{py: secret_writes.update_secret(tenant, name, value, description, tags, metadata, expected_version, kind, expires_at, max_versions, destroy_versions_after, rotate_every, stage)}}$py$;
 COMMENT ON FUNCTION hush.update_secret(text, text, text, text, hush.secret_tags, jsonb, integer, text, timestamptz,
                                        integer, interval, interval, text) IS
     'Update an existing secret: a new value makes a new version (staged pending with stage => ''pending''); '
@@ -39,7 +39,7 @@ CREATE OR REPLACE FUNCTION hush.update_secret_by_id(
     rotate_every interval DEFAULT NULL, stage text DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
-AS $py${{py: secret_writes.update_secret_by_id(GD, tenant, id, value, description, tags, metadata, expected_version, kind, expires_at, max_versions, destroy_versions_after, rotate_every, stage)}}$py$;
+AS $py${{py: secret_writes.update_secret_by_id(tenant, id, value, description, tags, metadata, expected_version, kind, expires_at, max_versions, destroy_versions_after, rotate_every, stage)}}$py$;
 COMMENT ON FUNCTION hush.update_secret_by_id(text, uuid, text, text, hush.secret_tags, jsonb, integer, text, timestamptz,
                                              integer, interval, interval, text) IS
     'update_secret by id.';
@@ -75,6 +75,6 @@ CREATE OR REPLACE FUNCTION hush.save_secrets(
     kind text DEFAULT NULL, tags hush.secret_tags DEFAULT NULL, metadata jsonb DEFAULT NULL)
 RETURNS SETOF hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
-AS $py${{py: bulk.save_secrets(GD, tenant, names, values, kind, tags, metadata)}}$py$;
+AS $py${{py: bulk.save_secrets(tenant, names, values, kind, tags, metadata)}}$py$;
 COMMENT ON FUNCTION hush.save_secrets(text, hush.secret_names, hush.secret_values, text, hush.secret_tags, jsonb) IS
     'save_secret for many secrets in one set-based call (up to 10,000 and 64 MiB of values); all or nothing; one audit row each.';

@@ -14,7 +14,7 @@ CREATE OR REPLACE FUNCTION hush.rollback_secret(tenant text, name text, to_versi
                                                 expected_version integer DEFAULT NULL)
 RETURNS hush.saved_secret
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' SET TimeZone = 'UTC'
-AS $py${{py: lifecycle.rollback_secret(GD, tenant, name, to_version, expected_version)}}$py$;
+AS $py${{py: lifecycle.rollback_secret(tenant, name, to_version, expected_version)}}$py$;
 COMMENT ON FUNCTION hush.rollback_secret(text, text, integer, integer) IS
     'Make a new current version with an old version''s value; expected_version makes it check-and-set; audited.';
 

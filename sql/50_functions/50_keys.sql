@@ -6,27 +6,27 @@ CREATE OR REPLACE FUNCTION hush.root_key_status()
 RETURNS TABLE (key_id text, state text, loaded boolean, data_keys bigint, created_at timestamptz,
                activated_at timestamptz)
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: keys.status(GD)}}$py$;
+AS $py${{py: keys.status()}}$py$;
 COMMENT ON FUNCTION hush.root_key_status() IS
     'Every registered root key (active, decrypt_only, retired), whether the keyring holds it, how many data keys it seals; then keyring keys not registered yet.';
 
 CREATE OR REPLACE FUNCTION hush.add_root_key(key_id text)
 RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: keys.add(GD, key_id)}}$py$;
+AS $py${{py: keys.add(key_id)}}$py$;
 COMMENT ON FUNCTION hush.add_root_key(text) IS 'Register a key of the keyring (decrypt_only until activated).';
 
 CREATE OR REPLACE FUNCTION hush.activate_root_key(key_id text)
 RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: keys.activate(GD, key_id)}}$py$;
+AS $py${{py: keys.activate(key_id)}}$py$;
 COMMENT ON FUNCTION hush.activate_root_key(text) IS
     'Seal new data keys with this registered key from now on; the previous active key keeps decrypting.';
 
 CREATE OR REPLACE FUNCTION hush.retire_root_key(key_id text)
 RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: keys.retire(GD, key_id)}}$py$;
+AS $py${{py: keys.retire(key_id)}}$py$;
 COMMENT ON FUNCTION hush.retire_root_key(text) IS 'Retire a key that is not active and seals no data key.';
 
 -- The first root key of a database, registered on the primary in a transaction
@@ -38,13 +38,13 @@ COMMENT ON FUNCTION hush.retire_root_key(text) IS 'Retire a key that is not acti
 CREATE OR REPLACE FUNCTION hush._register_first_root_key()
 RETURNS text
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $py${{py: keys.register_first(GD)}}$py$;
+AS $py${{py: keys.register_first()}}$py$;
 
 -- One committed batch of CALL hush.rewrap(); callable by hush_admin through it.
 CREATE OR REPLACE FUNCTION hush._rewrap_batch(batch_size integer)
 RETURNS integer
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: keys.rewrap_batch(GD, batch_size)}}$py$;
+AS $py${{py: keys.rewrap_batch(batch_size)}}$py$;
 
 -- An invoker procedure without a SET clause: PostgreSQL allows COMMIT only
 -- there, and only when it is not called inside an explicit transaction block.

@@ -5,7 +5,7 @@
 CREATE OR REPLACE FUNCTION hush.oauth_save_provider(tenant text, provider text, config jsonb, client_secret text DEFAULT NULL)
 RETURNS hush.oauth_provider_saved
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.save_provider(GD, tenant, provider, config, client_secret)}}$py$;
+AS $py${{py: oauth.save_provider(tenant, provider, config, client_secret)}}$py$;
 COMMENT ON FUNCTION hush.oauth_save_provider(text, text, jsonb, text) IS
     'Register an OAuth provider of a tenant, or replace its configuration and client secret (sealed; NULL for a public client).';
 
@@ -19,7 +19,7 @@ COMMENT ON FUNCTION hush.oauth_providers(text) IS
 CREATE OR REPLACE FUNCTION hush.oauth_provider(tenant text, provider text)
 RETURNS hush.oauth_client
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.provider(GD, tenant, provider)}}$py$;
+AS $py${{py: oauth.provider(tenant, provider)}}$py$;
 COMMENT ON FUNCTION hush.oauth_provider(text, text) IS
     'A provider''s configuration and client secret, for the client that speaks HTTP; audited.';
 
@@ -36,42 +36,42 @@ COMMENT ON FUNCTION hush.oauth_remove_provider(text, text) IS
 CREATE OR REPLACE FUNCTION hush.oauth_begin(tenant text, provider text, state text, code_verifier text, nonce text, redirect_uri text, scopes hush.oauth_scopes, account text DEFAULT NULL, ttl_seconds integer DEFAULT 600, binding text DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.begin(GD, tenant, provider, state, code_verifier, nonce, redirect_uri, scopes, account, ttl_seconds, binding)}}$py$;
+AS $py${{py: oauth.begin(tenant, provider, state, code_verifier, nonce, redirect_uri, scopes, account, ttl_seconds, binding)}}$py$;
 COMMENT ON FUNCTION hush.oauth_begin(text, text, text, text, text, text, hush.oauth_scopes, text, integer, text) IS
     'Store a pending authorization (the state''s and the browser binding''s SHA-256, the sealed PKCE verifier and nonce); returns when it expires.';
 
 CREATE OR REPLACE FUNCTION hush.oauth_consume(state text, binding text)
 RETURNS hush.oauth_callback
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.consume(GD, state, binding)}}$py$;
+AS $py${{py: oauth.consume(state, binding)}}$py$;
 COMMENT ON FUNCTION hush.oauth_consume(text, text) IS
     'Take the pending authorization a callback''s state names, once, whatever its tenant (the caller must be granted it), if the callback brings the binding of the browser that started it (SH080 otherwise, and nothing is taken).';
 
 CREATE OR REPLACE FUNCTION hush.oauth_store_tokens(tenant text, provider text, account text, grant_type text, tokens jsonb)
 RETURNS hush.oauth_stored
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.store_tokens(GD, tenant, provider, account, grant_type, tokens)}}$py$;
+AS $py${{py: oauth.store_tokens(tenant, provider, account, grant_type, tokens)}}$py$;
 COMMENT ON FUNCTION hush.oauth_store_tokens(text, text, text, text, jsonb) IS
     'Store a token endpoint response as the connection of an account: tokens and secret-bearing fields sealed, other fields in clear; a response without a refresh token keeps the stored one; SH081 for a grant type the provider does not enable.';
 
 CREATE OR REPLACE FUNCTION hush.oauth_token(tenant text, provider text, account text DEFAULT NULL)
 RETURNS hush.oauth_access
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.token(GD, tenant, provider, account)}}$py$;
+AS $py${{py: oauth.token(tenant, provider, account)}}$py$;
 COMMENT ON FUNCTION hush.oauth_token(text, text, text) IS
     'The stored access token of a connection, how long it stays valid (valid_for, seconds) and the token response''s fields and secret_fields; audited. Does not refresh.';
 
 CREATE OR REPLACE FUNCTION hush.oauth_claim_refresh(tenant text, provider text, account text, holder text, lease_seconds integer, seen_generation integer)
 RETURNS hush.oauth_lease
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.claim(GD, tenant, provider, account, holder, lease_seconds, seen_generation)}}$py$;
+AS $py${{py: oauth.claim(tenant, provider, account, holder, lease_seconds, seen_generation)}}$py$;
 COMMENT ON FUNCTION hush.oauth_claim_refresh(text, text, text, text, integer, integer) IS
     'Take a connection''s refresh lease (commit before calling the provider): claimed (with the lease token), fresh, leased or needs_reauth; holder is a label, or the token of a lease held (renewed). A role that is only a reader gets at most 120 s.';
 
 CREATE OR REPLACE FUNCTION hush.oauth_finish_refresh(tenant text, provider text, account text, holder text, generation integer, tokens jsonb)
 RETURNS hush.oauth_stored
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.finish(GD, tenant, provider, account, holder, generation, tokens)}}$py$;
+AS $py${{py: oauth.finish(tenant, provider, account, holder, generation, tokens)}}$py$;
 COMMENT ON FUNCTION hush.oauth_finish_refresh(text, text, text, text, integer, jsonb) IS
     'Store a refresh''s response over the generation claimed and free the lease; holder is the lease token (SH075 unless it is the current lease''s). What is over a limit is left out (named in the audit row), the tokens kept.';
 
@@ -99,7 +99,7 @@ COMMENT ON FUNCTION hush.oauth_connections(text, text) IS
 CREATE OR REPLACE FUNCTION hush.oauth_connection_tokens(tenant text, provider text, account text DEFAULT NULL)
 RETURNS hush.oauth_tokens
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.connection_tokens(GD, tenant, provider, account)}}$py$;
+AS $py${{py: oauth.connection_tokens(tenant, provider, account)}}$py$;
 COMMENT ON FUNCTION hush.oauth_connection_tokens(text, text, text) IS
     'Every token of a connection and the client secret, for revocation; audited.';
 
@@ -113,7 +113,7 @@ COMMENT ON FUNCTION hush.oauth_disconnect(text, text, text) IS
 CREATE OR REPLACE FUNCTION hush.oauth_access_token(tenant text, provider text, account text DEFAULT NULL, min_valid_seconds integer DEFAULT 30)
 RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp
-AS $py${{py: oauth.access_token_sql(GD, tenant, provider, account, min_valid_seconds)}}$py$;
+AS $py${{py: oauth.access_token_sql(tenant, provider, account, min_valid_seconds)}}$py$;
 COMMENT ON FUNCTION hush.oauth_access_token(text, text, text, integer) IS
     'For SQL callers: the stored access token while it stays valid beyond min_valid_seconds, else SH076 (the worker refreshes ahead of time; SQL never does); audited.';
 

@@ -90,13 +90,13 @@ def test_no_sql_runs_in_the_failure_path_after_a_cancel():
 
 def test_api_logs_each_failure_as_one_json_line():
     @errors.api
-    def get_thing(plpy, GD, tenant, name):
+    def get_thing(plpy, tenant, name):
         raise errors.Fail(errors.TENANT_ACCESS_DENIED, "no")
 
     FakePlpy.logged.clear()
     for tenant in ("acme", "not a tenant id"):
         with pytest.raises(FakePlpy.Error):
-            get_thing(FakePlpy, {}, tenant, "secret-name")
+            get_thing(FakePlpy, tenant, "secret-name")
     lines = [json.loads(line.removeprefix("hush-failure ")) for line in FakePlpy.logged]
     # Refused (SH020): the tenant only by its first characters and length, well-formed or not.
     assert lines == [{"action": "get_thing", "tenant": None, "tenant_masked": m, "role": "alice",
