@@ -1,5 +1,5 @@
-# hush: PGXS build. `make` assembles build/hush--$(EXTVERSION).sql from sql/ and
-# plpython/; `make install` installs it into the server found by pg_config.
+# hush: PGXS build. `make` assembles build/hush--$(EXTVERSION).sql (and the update scripts
+# to it) from sql/ and plpython/; `make install` installs it into the server found by pg_config.
 # `make demo` and `make test` are the README's two commands: each installs what
 # it needs (apt packages, a virtualenv in .venv) and runs on a throwaway cluster.
 
@@ -13,28 +13,30 @@ VENV        ?= .venv
 # `make install` writes into the server's share directory: root or sudo.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
+# The install script and the update scripts from each release that began sql/incremental/
+# (0.4.0 onward) to this version, generated together by tools/build_sql.py from
+# sql/incremental/ (DDL run once per database), sql/idempotent/ (re-created by every install
+# and update) and plpython/; its docstring describes the layout. releases/ holds what earlier
+# versions shipped, frozen and checked against releases/manifest.json: their update scripts
+# are installed so older databases chain up; their install scripts only by the upgrade tests
+# (tests/conftest.py, released_versions).
 BUILT_SQL  = build/hush--$(EXTVERSION).sql
-# The update script to this version is built from sql/updates/hush--A--B.sql.in (it
-# inlines the Python and includes today's sql/ parts). Released versions are frozen in
-# sql/releases/: their install scripts (so upgrades can be tested) and the update scripts
-# that led to them (built once, when the next version began, since their sql/ parts move on).
-UPDATE_SQL = $(patsubst sql/updates/%.sql.in,build/%.sql,$(wildcard sql/updates/hush--*--*.sql.in))
+UPDATE_SQL = $(filter-out $(BUILT_SQL),$(addprefix build/,$(shell $(HUSH_PYTHON) tools/build_sql.py --version $(EXTVERSION) --list)))
 DATA_built = $(BUILT_SQL) $(UPDATE_SQL)
-DATA       = $(wildcard sql/releases/hush--*.sql)
+DATA       = $(wildcard releases/hush--*--*.sql)
 EXTRA_CLEAN = build
 
 # `all` must come before the PGXS include, or its first target becomes the default.
 all: $(BUILT_SQL) $(UPDATE_SQL)
 
-SQL_SOURCES = hush.control tools/build_sql.py $(sort $(wildcard sql/*.sql sql/50_functions/*.sql)) $(wildcard plpython/hush_plpy/*.py)
+SQL_SOURCES = hush.control tools/build_sql.py tools/sql_layout.py releases/manifest.json \
+              $(sort $(wildcard sql/incremental/*.sql sql/idempotent/*.sql sql/idempotent/*/*.sql)) \
+              $(wildcard plpython/hush_plpy/*.py releases/*.sql)
 
-$(BUILT_SQL): $(SQL_SOURCES)
+# One run writes them all (a grouped target).
+$(BUILT_SQL) $(UPDATE_SQL) &: $(SQL_SOURCES)
 	@mkdir -p build
-	$(HUSH_PYTHON) tools/build_sql.py --version $(EXTVERSION) --output $@
-
-$(UPDATE_SQL): build/%.sql: sql/updates/%.sql.in $(SQL_SOURCES)
-	@mkdir -p build
-	$(HUSH_PYTHON) tools/build_sql.py --update $< --output $@
+	$(HUSH_PYTHON) tools/build_sql.py --version $(EXTVERSION) --outdir build
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

@@ -152,6 +152,29 @@ def db(cluster: pgcluster.Cluster) -> Iterator[Db]:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="session")
+def released_versions() -> Iterator[list[str]]:
+    """The install scripts of released versions (releases/hush--X.sql), in the server's
+    extension directory while the session lasts, for tests that install an old version
+    (CREATE EXTENSION hush VERSION 'X'); `make install` installs only their update scripts.
+    Yields the versions; removes after the session what it put there."""
+    import re
+    import subprocess
+    share = subprocess.run([str(pgcluster.PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    ext = os.path.join(share, "extension")
+    releases = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "releases")
+    scripts = sorted(f for f in os.listdir(releases) if re.fullmatch(r"hush--[0-9.]+\.sql", f))
+    copied = [f for f in scripts if not os.path.exists(os.path.join(ext, f))]
+    for f in copied:
+        shutil.copyfile(os.path.join(releases, f), os.path.join(ext, f))
+    try:
+        yield [f[len("hush--"):-len(".sql")] for f in scripts]
+    finally:
+        for f in copied:
+            os.remove(os.path.join(ext, f))
+
+
 @pytest.fixture
 def standby(cluster: pgcluster.Cluster) -> Iterator[pgcluster.Cluster]:
     """A streaming standby of the session's cluster (pg_basebackup -R), removed afterwards."""

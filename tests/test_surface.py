@@ -1,8 +1,10 @@
 """The public surface, pinned: functions with their owners, grants, SECURITY
 DEFINER flags, search_path settings and volatility; tables with owners, grants
-and row-level security; policies. A change to any of them shows up as a diff
-against tests/golden/surface.txt. After a deliberate change, regenerate it with
-HUSH_UPDATE_GOLDEN=1 make test PYTEST_ARGS=tests/test_surface.py and review the diff."""
+and row-level security; policies; and the schema (columns, constraints, indexes,
+composite types, domains, sequences), so the current shape reads in one place. A
+change to any of them shows up as a diff against tests/golden/surface.txt. After a
+deliberate change, regenerate it with HUSH_UPDATE_GOLDEN=1 make test
+PYTEST_ARGS=tests/test_surface.py and review the diff."""
 from __future__ import annotations
 
 import os
@@ -37,6 +39,40 @@ QUERIES = {
           FROM pg_trigger WHERE tgrelid::regclass::text LIKE 'hush.%' AND NOT tgisinternal ORDER BY 1, 2""",
     "config dump": """
         SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'hush' ORDER BY 1""",
+    # The schema, readable in one place. Columns by name, not position: a column added by
+    # ALTER TABLE sits last in an updated database and where it was written in a fresh one.
+    "schema: columns": """
+        SELECT c.oid::regclass::text, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_get_expr(d.adbin, d.adrelid)
+          FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+         WHERE c.relnamespace IN ('hush'::regnamespace, 'hush_private'::regnamespace) AND c.relkind IN ('r', 'p')
+         ORDER BY 1, 2""",
+    "schema: constraints": """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+          FROM pg_constraint c WHERE c.connamespace IN ('hush'::regnamespace, 'hush_private'::regnamespace)
+           AND c.contypid = 0 ORDER BY 1, 2""",
+    "schema: indexes": """
+        SELECT i.tablename, i.indexname, i.indexdef
+          FROM pg_indexes i WHERE i.schemaname IN ('hush', 'hush_private') ORDER BY 1, 2""",
+    "schema: composite types": """
+        SELECT t.typname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod)
+          FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c'
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE t.typnamespace = 'hush'::regnamespace ORDER BY 1, 2""",
+    "schema: domains": """
+        SELECT t.typname, format_type(t.typbasetype, t.typtypmod), t.typnotnull, c.conname,
+               pg_get_constraintdef(c.oid)
+          FROM pg_type t LEFT JOIN pg_constraint c ON c.contypid = t.oid
+         WHERE t.typnamespace = 'hush'::regnamespace AND t.typtype = 'd' ORDER BY 1, 4""",
+    "schema: sequences": """
+        SELECT s.seqrelid::regclass::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
+               s.seqmax, s.seqcache, s.seqcycle,
+               (SELECT d.refobjid::regclass::text || '.' || a.attname FROM pg_depend d
+                  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                 WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid AND d.deptype = 'a')
+          FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+         WHERE c.relnamespace IN ('hush'::regnamespace, 'hush_private'::regnamespace) ORDER BY 1""",
 }
 
 

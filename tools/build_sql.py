@@ -1,30 +1,74 @@
-"""Assemble the versioned extension script from sql/ and plpython/.
+"""Assemble the extension's scripts from sql/ and plpython/.
 
-The SQL parts are concatenated in file-name order (sql/00_*.sql, sql/10_*.sql,
-sql/50_functions/*.sql, sql/90_*.sql); sql/releases/ holds the frozen install
-scripts of earlier versions and sql/updates/ the update scripts' sources
-(hush--A--B.sql.in, built with --update). These markers are expanded:
-  {{include: path}}    the text of sql/path, its markers expanded (update scripts);
+Layout, by lifecycle:
+  sql/incremental/NNN-name.sql  DDL that runs exactly once per database, in number order:
+                       001-schema.sql is the schema of 0.4.0 (squashed), each later file a
+                       change of schema or data, with a comment saying what and why. A file
+                       that shipped in a release is frozen (the build refuses an edit): a
+                       change is a new file. Composite types change only by ALTER TYPE.
+                       A line `-- hush:after idempotent` (or `-- hush:after
+                       idempotent/<file>`) ends the file's first part: what follows runs
+                       after the idempotent part (or right after that file), on the
+                       databases this file runs on; for a step that needs this version's
+                       functions or privileges, or a domain whose check calls a function.
+                       No CREATE FUNCTION, PROCEDURE, POLICY or VIEW here.
+  sql/idempotent/**.sql  what every install and every update re-creates, in path order:
+                       roles, policies, functions, the DROP guard, triggers, the audit
+                       partition set-up, privileges. Each file must be safe to run on a
+                       database that has the current schema; no CREATE TABLE, TYPE, DOMAIN,
+                       INDEX, SCHEMA or SEQUENCE here. A view is CREATE OR REPLACE VIEW,
+                       replaced in place, or dropped without CASCADE and made again when
+                       its columns change (a view of the user's on it stops the update).
+  releases/            the frozen scripts of released versions and manifest.json: what each
+                       release shipped (scripts and incremental files, with sha256), checked
+                       on every build. `tools/release.py VERSION` freezes a version there.
 
+The scripts written (sql_layout.py):
+  install  build/hush--V.sql: every incremental file (first parts), then the prelude, the
+           idempotent files with the later parts anchored to them, the sweep, the rest;
+  update   build/hush--R--V.sql for each release R whose manifest entry records its
+           incremental files (0.4.0 onward): the incremental files R did not ship, then the
+           same as an install. Which files a database has run is derived from its version
+           (ALTER EXTENSION names it) through the manifest; no table records it. Earlier
+           releases reach 0.4.0 through their frozen update scripts (PostgreSQL chains them).
+  prelude  drops every policy on hush's tables (the idempotent part makes them again), and
+           notes where each routine's pg_proc row is;
+  sweep    drops every routine of the extension in schema hush whose row has not moved
+           since, i.e. that this script did not (re)create: a signature that left the
+           surface goes (CREATE OR REPLACE with changed arguments would leave an ambiguous
+           overload, 42725). Not told by the writing transaction: an update from 0.1.0 runs
+           every script of the chain in one. It runs before 90_privileges.sql, since GRANT
+           and REVOKE rewrite every row they name. A function whose result type changes
+           needs a DROP FUNCTION IF EXISTS in an incremental file.
+
+Markers, expanded wherever they appear:
   {{python_modules}}   the body of hush._load_python(): every module of
                        plpython/hush_plpy/ embedded as a string literal, so the
                        database's extension version and its Python code cannot drift;
   {{py: mod.fn(args)}} the body of an API function: fetch the loaded package
-                       from GD (loading it once per backend) and call mod.fn;
-  {{owner_steps}}      the row policy of hush's privileged steps, written once
-                       in plpython/hush_plpy/access.py;
+                       from GD (loading it once per backend) and call mod.fn(plpy, args);
+                       the argument count is checked against mod.fn's parameters;
+  {{owner_steps}}      the row policy of hush's privileged steps, access.OWNER_STEPS;
+  {{tenant_policies}}  row-level security and the policy owner_steps on each table of
+                       access.TENANT_TABLES;
+  {{audit_partition_setup}}  maintenance.SETUP_SQL applied to every partition of hush.audit_log;
   {{capabilities}}     the capabilities a grant can hold, as an array literal's
                        body ({read,list,...}), from access.CAPABILITIES;
   {{callable_capabilities: role}}  the text[] of the capabilities whose functions
                        the role (an SQL expression: name or oid) may call now,
                        from grants.FUNCTIONS (grants.callable_array);
   {{is_change}}        the predicate of the audit partitions' change index,
-                       changes.IS_CHANGE (the condition hush.changes() reads with).
+                       changes.IS_CHANGE (the condition hush.changes() reads with);
+  {{caller_json}}      who acts, as json_build_object arguments: errors.CALLER_JSON (the
+                       keys and expressions of the failure log line's caller);
+  {{superuser: role}}  whether the role (an SQL expression) is a superuser: access.superuser.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
+import functools
 import marshal
 import re
 import sys
@@ -37,10 +81,24 @@ PKG = ROOT / "plpython" / "hush_plpy"
 # Every module of the package (checked against the directory).
 MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "wire", "recorder", "recheck", "audit",
            "secrets", "secret_writes", "secret_removal", "secret_listing", "scope", "bulk", "admin", "grants", "keys",
-           "seal", "maintenance", "oauth", "oauth_lease",
+           "seal", "maintenance", "oauth", "oauth_base", "oauth_providers", "oauth_authorize", "oauth_tokens",
+           "oauth_refresh", "oauth_worker", "oauth_connections", "oauth_lease",
            "oauth_response", "egress", "oauth_batch", "oauth_grants", "retention", "changes", "lifecycle", "upkeep"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
+CALLABLE = re.compile(r"\{\{callable_capabilities:\s*([\w.$]+)\s*\}\}")
+SUPERUSER = re.compile(r"\{\{superuser:\s*(\w+)\s*\}\}")
+PLAIN = ("{{python_modules}}", "{{owner_steps}}", "{{tenant_policies}}", "{{audit_partition_setup}}",
+         "{{capabilities}}", "{{is_change}}", "{{caller_json}}")
+TENANT_POLICY = """ALTER TABLE hush.{table} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hush.{table} FORCE ROW LEVEL SECURITY;
+CREATE POLICY owner_steps ON hush.{table} USING ({owner_steps}) WITH CHECK ({owner_steps});
+"""
+# The partitions the set-up applies to: hush names them (audit_log_default, audit_log_YYYY_MM).
+PARTITIONS = ("SELECT c.relname FROM pg_catalog.pg_inherits i"
+              " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid"
+              " WHERE i.inhparent OPERATOR(pg_catalog.=) 'hush.audit_log'::pg_catalog.regclass"
+              " AND c.relnamespace OPERATOR(pg_catalog.=) 'hush'::pg_catalog.regnamespace ORDER BY c.relname")
 
 
 def gd_key(version: str) -> str:
@@ -52,6 +110,8 @@ def _packed(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 9)).decode()
 
 
+# Once per version: the install script and every update script embed the same text.
+@functools.lru_cache(maxsize=None)
 def loader_body(version: str) -> str:
     """The package, registered so that each module is imported on first use: a new
     connection's first call pays only for the modules it needs. Each module comes
@@ -126,102 +186,133 @@ GD[{gd_key(version)!r}] = pkg
 '''
 
 
-def call_body(version: str, mod: str, fn: str, args: str) -> str:
+def _package(version: str) -> str:
     key = gd_key(version)
     return f'''
 pkg = GD.get({key!r})
 if pkg is None:
     plpy.execute("SELECT hush._load_python()")
-    pkg = GD[{key!r}]
-return pkg.{mod}.{fn}(plpy, {args})
-'''
+    pkg = GD[{key!r}]'''
 
 
-INCLUDE = re.compile(r"\{\{include:\s*([\w./-]+)\s*\}\}")
-CALLABLE = re.compile(r"\{\{callable_capabilities:\s*([\w.$]+)\s*\}\}")
+def call_body(version: str, mod: str, fn: str, args: str) -> str:
+    return f"{_package(version)}\nreturn pkg.{mod}.{fn}(plpy, {args})\n"
 
 
-def _access() -> Any:
+def partition_setup(version: str) -> str:
+    """maintenance.SETUP_SQL, the very list create_audit_partitions() applies, run on every partition."""
+    return (f"DO LANGUAGE plpython3u $setup${_package(version)}\n"
+            f"for p in plpy.execute({PARTITIONS!r}):\n"
+            "    for sql in pkg.maintenance.SETUP_SQL:\n"
+            "        plpy.execute(sql.format(name=p['relname']))\n$setup$;")
+
+
+def _module(name: str) -> Any:
+    """A module of plpython/hush_plpy imported here: those read for SQL text need no server."""
     sys.path.insert(0, str(PKG.parent))
     try:
-        from hush_plpy import access  # pure Python: no server needed
+        return __import__(f"hush_plpy.{name}", fromlist=[name])
     finally:
         sys.path.pop(0)
-    return access
 
 
-def _changes() -> Any:
-    sys.path.insert(0, str(PKG.parent))
-    try:
-        from hush_plpy import changes  # SQL text only: no server needed
-    finally:
-        sys.path.pop(0)
-    return changes
+def _split_args(args: str) -> list[str]:
+    """The top-level arguments of a call's text (commas inside brackets or strings do not split)."""
+    out, depth, quote, cur = [], 0, "", ""
+    for ch in args:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
 
 
-def _grants() -> Any:
-    sys.path.insert(0, str(PKG.parent))
-    try:
-        from hush_plpy import grants  # builds SQL text only: no server needed
-    finally:
-        sys.path.pop(0)
-    return grants
+def _definition(mod: str, fn: str, where: str) -> ast.FunctionDef:
+    """def fn in plpython/hush_plpy/mod.py, or in the module it imports fn from (from .x import fn)."""
+    path = PKG / f"{mod}.py"
+    if not path.exists():
+        raise SystemExit(f"{where}: {{{{py: {mod}.{fn}(...)}}}}: no module plpython/hush_plpy/{mod}.py")
+    for node in reversed(ast.parse(path.read_text()).body):
+        if isinstance(node, ast.FunctionDef) and node.name == fn:
+            return node
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for alias in node.names:
+                if (alias.asname or alias.name) == fn:
+                    return _definition(node.module, alias.name, where)
+    raise SystemExit(f"{where}: {{{{py: {mod}.{fn}(...)}}}}: plpython/hush_plpy/{mod}.py has no def {fn}")
+
+
+def check_call(mod: str, fn: str, args: str, where: str) -> None:
+    """Refuse {{py: mod.fn(args)}} unless mod.fn takes plpy and then these arguments."""
+    a = _definition(mod, fn, where).args
+    params = [p.arg for p in a.posonlyargs + a.args]
+    given = _split_args(args)
+    positional = [g for g in given if not re.match(r"^\w+\s*=[^=]", g)]
+    keywords = [g.split("=", 1)[0].strip() for g in given if g not in positional]
+    required = len(params) - len(a.defaults)
+    n = 1 + len(positional)  # plpy first
+    kw_names = set(params[n:]) | {k.arg for k in a.kwonlyargs}
+    unknown = [k for k in keywords if k not in kw_names and a.kwarg is None]
+    missing = [p for p in params[n:required] if p not in keywords]
+    missing += [k.arg for k, d in zip(a.kwonlyargs, a.kw_defaults) if d is None and k.arg not in keywords]
+    if (n > len(params) and a.vararg is None) or missing or unknown:
+        raise SystemExit(f"{where}: {{{{py: {mod}.{fn}({args.strip()})}}}} passes plpy and {len(given)} "
+                         f"argument(s), but plpython/hush_plpy/{mod}.py defines {fn}({', '.join(params)})")
 
 
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
-    leftover = INCLUDE.sub("", CALL.sub("", CALLABLE.sub("", text)))
-    known = ("{{python_modules}}", "{{owner_steps}}", "{{capabilities}}", "{{is_change}}")
-    for marker in known:
+    leftover = CALL.sub("", CALLABLE.sub("", SUPERUSER.sub("", text)))
+    for marker in PLAIN:
         leftover = leftover.replace(marker, "")
     if "{{" in leftover:
         raise SystemExit(f"{where}: unknown marker")
-    text = text.replace("{{owner_steps}}", _access().OWNER_STEPS)
-    text = text.replace("{{capabilities}}", "{%s}" % ",".join(_access().CAPABILITIES))
+    for m in CALL.finditer(text):
+        check_call(m[1], m[2], m[3], where)
+    if "{{tenant_policies}}" in text:
+        access = _module("access")
+        text = text.replace("{{tenant_policies}}", "".join(
+            TENANT_POLICY.format(table=t, owner_steps="{{owner_steps}}") for t in access.TENANT_TABLES))
+    if "{{owner_steps}}" in text or "{{capabilities}}" in text:
+        access = _module("access")
+        text = text.replace("{{owner_steps}}", access.OWNER_STEPS)
+        text = text.replace("{{capabilities}}", "{%s}" % ",".join(access.CAPABILITIES))
     if "{{is_change}}" in text:
-        text = text.replace("{{is_change}}", _changes().IS_CHANGE)
-    text = CALLABLE.sub(lambda m: _grants().callable_array(m[1]), text)
+        text = text.replace("{{is_change}}", _module("changes").IS_CHANGE)
+    text = CALLABLE.sub(lambda m: _module("grants").callable_array(m[1]), text)
+    if "{{caller_json}}" in text:
+        text = text.replace("{{caller_json}}", _module("errors").CALLER_JSON)
+    text = SUPERUSER.sub(lambda m: _module("access").superuser(m[1]), text)
+    text = text.replace("{{audit_partition_setup}}", partition_setup(version))
     text = text.replace("{{python_modules}}", loader_body(version))
-    text = CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)
-    text = text.replace("@EXTVERSION@", version)
-    # Last, so the Python inlined above is never read for markers.
-    return INCLUDE.sub(lambda m: expand((ROOT / "sql" / m[1]).read_text(), version, m[1]), text)
-
-
-def build(version: str) -> str:
-    parts = sorted(p for p in (ROOT / "sql").rglob("*.sql") if not {"updates", "releases"} & set(p.parts))
-    out = [f"-- hush {version}: generated by tools/build_sql.py from sql/ and plpython/; do not edit.\n",
-           "\\echo Use \"CREATE EXTENSION hush CASCADE\" to load this file. \\quit\n"]
-    for p in parts:
-        out.append(f"\n-- ===== {p.relative_to(ROOT)} =====\n{expand(p.read_text(), version, str(p))}")
-    return "".join(out)
-
-
-def build_update(source: Path) -> str:
-    """An update script, sql/updates/hush--A--B.sql.in, expanded for version B. Every
-    PL/Python function names its version's Python in GD, so an update re-creates them
-    all ({{include: 50_functions/...}}) along with hush._load_python()."""
-    source = source.resolve()
-    m = re.fullmatch(r"hush--([\w.]+)--([\w.]+)\.sql\.in", source.name)
-    if not m:
-        raise SystemExit(f"{source}: not named hush--FROM--TO.sql.in")
-    header = (f"-- hush {m[1]} -> {m[2]}: generated by tools/build_sql.py from {source.relative_to(ROOT)}; "
-              "do not edit.\n\\echo Use \"ALTER EXTENSION hush UPDATE\" to load this file. \\quit\n")
-    return header + expand(source.read_text(), m[2], str(source))
+    return CALL.sub(lambda m: call_body(version, m[1], m[2], m[3]), text)
 
 
 def main() -> None:
+    import sql_layout
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--version", help="build the install script of this version")
-    ap.add_argument("--update", type=Path, help="build this update script (sql/updates/hush--A--B.sql.in)")
-    ap.add_argument("--output", required=True)
+    ap.add_argument("--version", required=True, help="the version to build (hush.control's default_version)")
+    ap.add_argument("--outdir", type=Path, help="write the install script and every update script here")
+    ap.add_argument("--list", action="store_true", help="print the names of the scripts --outdir writes")
     args = ap.parse_args()
-    if args.update:
-        Path(args.output).write_text(build_update(args.update))
-    elif args.version:
-        Path(args.output).write_text(build(args.version))
-    else:
-        raise SystemExit("give --version or --update")
+    if args.list:
+        print(" ".join(sql_layout.script_names(args.version)))
+    if args.outdir:
+        scripts = sql_layout.scripts(args.version, expand)
+        args.outdir.mkdir(parents=True, exist_ok=True)
+        for name, text in scripts.items():
+            (args.outdir / name).write_text(text)
 
 
 if __name__ == "__main__":

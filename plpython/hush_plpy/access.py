@@ -89,6 +89,12 @@ def superuser(role: str) -> str:
     return f"""COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) {role}), false)"""
 
 
+def _tenant_grants(tenant: str) -> str:
+    """SQL: the FROM and first WHERE condition of every grant on `tenant` (and '*')."""
+    return f"""FROM hush.tenant_grants g
+          WHERE g.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[{tenant}, '*'::pg_catalog.text])"""
+
+
 def _grants(tenant: str, role: str) -> str:
     """SQL: the FROM and first WHERE conditions of `role`'s grants on `tenant` (and '*'),
     its own and those of the roles whose privileges it has. pg_has_role stays the authority;
@@ -97,8 +103,7 @@ def _grants(tenant: str, role: str) -> str:
     role set. to_regrole: a grant to a role dropped since is NULL, not an error.
     pg_has_role says a superuser has every role's privileges: checks that allow a superuser
     anyway may ignore it, those that name a grant use _members."""
-    return f"""FROM hush.tenant_grants g
-          WHERE g.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[{tenant}, '*'::pg_catalog.text])
+    return f"""{_tenant_grants(tenant)}
             AND g.role_name OPERATOR(pg_catalog.=) ANY ({roles_of(role)})
             AND pg_catalog.pg_has_role({role},
                   pg_catalog.to_regrole(pg_catalog.quote_ident(g.role_name)), 'USAGE')"""
@@ -116,8 +121,7 @@ def _own_grants(tenant: str, role: str) -> str:
     """SQL: like _grants, `role`'s own grants only (a role always has its own privileges):
     one index probe and no role set. The checks try these first, and _grants only when
     these do not answer."""
-    return f"""FROM hush.tenant_grants g
-          WHERE g.tenant_id OPERATOR(pg_catalog.=) ANY (ARRAY[{tenant}, '*'::pg_catalog.text])
+    return f"""{_tenant_grants(tenant)}
             AND g.role_name OPERATOR(pg_catalog.=) {role}"""
 
 
@@ -201,8 +205,20 @@ def grant_detail(v: Any) -> Any:
 # after checking their caller's grant (enter below). Keyed on CURRENT_USER, not
 # on a role list: a policy TO hush_owner would apply to every caller reading
 # through hush_owner's views too.
-OWNER_STEPS = """CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['hush_owner', 'hush_retention']::pg_catalog.name[])
-       AND tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('hush.tenant', true)"""
+OWNER_STEPS = f"""CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['hush_owner', 'hush_retention']::pg_catalog.name[])
+       AND tenant_id OPERATOR(pg_catalog.=) pg_catalog.current_setting({privileged.TENANT_SETTING}, true)"""
+# The tables that hold tenant data: each has row-level security (ENABLE'd and FORCE'd) and
+# the policy owner_steps, USING and WITH CHECK OWNER_STEPS, written once by the build
+# ({{tenant_policies}} in sql/idempotent/10_policies.sql).
+TENANT_TABLES = ("secrets", "secret_versions", "secret_events", "audit_log", "oauth_providers", "oauth_pending",
+                 "oauth_connections", "oauth_events", "oauth_refresh_requests")
+
+
+def act_in(plpy: Any, tenant: str) -> None:
+    """In a privileged step that checks no caller's grant on the tenant (an admin's, a grant
+    change, maintenance): act in `tenant` from here on, as owner_steps admits; its audit rows
+    too, which the row policy checks on insert."""
+    plpy.execute(plan(plpy, "set_tenant", privileged.SET_TENANT_SQL, ["pg_catalog.text"]), [tenant])
 
 
 # -- privileged side: a step acting for the caller its ticket names ---------------------
@@ -228,7 +244,7 @@ def audit_reads(t: str) -> str:
 # with a capability, the grant that allows it on a name ($3 capability, $4 name) or
 # the prefixes under which it is allowed ($3).
 ENTER_SQL = f"""
-SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
+SELECT {privileged.set_tenant("$1")} AS tenant,
        {may_act("$1", "$2")} AS allowed,
        {superuser("$2")} AS superuser, {SNAPSHOT} AS snapshot,
        {audit_reads("t")} AS audit_reads, COALESCE(t.audit_rows_per_second, 0) AS audit_limit,
@@ -279,8 +295,9 @@ def refuse(caller: str, tenant: str, cap: str, name: str) -> Fail:
 
 def admit(tenant: str) -> None:
     """Note that this call's caller passed its grant check on `tenant`: a failure from here on
-    may show the tenant in its log line (errors.admitted)."""
-    errors.admitted = tenant
+    may show the tenant in its log line (errors.admitted), if it is a well-formed tenant id (a
+    '*' grant passes the check for any text)."""
+    errors.admitted = tenant if validate.tenant_ok(tenant) else None
 
 
 def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool = False, cap: Any = None,
@@ -322,7 +339,7 @@ def enter(plpy: Any, caller: str, tenant: Any, write: bool = False, audits: bool
 # serialises its changes with a table lock, so xmax is never a mere locker's). The 32-bit
 # xmax gets its epoch from the snapshot's, which it is within 2^31 of. A row lock taken by
 # someone else (a superuser's FOR SHARE) would break this both ways: a lock's committed xid
-# reads as a change, and a MultiXactId is not an xid (README, Access control, says not to).
+# reads as a change, and a MultiXactId is not an xid (docs/access.md, "Access control", says not to).
 # A committed xmax is not tested for visibility in the snapshot (txid_visible_in_snapshot):
 # the snapshot lists running top-level transactions only, so a revoke made in a savepoint
 # of a transaction running when the snapshot was taken would look visible, and be missed.

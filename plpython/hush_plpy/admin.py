@@ -8,7 +8,7 @@ db_role) names that role.
 from __future__ import annotations
 
 
-from . import audit, privileged, validate
+from . import access, audit, privileged, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, Fail, api
 
@@ -20,9 +20,6 @@ T = "pg_catalog.text"
 IV = "pg_catalog.interval"
 OWNER = privileged.OWNER
 
-# hush.tenant is set to the tenant whose audit row is written: the audit
-# table's row policy checks it on insert too.
-SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 CONFIGURE_SQL = """
 INSERT INTO hush.tenants AS t (tenant_id, audit_reads, max_value_bytes, recovery_days, audit_rows_per_second,
                             reader_refresh, max_versions, destroy_versions_after, expiry_warning)
@@ -43,10 +40,6 @@ MAX_RECOVERY_DAYS = 3650
 # its cost grows with the limit, so the limit has a ceiling.
 MAX_AUDIT_ROWS_PER_SECOND = 10000
 MAX_EXPIRY_WARNING = "10 years"
-
-
-def _set_tenant(plpy: Any, tenant: str) -> None:
-    plpy.execute(plan(plpy, "admin.set_tenant", SET_TENANT_SQL, [T]), [tenant])
 
 
 @api
@@ -73,7 +66,7 @@ def configure_tenant(plpy: Any, tenant: Any, audit_reads: Any, max_value_bytes: 
 def _configure(plpy: Any, caller: str, tenant: str, audit_reads: Any, max_value_bytes: Any,
                recovery_days: Any, audit_rows_per_second: Any, reader_refresh: Any, max_versions: Any,
                destroy_versions_after: Any, expiry_warning: Any) -> dict:
-    _set_tenant(plpy, tenant)
+    access.act_in(plpy, tenant)
     row = plpy.execute(plan(plpy, "admin.configure", CONFIGURE_SQL,
                             [T, "pg_catalog.bool", "pg_catalog.int4", "pg_catalog.int4", "pg_catalog.int4",
                              "pg_catalog.bool", "pg_catalog.int4", IV, IV]),

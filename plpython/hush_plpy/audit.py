@@ -11,7 +11,7 @@ Everything here runs in privileged steps (privileged.py).
 """
 from __future__ import annotations
 
-from . import access, keyring, privileged, recheck, recorder
+from . import access, errors, keyring, privileged, recheck, recorder
 from .access import plan
 from .errors import AUDIT_RATE_LIMITED, INVALID_ARGUMENT, Fail, api
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
     from typing import Any
 
 # Every action hush writes, in one place: record() and record_reads() refuse
-# any other, and the client's list (hush audit --action) is checked against it.
+# any other, and the client's list (hush audit --action) is generated from it
+# (tools/client_tables.py).
 ACTIONS = (
     # secrets
     "read", "create", "new_version", "pending_version", "promote", "rollback", "update_metadata", "delete", "restore",
@@ -104,13 +105,11 @@ def record_many(plpy: Any, who: dict, tenant: str, action: str, rows: list) -> N
 # Who read, and from where, taken in the reading backend (the step runs in the
 # caller's session and transaction): never from an argument anyone could pass.
 # And the tenant's audit rate limit, in the same round trip.
-WHO_SQL = """
-SELECT SESSION_USER::pg_catalog.text AS session_role, pg_catalog.current_setting('application_name') AS application_name,
+WHO_SQL = f"""
+SELECT {errors.columns(errors.SESSION)},
        pg_catalog.inet_client_addr()::pg_catalog.text AS client_addr, pg_catalog.pg_backend_pid() AS pid,
        pg_catalog.txid_current_if_assigned() AS txid, pg_catalog.pg_is_in_recovery() AS standby,
-       pg_catalog.pg_conf_load_time()::pg_catalog.text AS conf,
-       COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1), false)
-           AS superuser,
+       pg_catalog.pg_conf_load_time()::pg_catalog.text AS conf, {access.superuser("$1")} AS superuser,
        (SELECT t.audit_rows_per_second FROM hush.tenants t WHERE t.tenant_id OPERATOR(pg_catalog.=) $2) AS audit_limit
 """
 

@@ -15,7 +15,7 @@ Python strings. Nothing here holds a third copy of them all: each string is
 dropped once its value is sealed, the ciphertexts go to the server in
 CHUNK_BYTES statements, and the memory freed meanwhile goes back to the
 operating system (the table's pages take as much again in shared buffers,
-which the backend's resident size counts too). README, "Limits".
+which the backend's resident size counts too). docs/reference.md, "Limits".
 """
 from __future__ import annotations
 

@@ -29,15 +29,15 @@ if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's
 OWNER = privileged.OWNER
 
 # The audit actions that change a secret: what changes() returns, and the predicate of the
-# partial index every audit partition has for it ({name}_changes: sql/15_audit.sql,
-# maintenance.SETUP_SQL, the update script), written out here once.
+# partial index every audit partition has for it ({name}_changes, maintenance.SETUP_SQL),
+# written out here once.
 CHANGE_ACTIONS = ("create", "new_version", "pending_version", "promote", "rollback", "update_metadata", "delete",
                   "restore", "destroy", "purge")
 # The index's predicate and the query's condition: the same constant, so the planner sees
 # that the query's rows are the index's (a parameter in its place would hide it).
 IS_CHANGE = "action OPERATOR(pg_catalog.=) ANY (ARRAY[%s]::pg_catalog.text[])" % ", ".join(
     "'%s'" % a for a in CHANGE_ACTIONS)
-INDEX_SQL = "CREATE INDEX {name}_changes ON hush.{name} (tenant_id, txid, id) WHERE " + IS_CHANGE
+INDEX_SQL = "CREATE INDEX IF NOT EXISTS {name}_changes ON hush.{name} (tenant_id, txid, id) WHERE " + IS_CHANGE
 
 NOTIFY_SQL = "SELECT pg_catalog.pg_notify($1, '')"
 

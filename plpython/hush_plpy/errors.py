@@ -4,8 +4,9 @@ Class SH is implementation-defined (SQLSTATE classes I-Z are), and client
 libraries leave it alone: psycopg files H... codes under foreign-data-wrapper
 errors, so hush avoids them. Messages name the tenant and the secret, never a
 value; a tenant the caller may not act on, and a name that was not found or is
-invalid, only by its first characters and length (validate.show): it may be a
-value passed in the wrong place. The README's SQLSTATE table mirrors CODES.
+invalid, only by its first characters and length (show): it may be a
+value passed in the wrong place. docs/errors.md's SQLSTATE table is generated
+from CODES (tools/errors_md.py).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ AUDIT_APPEND_ONLY = "SH040"
 AUDIT_TAMPERED = "SH041"
 ROOT_KEY_IN_USE = "SH032"
 ROOT_KEY_UNKNOWN = "SH033"
-DROP_REFUSED = "SH050"  # raised by the DROP guard (sql/60_guard.sql), in plpgsql
+DROP_REFUSED = "SH050"  # raised by the DROP guard (sql/idempotent/60_guard.sql), in plpgsql
 NO_SCHEDULER = "SH060"  # raised by the plpgsql function hush.schedule_maintenance
 MAINTENANCE_BUSY = "SH061"
 OAUTH_PROVIDER_NOT_FOUND = "SH070"
@@ -124,6 +125,17 @@ def bounded(text: Any) -> Any:
     return "%s... (%d characters in all)" % (text[:MAX_MESSAGE_CHARS], len(text))
 
 
+def show(x: Any) -> str:
+    """A caller-given tenant, name or kind that was refused or not found, for a message or
+    log line: its first 4 characters (never all of it) and its length, e.g. 'sk_l...' (32 chars).
+    It may be a value passed in the wrong place (an API key as the tenant, a token as the
+    name), and errors reach logs and clients that must never hold one. ASCII dots: a client
+    encoding without an ellipsis must still get the message."""
+    if not isinstance(x, str):
+        return "NULL" if x is None else type(x).__name__
+    return "%r (%d char%s)" % (x[:min(4, len(x) - 1)] + "...", len(x), "" if len(x) == 1 else "s")
+
+
 def to_plpy_error(plpy: Any, f: Fail) -> Exception:
     """A plpy.Error carrying the SQLSTATE, detail and hint. PL/Python prefixes
     a message with the exception's module and class name unless the module is
@@ -163,25 +175,39 @@ def unexpected(kind: str) -> Fail:
 # A failed call rolls back with its transaction, audit row and all: PostgreSQL
 # has no autonomous transactions, and a dblink back to the server would turn a
 # flood of refused calls into a flood of connections. What stays is one server
-# log line per failure, "hush-failure " + a JSON object (README, "Logs"). It
+# log line per failure, "hush-failure " + a JSON object (docs/operations.md, "The server log"). It
 # names the caller, and no argument but the tenant: in full only when the caller
 # may act on it, else by its first characters and length (an API key passed as
 # the tenant by mistake is well-formed, and would otherwise be in the log).
 FAILURE_TAG = "hush-failure "
-# The role a call acts as is the role the calling code runs as: CURRENT_USER
-# in hush's API functions, which are SECURITY INVOKER (README, "Whose
-# authority"). SESSION_USER says who logged in, which is not the same thing
-# inside other roles' definer code or a maintenance command's index expressions.
-CALLER_SQL = """
-SELECT CURRENT_USER::pg_catalog.text AS role, SESSION_USER::pg_catalog.text AS session_role,
-       pg_catalog.current_setting('application_name') AS application_name
-"""
+# Who made a call, as (key, SQL expression) pairs. The role a call acts as is the role the
+# calling code runs as: CURRENT_USER in hush's API functions, which are SECURITY INVOKER
+# (docs/access.md, "Whose authority"). SESSION_USER says who logged in, which is not the same
+# thing inside other roles' definer code or a maintenance command's index expressions;
+# it and the application name say where the call came from, in any code the session runs
+# (the audit trail's read records take them so: audit.WHO_SQL).
+ACTING_ROLE = ("role", "CURRENT_USER::pg_catalog.text")
+SESSION = (("application_name", "pg_catalog.current_setting('application_name')"),
+           ("session_role", "SESSION_USER::pg_catalog.text"))
+CALLER = tuple(sorted((ACTING_ROLE, *SESSION)))
+
+
+def columns(pairs: tuple) -> str:
+    """SQL select list of (key, expression) pairs: each expression AS its key."""
+    return ", ".join("%s AS %s" % (expr, key) for key, expr in pairs)
+
+
+CALLER_SQL = "SELECT " + columns(CALLER)
+# The same as json_build_object arguments, in key order as the Python lines are: for the
+# failure lines plpgsql writes (sql/idempotent/20_limits.sql, {{caller_json}}).
+CALLER_JSON = ", ".join("'%s', %s" % pair for pair in CALLER)
 _caller_plan: Any = None
 
 
 def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any], granted: bool = False) -> str:
-    from .validate import show, tenant_ok  # validate imports this module
-    shown = tenant == "*" or (granted and tenant_ok(tenant))
+    """`granted`: the caller passed its grant check on `tenant`, a well-formed tenant id
+    (access.admit): only then is it shown in full."""
+    shown = tenant == "*" or granted
     fields = {"action": action, "sqlstate": sqlstate, "tenant": tenant if shown else None,
               "role": caller.get("role"), "session_role": caller.get("session_role"),
               "application_name": caller.get("application_name")}
@@ -198,8 +224,8 @@ def failure_line(action: str, tenant: Any, sqlstate: str, caller: dict[str, Any]
 # (25P02) SQL fails or must not run.
 NO_SQL_AFTER = frozenset(("57014", "55P03", "57P01", "25P02"))
 
-# The tenant the running call's own grant check admitted (access.admit), if any: a failed
-# call's log line shows the tenant in full only then. Taken from the check the call ran
+# The well-formed tenant the running call's own grant check admitted (access.admit), if any:
+# a failed call's log line shows the tenant in full only then. Taken from the check the call ran
 # anyway, never asked again on failure: a grant check there costs more for a tenant with
 # many grants than for one nobody has (the timing oracle SH020's floor closes), and is SQL
 # after a cancel. A failure before the call's check (a bad argument) masks the tenant.
@@ -226,9 +252,9 @@ def log_failure(plpy: Any, action: str, tenant: Any, sqlstate: str) -> None:
 
 
 # Every text and array argument of an API function, at most: larger ones are refused
-# before anything reads them (README, "Limits"). The largest text hush takes is a value,
+# before anything reads them (docs/reference.md, "Limits"). The largest text hush takes is a value,
 # up to 1 MiB of UTF-8 (configure_tenant's highest max_value_bytes); the largest array, a
-# call's 10,000 names or values (their domains, sql/25_limits.sql, check them sooner).
+# call's 10,000 names or values (their domains, sql/idempotent/20_limits.sql, check them sooner).
 MAX_TEXT_CHARS = 1 << 20
 MAX_ITEMS = 10000
 # hush._record()'s body, the signed record of up to 10,000 reads (recorder.py), may be larger.

@@ -82,8 +82,6 @@ SELECT r.rolname, r.rolsuper,
   FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $1
 """
 EXISTS_SQL = f"SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname {EQ} $1"
-# The grant's tenant, for the audit row: the audit table's row policy checks it on insert.
-SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 COLS = "g.tenant_id, g.role_name, g.prefix, g.capabilities, g.granted_at, g.granted_by"
 # Changes of grants take turns, so that two changes of one grant in a row each see the
 # other's result (the added and removed capabilities their audit rows name are what each
@@ -240,7 +238,7 @@ def _change(plpy: Any, key: str, sql: str, args: list) -> list:
 def _widen(plpy: Any, caller: str, tenant: str, who: dict, prefix: str, caps: list[str]) -> tuple[dict, list[str]]:
     """The grant of (tenant, role, prefix) with `caps` added: (its row now, what was added)."""
     role = who["rolname"]
-    plpy.execute(_plan(plpy, "set_tenant", SET_TENANT_SQL, [T]), [tenant])
+    access.act_in(plpy, tenant)
     old = _locked(plpy, tenant, role, prefix)
     if old is None:
         rows = _change(plpy, "insert", INSERT_SQL, [tenant, role, prefix, caps, caller])
@@ -316,7 +314,7 @@ def revoke(plpy: Any, role: Any, tenant: Any, prefix: Any, capabilities: Any) ->
 @privileged.step(OWNER)
 def _revoke(plpy: Any, caller: str, role: str, tenant: str, prefix: str, caps: list[str]) -> dict:
     # A grant to a role dropped since may be revoked too: the role is not looked up first.
-    plpy.execute(_plan(plpy, "set_tenant", SET_TENANT_SQL, [T]), [tenant])
+    access.act_in(plpy, tenant)
     old = _locked(plpy, tenant, role, prefix)
     if old is None:
         # Not echoed unless it is a role: a value passed in the role's place would reach the log.
@@ -405,7 +403,7 @@ def revoke_tenant(plpy: Any, role: Any, tenant: Any) -> bool:
 
 @privileged.step(OWNER)
 def _revoke_tenant(plpy: Any, caller: str, role: Any, tenant: str) -> bool:
-    plpy.execute(_plan(plpy, "set_tenant", SET_TENANT_SQL, [T]), [tenant])
+    access.act_in(plpy, tenant)
     gone = plpy.execute(_plan(plpy, "delete_all", DELETE_ALL_SQL, [T, "pg_catalog.name"]), [tenant, role])
     if gone:
         audit.record(plpy, {"caller": caller}, tenant, "revoke_tenant",

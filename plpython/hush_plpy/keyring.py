@@ -39,7 +39,7 @@ KEY_BYTES = 32
 CACHE = "hush keyring"
 _memo: dict = {}
 SETTING_HINT = ("Set hush.root_key_file (or hush.root_key_command) in postgresql.conf or with ALTER SYSTEM; "
-                "see the README.")
+                "see docs/install.md.")
 HIDDEN_HINT = "An admin sees why in hush.root_key_status() (hush keys status) and in the server log."
 COMMAND_TIMEOUT = 30
 

@@ -282,7 +282,7 @@ def first_active(plpy: Any) -> str:
             row = plpy.execute(plan(plpy, "keys.first", FIRST_SQL, []))[0]
     if row["active"] is None:
         raise Fail(KEY_UNAVAILABLE, "no root key is active in this database",
-                   hint="An admin activates a registered key (see the README, key rotation).")
+                   hint="An admin activates a registered key (see docs/keys.md, \"Key rotation\").")
     return str(row["active"])
 
 

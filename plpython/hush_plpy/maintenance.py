@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from . import changes, privileged, seal
+from . import access, changes, privileged, seal
 from .access import plan
 from .errors import INVALID_ARGUMENT, MAINTENANCE_BUSY, Fail, api
 
@@ -88,15 +88,16 @@ WITH moved AS (DELETE FROM hush.audit_log_default d
 INSERT INTO hush.{name} SELECT * FROM moved
 """
 ATTACH_SQL = "ALTER TABLE hush.audit_log ATTACH PARTITION hush.{name} FOR VALUES FROM ({lo}) TO ({hi})"
-# The same indexes and TRUNCATE trigger as the DEFAULT partition
-# (sql/15_audit.sql). A monthly partition belongs to hush_retention, the role
-# that drops it when it expires; it keeps only the rights to read and delete,
-# and no other role has any (rows come in through the parent).
+# What every partition of the trail carries, the DEFAULT one included: the install and
+# every update apply it to each partition there is (sql/idempotent/80_triggers.sql), so
+# each statement leaves a partition that has it unchanged. A monthly partition belongs to
+# hush_retention, the role that drops it when it expires; it keeps only the rights to read
+# and delete, and no other role has any (rows come in through the parent).
 SETUP_SQL = [
-    "CREATE INDEX {name}_tenant_at ON hush.{name} (tenant_id, at)",
-    "CREATE INDEX {name}_position ON hush.{name} (txid, id)",
+    "CREATE INDEX IF NOT EXISTS {name}_tenant_at ON hush.{name} (tenant_id, at)",
+    "CREATE INDEX IF NOT EXISTS {name}_position ON hush.{name} (txid, id)",
     changes.INDEX_SQL,  # hush.changes(): a tenant's changes to secrets in seal order
-    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.{name}"
+    "CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON hush.{name}"
     " FOR EACH STATEMENT EXECUTE FUNCTION hush._audit_append_only()",
     "REVOKE ALL ON hush.{name} FROM PUBLIC",
     "REVOKE INSERT, UPDATE, TRUNCATE, REFERENCES, TRIGGER ON hush.{name} FROM hush_retention",
@@ -326,7 +327,6 @@ SELECT s.tenant_id, pg_catalog.array_agg(s.id) AS ids, t.change_channel
        OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => COALESCE(t.recovery_days, 30)))
  GROUP BY s.tenant_id, t.change_channel ORDER BY s.tenant_id
 """
-SET_TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
 # Versions go with the secret (ciphertext and wrapped data key included); one
 # audit row per secret says how many.
 PURGE_SQL = """
@@ -357,7 +357,7 @@ def _purge_deleted(plpy: Any, caller: str) -> list[dict]:
     seal.serialise(plpy)
     done = []
     for row in plpy.execute(plan(plpy, "maint.expired", EXPIRED_SQL, [])):
-        plpy.execute(plan(plpy, "maint.set_tenant", SET_TENANT_SQL, [T]), [row["tenant_id"]])
+        access.act_in(plpy, row["tenant_id"])
         n = plpy.execute(plan(plpy, "maint.purge", PURGE_SQL, [T, "pg_catalog.uuid[]", "pg_catalog.name"]),
                          [row["tenant_id"], row["ids"], caller])[0]["n"]
         if n:

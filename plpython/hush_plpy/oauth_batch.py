@@ -1,6 +1,6 @@
 """The OAuth worker's batched calls: lease due connections and open them in one
 statement (hush.oauth_worker_lease), store many refreshes in one
-(hush.oauth_worker_finish). README "The OAuth worker".
+(hush.oauth_worker_finish). docs/oauth.md, "The OAuth worker".
 
 Through the per-connection functions a refresh is two statements beside its
 request: oauth_claim_refresh opening the lease (the refresh token and the
@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import json
 
-from . import access, audit, errors, oauth, oauth_grants, oauth_lease, privileged, validate
+from . import access, audit, errors, oauth_base, oauth_grants, oauth_lease, oauth_tokens, oauth_worker
+from . import privileged, validate
 from .access import plan
 from .errors import INVALID_ARGUMENT, OAUTH_CONNECTION_NOT_FOUND, Fail, api
 from .secrets import EQ, T
@@ -67,12 +68,12 @@ ENDS_STATEMENT = frozenset(("57014", "57P01"))
 # waits for no lock, so two batches can never deadlock either.
 CONNS_SQL = f"""
 SELECT x.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(p, a),
-       LATERAL (SELECT c.provider, {oauth.CONN_COLS} FROM hush.oauth_connections c
+       LATERAL (SELECT c.provider, {oauth_base.CONN_COLS} FROM hush.oauth_connections c
                  WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} u.p AND c.account {EQ} u.a OFFSET 0) x
 """
 CONNS_LOCK_SQL = f"""
 SELECT x.* FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(p, a),
-       LATERAL (SELECT c.ctid AS row_at, c.provider, {oauth.CONN_COLS} FROM hush.oauth_connections c
+       LATERAL (SELECT c.ctid AS row_at, c.provider, {oauth_base.CONN_COLS} FROM hush.oauth_connections c
                  WHERE c.tenant_id {EQ} $1 AND c.provider {EQ} u.p AND c.account {EQ} u.a
                  FOR UPDATE SKIP LOCKED) x
 """
@@ -80,9 +81,9 @@ PROVIDERS_SQL = f"""
 SELECT p.name, p.id, p.generation, p.config, p.key_id, p.wrapped_dek, p.ciphertext
   FROM hush.oauth_providers p WHERE p.tenant_id {EQ} $1 AND p.name OPERATOR(pg_catalog.=) ANY ($2)
 """
-# oauth.CONN_UPDATE_SQL for many rows at once: the same columns set (a unit test holds
+# oauth_tokens.CONN_UPDATE_SQL for many rows at once: the same columns set (a unit test holds
 # the two lists together), each row over the generation its lease claimed; as there, the
-# refreshes asked for these connections are answered (oauth.ASKED_DONE). $14 holds the
+# refreshes asked for these connections are answered (oauth_base.ASKED_DONE). $14 holds the
 # rows' ctids as the step's locking read found them (locked, they stay put): the rows
 # are reached by a TID scan and each takes the values at its place in the arrays. Joined
 # by name instead, the planner may loop over every connection of the tenant per refresh
@@ -108,9 +109,9 @@ UPDATE hush.oauth_connections c
    AND c.generation {EQ} ($4)[pg_catalog.array_position($14, c.ctid)]
 RETURNING c.provider, c.account, c.generation, c.expires_at
 """
-# oauth.EVENT_SQL for many connections: `recovered` after failures; one empty NOTIFY (PostgreSQL
+# oauth_base.EVENT_SQL for many connections: `recovered` after failures; one empty NOTIFY (PostgreSQL
 # folds identical notifications of a transaction into one anyway).
-EVENTS_SQL = f"""
+EVENTS_SQL = """
 WITH e AS (INSERT INTO hush.oauth_events (tenant_id, provider, account, event, detail)
            SELECT $1, u.p, u.a, 'recovered', u.d
              FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, a, d)
@@ -123,9 +124,8 @@ SELECT pg_catalog.pg_notify('hush_oauth_events', '') WHERE EXISTS (SELECT FROM e
 # leases this call takes are a write of its own, after which that rule would record every
 # read (a transaction that wrote could hold an uncommitted switch of auditing). What the
 # caller's transaction did before still counts.
-CLEAN_SQL = """
-SELECT pg_catalog.txid_current_if_assigned() IS NULL
-       AND pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.=) 'read committed' AS clean
+CLEAN_SQL = f"""
+SELECT pg_catalog.txid_current_if_assigned() IS NULL AND NOT ({access.SNAPSHOT}) AS clean
 """
 AUDITS_SQL = f"""
 SELECT (SELECT t.audit_reads FROM hush.tenants t WHERE t.tenant_id {EQ} $1) IS NOT FALSE AS audits
@@ -150,13 +150,13 @@ def worker_lease(plpy: Any, holder: Any, batch_size: Any, window_seconds: Any, l
     """oauth_worker_claim's leases, each opened as oauth_claim_refresh opens one (the
     refresh token, the provider's config and client secret), in one statement. A row that
     could not be opened carries its SQLSTATE and message instead; its lease runs out."""
-    oauth._lease_args(holder, lease_seconds, required=True)
-    oauth._worker_args(window_seconds, keepalive_seconds)
+    oauth_lease.check_args(holder, lease_seconds, required=True)
+    oauth_worker.check_args(window_seconds, keepalive_seconds)
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
         raise Fail(INVALID_ARGUMENT, "batch_size must be between 1 and 10000")
     clean = plpy.execute(plan(plpy, "oauth_batch.clean", CLEAN_SQL, []))[0]["clean"]
-    claimed = privileged.call(plpy, REFRESHER, oauth._worker_claim, holder, batch_size, window_seconds, lease_seconds,
-                              keepalive_seconds)
+    claimed = privileged.call(plpy, REFRESHER, oauth_worker.lease_due, holder, batch_size, window_seconds,
+                              lease_seconds, keepalive_seconds)
     out = [dict(r, grant_type=None, scopes=None, refresh_token=None, config=None, client_secret=None, sqlstate=None,
                 message=None) for r in claimed]
     by_tenant: dict = {}
@@ -183,7 +183,7 @@ def _open_leases(plpy: Any, caller: str, tenant: str, leases: list, clean: bool)
     audits = not clean or plpy.execute(plan(plpy, "oauth_batch.audits", AUDITS_SQL, [T]), [tenant])[0]["audits"]
     oauth_lease.rights(plpy, caller, tenant, leases[0]["provider"], leases[0]["account"])
     names = sorted({r["provider"] for r in leases})
-    # Claimed under oauth.SERVES in this statement; asked again for the grant each read record names.
+    # Claimed under oauth_grants.SERVES in this statement; asked again for the grant each read record names.
     usable = oauth_grants.usable(plpy, ctx, tenant, names)
     rows = {(r["provider"], r["account"]): r for r in plpy.execute(
         plan(plpy, "oauth_batch.conns", CONNS_SQL, [T, TA, TA]),
@@ -201,7 +201,7 @@ def _open_leases(plpy: Any, caller: str, tenant: str, leases: list, clean: bool)
             out.append({"fail": oauth_grants.absent(tenant, lease["provider"])})
         elif (row is None or row["generation"] != lease["generation"]
               or not oauth_lease.holds(row, lease["lease_token"])):
-            out.append({"fail": oauth.lease_lost(tenant, lease["provider"], lease["account"])})
+            out.append({"fail": oauth_lease.lost(tenant, lease["provider"], lease["account"])})
         else:
             out.append(None)
             found.append((lease, row, prov))
@@ -211,7 +211,7 @@ def _open_leases(plpy: Any, caller: str, tenant: str, leases: list, clean: bool)
                              oauth_grants.granted({"via": usable[lease["provider"]]},
                                                   {"account": lease["account"], "holder": row["lease_holder"]}))
                             for lease, row, _ in found],
-                           sorted({k for _, row, prov in found for k in oauth._key_ids(row, prov)}),
+                           sorted({k for _, row, prov in found for k in oauth_base.key_ids(row, prov)}),
                            action="oauth_refresh_claim")
     secrets: dict = {}
     opened = iter(found)
@@ -222,8 +222,8 @@ def _open_leases(plpy: Any, caller: str, tenant: str, leases: list, clean: bool)
         try:
             name = lease["provider"]
             if name not in secrets:
-                secrets[name] = oauth._provider_secret(plpy, tenant, name, prov)
-            refresh_token = oauth._tokens(plpy, tenant, name, row).get("refresh_token")
+                secrets[name] = oauth_base.provider_secret(plpy, tenant, name, prov)
+            refresh_token = oauth_base.open_tokens(plpy, tenant, name, row).get("refresh_token")
         except Fail as f:  # one that does not decrypt does not keep the others from their refresh
             out[i] = {"fail": f}
             continue
@@ -258,10 +258,10 @@ def worker_finish(plpy: Any, tenants: Any, providers: Any, accounts: Any, lease_
             validate.tenant(tenant)
             validate.name(provider_name, "provider name")
             validate.name(account, "account")
-            oauth._lease_args(holder, None)
+            oauth_lease.check_args(holder, None)
             if not isinstance(generation, int):
                 raise Fail(INVALID_ARGUMENT, "a generation must be the one the lease claimed")
-            sealed, clear = oauth._token_response(response, refresh=True)
+            sealed, clear = oauth_tokens.split_response(response, refresh=True)
         except Fail as f:
             base.update(_refused(plpy, "worker_finish", tenant, f))
             continue
@@ -322,10 +322,10 @@ def _finish_many(plpy: Any, caller: str, tenant: str, items: list) -> dict:
                            % (validate.show(account), tenant, provider_name))
             # The current lease's token, even past lease_until: a slow provider's rotated tokens are kept.
             if key in taken or row["generation"] != generation or not oauth_lease.holds(row, holder):
-                raise oauth.lease_lost(tenant, provider_name, account)
+                raise oauth_lease.lost(tenant, provider_name, account)
             config = provs[provider_name]["config"] if provider_name in provs else None
-            row_id, common = oauth._store_values(plpy, ctx, tenant, provider_name, row["grant_type"], sealed,
-                                                 clear, row, config, True)
+            row_id, common = oauth_tokens.store_values(plpy, ctx, tenant, provider_name, row["grant_type"], sealed,
+                                                       clear, row, config, True)
         except Fail as f:
             out[i] = {"fail": f}
             continue
@@ -345,7 +345,7 @@ def _finish_many(plpy: Any, caller: str, tenant: str, items: list) -> dict:
     for i, provider_name, account, row, row_id, clear, sealed in stored:
         w = written.get((provider_name, account))
         if w is None:  # locked above: cannot happen; refused rather than reported stored
-            out[i] = {"fail": oauth.lease_lost(tenant, provider_name, account)}
+            out[i] = {"fail": oauth_lease.lost(tenant, provider_name, account)}
             continue
         out[i] = {"generation": w["generation"], "expires_at": w["expires_at"], "scopes": clear["scopes"],
                   "fields": json.dumps(clear["fields"]),

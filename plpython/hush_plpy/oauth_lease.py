@@ -1,9 +1,9 @@
 """The refresh lease as a credential, who may write token material through it,
-and a refresh asked of the worker (README "OAuth2 and OpenID Connect").
+and a refresh asked of the worker (docs/oauth.md).
 
-A lease used to be a name: finish and release believed any caller that named
-the generation, and the holder's name was in audit rows every reader of the
-tenant reads. Now claim() hands out a random token (LEASE_PREFIX and 256
+A lease is not a name: a name is in audit rows every reader of the tenant
+reads, and finish and release would believe any caller that named it with the
+generation. claim() hands out a random token (LEASE_PREFIX and 256
 random bits) and the connection row keeps only its SHA-256; finish() and
 release() take the token in their `holder` argument and are accepted while it
 is the current lease's, even past lease_until (a worker whose provider was
@@ -33,7 +33,7 @@ import secrets
 
 from . import privileged, validate
 from .access import plan
-from .errors import OAUTH_READER_REFRESH_DISABLED, OAUTH_REAUTH_REQUIRED, Fail, api
+from .errors import INVALID_ARGUMENT, OAUTH_LEASE_LOST, OAUTH_READER_REFRESH_DISABLED, OAUTH_REAUTH_REQUIRED, Fail, api
 from .secrets import EQ, T
 
 TYPE_CHECKING = False
@@ -66,6 +66,23 @@ def holds(row: dict, token: str) -> bool:
     """Whether `token` is the current lease of the (locked) connection row."""
     stored = row["lease_token_hash"]
     return stored is not None and hmac.compare_digest(bytes(stored), digest(token))
+
+
+def check_args(holder: Any, lease_seconds: Any, required: bool = False) -> None:
+    # the holder may be a lease token: the message never shows it
+    if not isinstance(holder, str) or not 1 <= len(holder) <= 200:
+        raise Fail(INVALID_ARGUMENT, "a lease holder is 1 to 200 characters")
+    if (lease_seconds is not None or required) and (not isinstance(lease_seconds, int)
+                                                    or not 1 <= lease_seconds <= 3600):
+        raise Fail(INVALID_ARGUMENT, "lease_seconds must be between 1 and 3600")
+
+
+def lost(tenant: str, provider_name: str, account: str) -> Fail:
+    # One message whatever went: a wrong token, a superseded one, a generation moved on.
+    return Fail(OAUTH_LEASE_LOST, "this call does not hold the refresh lease of account %r at OAuth provider %r "
+                "(tenant %s): another call claimed it once it ran out, or stored tokens meanwhile"
+                % (account, provider_name, tenant),
+                hint="Read the token again; a lease is used with the lease_token its claim returned.")
 
 
 # The tenant's choice, and whether the caller's own attempt counts (a writer, the worker;
@@ -117,7 +134,7 @@ WITH found AS (SELECT c.generation, {RECENT} AS recent FROM hush.oauth_connectio
                ON CONFLICT DO NOTHING)
 SELECT found.generation, NOT found.recent AS asked FROM found
 """
-# In the worker's scans (oauth.DUE_AT), with the connection as c: its request, as q.
+# In the worker's scans (oauth_worker.DUE_AT), with the connection as c: its request, as q.
 REQUESTS_JOIN = f"""LEFT JOIN hush.oauth_refresh_requests q
     ON q.tenant_id {EQ} c.tenant_id AND q.provider {EQ} c.provider AND q.account {EQ} c.account"""
 # When the request makes the connection due (NULL: no request).
@@ -142,9 +159,9 @@ def request_refresh(plpy: Any, tenant: str, provider_name: Any, account: Any) ->
 
 @privileged.step(privileged.OWNER)
 def _request_refresh(plpy: Any, caller: str, tenant: str, provider_name: str, account: str) -> dict:
-    from . import access, oauth, oauth_grants  # they import this module
+    from . import access, oauth_base, oauth_grants  # they import this module
     access.still_granted(plpy, oauth_grants.use(plpy, caller, tenant, provider_name))  # the request is a write
-    row = oauth._connection(plpy, tenant, provider_name, account)
+    row = oauth_base.connection_row(plpy, tenant, provider_name, account)
     if row["status"] == "needs_reauth" or not (row["has_refresh_token"] or row["grant_type"] == "client_credentials"):
         # Nobody could answer: say so now rather than after the caller's wait.
         raise Fail(OAUTH_REAUTH_REQUIRED, "account %r of tenant %s at OAuth provider %r must authorize again (%s)"
@@ -153,8 +170,8 @@ def _request_refresh(plpy: Any, caller: str, tenant: str, provider_name: str, ac
                    hint="Run the authorization again; connections() shows the last error.")
     rows = plpy.execute(plan(plpy, "oauth_lease.request", REQUEST_SQL, [T, T, T]), [tenant, provider_name, account])
     if not rows:  # disconnected since the row above was read: SH071
-        oauth._connection(plpy, tenant, provider_name, account)
+        oauth_base.connection_row(plpy, tenant, provider_name, account)
         return {"generation": row["generation"], "requested": False}
     if rows[0]["asked"]:
-        plpy.execute(plan(plpy, "oauth.wakeup", oauth.WAKEUP_SQL, []))  # no payload: any role may LISTEN
+        plpy.execute(plan(plpy, "oauth.wakeup", oauth_base.WAKEUP_SQL, []))  # no payload: any role may LISTEN
     return {"generation": rows[0]["generation"], "requested": bool(rows[0]["asked"])}

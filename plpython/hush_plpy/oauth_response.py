@@ -1,5 +1,5 @@
 """What hush keeps of a token endpoint response, and for which grants a
-provider's tokens may be stored (DESIGN.md section 6; issue 18).
+provider's tokens may be stored (DESIGN.md section 6).
 
 RFC 6749 5.1 names six members; providers send more, which a caller needs to
 use the token: Salesforce's instance_url and id, Zoho's api_domain, RFC 8693's
@@ -52,7 +52,7 @@ import re  # json imports it anyway
 from .errors import INVALID_ARGUMENT, OAUTH_GRANT_NOT_ENABLED, Fail
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only (oauth.py: importing typing costs a new connection's first call)
+if TYPE_CHECKING:  # annotations only (importing typing costs a new connection's first call)
     from typing import Any
 
 # The members RFC 6749 5.1 names: each has its own place.
@@ -69,13 +69,13 @@ _COMPONENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 LIFETIME_SUFFIXES = ("expires_in", "expires_at", "expires", "expiry", "expiration", "lifetime", "ttl")
 MAX_TYPE_CHARS = 200
-# The scopes a token response may grant (README, "Limits"): more than an authorization may
+# The scopes a token response may grant (docs/reference.md, "Limits"): more than an authorization may
 # ask for (100), since a provider may list every scope an app holds; no more, since they go
 # to a clear column that every listing returns.
 MAX_SCOPES, MAX_SCOPE_CHARS = 1000, 1000
 MAX_DEPTH = 8
 MAX_FIELDS_BYTES = 16384
-MAX_SECRET_FIELDS_BYTES = 65536  # as the whole response (oauth.MAX_TOKEN_BYTES)
+MAX_SECRET_FIELDS_BYTES = 65536  # as the whole response (oauth_base.MAX_TOKEN_BYTES)
 # Ten years. A provider that means "never" leaves expires_in out (RFC 6749 makes it optional);
 # 0 or less is refused, as stored it would make the token due at once, round after round.
 MAX_EXPIRES_IN = 315360000
@@ -181,7 +181,7 @@ def token_response(tokens: dict, refresh: bool = False, limit: Any = None) -> tu
     """A token endpoint response (a JSON object) -> (what is sealed: the tokens and
     secret_fields; what is clear: token_type, scope as it came, expires_in, fields).
 
-    A store refuses a response with a member over its limit (README, "Limits"). A refresh
+    A store refuses a response with a member over its limit (docs/reference.md, "Limits"). A refresh
     (`refresh`) stores what the provider has issued all the same, since it may have spent
     the refresh token presented: it leaves out only what is over a limit (a token_type
     over MAX_TYPE_CHARS, fields over MAX_FIELDS_BYTES by their largest members, scopes past

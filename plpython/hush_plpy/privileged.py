@@ -39,6 +39,19 @@ REFRESHER = "hush_refresher"
 DISPATCHERS = {OWNER: "_as_owner", KEYKEEPER: "_as_keykeeper", RETENTION: "_as_retention",
                REFRESHER: "_as_refresher"}
 
+# The setting that names the tenant a step acts in, until its transaction ends: the
+# owner_steps row policy (access.OWNER_STEPS) admits that tenant's rows only.
+TENANT_SETTING = "'hush.tenant'"
+
+
+def set_tenant(value: str) -> str:
+    """SQL: set the step's tenant (TENANT_SETTING) to `value`, an SQL expression."""
+    return f"pg_catalog.set_config({TENANT_SETTING}, {value}, true)"
+
+
+# For a step that checks no grant of its own (an admin's, maintenance) and acts in a tenant.
+SET_TENANT_SQL = "SELECT " + set_tenant("$1")
+
 _steps: set[tuple[str, Callable[..., Any]]] = set()
 _tickets: dict[str, tuple[str, Callable[..., Any], tuple]] = {}
 _results: dict[str, Any] = {}
@@ -108,7 +121,7 @@ def call(plpy: Any, owner: str, fn: Callable[..., Any], *args: Any, tenant: str 
         # list may be evaluated once per column).
         sql = "SELECT hush.%s($1, CURRENT_USER)" % DISPATCHERS[owner]
         if tenant is not None:
-            sql = "SELECT pg_catalog.set_config('hush.tenant', $2, true), hush.%s($1, CURRENT_USER)" % DISPATCHERS[owner]
+            sql = "SELECT %s, hush.%s($1, CURRENT_USER)" % (set_tenant("$2"), DISPATCHERS[owner])
         p = _plans[key] = plpy.prepare(sql, ["pg_catalog.text"] if tenant is None else ["pg_catalog.text"] * 2)
     began = perf_counter()
     try:

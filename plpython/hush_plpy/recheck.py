@@ -18,7 +18,7 @@ The grant that allowed each read is looked up there too, for its row's
 """
 from __future__ import annotations
 
-from . import access
+from . import access, privileged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -44,7 +44,7 @@ CAPS = {
 # must be set before the INSERT's row policy looks at it.
 STORE_SQL = f"""
 WITH t AS MATERIALIZED (
-  SELECT pg_catalog.set_config('hush.tenant', $1, true) AS tenant,
+  SELECT {privileged.set_tenant("$1")} AS tenant,
          pg_catalog.set_config('synchronous_commit', 'on', true) AS durable,
          {access.superuser("$2")} AS superuser),
      u AS MATERIALIZED (

@@ -397,7 +397,7 @@ def compute_target(plpy: Any) -> None:
         if {"password", "sslpassword"} & set(override):
             raise Fail(RECORD_FAILED, "hush.recorder_conninfo holds a password, which every role can read with "
                        "SHOW: hush does not use it", hint="Authenticate the recorder with a passfile, a client "
-                       "certificate or peer authentication (README, \"When a read is recorded\").")
+                       "certificate or peer authentication (docs/audit.md, \"When a read is recorded\").")
         params.update(override)
     timeout_ms = _timeout_ms(s["timeout_ms"])
     # The reader's pid in the name: pg_stat_activity on the primary ties each recorder
@@ -420,11 +420,6 @@ def compute_target(plpy: Any) -> None:
 
 # -- the receiving end: hush._record() on the primary ----------------------------------------------
 
-# The tenant owner_steps shows hush.audit_log's rows of, for the count of check_rate
-# (recheck.STORE_SQL sets it again for its own rows). Local to the record's transaction.
-TENANT_SQL = "SELECT pg_catalog.set_config('hush.tenant', $1, true)"
-
-
 NODE_SQL = """
 INSERT INTO hush.node_keyrings AS n (node, key_ids) VALUES ($1, $2)
     ON CONFLICT (node) DO UPDATE SET key_ids = excluded.key_ids, reported_at = pg_catalog.now()
@@ -440,8 +435,7 @@ RECENT_S = 300   # how old (or, clocks differing, how new) a record's body may b
 RECEIVER = "hush recorder session"
 SESSION_SQL = """
 SELECT pg_catalog.current_database() AS db,
-       CASE WHEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER)
-            THEN hush._recorder_room() ELSE true END AS room
+       CASE WHEN {superuser} THEN hush._recorder_room() ELSE true END AS room
 """
 
 
@@ -453,8 +447,7 @@ def store(plpy: Any, body: Any, proof: Any) -> str:
     refused, and nothing is written. synchronous_commit is set by the INSERT too: a pooler in
     between may drop the recorder's start-up options."""
     from _operator import _compare_digest
-    from . import recheck
-    from .access import plan
+    from . import access, recheck  # not at the top: hush._recorder_target() needs neither
     from .audit import check_rate
     try:
         payload = wire.loads(body)
@@ -467,11 +460,11 @@ def store(plpy: Any, body: Any, proof: Any) -> str:
         raise Fail(INSUFFICIENT_PRIVILEGE, "hush._record stores only records that hush's own reads signed")
     here = _memo.get(RECEIVER)
     if here is None:
-        here = plpy.execute(SESSION_SQL)[0]
+        here = plpy.execute(SESSION_SQL.format(superuser=access.superuser("SESSION_USER")))[0]
         if not here["room"]:
             raise Fail("53300", "a superuser recorder refuses to hold a slot of superuser_reserved_connections: "
                        "no other slot is free", hint="Raise max_connections, or record as a login role in "
-                       "hush_recorder with a CONNECTION LIMIT (README, \"When a read is recorded\").")
+                       "hush_recorder with a CONNECTION LIMIT (docs/audit.md, \"When a read is recorded\").")
         _memo[RECEIVER] = here
     if payload.get("db") != here["db"] or not isinstance(payload.get("at"), int) \
             or abs(time.time() - payload["at"]) > RECENT_S:
@@ -479,14 +472,15 @@ def store(plpy: Any, body: Any, proof: Any) -> str:
                    "than %d s away from now (a replay)" % RECENT_S)
     if payload.get("node"):
         node = payload["node"]
-        plpy.execute(plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
+        plpy.execute(access.plan(plpy, "recorder.node", NODE_SQL, ["pg_catalog.text", "pg_catalog.text[]"]),
                      [node["name"], node["key_ids"]])
     limit = payload.get("audit_limit")
     if limit:  # before the rows: SH023 writes nothing; the reader hands out nothing
-        plpy.execute(plan(plpy, "recorder.tenant", TENANT_SQL, ["pg_catalog.text"]), [payload["tenant"]])
+        # The tenant whose rows check_rate counts (recheck.STORE_SQL sets it again for its own).
+        access.act_in(plpy, payload["tenant"])
         check_rate(plpy, payload["tenant"], limit)
     rows = payload["rows"]
-    p = plan(plpy, "recorder.store", recheck.STORE_SQL, recheck.STORE_TYPES)
+    p = access.plan(plpy, "recorder.store", recheck.STORE_SQL, recheck.STORE_TYPES)
     done = plpy.execute(p, [payload["tenant"], payload["db_role"], payload["session_role"],
                             payload["application_name"], payload["client_addr"], [r[0] for r in rows],
                             [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],

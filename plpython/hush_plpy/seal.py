@@ -34,7 +34,7 @@ TS = "pg_catalog.timestamptz"
 MAX_SEAL_ROWS = 100000
 
 # The canonical form of a row: a JSON array whose text does not depend on
-# TimeZone, DateStyle or bytea_output. The README ("Audit trail") prints it.
+# TimeZone, DateStyle or bytea_output. docs/audit.md ("The canonical form") prints it.
 CANON = """pg_catalog.jsonb_build_array(a.txid, a.id, a.tenant_id,
     pg_catalog.to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), a.action,
     CAST(a.secret_id AS pg_catalog.text), a.secret_name, a.version, CAST(a.db_role AS pg_catalog.text),
@@ -49,8 +49,19 @@ def rows_hash(text: str, alias: str) -> str:
 
 
 RANGE_AGG = f"pg_catalog.count(*) AS n, {rows_hash(CANON, 'a')} AS rows_hash"
-AFTER = "ROW(a.txid, a.id) OPERATOR(pg_catalog.>) ROW($1, $2)"
-UPTO = "ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW($3, $4)"
+
+
+def after(txid: str, id_: str) -> str:
+    """SQL: whether the trail's row `a` comes after the position (txid, id_)."""
+    return f"ROW(a.txid, a.id) OPERATOR(pg_catalog.>) ROW({txid}, {id_})"
+
+
+def upto(txid: str, id_: str) -> str:
+    """SQL: whether the trail's row `a` is at or before the position (txid, id_)."""
+    return f"ROW(a.txid, a.id) OPERATOR(pg_catalog.<=) ROW({txid}, {id_})"
+
+
+AFTER = after("$1", "$2")
 
 # A batch to seal: the next rows (at most $4) after ($1, $2) below horizon $3.
 NEXT_SQL = """
@@ -244,7 +255,7 @@ def held_back(plpy: Any, horizon: int, waiting: int) -> dict:
     msg = ("%d audit rows are not sealed yet: the oldest running transaction, open for %s, is %s; rows of "
            "transactions that got their id after it wait until it ends" % (waiting, _duration(age), who))
     hint = ("%s%s. idle_in_transaction_session_timeout ends sessions left idle in a transaction "
-            "(README, \"The audit trail\")." % (todo[0].upper(), todo[1:]))
+            "(docs/audit.md, \"Long transactions hold sealing back\")." % (todo[0].upper(), todo[1:]))
     (plpy.warning if age >= HOLD_WARN_S else plpy.notice)(msg, hint=hint)
     return {"horizon_pid": h["pid"], "horizon_role": h["role"], "horizon_age": "%.3f seconds" % age}
 
@@ -296,8 +307,8 @@ SELECT s.id, s.kind, s.sealed_at OPERATOR(pg_catalog.>=) $1 OR $1 IS NULL AS rec
                                                        s.prev_hash) AS intact
   FROM hush.audit_seals s ORDER BY s.id
 """
-RANGE_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {AFTER} AND {UPTO}"
-FROM_START_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {UPTO.replace('$3', '$1').replace('$4', '$2')}"
+RANGE_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {AFTER} AND {upto('$3', '$4')}"
+FROM_START_SQL = f"SELECT {RANGE_AGG} FROM hush.audit_log a WHERE {upto('$1', '$2')}"
 
 
 def range_from_start(plpy: Any, last: tuple) -> dict:

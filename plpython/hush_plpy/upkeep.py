@@ -104,7 +104,7 @@ def _tenant_upkeep(plpy: Any, caller: str, t: dict) -> dict:
     """One tenant's retention and reminders, and its change channel told of what retention
     destroyed; the counts."""
     tenant = t["tenant_id"]
-    plpy.execute(plan(plpy, "maint.set_tenant", maintenance.SET_TENANT_SQL, [T]), [tenant])
+    access.act_in(plpy, tenant)
     written = plpy.execute(plan(plpy, "upkeep.events", EVENTS_SQL, [T]), [tenant])[0]
     # Last: the version rows it locks stay locked until the job commits.
     destroyed = retention.apply(plpy, tenant, None, caller) if t["retains"] else 0

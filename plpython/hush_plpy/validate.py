@@ -6,7 +6,8 @@ No regular expressions: importing `re` costs a new connection's first call about
 from __future__ import annotations
 
 
-from .errors import (INVALID_ARGUMENT, INVALID_NAME, INVALID_TENANT, VALUE_TOO_LARGE, Fail)
+# show: how a refused argument appears in a message (errors.show), under the name callers use.
+from .errors import INVALID_ARGUMENT, INVALID_NAME, INVALID_TENANT, VALUE_TOO_LARGE, Fail, show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs a new connection's first call ~4 ms
@@ -251,13 +252,3 @@ def page(p: Any, per_page: Any) -> tuple[int, int]:
         raise Fail(INVALID_ARGUMENT, "per_page must be 1 or more")
     return p, min(per_page, MAX_PER_PAGE)
 
-
-def show(x: Any) -> str:
-    """A caller-given tenant, name or kind that was refused or not found, for a message or
-    log line: its first 4 characters (never all of it) and its length, e.g. 'sk_l...' (32 chars).
-    It may be a value passed in the wrong place (an API key as the tenant, a token as the
-    name), and errors reach logs and clients that must never hold one. ASCII dots: a client
-    encoding without an ellipsis must still get the message."""
-    if not isinstance(x, str):
-        return "NULL" if x is None else type(x).__name__
-    return "%r (%d char%s)" % (x[:min(4, len(x) - 1)] + "...", len(x), "" if len(x) == 1 else "s")

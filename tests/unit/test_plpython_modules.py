@@ -217,8 +217,8 @@ def test_sealed_parts_do_not_open_as_one_another():
 
 
 def test_oauth_token_response_split_and_checks():
-    from hush_plpy import oauth
-    sealed, clear = oauth._token_response(json.dumps({
+    from hush_plpy import oauth_tokens
+    sealed, clear = oauth_tokens.split_response(json.dumps({
         "access_token": "at", "refresh_token": "rt", "id_token": "it", "token_type": "Bearer",
         "expires_in": 3600, "scope": "openid email", "extra": "kept too", "user_token": "ut"}))
     assert sealed == {"access_token": "at", "refresh_token": "rt", "id_token": "it",
@@ -230,18 +230,18 @@ def test_oauth_token_response_split_and_checks():
                 '{"access_token": "a", "expires_in": true}', '{"access_token": "a", "expires_in": 0}',
                 '{"access_token": "a", "expires_in": -1}', '{"access_token": "a", "expires_in": 1e10}'):
         with pytest.raises(errors.Fail) as e:
-            oauth._token_response(bad)
+            oauth_tokens.split_response(bad)
         assert e.value.code == errors.INVALID_ARGUMENT and "rt" not in e.value.message
 
 
 def test_oauth_state_hash_and_error_text():
-    from hush_plpy import oauth
-    assert oauth._state_hash("s" * 16) == __import__("hashlib").sha256(b"s" * 16).digest()
+    from hush_plpy import oauth_authorize, oauth_refresh
+    assert oauth_authorize._state_hash("s" * 16) == __import__("hashlib").sha256(b"s" * 16).digest()
     for bad in (None, "short", "x" * 513, 42):
         with pytest.raises(errors.Fail) as e:
-            oauth._state_hash(bad)
+            oauth_authorize._state_hash(bad)
         assert e.value.code == errors.OAUTH_STATE_INVALID
-    assert oauth._error_text("a\nb\x00c" + "x" * 300) == "a b c" + "x" * 195
+    assert oauth_refresh._error_text("a\nb\x00c" + "x" * 300) == "a b c" + "x" * 195
 
 
 @pytest.mark.parametrize("uri, ok", [

@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION hush._load_python() RETURNS void
 LANGUAGE plpython3u VOLATILE AS $py${{python_modules}}$py$;
 
 -- The hash of an audit seal: SHA-256 of a JSON array of its fields (times in
--- UTC, hashes in hex), so no session setting changes it. The README shows how
+-- UTC, hashes in hex), so no session setting changes it. docs/audit.md ("The canonical form") shows how
 -- to recompute it by hand.
 CREATE OR REPLACE FUNCTION hush._seal_digest(id bigint, kind text, sealed_at timestamptz, after_txid bigint,
                                              after_id bigint, last_txid bigint, last_id bigint, row_count bigint,
@@ -94,3 +94,21 @@ SELECT pg_catalog.count(*) OPERATOR(pg_catalog.<=)
         OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4)
   FROM pg_catalog.pg_stat_activity a WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend'
 $sql$;
+
+-- Append-only, for every role the table owner included: UPDATE and TRUNCATE
+-- always fail; DELETE fails unless it runs as hush_retention, which only the
+-- retention routine does (a SECURITY DEFINER function owned by that NOLOGIN
+-- role, which has no members). Privileges say the same (90_privileges.sql).
+-- Not SECURITY DEFINER: current_user must be whoever runs the statement.
+-- TG_ARGV[0] = 'expires' marks tables retention may delete from.
+CREATE OR REPLACE FUNCTION hush._audit_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' AND TG_NARGS OPERATOR(pg_catalog.>) 0
+       AND TG_ARGV[0] OPERATOR(pg_catalog.=) 'expires' AND CURRENT_USER OPERATOR(pg_catalog.=) 'hush_retention' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'hush.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'SH040', HINT = 'Rows leave the audit trail only through hush.cleanup_audit_logs().';
+END
+$fn$;

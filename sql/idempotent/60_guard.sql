@@ -26,9 +26,7 @@
 -- setting: ROLLBACK TO SAVEPOINT takes the setting, and the confirmation, back.
 CREATE OR REPLACE FUNCTION hush.allow_drop() RETURNS text
 LANGUAGE plpython3u VOLATILE SET search_path = pg_catalog, pg_temp AS $py$
-row = plpy.execute("SELECT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r"
-                   " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) AS superuser,"
-                   " pg_catalog.txid_current() AS txid")[0]
+row = plpy.execute("SELECT {{superuser: CURRENT_USER}} AS superuser, pg_catalog.txid_current() AS txid")[0]
 if not row["superuser"]:
     e = plpy.Error("hush: only a superuser may allow dropping hush")
     e.sqlstate = "42501"
@@ -74,8 +72,7 @@ BEGIN
     SELECT e.oid, e.extnamespace, ARRAY[e.extowner, n.nspowner] INTO ext, nsp, owners
       FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
      WHERE e.extname OPERATOR(pg_catalog.=) 'hush';
-    IF NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER),
-                    false) THEN
+    IF NOT {{superuser: CURRENT_USER}} THEN
         -- Only a superuser creates event triggers. A role that is not one can drop hush only
         -- with the privileges of its owner (rare): refused by tag, since it cannot be checked.
         IF pg_catalog.pg_has_role(CURRENT_USER, owners[1], 'USAGE')
@@ -126,7 +123,10 @@ END
 $fn$;
 
 -- The tags of every command that can drop the extension: its own, its schema's
--- (CASCADE), plpython3u's (CASCADE), and DROP OWNED BY the role that owns it.
+-- (CASCADE), plpython3u's (CASCADE), and DROP OWNED BY the role that owns it. An event
+-- trigger cannot be replaced in place: an update drops the old ones and makes them again.
+DROP EVENT TRIGGER IF EXISTS hush_guard_drop;
+DROP EVENT TRIGGER IF EXISTS hush_guard_drop_end;
 CREATE EVENT TRIGGER hush_guard_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION hush._guard_drop();

@@ -3,7 +3,7 @@
 -- hush_retention (a privileged step, 90_privileges.sql), the only role whose
 -- DELETE the audit trigger lets through, with TimeZone and DateStyle pinned so
 -- that no caller setting moves a month bound or a hashed timestamp. They run
--- one call at a time (hush_private.maintenance_lock, 15_audit.sql) and wait for any
+-- one call at a time (hush_private.maintenance_lock, incremental/002-authority.sql) and wait for any
 -- lock at most the caller's lock_timeout, or 5 seconds when it is 0: then
 -- SH061, and nothing is changed (retention's drops wait 100 ms at a time, so
 -- that secret calls never queue behind them for long).
@@ -81,7 +81,7 @@ COMMENT ON FUNCTION hush.purge_deleted_secrets() IS
 -- OAuth's own upkeep, for every tenant: events older than event_days go, and
 -- pending authorizations past their expiry (oauth_begin only purges its own
 -- tenant's, lazily). Run as hush_retention, whose row policies on those two
--- tables (18_oauth.sql) show it nothing else.
+-- tables (idempotent/10_policies.sql) show it nothing else.
 CREATE OR REPLACE FUNCTION hush.cleanup_oauth(event_days integer DEFAULT 90)
 RETURNS TABLE (tenant_id text, events_removed bigint, pending_removed bigint)
 LANGUAGE plpython3u VOLATILE
@@ -147,7 +147,7 @@ BEGIN
     -- pg_cron keys a job on (name, role): a second role scheduling would add a second set of
     -- jobs. A superuser (who sees every role's jobs) takes the other roles' hush jobs of this
     -- database over, so one set runs.
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+    IF {{superuser: CURRENT_USER}} THEN
         EXECUTE 'SELECT pg_catalog.count(cron.unschedule(j.jobid)) FROM cron.job j
                   WHERE j.jobname OPERATOR(pg_catalog.=) ANY ($1) AND j.database OPERATOR(pg_catalog.=) $2
                     AND j.username OPERATOR(pg_catalog.<>) CURRENT_USER::pg_catalog.text'

@@ -1,6 +1,6 @@
 -- OAuth2/OIDC storage (plpython/hush_plpy/oauth.py). The Python client speaks
 -- HTTP between these calls, with no transaction open; these functions hold
--- no connection to the provider. Tables and result types: 18_oauth.sql.
+-- no connection to the provider. Tables and result types: sql/incremental/.
 
 CREATE OR REPLACE FUNCTION hush.oauth_save_provider(tenant text, provider text, config jsonb, client_secret text DEFAULT NULL)
 RETURNS hush.oauth_provider_saved

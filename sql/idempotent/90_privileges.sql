@@ -86,7 +86,7 @@ GRANT EXECUTE ON FUNCTION hush.oauth_release_refresh(text, text, text, text, int
 GRANT EXECUTE ON FUNCTION hush.oauth_request_refresh(text, text, text) TO hush_oauth_worker;
 -- The same leases and stores by the batch (82_oauth_batch.sql), the worker's alone: each
 -- connection checked as the per-connection functions check it. Their array arguments'
--- size checks (26_oauth_batch.sql) run as the caller.
+-- size checks (20_limits.sql) run as the caller.
 GRANT EXECUTE ON FUNCTION hush.oauth_worker_lease(text, integer, integer, integer, integer) TO hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush.oauth_worker_finish(hush.oauth_batch_names, hush.oauth_batch_names,
     hush.oauth_batch_names, hush.oauth_batch_names, hush.oauth_batch_generations, hush.oauth_batch_tokens)
@@ -98,14 +98,14 @@ GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, 
 -- so it may create, attach and drop partitions).
 ALTER FUNCTION hush._as_retention(text, name) OWNER TO hush_retention;
 
--- Append-only, in privileges as in triggers (15_audit.sql): the owner may
+-- Append-only, in privileges as in triggers (80_triggers.sql): the owner may
 -- insert and read but not change or remove rows; only hush_retention deletes
 -- (expired rows, by way of hush.cleanup_audit_logs). Each monthly partition
 -- gets the same when it is created (plpython/hush_plpy/maintenance.py).
 REVOKE UPDATE, DELETE, TRUNCATE ON hush.audit_log, hush.audit_log_default, hush.audit_seals, hush.maintenance_log
     FROM hush_owner;
 GRANT DELETE ON hush.audit_log_default TO hush_retention;
--- Maintenance steps serialise on hush_private.maintenance_lock (15_audit.sql): LOCK in
+-- Maintenance steps serialise on hush_private.maintenance_lock (incremental/002-authority.sql): LOCK in
 -- SHARE UPDATE EXCLUSIVE mode needs UPDATE, which only hush_retention holds;
 -- the owner keeps nothing it could use to take that lock outside a step.
 REVOKE ALL ON hush_private.maintenance_lock FROM hush_owner;
@@ -129,7 +129,7 @@ REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedu
 -- Every hush role must be able to name the schema's functions and load their Python.
 GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor, hush_recorder;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_reader, hush_admin, hush_auditor;
--- The size checks of the argument domains (25_limits.sql) run as the caller; they read
+-- The size checks of the argument domains (20_limits.sql) run as the caller; they read
 -- nothing but the argument.
 GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, text),
     hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text) TO hush_reader;
@@ -212,7 +212,7 @@ GRANT EXECUTE ON FUNCTION hush.oauth_consume(text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_store_tokens(text, text, text, text, jsonb) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_connection_tokens(text, text, text) TO hush_writer;
 GRANT EXECUTE ON FUNCTION hush.oauth_disconnect(text, text, text) TO hush_writer;
--- The egress policy (19_oauth_egress.sql): every role that speaks to providers
+-- The egress policy (hush.oauth_egress): every role that speaks to providers
 -- reads it, for the client enforces it on each request; only admins change it.
 GRANT EXECUTE ON FUNCTION hush.oauth_egress_policy() TO hush_reader, hush_oauth_worker, hush_admin;
 GRANT EXECUTE ON FUNCTION hush.oauth_allow_egress(text, boolean, boolean), hush.oauth_disallow_egress(text)

@@ -1,5 +1,5 @@
 -- The OAuth egress policy (plpython/hush_plpy/egress.py; table and type:
--- 19_oauth_egress.sql). Admins change it; every role that speaks to providers
+-- incremental/004-oauth.sql). Admins change it; every role that speaks to providers
 -- reads it, and the Python client enforces it on every request.
 
 CREATE OR REPLACE FUNCTION hush.oauth_allow_egress(host text, allow_http boolean DEFAULT false, allow_private boolean DEFAULT false)
