@@ -61,3 +61,11 @@ def stale_login(oa: hush.OAuth, srv: Any, **kw: Any) -> hush.TokenSet:
     tokens = login(oa)
     srv.control.token_lifetime = 3600
     return tokens
+
+
+def two_accounts(oa: hush.OAuth, srv: Any) -> None:
+    """Register the provider and connect two accounts of it: sub-alice, then sub-bob."""
+    register(oa, srv)
+    login(oa)
+    srv.control.user = "bob"
+    login(oa)

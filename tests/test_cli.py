@@ -68,6 +68,32 @@ def ok(result: Run) -> Run:
     return result
 
 
+def typed_at_prompts(db: Any, args: list[str], prompts: list[bytes], value: bytes) -> bytes:
+    """The console script `hush ARGS` as alice on a terminal of its own (the prompt path),
+    `value` typed at each of `prompts`; what the terminal showed. The process must exit 0."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.environ["HUSH_DSN"] = db.dsn("alice")
+        os.execv(HUSH, [HUSH, *args])
+    out = b""
+    # Answer each prompt only once it is shown: getpass turns echo off (and flushes
+    # pending input) before it prints the prompt, so a typed value is never echoed.
+    for prompt in prompts:
+        seen = len(out)
+        while prompt not in out[seen:]:
+            out += os.read(fd, 1024)
+        os.write(fd, value + b"\n")
+    try:
+        while chunk := os.read(fd, 1024):
+            out += chunk
+    except OSError:  # the child closed the terminal
+        pass
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    return out
+
+
 def test_help_everywhere(db: Any) -> None:
     top = ok(hush(db, "--help"))
     commands = ["keygen", "init", "grant", "revoke", "put", "get", "ls", "search", "history", "rm", "restore",
@@ -157,26 +183,8 @@ def test_cannot_connect(db: Any) -> None:
 
 
 def test_prompt_does_not_echo(db: Any) -> None:
-    import pty
-    pid, fd = pty.fork()
-    if pid == 0:  # the child gets a terminal of its own: the prompt path
-        os.environ["HUSH_DSN"] = db.dsn("alice")
-        os.execv(HUSH, [HUSH, "put", "acme", "prompted"])
-    out = b""
-    # Answer each prompt only once it is shown: getpass turns echo off (and flushes
-    # pending input) before it prints the prompt, so a typed value is never echoed.
-    for prompt in (b"Value: ", b"Repeat for confirmation: "):
-        seen = len(out)
-        while prompt not in out[seen:]:
-            out += os.read(fd, 1024)
-        os.write(fd, b"typed-secret\n")
-    try:
-        while chunk := os.read(fd, 1024):
-            out += chunk
-    except OSError:  # the child closed the terminal
-        pass
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    out = typed_at_prompts(db, ["put", "acme", "prompted"], [b"Value: ", b"Repeat for confirmation: "],
+                           b"typed-secret")
     assert b"typed-secret" not in out  # never echoed
     assert ok(hush(db, "get", "acme", "prompted", "-n")).stdout == "typed-secret"
 

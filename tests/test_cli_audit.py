@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import docs_text
+from helpers import imported
 from hush._audit_actions import AUDIT_ACTIONS
 from hush.cli import _audit
 from test_cli import hush, ok
@@ -111,23 +112,25 @@ def test_action_names_are_listed_and_checked(db: Any) -> None:
 def test_action_list_matches_what_the_extension_writes() -> None:
     """The client's list is the extension's (plpython/hush_plpy/audit.py ACTIONS, which record()
     enforces); and every action written by SQL text in plpython/ is in it."""
-    sys.path.insert(0, str(PLPYTHON.parent))
-    try:
-        from hush_plpy.audit import ACTIONS
-    finally:
-        sys.path.pop(0)
-    assert AUDIT_ACTIONS == ACTIONS
+    actions = imported("hush_plpy.audit").ACTIONS
+    assert AUDIT_ACTIONS == actions
     src = "\n".join(p.read_text() for p in sorted(PLPYTHON.glob("*.py")))
     in_sql = set(re.findall(r"INSERT INTO hush\.audit_log \([^)]*\)\s*SELECT \$1, '([a-z_]+)'", src))
     # An action chosen by a CASE in the SELECT that feeds the insert (bulk.py).
     in_sql |= {a for pair in re.findall(r"SELECT \$1, CASE WHEN [^']* THEN '([a-z_]+)' ELSE '([a-z_]+)' END", src)
                for a in pair}
     in_sql |= set(re.findall(r'action="([a-z_]+)"', src))
-    assert in_sql and in_sql <= set(ACTIONS)
+    assert in_sql and in_sql <= set(actions)
+
+
+def test_the_clients_list_is_generated_from_the_servers() -> None:
+    """hush/_audit_actions.py is what tools/client_tables.py writes from ACTIONS."""
+    client_tables = imported("client_tables", under="tools")
+    assert client_tables.MODULE.read_text() == client_tables.render(), \
+        "python_client/src/hush/_audit_actions.py is stale: run python3 tools/client_tables.py --write"
 
 
 def test_readme_lists_the_same_actions() -> None:
-    readme = (PLPYTHON.parent.parent / "README.md").read_text()
-    paragraph = readme[readme.index("Audit actions (`--action`):"):]
-    paragraph = paragraph[:paragraph.index("\n\n")]
+    """The CLI's page lists the audit actions --action takes, in the client's order."""
+    paragraph = docs_text.paragraph("Audit actions (`--action`):")
     assert re.findall(r"`([a-z_]+)`", paragraph) == list(AUDIT_ACTIONS)

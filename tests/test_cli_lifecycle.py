@@ -5,7 +5,6 @@ stdin, a file or a no-echo prompt, never from argv."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from hush.cli._lifecycle import parse_interval
-from test_cli import HUSH, hush, ok
+from test_cli import hush, ok, typed_at_prompts
 
 FAR = "2999-01-01T00:00:00+0000"  # --at: far enough that every schedule is past due
 
@@ -141,24 +140,8 @@ def test_put_sets_retention_and_schedule(db: Any) -> None:
 
 
 def test_rotate_prompts_without_echo(db: Any) -> None:
-    import pty
     ok(hush(db, "put", "acme", "k", input="one"))
-    pid, fd = pty.fork()
-    if pid == 0:  # the child gets a terminal of its own: the prompt path
-        os.environ["HUSH_DSN"] = db.dsn("alice")
-        os.execv(HUSH, [HUSH, "rotate", "acme", "k", "--new-value"])
-    out = b""
-    for prompt in (b"New value: ", b"Repeat for confirmation: "):
-        seen = len(out)
-        while prompt not in out[seen:]:
-            out += os.read(fd, 1024)
-        os.write(fd, b"typed-rotation\n")
-    try:
-        while chunk := os.read(fd, 1024):
-            out += chunk
-    except OSError:  # the child closed the terminal
-        pass
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    out = typed_at_prompts(db, ["rotate", "acme", "k", "--new-value"], [b"New value: ", b"Repeat for confirmation: "],
+                           b"typed-rotation")
     assert b"typed-rotation" not in out  # never echoed
     assert ok(hush(db, "get", "acme", "k", "-n")).stdout == "typed-rotation"

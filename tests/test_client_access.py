@@ -8,8 +8,6 @@ import asyncio
 import itertools
 import re
 import shlex
-import sys
-from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
@@ -17,9 +15,10 @@ import pytest
 
 import hush
 import hush.aio
+from docs_text import documented_roles, page_of, section
+from helpers import imported
 from hush import _access
 
-ROOT = Path(__file__).resolve().parent.parent
 _names = itertools.count()
 
 
@@ -175,26 +174,13 @@ def test_async_twins(db: Any, role: Any) -> None:
 
 
 def test_capabilities_are_the_servers() -> None:
-    sys.path.insert(0, str(ROOT / "plpython"))
-    try:
-        from hush_plpy import access
-    finally:
-        sys.path.pop(0)
-    assert _access.CAPABILITIES == access.CAPABILITIES
+    assert _access.CAPABILITIES == imported("hush_plpy.access").CAPABILITIES
 
 
-# -- the README's "Access control" section, run as it is written ---------------------------
+# -- the docs' "Access control" section, run as it is written -----------------------------
 
-README = (ROOT / "README.md").read_text()
 FENCE = re.compile(r"^```(sql|python|sh)\n(.*?)^```", re.S | re.M)
 EXAMPLE_ROLES = ("sec_admin", "payments_app", "ci_deployer", "oncall", "acme_auditor", "payments_auditor")
-ROLE_NAMES = {"reader": "hush_reader", "writer": "hush_writer", "oauth worker": "hush_oauth_worker",
-              "admin": "hush_admin", "auditor": "hush_auditor"}
-
-
-def _section(title: str) -> str:
-    start = README.index(f"\n## {title}\n")
-    return README[start:README.index("\n## ", start + 1)]
 
 
 def _statements(sql: str) -> list[str]:
@@ -225,16 +211,17 @@ def test_readme_access_control_example_runs_as_written(db: Any, example_roles: N
     from hush.cli import build
     from click.testing import CliRunner
 
-    blocks = FENCE.findall(_section("Access control"))
+    blocks = FENCE.findall(section("Access control"))
     assert [kind for kind, _ in blocks] == ["sql"] * 4 + ["python"] + ["sql"] * 9 + ["sh"], \
-        "the README's example changed: update this test"
+        "the docs' example changed: update this test"
     notices: list[str] = []
     for kind, body in blocks:
         if kind == "python":
             for var, user in (("CI_DSN", "ci_deployer"), ("PAYMENTS_DSN", "payments_app")):
                 monkeypatch.setenv(var, db.dsn(user))
             capsys.readouterr()
-            exec(compile(body, "README.md", "exec"), {"stripe_key": "sk_live_example", "deploy_token": "tok_1"})
+            exec(compile(body, page_of("Access control"), "exec"),
+                 {"stripe_key": "sk_live_example", "deploy_token": "tok_1"})
             assert capsys.readouterr().out.splitlines() == ["SH020", "SH020", "['payments/stripe_key']", "False"]
             continue
         if kind == "sh":
@@ -300,12 +287,8 @@ def _run_cli_block(db: Any, body: str, cli: Any, runner: Any) -> None:
 
 
 def test_readme_function_table_roles_are_the_grants(db: Any) -> None:
-    """The README's functions table says who may call the grant functions; EXECUTE agrees."""
-    table = README[README.index("\n## Functions\n"):README.index("\n## Limits\n")]
-    documented: dict[str, set[str]] = {}
-    for first, roles in re.findall(r"^\| (`(?:grant|revoke|effective_access|audit_log).*?) \| (.*?) \|", table, re.M):
-        for name in re.findall(r"`(\w+)\(", first):
-            documented[name] = {ROLE_NAMES[r.strip()] for r in roles.split(",")}
+    """The functions table of the docs says who may call the grant functions; EXECUTE agrees."""
+    documented = documented_roles("(?:grant|revoke|effective_access|audit_log)", r"`(\w+)\(")
     assert set(documented) == {"grant_tenant", "revoke_tenant", "grant", "revoke", "effective_access", "audit_log"}
     for name, roles in documented.items():
         granted = db.sql("""SELECT array(SELECT (a).grantee::regrole::text FROM (SELECT aclexplode(p.proacl) AS a) x)

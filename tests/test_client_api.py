@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterator
 
 import hush
@@ -17,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 from psycopg.rows import dict_row
 from sqlalchemy.orm import Session
+
+from docs_text import blocks, page_of, section
 
 
 @pytest.fixture
@@ -245,9 +246,7 @@ def test_unknown_connection_type_is_refused() -> None:
 
 
 def test_readme_quick_start_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Python client"):]
-    code = section[section.index("```python\n") + 10:section.index("```\n", section.index("```python\n"))]
+    [code] = [b for b in blocks(section("Quick start"), "python") if "hush.connect()" in b]
     monkeypatch.setenv("HUSH_DSN", db.dsn("alice"))
     scope: dict[str, Any] = {"new_key": "sk_1", "rotated_key": "sk_2"}
     exec(compile(code, "README.md", "exec"), scope)
@@ -279,9 +278,8 @@ def test_async_sqlalchemy_session(db: Any) -> None:
 def test_readme_fastapi_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = readme.index("```python\nfrom contextlib import asynccontextmanager\nfrom http import HTTPStatus")
-    code = compile(readme[start + 10:readme.index("```\n", start + 10)], "README.md", "exec")
+    title = "asyncio (FastAPI, Starlette)"
+    [code] = [compile(b, page_of(title), "exec") for b in blocks(section(title), "python")]
     with db.connect("alice") as conn:
         hush.Secrets(conn, "acme").save("stripe_api_key", "sk_1")
 
@@ -291,7 +289,7 @@ def test_readme_fastapi_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -
         exec(code, scope)
         app = scope["app"]
 
-        @app.post("/rotate/{tenant}")  # a write beside the README's read, for the check-and-set status
+        @app.post("/rotate/{tenant}")  # a write beside the documented read, for the check-and-set status
         async def rotate(tenant: str, expected_version: int) -> dict[str, int]:
             saved = await app.state.hush.tenant(tenant).update("stripe_api_key", "sk_2",
                                                                expected_version=expected_version)

@@ -12,13 +12,14 @@ import itertools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 import hush
 import hush.aio
+from helpers import tenant_secrets
 from hush import _cache
 from hush._models import Secret, SecretChange
 
@@ -43,18 +44,8 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def writer(db: Any) -> Iterator[hush.Secrets]:
-    """alice over a connection of her own: the application that changes values."""
-    with db.connect("alice") as conn:
-        yield hush.Secrets(conn, "acme")
-
-
-@pytest.fixture
-def reader(db: Any) -> Iterator[hush.Secrets]:
-    """alice over the connection the cache reads through."""
-    with db.connect("alice") as conn:
-        yield hush.Secrets(conn, "acme")
+writer = tenant_secrets("alice")  # alice over a connection of her own: the application that changes values
+reader = tenant_secrets("alice")  # alice over the connection the cache reads through
 
 
 def reads(db: Any, name: str) -> int:

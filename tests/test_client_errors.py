@@ -3,6 +3,7 @@ raised by the real server through the client, as non-superuser roles."""
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -12,7 +13,8 @@ import psycopg
 import pytest
 from hush import _errors
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+ERRORS_PAGE = ROOT / "docs" / "errors.md"
 
 
 @pytest.fixture
@@ -105,11 +107,38 @@ def test_other_errors_pass_through_untouched(db: Any) -> None:
             hush.Secrets(conn, "acme").save_many({f"k{i}": "v" for i in range(5000)})
 
 
+def _errors_md() -> Any:
+    """tools/errors_md.py: the server's codes, and the table docs/errors.md holds."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import errors_md
+    finally:
+        sys.path.pop(0)
+    return errors_md
+
+
 def test_every_documented_sqlstate_has_a_class() -> None:
-    documented = re.findall(r"^\| (SH\d{3}|42501) \|", README.read_text(), re.M)
+    documented = re.findall(r"^\| (SH\d{3}|42501) \|", ERRORS_PAGE.read_text(), re.M)
     assert len(documented) >= 16
     for code in documented:
         err = _errors.from_sqlstate(code, "m")
         assert type(err) is not hush.HushError and err.code == code, code
         assert type(err).__name__ in hush.__all__
     assert type(_errors.from_sqlstate("SH999", "from a newer server")) is hush.HushError
+
+
+def test_every_server_code_has_a_class() -> None:
+    """Each code the server's table (hush_plpy.errors.CODES) holds arrives as a class of its own."""
+    codes = _errors_md().codes()
+    assert len(codes) >= 30
+    for code in codes:
+        assert type(_errors.from_sqlstate(code, "m")) is not hush.HushError, code
+
+
+def test_errors_page_table_is_generated_from_the_server_codes() -> None:
+    """docs/errors.md's table is what tools/errors_md.py renders from CODES and the client."""
+    errors_md = _errors_md()
+    page = ERRORS_PAGE.read_text()
+    assert errors_md.written(page) == page, \
+        "docs/errors.md's SQLSTATE table is stale: run python3 tools/errors_md.py --write"
+    assert all(f"| {code} |" in page for code in errors_md.codes())

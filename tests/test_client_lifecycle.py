@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 import hush
 import hush.aio
+from helpers import tenant_secrets
 
-
-@pytest.fixture
-def alice(db: Any) -> Iterator[hush.Secrets]:
-    with db.connect("alice") as conn:
-        yield hush.Secrets(conn, "acme")
-
-
-@pytest.fixture
-def rita(db: Any) -> Iterator[hush.Secrets]:
-    with db.connect("rita") as conn:
-        yield hush.Secrets(conn, "acme")
+alice = tenant_secrets("alice")
+rita = tenant_secrets("rita")
 
 
 def test_staged_rotation_promote_and_the_previous_stage(alice: hush.Secrets, rita: hush.Secrets) -> None:

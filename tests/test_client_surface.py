@@ -5,17 +5,14 @@ resolves, and the client's page size agrees with the server's clamp."""
 from __future__ import annotations
 
 import inspect
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hush
 import hush.aio
+from helpers import imported
 from hush import _calls
-
-ROOT = Path(__file__).resolve().parent.parent
 
 TWINS = [(hush.Secrets, hush.aio.AsyncSecrets), (hush.Client, hush.aio.AsyncClient),
          (hush.Tenants, hush.aio.AsyncTenants), (hush.Keys, hush.aio.AsyncKeys), (hush.Audit, hush.aio.AsyncAudit),
@@ -67,11 +64,7 @@ def test_every_public_name_resolves() -> None:
 
 def test_page_size_is_the_servers_clamp() -> None:
     """Page.per_page says what the server used: the client's copy of its clamp is the server's."""
-    sys.path.insert(0, str(ROOT / "plpython"))
-    try:
-        from hush_plpy import validate
-    finally:
-        sys.path.pop(0)
+    validate = imported("hush_plpy.validate")
     assert _calls.MAX_PER_PAGE == validate.MAX_PER_PAGE
     shape = _calls.list_("acme", page=1, per_page=5000, prefix=None, tags=None, include_deleted=False,
                          after=None).shape

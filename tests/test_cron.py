@@ -1,18 +1,17 @@
 """hush.schedule_maintenance registers the maintenance jobs with pg_cron, and
 pg_cron runs them as the hush_admin role that scheduled them, given the grants
-the README names. pg_cron needs shared_preload_libraries, so this test has a
+the docs name ("Scheduling maintenance"). pg_cron needs shared_preload_libraries, so this test has a
 cluster of its own; its schedules are minute-grained, so the wait is up to a
 minute."""
 from __future__ import annotations
 
-import re
 import time
-from pathlib import Path
 from typing import Iterator
 
 import psycopg
 import pytest
 
+from docs_text import blocks, section
 from helpers import raises_sqlstate, rows, save
 from hush import devcluster as pgcluster
 
@@ -35,9 +34,8 @@ def cron_cluster() -> Iterator[pgcluster.Cluster]:
 
 
 def readme_scheduler_grants() -> list[str]:
-    """The README's statements that let a login role with hush_admin schedule with pg_cron."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = re.search(r"```sql\n(.*?)```", text[text.index("**Scheduling.**"):], re.S)[1]  # type: ignore[index]
+    """The docs' statements that let a login role with hush_admin schedule with pg_cron."""
+    [block] = blocks(section("Scheduling maintenance"), "sql")
     sql = "\n".join(line for line in block.splitlines() if not line.startswith("--"))
     return [s.strip() for s in sql.split(";") if s.strip()]
 
@@ -68,8 +66,8 @@ def test_jobs_are_registered_and_each_runs(cron_cluster):
             "SELECT hush.maintain_secrets(7)"
         su.execute("SELECT cron.unschedule(jobid) FROM cron.job")
 
-        # The jobs that run are scheduled by a login role with hush_admin, as the README
-        # sets it up; without the README's grants pg_cron refuses it.
+        # The jobs that run are scheduled by a login role with hush_admin, as the docs
+        # set it up; without their grants pg_cron refuses it.
         create_role, *grants = readme_scheduler_grants()
         assert create_role.startswith("CREATE ROLE hush_maint ") and len(grants) == 2
         su.execute(create_role)

@@ -1,4 +1,4 @@
-"""examples/django_app end to end, as the README's "Django" recipe sets it up:
+"""examples/django_app end to end, as the docs' "Django" recipe sets it up:
 its management command and `runserver` as alice (a non-superuser, so row security
 applies) on the test cluster, Django's own test runner cloning a template
 database where hush is installed, the statement log (log_statement = 'all' for
@@ -26,6 +26,7 @@ import hush
 import psycopg
 import pytest
 
+from docs_text import section
 from hush.devcluster import free_port
 
 APP = Path(__file__).resolve().parent.parent / "examples" / "django_app"
@@ -200,9 +201,7 @@ def test_default_backend_never_puts_a_value_in_the_log(db: Any, cluster: Any,
 
 
 def readme_django() -> str:
-    readme = (APP.parent.parent / "README.md").read_text()
-    start = readme.index("\n### Django\n")
-    return readme[start:readme.index("\n## ", start)]
+    return section("Django")
 
 
 def test_readme_settings_are_the_example_s() -> None:
@@ -220,7 +219,7 @@ def test_readme_settings_are_the_example_s() -> None:
 
 @pytest.fixture
 def template(db: Any, cluster: Any) -> Iterator[str]:
-    """The README's template, made by its SQL block as written (as a superuser),
+    """The docs' template, made by its SQL block as written (as a superuser),
     for a role of this test in place of billing_app."""
     [sql] = re.findall(r"```sql\n(.*?)```", readme_django(), re.S)
     name = db.name + "_hush_template"

@@ -7,32 +7,21 @@ only reads the stored rotated_at.
 """
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
 import pytest
 
-from helpers import raises_sqlstate, rows, save
+from helpers import imported, module_roles, owner_plan, raises_sqlstate, rows, save
 
-PLPYTHON = Path(__file__).resolve().parent.parent / "plpython"
 US = timedelta(microseconds=1)
 EXPIRY = datetime(2031, 1, 1, tzinfo=timezone.utc)
 ROLES = {"due_app": "LOGIN IN ROLE hush_reader", "due_db": "LOGIN IN ROLE hush_reader",
          "due_auditor": "LOGIN IN ROLE hush_reader"}
 
 
-@pytest.fixture(scope="module")
-def people(cluster: Any) -> Iterator[None]:
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        for role, spec in ROLES.items():
-            su.execute(f"CREATE ROLE {role} {spec}")
-    yield
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        for role in ROLES:
-            su.execute(f"DROP ROLE {role}")
+people = module_roles(ROLES)
 
 
 def connect(db: Any, user: str) -> psycopg.Connection:
@@ -184,17 +173,6 @@ def test_promotion_and_rollback_restart_the_rotation_clock(db: Any, alice: psyco
 def test_the_query_can_use_the_secrets_due_index(db: Any) -> None:
     """Its WHERE implies the index predicate (live secrets with a schedule or an expiry): a
     tenant's many plain secrets cost nothing, even in a generic plan."""
-    sys.path.insert(0, str(PLPYTHON))
-    try:
-        from hush_plpy.lifecycle import DUE_SQL
-    finally:
-        sys.path.pop(0)
-    with db.connect() as su:
-        # As the step runs it: hush_owner, under the owner_steps row policy.
-        su.execute("SET enable_seqscan = off")
-        su.execute("SET plan_cache_mode = force_generic_plan")
-        su.execute("SELECT set_config('hush.tenant', 'acme', false)")
-        su.execute("SET ROLE hush_owner")
-        su.execute(f"PREPARE due(text, interval, timestamptz, text[]) AS {DUE_SQL}")
-        plan = "\n".join(r[0] for r in su.execute("EXPLAIN EXECUTE due('acme', NULL, now(), NULL)").fetchall())
+    due_sql = imported("hush_plpy.lifecycle").DUE_SQL
+    plan = owner_plan(db, f"due(text, interval, timestamptz, text[]) AS {due_sql}", "due('acme', NULL, now(), NULL)")
     assert "secrets_due" in plan, plan

@@ -1,7 +1,7 @@
 """Denied and failed calls roll back with their transaction, audit row and
 all, so each leaves one structured server log line instead:
 `hush-failure {"action": ..., "tenant": ..., "role": ..., "sqlstate": ...}`
-(README, "Logs"). The tests read the line back from the server log."""
+(docs/operations.md, "The server log"). The tests read the line back from the server log."""
 from __future__ import annotations
 
 import json
@@ -56,7 +56,7 @@ def test_refused_and_failed_calls_leave_a_log_line(db, cluster):
         with raises_sqlstate("SH020"):
             save(g, "globex", "k", canary)
     got = failures(cluster, app)
-    # A tenant the caller may not act on only by its first characters and length (README, "Logs").
+    # A tenant the caller may not act on only by its first characters and length (docs/errors.md).
     assert [(f["action"], f["tenant"], f.get("tenant_masked"), f["role"], f["session_role"], f["sqlstate"])
             for f in got] == [
         ("get_secret", None, "'acm...' (4 chars)", "bob", "bob", "SH020"),

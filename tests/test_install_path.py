@@ -1,10 +1,10 @@
-"""README.md's "Install on your own server" and "Quick start", command by
-command as the README writes them, as root, on a Debian cluster of this test's
-own (`pg_createcluster 15 NAME -p PORT`; Debian's `main` is never touched);
-then every SQL block of the README that runs as the app's role, through psql,
+"""docs/install.md's "Install on your own server" and the README's "Quick start",
+command by command as the docs write them, as root, on a Debian cluster of this
+test's own (`pg_createcluster 15 NAME -p PORT`; Debian's `main` is never touched);
+then every SQL block of the docs that runs as the app's role, through psql,
 and the DBOS section's grant.
 
-The commands are read from the README, so the README and this test cannot
+The commands are read from the docs, so the docs and this test cannot
 drift. What differs from a real install is only where things go, replaced in
 the text before it runs: the cluster `15 main` becomes `15 NAME`, and the
 keyring's directory, the virtualenv and the `hush` link go under a temporary
@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import subprocess
-import textwrap
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,30 +30,25 @@ import pytest
 import sqlalchemy.exc
 import sqlalchemy.pool
 
+from docs_text import blocks, pages, section
 from hush import devcluster as pgcluster
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
-FENCE = re.compile(r"^( *)```(sh|sql)\n(.*?)^\1```", re.S | re.M)
 APP_ROLE = "billing_app"
 PASSWORD = "correct horse battery staple"
 STRIPE_KEY = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
 
 
-def section(title: str) -> str:
-    start = README.index(f"\n## {title}\n")
-    return README[start:README.index("\n## ", start + 1)]
-
-
-def blocks(text: str, lang: str) -> list[str]:
-    """The fenced blocks of one language, with the indentation of a list item removed."""
-    return [textwrap.dedent(indent + body) for indent, kind, body in FENCE.findall(text) if kind == lang]
+def psql_blocks() -> list[str]:
+    """The SQL blocks meant for psql: every page's but the reference's, whose examples
+    name bound values and run in tests/test_docs.py."""
+    return [b for name, text in pages().items() if name != "docs/reference.md" for b in blocks(text, "sql")]
 
 
 def app_sql_blocks() -> list[tuple[str | None, str]]:
-    """Every SQL block of the README that runs as the app's role: (expected SQLSTATE, SQL)."""
+    """Every SQL block of the docs that runs as the app's role: (expected SQLSTATE, SQL)."""
     out = []
-    for body in blocks(README, "sql"):
+    for body in psql_blocks():
         first, _, sql = body.partition("\n")
         m = re.fullmatch(rf"--\s*as {APP_ROLE}(?:; error (\w{{5}}))?", first.strip())
         if m:
@@ -63,7 +57,7 @@ def app_sql_blocks() -> list[tuple[str | None, str]]:
 
 
 class Machine:
-    """The test's stand-ins for the machine-wide places the README names."""
+    """The test's stand-ins for the machine-wide places the install names."""
 
     def __init__(self, base: Path, cluster: str, port: int) -> None:
         self.base, self.cluster, self.port = base, cluster, port
@@ -88,7 +82,7 @@ class Machine:
         return {**env, **extra}
 
     def sh(self, script: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        """One README block through bash, in the clone, as root; in a session of its own so that
+        """One block of the docs through bash, in the clone, as root; in a session of its own so that
         psql's password prompt reads stdin rather than a terminal."""
         return subprocess.run(["bash", "-euo", "pipefail", "-c", self.literal(script)], cwd=ROOT, env=self.env(**env),
                               input=stdin or "", capture_output=True, text=True, timeout=300, start_new_session=True)
@@ -102,7 +96,7 @@ class Machine:
 @pytest.fixture(scope="module")
 def machine() -> Iterator[Machine]:
     if os.geteuid() != 0:
-        pytest.skip("the README's install path runs as root (Debian's cluster tools, runuser)")
+        pytest.skip("the install path runs as root (Debian's cluster tools, runuser)")
     name = f"hush-test-{uuid.uuid4().hex[:8]}"
     base = Path(pgcluster.scratch_dir()) / name
     base.mkdir(mode=0o755)
@@ -120,8 +114,8 @@ def machine() -> Iterator[Machine]:
 
 
 def test_readme_sql_never_needs_a_bind_parameter() -> None:
-    """psql 15 cannot bind parameters, so no SQL block of the README asks for one."""
-    sql = blocks(README, "sql")
+    """psql 15 cannot bind parameters, so no SQL block meant for psql asks for one."""
+    sql = psql_blocks()
     assert len(sql) >= 4
     assert not [b for b in sql if re.search(r"\$\d", b)]
 
@@ -137,7 +131,7 @@ def test_alter_system_needs_a_set_first_on_postgresql_15(machine: Machine) -> No
 
 def test_install_then_quick_start_as_written(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
     install = blocks(section("Install on your own server"), "sh")
-    assert len(install) == 6, "the README's install steps changed: update this test's checks"
+    assert len(install) == 6, "the install steps changed: update this test's checks"
     listed = set((ROOT / "tools" / "debian-packages.txt").read_text().split())
     for block in install:
         apt = [line for line in block.splitlines() if line.startswith("apt-get ")]
@@ -186,7 +180,7 @@ def test_install_then_quick_start_as_written(machine: Machine, monkeypatch: pyte
     r = machine.sh(init_cmd)
     assert r.returncode == 0 and f"active root key {key_id}" in r.stdout, r.stdout + r.stderr
 
-    # The Quick start: the CLI as the app, then every SQL block of the README that runs as the app, in psql.
+    # The Quick start: the CLI as the app, then every SQL block of the docs that runs as the app, in psql.
     [cli] = blocks(section("Quick start"), "sh")
     hush_dsn = re.search(r'export HUSH_DSN="([^"]+)"', cli)[1]  # type: ignore[index]
     r = machine.sh(cli, STRIPE_KEY=STRIPE_KEY, PGPASSWORD=PASSWORD)
@@ -202,19 +196,19 @@ def test_install_then_quick_start_as_written(machine: Machine, monkeypatch: pyte
                                     '"$HUSH_DSN"', HUSH_DSN=hush_dsn, PGPASSWORD=PASSWORD).stdout
 
     # The Quick start's Python, with the same environment.
-    [py] = re.findall(r"```python\n(.*?)```", section("Quick start"), re.S)
+    [py] = [b for b in blocks(section("Quick start"), "python") if "psycopg.connect" in b]
     for k, v in {"HUSH_DSN": hush_dsn, "PGPASSWORD": PASSWORD, "PGPORT": str(machine.port)}.items():
         monkeypatch.setenv(k, v)
     scope: dict[str, Any] = {"new_key": "sk_live_rotated"}
     exec(compile(py, "README.md", "exec"), scope)
     assert scope["key"] == "sk_live_rotated"
 
-    # DBOS creates its schema in the app's database: refused until the README's grant.
+    # DBOS creates its schema in the app's database: refused until the DBOS section's grant.
     from dbos import SQLAlchemyDatasource
     url = f"postgresql+psycopg://{APP_ROLE}@localhost:{machine.port}/app"
     unpooled = {"poolclass": sqlalchemy.pool.NullPool}  # no connection left open for the teardown's stop
     with pytest.raises(sqlalchemy.exc.ProgrammingError, match="permission denied for database app"):
         SQLAlchemyDatasource.create(url, engine_kwargs=unpooled)
-    [grant] = blocks(section("Python client"), "sh")
+    [grant] = blocks(section("DBOS"), "sh")
     assert machine.sh(grant).returncode == 0
     SQLAlchemyDatasource.create(url, engine_kwargs=unpooled)

@@ -1,4 +1,4 @@
-"""Hostile input, as non-superuser roles (issue 19, items 1 and 9; README, "Limits").
+"""Hostile input, as non-superuser roles (issue 19, items 1 and 9; docs/reference.md, "Limits").
 
 Memory: one save_secrets call holds its values about twice (PostgreSQL's array and
 Python's strings, freed as they are sealed) plus the shared buffers its ciphertexts fill,
@@ -63,7 +63,7 @@ def test_save_secrets_peak_memory_is_within_3x_an_ascii_payload(big_values: Any)
     """64 MiB of ASCII values in one call: the backend's peak grows by at most 3 times that
     (it grew by 11 times before). The values are made by the statement itself: a bound
     parameter costs PostgreSQL up to 4 times its size while it receives it, before any
-    function runs (README, "Limits"), which no function can change."""
+    function runs (docs/reference.md, "Limits"), which no function can change."""
     db = big_values
     before = _counts(db)
     rise, err = _peak_rise(db, """

@@ -1,5 +1,5 @@
 """Values stay out of the server log, even with log_statement = 'all' (set for
-the whole test cluster) plus the settings the README documents, and with
+the whole test cluster) plus the settings the docs give, and with
 auto_explain logging every plan verbosely."""
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def set_for_alice(db: Any, settings: dict[str, str]) -> None:
 
 
 def documented_settings(db: Any) -> dict[str, str]:
-    """What README "Keeping values out of logs" says to set when auto_explain logs verbosely."""
+    """What docs/security.md, "Keeping values out of logs", says to set when auto_explain logs verbosely."""
     settings = {"plan_cache_mode": "force_generic_plan"}  # for the application roles
     if int(db.sql("SHOW server_version_num")[0][0]) >= 160000:
         settings["auto_explain.log_parameter_max_length"] = "0"  # cluster-wide in practice; 16+ only

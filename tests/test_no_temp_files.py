@@ -1,7 +1,7 @@
 """Decrypted values never reach a temporary file. PostgreSQL gathers the result of a
 function called in FROM in work_mem and writes what does not fit to disk; the client
 calls hush's reading functions in the select list, where rows pass through as they come.
-SQL callers: README, "Keeping values out of logs"."""
+SQL callers: docs/security.md, "Keeping values out of logs"."""
 from __future__ import annotations
 
 import uuid

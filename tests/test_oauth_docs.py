@@ -1,26 +1,23 @@
-"""The README's OAuth examples: every provider configuration is a valid call of
+"""The OAuth page's examples: every provider configuration is a valid call of
 register_provider, and the SaaS pattern runs as written against the loopback
 server (standing in for Google)."""
 from __future__ import annotations
 
 import ast
 import inspect
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hush
+from docs_text import blocks, page_of, section
 from oauth_helpers import REDIRECT, browser, fresh_server, tenant_oauth
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+TITLE = "OAuth2 and OpenID Connect"
 
 
 def oauth_blocks() -> list[str]:
-    text = README.read_text()
-    section = text[text.index("## OAuth2 and OpenID Connect"):text.index("## The `hush` command line")]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+    return blocks(section(TITLE), "python")
 
 
 def test_every_provider_configuration_binds_to_register_provider() -> None:
@@ -42,7 +39,7 @@ def test_the_saas_pattern_runs_as_written(db: Any, oauth_server: Any) -> None:
                              redirect_uris=[REDIRECT], scopes=["openid", "email"])
         scope: dict[str, Any] = {"client": hush.connect(db.dsn("alice"))}
         try:
-            exec(compile(saas, "README.md", "exec"), scope)
+            exec(compile(saas, page_of(TITLE), "exec"), scope)
             for user in ("user-42", "user-43"):
                 cookies: dict[str, str] = {}  # one browser's
                 url = scope["connect_google"]("acme", user, cookies)

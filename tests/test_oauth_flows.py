@@ -10,7 +10,7 @@ import pytest
 
 import hush
 from helpers import raises_sqlstate
-from oauth_helpers import GRANTS, REDIRECT, browser, fresh_server, login, register, tenant_oauth
+from oauth_helpers import GRANTS, REDIRECT, browser, fresh_server, login, register, tenant_oauth, two_accounts
 
 
 def test_discovery_fills_the_endpoints_and_manual_endpoints_work_alike(db: Any, oauth_server: Any) -> None:
@@ -263,10 +263,7 @@ def test_token_exchange_as_a_generic_grant(db: Any, oauth_server: Any) -> None:
 def test_several_accounts_must_be_named(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        register(oa, srv)
-        login(oa)
-        srv.control.user = "bob"
-        login(oa)
+        two_accounts(oa, srv)
         with pytest.raises(hush.OAuthAccountAmbiguous, match="'sub-alice', 'sub-bob'"):
             oa.access_token("idp")
         assert oa.access_token("idp", "sub-bob")

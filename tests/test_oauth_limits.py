@@ -1,4 +1,4 @@
-"""Size and form limits on every OAuth input, server side (README, "Limits"): each at its
+"""Size and form limits on every OAuth input, server side (docs/reference.md, "Limits"): each at its
 edge is accepted and one past it refused with a stable SQLSTATE, nothing written. As a
 non-superuser (alice, hush_writer of acme)."""
 from __future__ import annotations

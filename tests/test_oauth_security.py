@@ -12,7 +12,7 @@ import pytest
 
 import hush
 from helpers import raises_sqlstate
-from oauth_helpers import browser, fresh_server, login, register, stale_login, tenant_oauth
+from oauth_helpers import browser, fresh_server, login, register, stale_login, tenant_oauth, two_accounts
 from test_keys import key_id
 
 TABLES = ("oauth_providers", "oauth_pending", "oauth_connections", "audit_log")
@@ -119,10 +119,7 @@ def test_readers_read_and_refresh_tokens_but_change_nothing_else(db: Any, oauth_
 def test_sealed_tokens_are_bound_to_their_row(db: Any, oauth_server: Any) -> None:
     srv = fresh_server(oauth_server)
     with tenant_oauth(db) as oa:
-        register(oa, srv)
-        login(oa)
-        srv.control.user = "bob"
-        login(oa)
+        two_accounts(oa, srv)
         # A superuser copies bob's sealed tokens onto alice's row: they do not open there.
         db.sql("""UPDATE hush.oauth_connections a SET key_id = b.key_id, wrapped_dek = b.wrapped_dek,
                          ciphertext = b.ciphertext

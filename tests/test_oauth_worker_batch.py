@@ -25,7 +25,7 @@ from helpers import raises_sqlstate
 from oauth_helpers import fresh_server, register, tenant_oauth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plpython"))
-from hush_plpy import oauth as plpy_oauth, oauth_batch as plpy_batch  # noqa: E402
+from hush_plpy import oauth_batch as plpy_batch, oauth_tokens as plpy_tokens  # noqa: E402
 
 PROVIDER = json.dumps({"client_id": "app", "token_endpoint": "https://idp.example/token"})
 FORGED = "hush_lease_" + "F" * 43
@@ -256,7 +256,7 @@ def test_a_store_that_fails_as_a_whole_stores_each_refresh_on_its_own() -> None:
 
 
 def test_the_batch_update_sets_what_a_single_store_sets() -> None:
-    """oauth_batch.UPDATE_SQL is oauth.CONN_UPDATE_SQL for many rows: the same columns."""
+    """oauth_batch.UPDATE_SQL is oauth_tokens.CONN_UPDATE_SQL for many rows: the same columns."""
     def assigned(sql: str) -> set[str]:
         body = sql.split(" SET ", 1)[1]
         body = re.split(r"\n WHERE ", body, maxsplit=1)[0]
@@ -264,7 +264,7 @@ def test_the_batch_update_sets_what_a_single_store_sets() -> None:
         for group in re.findall(r"\(([\w,\s]+)\) =", body):  # SET (a, b) = (SELECT ...)
             names |= {n.strip() for n in group.split(",")}
         return names
-    single, batch = assigned(plpy_oauth.CONN_UPDATE_SQL), assigned(plpy_batch.UPDATE_SQL)
+    single, batch = assigned(plpy_tokens.CONN_UPDATE_SQL), assigned(plpy_batch.UPDATE_SQL)
     assert "lease_token_hash" in single and single == batch
 
 

@@ -96,7 +96,7 @@ def test_the_async_client_through_pgbouncer(db: Any, pgbouncer: Any) -> None:
 
 def test_sqlalchemy_sessions_through_pgbouncer(db: Any, pgbouncer: Any) -> None:
     """An engine for pgbouncer turns psycopg's preparation off (prepare_threshold=None, as the
-    README says); hush.Secrets(session) joins the session's transaction."""
+    docs say); hush.Secrets(session) joins the session's transaction."""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
@@ -152,7 +152,7 @@ def test_the_oauth_worker_knows_wakeups_do_not_pass_pgbouncer(db: Any, pgbouncer
 
 
 def test_set_local_role_through_pgbouncer_stays_in_its_transaction(db: Any, pgbouncer: Any) -> None:
-    """The README's rule behind a transaction pooler: SET LOCAL ROLE, never SET ROLE. The
+    """The docs' rule behind a transaction pooler: SET LOCAL ROLE, never SET ROLE. The
     role acts (and is audited) inside the transaction only; the next transaction, on
     whatever server connection, is the login role again."""
     db.sql("SELECT hush.save_secret('acme', 'k', 'v')", user="alice")

@@ -1,23 +1,20 @@
-"""README.md's "Secret lifecycle" Python example, run as it is written, as a writer of
+"""The docs' "Secret lifecycle" Python example, run as it is written, as a writer of
 tenant acme on a real server; then what it promises is checked in the database."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hush
+from docs_text import blocks, page_of, section
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+TITLE = "Secret lifecycle"
 
 
 def _example() -> str:
-    start = README.index("\n## Secret lifecycle\n")
-    section = README[start:README.index("\n## ", start + 1)]
-    begin = section.index("```python\n") + len("```python\n")
-    return section[begin:section.index("```\n", begin)]
+    return blocks(section(TITLE), "python")[0]
 
 
 def test_readme_lifecycle_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
@@ -27,7 +24,7 @@ def test_readme_lifecycle_example_runs(db: Any, monkeypatch: pytest.MonkeyPatch,
         hush.Secrets(conn, "acme").save("tls_cert", "pem", expires_at=datetime.now(timezone.utc) + timedelta(days=3))
     scope: dict[str, Any] = {"old_password": "pw-old", "new_password": "pw-new",
                              "set_database_password": accepted.append}
-    exec(compile(_example(), "README.md", "exec"), scope)
+    exec(compile(_example(), page_of(TITLE), "exec"), scope)
     scope["client"].close()
     assert accepted == ["pw-new"]  # the rotation job saw the pending value before promoting it
     assert scope["password"] == "pw-old"  # the cache read the rolled-back value

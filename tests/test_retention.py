@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from helpers import get, last_audit_id, raises_sqlstate, rows, save
+from helpers import cluster_roles, get, last_audit_id, raises_sqlstate, rows, save
 
 
 @pytest.fixture
@@ -230,11 +230,8 @@ def test_intervals_in_another_interval_style(db: Any, alice: Any) -> None:
 @pytest.fixture(scope="module")
 def writer_role(cluster: Any) -> Iterator[str]:
     """A login role (cluster-wide), made once for this module."""
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        su.execute("CREATE ROLE ret_writer LOGIN IN ROLE hush_writer")
-    yield "ret_writer"
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        su.execute("DROP ROLE ret_writer")
+    with cluster_roles(cluster, {"ret_writer": "LOGIN IN ROLE hush_writer"}):
+        yield "ret_writer"
 
 
 @pytest.fixture

@@ -158,7 +158,7 @@ def test_first_write_in_an_older_snapshot_is_retried(db: Any, cluster: Any) -> N
 def test_first_write_without_a_recorder_registers_in_its_own_transaction(db: Any, cluster: Any) -> None:
     """Where the primary cannot be reached apart, the first write still works (as before: inside its
     transaction), and the server log says why, for an admin."""
-    from test_read_records import recorder_settings
+    from read_record_helpers import recorder_settings
     log_before = cluster.log.stat().st_size
     with recorder_settings(db, conninfo="host=127.0.0.1 port=1"), db.connect("alice", autocommit=False) as a:
         save(a, "acme", "k", "v")

@@ -10,20 +10,12 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from helpers import raises_sqlstate, rows, save
+from helpers import module_roles, raises_sqlstate, rows, save
 
 ROLES = {"rot_readlist": "LOGIN IN ROLE hush_writer"}  # a writer granted only read and list in acme
 
 
-@pytest.fixture(scope="module")
-def people(cluster: Any) -> Iterator[None]:
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        for role, spec in ROLES.items():
-            su.execute(f"CREATE ROLE {role} {spec}")
-    yield
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        for role in ROLES:
-            su.execute(f"DROP ROLE {role}")
+people = module_roles(ROLES)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ grants in the snapshot it took before the revoke, so: a read of a value or a tok
 checked again where its record commits (hush._record, in a transaction of its own:
 SH020, no value, nothing recorded), and a write locks the grant that allowed it (40001
 once a revoke committed after the snapshot; a revoke waits for a writer holding it).
-Listings keep the transaction's snapshot (README, "Access control"). Real server,
+Listings keep the transaction's snapshot (docs/access.md, "Access control"). Real server,
 non-superuser roles; revokes made by adam (hush_admin) on a connection of their own."""
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_a_reader_revoked_mid_transaction_reads_no_value_and_records_nothing(db:
         assert code == "SH020", (fn, code, message)
         assert "no longer read" in message and VALUE not in message, (fn, message)
     assert reads_recorded(db, "rita") == before
-    # Listings keep the transaction's snapshot, like the rows they list (README, "Access control").
+    # Listings keep the transaction's snapshot, like the rows they list (docs/access.md, "Access control").
     assert attempt(rita, "SELECT count(*) FROM hush.list_secrets('acme')") == (None, [(2,)])
 
 
@@ -147,12 +147,12 @@ def test_read_committed_bites_at_the_next_statement(db: Any, tx: Any) -> None:
 def test_the_recorder_stores_no_read_the_reader_may_not_make(db: Any) -> None:
     """hush._record asks the grants itself: a record signed by hush for a role without the
     grant (as a revoke leaves it) stores nothing, and says which rows."""
-    from test_read_records import _signed_body
+    from read_record_helpers import signed_body
     db.sql("CREATE ROLE rec3 LOGIN IN ROLE hush_recorder")
     count = "SELECT count(*) FROM hush.audit_log WHERE action = 'read'"
     before = db.sql(count)
     with db.connect("rec3") as r:
-        body, mac, _ = _signed_body(db, db_role="bob", session_role="bob")  # bob: globex only
+        body, mac, _ = signed_body(db, db_role="bob", session_role="bob")  # bob: globex only
         with raises_sqlstate("SH020") as ei:
             r.execute("SELECT hush._record(%s, %s)", [body, mac])
         assert ei.value.diag.message_detail == "1:1"

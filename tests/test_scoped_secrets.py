@@ -12,12 +12,12 @@ the whole tenant (an on-call engineer), aud audits payments/ (an auditor).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import psycopg
 import pytest
 
-from helpers import last_audit_id, raises_sqlstate, rows, save
+from helpers import last_audit_id, module_roles, raises_sqlstate, rows, save
 
 SECRET_CAPS = ["read", "list", "write", "delete", "destroy"]
 # The capabilities that let a role list a name (access.IMPLIED_BY): a delete, restore or
@@ -31,16 +31,7 @@ ROLES = {
 }
 
 
-@pytest.fixture(scope="module")
-def people(cluster: Any) -> Iterator[None]:
-    """The roles (cluster-wide), made once for this module."""
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        for role, spec in ROLES.items():
-            su.execute(f"CREATE ROLE {role} {spec}")
-    yield
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        for role in reversed(list(ROLES)):
-            su.execute(f"DROP ROLE {role}")
+people = module_roles(ROLES)  # the roles (cluster-wide), made once for this module
 
 
 def grant(db: Any, role: str, prefix: str, caps: list[str], tenant: str = "acme") -> None:

@@ -118,27 +118,25 @@ def test_destroy_versions(alice, db):
         get(alice, "acme", "k")
 
 
-def test_destroy_of_all_versions_beside_a_rollback_destroys_its_copy_too(alice, db):
-    """destroy_secret locks the secret's row as rollback_secret does: a destroy of every
-    version that runs while a rollback (which copies an old value into a new version) is
-    uncommitted waits for it, then destroys the copy as well. Without the lock it destroyed
-    only the versions its snapshot showed and the old value came back as the current one."""
-    for v in ("a", "b", "c"):
-        save(alice, "acme", "k", v)
-    out = {}
+def destroy_behind_a_rollback(db, destroy: str) -> tuple[dict, bool, bool]:
+    """Run `destroy` (SQL) as alice while another alice session holds an uncommitted
+    rollback_secret of acme/k to version 1 (a new version), and commit the rollback once the
+    destroy waits for it (never by the clock alone). Returns what the destroy gave ("n": its
+    count, or "error"), whether it was seen waiting, and whether it still runs."""
+    out: dict = {}
     with db.connect("alice", autocommit=False) as a, db.connect("alice") as b, db.connect() as su:
-        a.execute("SELECT hush.rollback_secret('acme', 'k', 1)")  # version 4, uncommitted
+        a.execute("SELECT hush.rollback_secret('acme', 'k', 1)")
         b.execute("SET lock_timeout = '60s'")  # a hang fails the test instead of stalling it
 
-        def destroy():
+        def run():
             try:
-                out["n"] = b.execute("SELECT hush.destroy_secret('acme', 'k')").fetchone()[0]
+                out["n"] = b.execute(destroy).fetchone()[0]
             except psycopg.Error as e:
                 out["error"] = e
-        t = threading.Thread(target=destroy, daemon=True)
+        t = threading.Thread(target=run, daemon=True)
         t.start()
         blocker, waited = a.info.backend_pid, False
-        for _ in range(600):  # until b waits for a (never by the clock alone)
+        for _ in range(600):
             if blocker in su.execute("SELECT pg_blocking_pids(%s)", [b.info.backend_pid]).fetchone()[0]:
                 waited = True
                 break
@@ -147,7 +145,19 @@ def test_destroy_of_all_versions_beside_a_rollback_destroys_its_copy_too(alice, 
             time.sleep(0.05)
         a.commit()
         t.join(60)
-    assert waited and not t.is_alive() and "error" not in out, out
+    return out, waited, t.is_alive()
+
+
+def test_destroy_of_all_versions_beside_a_rollback_destroys_its_copy_too(alice, db):
+    """destroy_secret locks the secret's row as rollback_secret does: a destroy of every
+    version that runs while a rollback (which copies an old value into a new version) is
+    uncommitted waits for it, then destroys the copy as well. Without the lock it destroyed
+    only the versions its snapshot showed and the old value came back as the current one."""
+    for v in ("a", "b", "c"):
+        save(alice, "acme", "k", v)
+    # The rollback writes version 4.
+    out, waited, running = destroy_behind_a_rollback(db, "SELECT hush.destroy_secret('acme', 'k')")
+    assert waited and not running and "error" not in out, out
     assert out["n"] == 4
     assert db.sql("SELECT v.version, v.ciphertext IS NULL AND v.wrapped_dek IS NULL FROM hush.secret_versions v "
                   "JOIN hush.secrets s ON s.id = v.secret_id WHERE s.name = 'k' ORDER BY 1") == [
@@ -161,26 +171,8 @@ def test_destroy_names_a_version_committed_while_it_waited(alice, db):
     secret's row) is found once the row is its own: not SH011."""
     for v in ("a", "b"):
         save(alice, "acme", "k", v)
-    out = {}
-    with db.connect("alice", autocommit=False) as a, db.connect("alice") as b, db.connect() as su:
-        a.execute("SELECT hush.rollback_secret('acme', 'k', 1)")  # version 3, uncommitted
-        b.execute("SET lock_timeout = '60s'")
-
-        def destroy():
-            try:
-                out["n"] = b.execute("SELECT hush.destroy_secret('acme', 'k', ARRAY[3])").fetchone()[0]
-            except psycopg.Error as e:
-                out["error"] = e
-        t = threading.Thread(target=destroy, daemon=True)
-        t.start()
-        for _ in range(600):
-            if a.info.backend_pid in su.execute("SELECT pg_blocking_pids(%s)", [b.info.backend_pid]).fetchone()[0]:
-                break
-            if not t.is_alive():
-                break
-            time.sleep(0.05)
-        a.commit()
-        t.join(60)
+    # The rollback writes version 3, which the destroy names.
+    out, _, _ = destroy_behind_a_rollback(db, "SELECT hush.destroy_secret('acme', 'k', ARRAY[3])")
     assert out == {"n": 1}
     with raises_sqlstate("SH015"):
         get(alice, "acme", "k")

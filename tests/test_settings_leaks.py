@@ -2,7 +2,7 @@
 
 hush.root_key_file and hush.root_key_command are readable by every role (SHOW,
 current_setting()), as every setting no loaded module defines is on PostgreSQL
-15: they hold no credential (README, "Instead of a file"). Why the keyring
+15: they hold no credential (docs/keys.md, "The keyring from a command"). Why the keyring
 could not be loaded names a path or a program: an application role is told only
 that it could not be; an admin reads why in hush.root_key_status(), and the
 server log has it. (The DROP guard's confirmation, which a setting used to
@@ -42,7 +42,7 @@ def server_setting(db: Any) -> Iterator[Any]:
 
 
 def test_any_role_reads_the_key_settings(db: Any, cluster: Any) -> None:
-    """The limitation the README documents: the settings themselves are no secret."""
+    """The limitation the docs state: the settings themselves are no secret."""
     assert db.sql("SELECT current_setting('hush.root_key_file', true)", user="otto") == [(str(cluster.keyfile),)]
 
 

@@ -12,23 +12,22 @@ can learn of another tenant's activity through hush.
   does any other failure (it runs no grant check of its own);
 - an admin can cap a tenant's audit rows a second: calls over it are refused
   (SH023) and write nothing, whatever the reader's isolation level;
-- what PostgreSQL itself shows every role is what the README says it shows.
+- what PostgreSQL itself shows every role is what the docs say it shows.
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+import docs_text
 import hush
 from helpers import get, raises_sqlstate, rows, save
 
-ROOT = Path(__file__).resolve().parent.parent
 PROVIDER = json.dumps({"client_id": "x", "token_endpoint": "http://127.0.0.1:9/token"})
 
 
@@ -370,7 +369,7 @@ def test_client_sets_the_limit_and_raises_audit_rate_limited(db: Any) -> None:
 # -- what PostgreSQL itself shows every role ---------------------------------------------------------
 
 def test_what_postgresql_shows_every_role_is_documented(db: Any) -> None:
-    """hush cannot close these; the README's threat model names them (and what an admin can do)."""
+    """hush cannot close these; the threat model names them (and what an admin can do)."""
     with db.connect("alice") as a:
         save(a, "acme", "k", "v")
     with db.connect("otto") as o:  # no hush role at all
@@ -379,7 +378,7 @@ def test_what_postgresql_shows_every_role_is_documented(db: Any) -> None:
         assert o.execute("SELECT pg_catalog.pg_relation_size(c.oid) FROM pg_catalog.pg_class c "
                          "WHERE c.relname = 'audit_log_default'").fetchone()[0] > 0
         assert o.execute("SELECT pg_catalog.txid_current()").fetchone()[0] > 0
-    readme = (ROOT / "README.md").read_text()
+    readme = docs_text.section("Side channels between tenants")
     for named in ("pg_stat_user_tables", "pg_relation_size", "txid_current", "pg_stat_activity", "pg_locks",
                   "hush_oauth_wakeup", "audit_rows_per_second", "SH023"):
         assert named in readme, named

@@ -40,7 +40,7 @@ def test_cross_tenant_calls_get_one_answer(two_tenants, query, _, name):
     with two_tenants.connect("alice") as a:
         with raises_sqlstate("SH020") as ei:
             a.execute(query, [name])
-        # The tenant only by its first characters: alice may not act on it (README, "Errors").
+        # The tenant only by its first characters: alice may not act on it (docs/errors.md).
         assert ei.value.diag.message_primary == "hush: role alice may not act on tenant 'glob...' (6 chars)"
         assert "globex-value" not in str(ei.value)
     # Nothing changed in globex.

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from helpers import raises_sqlstate, rows, save
+from helpers import cluster_roles, raises_sqlstate, rows, save
 
 ZERO = {"versions_destroyed": 0, "expiring": 0, "rotation_due": 0, "events_removed": 0}
 
@@ -260,11 +260,8 @@ def test_retention_and_purge_notify_the_tenant_channel(db: Any) -> None:
 @pytest.fixture(scope="module")
 def lister(cluster: Any) -> Iterator[str]:
     """A reader role (cluster-wide, made once for this module), granted acme's names under app/ only."""
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        su.execute("CREATE ROLE up_app LOGIN IN ROLE hush_reader")
-    yield "up_app"
-    with psycopg.connect(cluster.dsn(), autocommit=True) as su:
-        su.execute("DROP ROLE up_app")
+    with cluster_roles(cluster, {"up_app": "LOGIN IN ROLE hush_reader"}):
+        yield "up_app"
 
 
 def test_secret_events_for_roles_that_may_list_the_names(db: Any, lister: str) -> None:

@@ -22,6 +22,14 @@ def _in_step(step: str, e: HushError) -> HushError:
     return from_sqlstate(e.code, f"{step}: {e.message}", e.hint) if e.code else HushError(f"{step}: {e.message}")
 
 
+def _maintenance_calls(months_ahead: int, retention_days: int, oauth_event_days: int,
+                       secret_event_days: int) -> list[tuple[str, Call[Any]]]:
+    """maintain()'s steps, each with its call, in the order they run."""
+    return [(step, q.maintenance_step(step, months_ahead=months_ahead, retention_days=retention_days,
+                                      oauth_event_days=oauth_event_days, secret_event_days=secret_event_days))
+            for step in q.MAINTENANCE_STEPS]
+
+
 def _maintenance(done: dict[str, Any]) -> AuditMaintenance:
     return AuditMaintenance(done["partitions"], done["seal"], done["retention"], done["purge"], done["oauth"],
                             done["secrets"])
@@ -164,12 +172,9 @@ class Audit:
         done, while over your own transaction the failure aborts it, so nothing is done until
         you retry it."""
         done: dict[str, Any] = {}
-        for step in q.MAINTENANCE_STEPS:
+        for step, call in _maintenance_calls(months_ahead, retention_days, oauth_event_days, secret_event_days):
             try:
-                done[step] = self._run(q.maintenance_step(step, months_ahead=months_ahead,
-                                                          retention_days=retention_days,
-                                                          oauth_event_days=oauth_event_days,
-                                                          secret_event_days=secret_event_days))
+                done[step] = self._run(call)
             except HushError as e:
                 raise _in_step(step, e) from e
         return _maintenance(done)
@@ -278,12 +283,9 @@ class AsyncAudit:
                        oauth_event_days: int = DEFAULT_OAUTH_EVENT_DAYS,
                        secret_event_days: int = DEFAULT_SECRET_EVENT_DAYS) -> AuditMaintenance:
         done: dict[str, Any] = {}
-        for step in q.MAINTENANCE_STEPS:
+        for step, call in _maintenance_calls(months_ahead, retention_days, oauth_event_days, secret_event_days):
             try:
-                done[step] = await self._run(q.maintenance_step(step, months_ahead=months_ahead,
-                                                                retention_days=retention_days,
-                                                                oauth_event_days=oauth_event_days,
-                                                                secret_event_days=secret_event_days))
+                done[step] = await self._run(call)
             except HushError as e:
                 raise _in_step(step, e) from e
         return _maintenance(done)

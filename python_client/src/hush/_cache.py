@@ -94,6 +94,12 @@ class _CacheState:
         del self.entries[key]
         return None
 
+    def hits(self, names: Sequence[str], now: float) -> tuple[dict[str, Secret], list[str]]:
+        """get_many's lookup: the current values of `names` the cache may serve, and the names
+        left to read (each once, in the order named)."""
+        found = {n: s for n in names if (s := self.hit((n, None), now)) is not None}
+        return found, list(dict.fromkeys(n for n in names if n not in found))
+
     def clear(self) -> None:
         self.entries.clear()
         self.clears += 1
@@ -179,8 +185,7 @@ class CachedSecrets:
         (all or nothing, as it is)."""
         with self._lock:
             now = self._fresh()
-            found = {n: s for n in names if (s := self._state.hit((n, None), now)) is not None}
-            missing = list(dict.fromkeys(n for n in names if n not in found))
+            found, missing = self._state.hits(names, now)
             if not missing:
                 return [found[n] for n in names]
             before = self._state.begin_read()
@@ -247,8 +252,7 @@ class AsyncCachedSecrets:
     async def get_many(self, names: Sequence[str]) -> list[Secret]:
         async with self._lock:
             now = await self._fresh()
-            found = {n: s for n in names if (s := self._state.hit((n, None), now)) is not None}
-            missing = list(dict.fromkeys(n for n in names if n not in found))
+            found, missing = self._state.hits(names, now)
             if not missing:
                 return [found[n] for n in names]
             before = self._state.begin_read()

@@ -243,10 +243,10 @@ def connect(conninfo: str | None = None, *, read_dsn: str | None = None, min_siz
     after it). `pool_options` go to psycopg_pool.ConnectionPool (check, max_idle,
     max_lifetime, reconnect_timeout, configure...). `prepare`: let psycopg prepare hush's
     statements on these connections (default: HUSH_PREPARE=1, else off, which is what
-    pgbouncer in transaction mode needs; see the README for what it saves on a direct
-    connection). `read_dsn`, a replica's DSN (or several hosts'), adds a second pool of
-    the same size for the calls that only read (see hush.Client: routing, lag,
-    failover); None or '' for none."""
+    pgbouncer in transaction mode needs; docs/performance.md, "The Python client's
+    overhead", says what it saves on a direct connection). `read_dsn`, a replica's DSN (or
+    several hosts'), adds a second pool of the same size for the calls that only read (see
+    hush.Client: routing, lag, failover); None or '' for none."""
     options = dict(pool_options or {})
     kwargs = connect_kwargs(kwargs, prepare)
     pool = _pool(conninfo_from_env(conninfo), "hush", min_size, max_size, timeout, kwargs, connect_timeout, options)

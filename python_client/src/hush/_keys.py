@@ -1,7 +1,7 @@
 """hush.Keys (and hush.aio.AsyncKeys): root key rotation, for hush_admin.
 
-Key ids only: no key material ever reaches the client. Rotation (README, Key
-rotation): add the new key to the server's keyring, then keys.add(id),
+Key ids only: no key material ever reaches the client. Rotation (docs/keys.md, "Key
+rotation"): add the new key to the server's keyring, then keys.add(id),
 keys.activate(id), keys.rewrap(), keys.retire(old_id).
 """
 from __future__ import annotations

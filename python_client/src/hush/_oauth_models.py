@@ -25,7 +25,7 @@ class TokenSet:
     tenant: str | None = None
     # The token response's other members (Salesforce's instance_url, Slack's team): the clear
     # ones, and those that may carry a credential (Slack's authed_user.access_token), stored
-    # sealed with the tokens. Which is which is the server's rule (README, "What is kept").
+    # sealed with the tokens. Which is which is the server's rule (docs/oauth.md, "What is kept of a token response").
     fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
     secret_fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Why the provider's ID token was kept out (not stored, id_token None): it could not be

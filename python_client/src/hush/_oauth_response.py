@@ -1,5 +1,5 @@
 """What hush.OAuth does with a provider's settings before a request and with
-a token response before it is stored (issue 18). Which members of a response
+a token response before it is stored. Which members of a response
 are secret is the server's rule alone (plpython/hush_plpy/oauth_response.py);
 this side decides only what the server cannot:
 

@@ -38,33 +38,27 @@ timeouts) and their results are stored, then run() returns. Those leases are
 never given back early: the provider may already have rotated the refresh token
 presented, and the next claimer would present the old one. Log lines name
 tenant, provider and account, never a token.
+
+This module holds the rounds; the worker's settings and database side are in
+_oauth_worker_base.py, its work on one connection in _oauth_worker_jobs.py.
 """
 from __future__ import annotations
 
-import logging
-import os
 import secrets
-import socket
-import threading
 import time
 from collections import Counter
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Any
 
-import httpx2 as httpx
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from . import _oauth_calls as q
-from ._client import _pool, connect_kwargs
-from ._errors import (HushError, InvalidArgument, OAuthError, OAuthLeaseLost, ProviderUnavailable,
-                      ReauthorizationRequired)
-from ._oauth import OAuth
-from ._oauth_batch import RETRY_SECONDS, NotStored, StoreQueue
-from ._oauth_db import LOCK_TIMEOUT, ROW_LOCK_TIMEOUT, STATEMENT_TIMEOUT, GuardedExecutor, code_of, transient
-from ._oauth_dispatch import Dispatch, Job
+from ._errors import HushError
+from ._oauth_batch import RETRY_SECONDS
+from ._oauth_db import code_of, transient
+from ._oauth_dispatch import Dispatch
+from ._oauth_worker_base import STORE_SECONDS, WorkerBase, log
+from ._oauth_worker_jobs import Jobs, _origin as _origin
 
-log = logging.getLogger("hush.oauth_worker")
 WAKEUP = "hush_oauth_wakeup"
 # Any role may NOTIFY on any channel: however many wake-ups come, a round starts at most
 # this many seconds after the one before (hush itself sends at most one a half second).
@@ -76,28 +70,13 @@ WAKEUP_GAP = 1.0
 # (_oauth_dispatch.py). Healthy providers answer a refresh well within it; one taken for
 # stalled by mistake only has connections given back and claimed again.
 STALL_AFTER = 2.0
-# Beyond its HTTP timeouts, what a refresh may take to store its result.
-STORE_SECONDS = 5.0
 # After a round whose every claimed connection went back (all of them wait on stalled hosts),
 # the next claims at most this often: often enough that a connection of another tenant
 # falling due meanwhile waits less than any request timeout.
 PROBE_GAP = 1.0
 
 
-def _origin(tenant: str, config: dict[str, Any]) -> str:
-    """What per-host slots and stalls count by: the tenant and its provider's token endpoint's
-    origin (scheme, host, port). By the host name alone, a tenant that named another's
-    provider host with a port of its own (a tarpit) shared that host's slots, and stalled them."""
-    u = urlsplit(str(config.get("token_endpoint") or ""))
-    scheme = u.scheme.lower()
-    try:
-        port = u.port or {"https": 443, "http": 80}.get(scheme)
-    except ValueError:  # not a port: the request fails on its own
-        port = None
-    return f"{tenant} {scheme}://{(u.hostname or '').lower()}:{port}"
-
-
-class OAuthWorker:
+class OAuthWorker(Jobs):
     """Keeps the tokens of every connection it serves fresh. `window`: refresh what expires
     within this many seconds; `keepalive`: also refresh connections idle this long (providers
     that revoke unused refresh tokens), None = never; `interval`: seconds between rounds.
@@ -110,277 +89,14 @@ class OAuthWorker:
     bound each of its statements' lock waits and run (the calls on one connection's row
     wait for no lock at all: _oauth_db.py)."""
 
-    def __init__(self, conninfo: str, *, window: int = 900, batch_size: int = 100, interval: float = 30.0,
-                 lease_seconds: int = 60, keepalive: int | None = None, timeout: float = 10.0,
-                 connect_timeout: float = 5.0, concurrency: int = 16, per_host: int = 4,
-                 per_tenant: int | None = None, db_connections: int = 4,
-                 listen_conninfo: str | None = None, db_lock_timeout: float = LOCK_TIMEOUT,
-                 db_statement_timeout: float = STATEMENT_TIMEOUT) -> None:
-        per_tenant = max(1, min(per_host, concurrency // 4)) if per_tenant is None else per_tenant
-        for name, n in (("concurrency", concurrency), ("per_host", per_host), ("per_tenant", per_tenant),
-                        ("db_connections", db_connections)):
-            if not 1 <= n <= 1000:
-                raise InvalidArgument(f"{name} must be between 1 and 1000")
-        for name, t in (("timeout", timeout), ("connect_timeout", connect_timeout),
-                        ("db_lock_timeout", db_lock_timeout), ("db_statement_timeout", db_statement_timeout)):
-            if not 0 < t <= 600:
-                raise InvalidArgument(f"{name} must be more than 0 and at most 600 seconds")
-        self.conninfo = conninfo
-        self.listen_conninfo = listen_conninfo or conninfo
-        self.window = window
-        self.batch_size = batch_size
-        self.interval = interval
-        self.lease_seconds = lease_seconds
-        self.keepalive = keepalive
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.concurrency = concurrency
-        self.per_host = per_host
-        self.per_tenant = per_tenant
-        self.db_connections = db_connections
-        self.db_lock_timeout = db_lock_timeout
-        self.db_statement_timeout = db_statement_timeout
-        self.holder = f"worker:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.stats: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._db: ConnectionPool[Any] | None = None
-        self._calls: tuple[GuardedExecutor, GuardedExecutor] | None = None  # statements; row calls
-        self._oauths: dict[str, OAuth] = {}
-        self._dispatch: Dispatch | None = None
-        self._stores: StoreQueue | None = None
-        self._serving = False    # inside run(): a round leaves its work going when it ends
-        self._fruitless = False  # the last round's claims all went back (stalled hosts)
-        self._empty = False      # the last round claimed nothing at all
-
-    def stop(self) -> None:
-        """Start nothing more: give back every lease whose request was not sent, let the
-        requests in flight finish and store their results, then return from run()."""
-        self._stop.set()
-        d = self._dispatch  # no lock: the CLI calls this from a signal handler
-        if d is not None:
-            d.halt()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def _pool(self) -> ConnectionPool[Any]:
-        with self._lock:
-            if self._db is None:
-                self._db = _pool(self.conninfo, "hush-oauth-worker", 1, self.db_connections, 30.0,
-                                 connect_kwargs({"application_name": "hush-oauth-worker"}, None), 10.0, {})
-            return self._db
-
-    def _executors(self) -> tuple[GuardedExecutor, GuardedExecutor]:
-        """Over the pool: the worker's statements (db_lock_timeout), and the calls on one
-        connection's row, which wait for no lock (_oauth_db.py)."""
-        pool = self._pool()
-        with self._lock:
-            if self._calls is None or self._calls[0].pool is not pool:
-                self._calls = (GuardedExecutor(pool, lock_timeout=self.db_lock_timeout,
-                                               statement_timeout=self.db_statement_timeout),
-                               GuardedExecutor(pool, lock_timeout=min(ROW_LOCK_TIMEOUT, self.db_lock_timeout),
-                                               statement_timeout=self.db_statement_timeout))
-            return self._calls
-
-    def _run(self, call: Any) -> Any:
-        return self._executors()[0].run([call])[0]
-
-    def _run_row(self, call: Any) -> Any:
-        return self._executors()[1].run([call])[0]
-
-    def close(self) -> None:
-        """Let the worker's threads end and close its database pool (run() does it on return)."""
-        with self._lock:
-            d, self._dispatch = self._dispatch, None
-            stores, self._stores = self._stores, None
-        if d is not None:
-            d.close()
-        if stores is not None:  # before the pool goes: what it still stores needs it
-            stores.close(STORE_SECONDS)
-        with self._lock:
-            db, self._db = self._db, None
-            self._calls = None
-        if db is not None:
-            db.close()
-
-    def _oauth(self, tenant: str) -> OAuth:
-        rows = self._executors()[1]  # its calls are on one connection's row: a renewal, a release
-        with self._lock:
-            oa = self._oauths.get(tenant)
-            if oa is None or oa._write is not rows:
-                # One attempt per round: a failure backs off in the database, not in this loop.
-                oa = self._oauths[tenant] = OAuth(
-                    rows, tenant, writer=rows, lease_seconds=self.lease_seconds, retries=1,
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout))
-            return oa
-
-    def _count(self, outcome: str, n: int = 1) -> None:
-        with self._lock:
-            self.stats[outcome] += n
-
-    def _counts(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self.stats)
-
-    def claim(self, size: int | None = None) -> list[dict[str, Any]]:
-        """Lease up to `size` (default: batch_size) due connections: rows with tenant_id,
-        provider, account, generation, expires_at and the lease_token."""
-        call = q.worker_claim(self.holder, size or self.batch_size, self.window, self.lease_seconds, self.keepalive)
-        batch: list[dict[str, Any]] = self._run(call)
-        return batch
-
-    def lease(self, size: int | None = None) -> list[dict[str, Any]]:
-        """claim(), each lease opened in the same statement (hush.oauth_worker_lease): its row
-        also has `lease` (what the refresh needs; None, with `sqlstate` and `message`, when it
-        could not be opened). What rounds take: a refresh then costs the database no call
-        before its request."""
-        call = q.worker_lease(self.holder, size or self.batch_size, self.window, self.lease_seconds, self.keepalive)
-        batch: list[dict[str, Any]] = self._run(call)
-        return batch
-
-    def _store(self) -> StoreQueue:
-        with self._lock:
-            if self._stores is None:
-                self._stores = StoreQueue(self._run, run_one=self._run_row)
-            return self._stores
-
-    # -- one connection: open its lease, send its refresh, or give it back ----------------
-
-    @staticmethod
-    def _where(job: Job) -> str:
-        return f"tenant={job.row['tenant_id']} provider={job.row['provider']} account={job.row['account']}"
-
-    @staticmethod
-    def _opened(job: Job) -> str | None:
-        """For a lease opened with its claim (lease()): its origin, the lease taken up."""
-        lease = job.row.get("lease")
-        if lease is None:
-            return None
-        job.lease = lease
-        return _origin(job.tenant, lease["config"] or {})
-
-    def _open(self, job: Job) -> str | None:
-        """Take up the claimed lease (the refresh token, the provider's settings); its origin
-        (_origin), or None when there is nothing to send (outcome counted)."""
-        row = job.row
-        if "lease" in row:  # opened with its claim (lease())
-            if row["lease"] is None:
-                log.warning("skipped %s: %s [%s]", self._where(job), row["message"], row["sqlstate"])
-                self._count("skipped")
-                return None
-            job.lease = row["lease"]
-            return _origin(job.tenant, row["lease"]["config"] or {})
-        try:
-            # OAuth.refresh_leased in two steps: the host is known only from the opened lease,
-            # and the request waits for its host between them.
-            lease = self._oauth(job.tenant)._w(q.claim(job.tenant, row["provider"], row["account"],
-                                                       row["lease_token"], self.lease_seconds, row["generation"]))
-        except OAuthLeaseLost:
-            lease = None
-        except HushError as e:  # e.g. the provider was removed meanwhile
-            log.warning("skipped %s: %s [%s]", self._where(job), e.message, e.code)
-            self._count("skipped")
-            return None
-        except psycopg.Error as e:  # its row locked (55P03), the database gone: the lease runs out on its own
-            log.warning("skipped %s: %s [%s]", self._where(job), type(e).__name__, e.sqlstate)
-            self._count("skipped")
-            return None
-        if lease is None or lease["outcome"] != "claimed":
-            log.info("skipped %s: refreshed by another caller meanwhile", self._where(job))
-            self._count("skipped")
-            return None
-        job.lease = lease
-        return _origin(job.tenant, lease["config"] or {})
-
-    def _attempt(self, job: Job, answered: Callable[[], None] | None = None,
-                 finished: Callable[[str], None] | None = None) -> None:
-        """The refresh request of an opened lease; its response goes to the store queue
-        (_oauth_batch.py), its failure is recorded now. `answered`: called once the provider
-        has answered, before any database work; `finished`: told what happened (the log
-        line's verb) once the outcome is known, stored or not."""
-        assert job.lease is not None
-        row = job.row
-        try:
-            response, _, _ = self._oauth(job.tenant)._refresh_request(row["provider"], row["account"],
-                                                                      row["lease_token"], job.lease, answered)
-        except (HushError, psycopg.Error) as e:
-            self._outcome(job, None, e, finished)
-            return
-        refresh = (job.tenant, row["provider"], row["account"], row["lease_token"], job.lease["generation"], response)
-        self._store().put(refresh, lambda stored, error: self._outcome(job, stored, error, finished))
-
-    def _outcome(self, job: Job, stored: dict[str, Any] | None, error: BaseException | None,
-                 finished: Callable[[str], None] | None) -> None:
-        """Count and log how a refresh ended."""
-        where = self._where(job)
-        if isinstance(error, ReauthorizationRequired):
-            outcome = "needs_reauth"
-            log.warning("needs_reauth %s: the provider refused the refresh token", where)
-        elif isinstance(error, ProviderUnavailable):
-            outcome = "deferred"
-            log.warning("deferred %s: %s%s", where, error.message,
-                        f"; Retry-After {error.retry_after} s" if error.retry_after is not None else "")
-        elif isinstance(error, OAuthError):
-            outcome = "failed"
-            log.warning("failed %s: %s", where, error.message)
-        elif isinstance(error, NotStored):  # the provider answered; the database never took it
-            outcome = "failed"
-            log.error("failed %s: the provider's answer could not be stored in %d attempts [%s]; its lease runs "
-                      "out, and the refresh token it replaced may be spent", where, error.attempts, error.code)
-        elif isinstance(error, OAuthLeaseLost):  # ran out and another caller stored first: theirs stands
-            outcome = "skipped"
-            log.info("skipped %s: refreshed by another caller meanwhile", where)
-        elif isinstance(error, HushError):  # e.g. the provider was removed meanwhile
-            outcome = "skipped"
-            log.warning("skipped %s: %s [%s]", where, error.message, error.code)
-        elif isinstance(error, psycopg.Error):  # the database went away: what the provider sent may be lost
-            outcome = "failed"
-            log.error("failed %s: %s [%s]", where, type(error).__name__, error.sqlstate)
-        elif error is not None:
-            outcome = "failed"
-            log.error("failed %s: %s", where, type(error).__name__)
-        else:
-            assert stored is not None
-            outcome = "refreshed"
-            log.info("refreshed %s expires_at=%s", where,
-                     stored["expires_at"].isoformat() if stored["expires_at"] else "never")
-        self._count(outcome)
-        if finished is not None:
-            finished(outcome)
-
-    def _release(self, job: Job) -> None:
-        """Give back a lease whose request was never sent: nothing is recorded. Its row locked
-        by another transaction, the lease runs out on its own: no wait (_oauth_db.py)."""
-        row = job.row
-        try:
-            self._run_row(q.release(job.tenant, row["provider"], row["account"], row["lease_token"],
-                                    row["generation"], None, False))
-        except OAuthLeaseLost:  # it ran out and another call claimed it, or stored tokens
-            pass
-        except HushError as e:  # its lease runs out on its own
-            log.warning("could not give back %s: %s [%s]", self._where(job), e.message, e.code)
-        except psycopg.Error as e:
-            log.warning("could not give back %s: %s [%s]", self._where(job), type(e).__name__, e.sqlstate)
-        self._count("released")
-
-    def refresh_one(self, item: dict[str, Any]) -> str:
-        """Refresh one leased connection (a row of claim() or lease()) now; returns what
-        happened (the log line's verb) once its result is stored."""
-        job = Job(item, 0.0)
-        if self._open(job) is None:
-            return "skipped"
-        outcome: list[str] = []
-        ended = threading.Event()
-
-        def finished(verb: str) -> None:
-            outcome.append(verb)
-            ended.set()
-        self._attempt(job, None, finished)
-        # Not drain(): that waits for every refresh queued, another thread's locked row's too.
-        ended.wait(STORE_SECONDS + RETRY_SECONDS)
-        return outcome[0] if outcome else "failed"
+    # The public members, named here in the order the reference lists them: tools/pydoc_md.py
+    # reads a class's own members.
+    stop = WorkerBase.stop
+    stopping = WorkerBase.stopping
+    close = WorkerBase.close
+    claim = WorkerBase.claim
+    lease = WorkerBase.lease
+    refresh_one = Jobs.refresh_one
 
     # -- rounds ------------------------------------------------------------------------------
 

@@ -143,7 +143,8 @@ class Cluster:
                 "hush.root_key_file": f"'{self.keyfile}'",
                 "fsync": "off",
                 "max_connections": "60",
-                # Values stay out of the log even with log_statement = 'all' (see README).
+                # Values stay out of the log even with log_statement = 'all' (docs/security.md,
+                # "Keeping values out of logs").
                 "log_parameter_max_length": "0",
                 "log_parameter_max_length_on_error": "0",
             }

@@ -111,7 +111,7 @@ def install(conn: psycopg.Connection[Any]) -> dict[str, str]:
         if not usable:
             why = "; ".join(status.warnings) or "the keyring holds no key"
             raise Fail(f"hush is installed, but no root key can be made active: {why} "
-                       "(see the README, Install)", EXIT_KEY)
+                       "(see docs/install.md)", EXIT_KEY)
         with conn.transaction():  # registered and active, or neither
             root_keys.add(usable[0])
             root_keys.activate(usable[0])

@@ -1,4 +1,4 @@
-"""Exit codes, documented in the README and in `hush --help`, and the error that carries one."""
+"""Exit codes, documented in docs/cli.md and in `hush --help`, and the error that carries one."""
 from __future__ import annotations
 
 import click

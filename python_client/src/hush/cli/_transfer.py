@@ -130,7 +130,7 @@ def import_(ctx: click.Context, tenant: str, file: str, fmt: str | None, prefix:
     Existing names get a new version. One transaction: a bad name or value
     anywhere saves nothing. A JSON file written by `hush export --format json`
     brings back each secret's kind, description, tags and metadata too. The
-    .env dialect is in the README."""
+    .env dialect is in docs/cli.md."""
     entries = [replace(e, name=prefix + e.name) for e in _load(file, fmt)]
     if not entries:
         raise Fail(f"{file}: no secrets in it", EXIT_INVALID)
