@@ -18,9 +18,9 @@ import hush.aio
 HEADER = """# hush Python client: API reference
 
 Generated from the docstrings by `tools/pydoc_md.py` (a test keeps it current).
-The README's "Python client" section is the tour; this page lists everything
-public. Every method is one call of a `hush.*` SQL function, whose behaviour
-and errors `docs/reference.md` describes in full.
+[The Python client guide](python-guide.md) is the tour; this page lists
+everything public. Every method is one call of a `hush.*` SQL function, whose
+behaviour and errors `docs/reference.md` describes in full.
 """
 
 

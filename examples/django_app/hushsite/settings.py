@@ -1,4 +1,5 @@
-"""Settings of the example site: partners' credentials kept in hush (README, "Django").
+"""Settings of the example site: partners' credentials kept in hush
+(docs/python-guide.md, "Django").
 
 The database entry is the recipe:
 

@@ -4,7 +4,7 @@ test_<NAME> is cloned from DATABASES TEST TEMPLATE, where hush is installed and
 USER is granted tenant acme (only); USER is not a superuser, so row security
 applies as in production. Each TestCase test runs inside a transaction that is
 rolled back afterwards, and hush's writes in it (audit rows included) go with it;
-a read's record is committed apart and stays (README, "When a read is recorded").
+a read's record is committed apart and stays (docs/audit.md, "When a read is recorded").
 """
 import io
 import json

@@ -2,8 +2,8 @@
 
 webhook: Django's default autocommit. Reading the signing secret is one
 statement on Django's connection, committed on its own; its read record is
-committed apart before the value leaves the server (README, "When a read is
-recorded"). The value is used to check a signature and never returned.
+committed apart before the value leaves the server (docs/audit.md, "When a
+read is recorded"). The value is used to check a signature and never returned.
 
 connect_partner: transaction.atomic(). The partner's API key (a new version of
 a hush secret, with its audit row) and the PartnerAccount row are written in
