@@ -64,7 +64,7 @@ install-ext: all
 demo: deps venv install-ext
 	$(VENV)/bin/python demo/demo.py $(DEMO_ARGS)
 
-# The 25 slowest tests are listed at the end: the suite has a budget of 5 minutes.
+# The 25 slowest tests are listed at the end: the suite has a budget of 12 minutes on 2 cores.
 test: deps venv install-ext
 	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
 

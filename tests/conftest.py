@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from typing import Iterator
+from typing import Collection, Iterator
 
 import psycopg
 import pytest
@@ -90,6 +90,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def hush_database(c: pgcluster.Cluster, name: str, roles: Collection[str]) -> None:
+    """Database `name` in cluster c, with hush installed, the login roles named (made as
+    ROLES says) and their tenant grants (GRANTS). The session's template has every role;
+    tests/replica_helpers.py's primaries a few."""
+    with psycopg.connect(c.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(c.dsn(name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION hush CASCADE")
+        for role in roles:
+            conn.execute(f"CREATE ROLE {role} {ROLES[role]}")
+        for role, tenant in GRANTS:
+            if role in roles:
+                conn.execute("SELECT hush.grant_tenant(%s, %s)", [role, tenant])
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[pgcluster.Cluster]:
     if not pgcluster.extension_installed():
@@ -98,14 +113,7 @@ def cluster() -> Iterator[pgcluster.Cluster]:
     # that no secret value reaches the server log even so.
     c = pgcluster.Cluster(settings={"log_statement": "'all'"}, keys=2).start()
     try:
-        with psycopg.connect(c.dsn(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {TEMPLATE}")
-        with psycopg.connect(c.dsn(TEMPLATE), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION hush CASCADE")
-            for role, spec in ROLES.items():
-                conn.execute(f"CREATE ROLE {role} {spec}")
-            for role, tenant in GRANTS:
-                conn.execute("SELECT hush.grant_tenant(%s, %s)", [role, tenant])
+        hush_database(c, TEMPLATE, ROLES)
         # The OAuth tests' provider is the loopback server, over plain http, which hush refuses
         # unless an admin allows it: allowed once, in the template every test database copies.
         with psycopg.connect(c.dsn(TEMPLATE, user="adam"), autocommit=True) as conn:
@@ -152,6 +160,14 @@ def db(cluster: pgcluster.Cluster) -> Iterator[Db]:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+def extension_dir() -> str:
+    """The server's extension directory, where its extensions' scripts are."""
+    import subprocess
+    share = subprocess.run([str(pgcluster.PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return os.path.join(share, "extension")
+
+
 @pytest.fixture(scope="session")
 def released_versions() -> Iterator[list[str]]:
     """The install scripts of released versions (releases/hush--X.sql), in the server's
@@ -159,10 +175,7 @@ def released_versions() -> Iterator[list[str]]:
     (CREATE EXTENSION hush VERSION 'X'); `make install` installs only their update scripts.
     Yields the versions; removes after the session what it put there."""
     import re
-    import subprocess
-    share = subprocess.run([str(pgcluster.PG_BIN / "pg_config"), "--sharedir"], capture_output=True, text=True,
-                           check=True).stdout.strip()
-    ext = os.path.join(share, "extension")
+    ext = extension_dir()
     releases = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "releases")
     scripts = sorted(f for f in os.listdir(releases) if re.fullmatch(r"hush--[0-9.]+\.sql", f))
     copied = [f for f in scripts if not os.path.exists(os.path.join(ext, f))]

@@ -11,13 +11,12 @@ from typing import Any, Iterator
 
 import psycopg
 
+from conftest import hush_database
 from hush.devcluster import PG_BIN, Cluster, run_as_server
 
 DB = "app"
-# Login roles of these primaries, as conftest.py makes them (a subset).
-ROLES = {"alice": "LOGIN IN ROLE hush_writer", "rita": "LOGIN IN ROLE hush_reader", "adam": "LOGIN IN ROLE hush_admin",
-         "otto": "LOGIN"}
-GRANTS = [("alice", "acme"), ("rita", "acme")]
+# Login roles of these primaries: conftest.py's, with their grants there.
+ROLES = ["alice", "rita", "adam", "otto"]
 
 
 @contextmanager
@@ -27,14 +26,7 @@ def primary_and_standby(keys: int = 1) -> Iterator[tuple[Cluster, Cluster]]:
     primary = Cluster(keys=keys).start()
     sb: Cluster | None = None
     try:
-        with psycopg.connect(primary.dsn(), autocommit=True) as c:
-            c.execute(f"CREATE DATABASE {DB}")
-        with psycopg.connect(primary.dsn(DB), autocommit=True) as c:
-            c.execute("CREATE EXTENSION hush CASCADE")
-            for role, spec in ROLES.items():
-                c.execute(f"CREATE ROLE {role} {spec}")
-            for role, tenant in GRANTS:
-                c.execute("SELECT hush.grant_tenant(%s, %s)", [role, tenant])
+        hush_database(primary, DB, ROLES)
         sb = primary.start_standby()
         yield primary, sb
     finally:

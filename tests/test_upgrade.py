@@ -2,16 +2,28 @@
 install script in releases/) to this version ends where a fresh install
 does (the surface and schema of tests/test_surface.py, function bodies, event
 triggers), keeps the data readable, and switches a session that already ran the
-old Python over to the new; the update drops what left the surface."""
+old Python over to the new; the update drops what left the surface and leaves
+what a user or DBA made alone; what every update re-creates can run twice."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
 import pytest
 
+from conftest import extension_dir
 from helpers import get, save
-from test_surface import surface
+from test_surface import QUERIES, surface
+
+ROOT = Path(__file__).resolve().parents[1]
+# The common part as the build writes it, in an interpreter of its own as `make` runs it:
+# the loader's compiled modules (marshal) come out byte for byte the same only there.
+COMMON = ("import sys; sys.path.insert(0, 'tools'); import build_sql, sql_layout; "
+          "sys.stdout.write(sql_layout.body(sys.argv[1], [], build_sql.expand))")
 
 FUNCTION_DEFS = """SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
                      FROM pg_proc p WHERE p.pronamespace = 'hush'::regnamespace ORDER BY 1"""
@@ -20,6 +32,8 @@ EVERY = ["read", "list", "write", "delete", "destroy", "oauth_use", "oauth_manag
 READER = ["read", "list", "oauth_use", "audit"]  # what a hush_reader can call
 TRAIL = "SELECT * FROM hush.audit_log ORDER BY id"
 EVENT_TRIGGERS = "SELECT evtname, evtevent, evtenabled, evttags::text, evtfoid::regproc::text FROM pg_event_trigger ORDER BY 1"
+MEMBERS = """SELECT pg_describe_object(d.classid, d.objid, 0) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+              WHERE e.extname = 'hush' AND d.deptype = 'e' ORDER BY 1"""
 
 
 class Named:
@@ -172,17 +186,68 @@ def test_the_update_keeps_of_each_old_grant_what_its_role_can_call(fresh_db: Any
 def test_the_update_drops_what_left_the_surface(fresh_db: Any) -> None:
     """A routine of the extension that the new version does not create again goes with the
     update (CREATE OR REPLACE with other arguments would leave it beside the new one, and a
-    call matching both is ambiguous: 42725); a function of the user's in schema hush, not a
-    member of the extension, stays."""
+    call matching both is ambiguous: 42725); a function and a table of the user's in schema
+    hush, not members of the extension, stay as they were: the function is not made
+    hush_owner's (as a SECURITY DEFINER function it would then run with hush's rights), and
+    neither loses the privileges its owner gave."""
     old = fresh_db("up_sweep")
     old.sql("CREATE EXTENSION hush VERSION '0.4.0' CASCADE")
     old.sql("CREATE FUNCTION hush.left_the_surface(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'")
     old.sql("ALTER EXTENSION hush ADD FUNCTION hush.left_the_surface(integer)")
-    old.sql("CREATE FUNCTION hush.users_own(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'")
+    old.sql("CREATE FUNCTION hush.users_own(integer) RETURNS integer LANGUAGE sql SECURITY DEFINER AS 'SELECT $1'")
+    old.sql("GRANT EXECUTE ON FUNCTION hush.users_own(integer) TO rita")
+    old.sql("CREATE TABLE hush.users_table (a integer)")
+    old.sql("GRANT SELECT ON hush.users_table TO PUBLIC")
+    users = """SELECT pg_get_userbyid(proowner), proacl::text FROM pg_proc
+                WHERE oid = 'hush.users_own(integer)'::regprocedure
+               UNION ALL
+               SELECT pg_get_userbyid(relowner), relacl::text FROM pg_class WHERE oid = 'hush.users_table'::regclass"""
+    before = old.sql(users)
+    assert before[0][0] == "postgres" and "=X/postgres" in before[0][1] and "rita=X/postgres" in before[0][1]
+    assert "=r/postgres" in before[1][1]  # PUBLIC's
     assert old.sql("SELECT to_regprocedure('hush.get_secret(text, text, integer)') IS NOT NULL") == [(True,)]
     old.sql("ALTER EXTENSION hush UPDATE")
+    assert old.sql(users) == before
     assert old.sql("SELECT to_regprocedure('hush.left_the_surface(integer)')") == [(None,)]
     assert old.sql("SELECT to_regprocedure('hush.get_secret(text, text, integer)')") == [(None,)]
     assert old.sql("SELECT hush.users_own(7)") == [(7,)]
     assert old.sql("SELECT count(*) FROM pg_proc WHERE proname = 'get_secret' "
                    "AND pronamespace = 'hush'::regnamespace") == [(1,)]
+
+
+def test_the_update_keeps_a_policy_of_the_dbas(fresh_db: Any) -> None:
+    """An update drops hush's own policies by name and makes them again, and no other: a
+    restrictive policy a DBA put on hush.secrets stays in force, and hush's come out as on
+    a fresh install (0.4.0's tenant_isolation policies gone)."""
+    new = fresh_db("up_policy_fresh")
+    new.sql("CREATE EXTENSION hush CASCADE")
+    old = fresh_db("up_policy")
+    old.sql("CREATE EXTENSION hush VERSION '0.4.0' CASCADE")
+    old.sql("CREATE POLICY dba_no_purge ON hush.secrets AS RESTRICTIVE FOR DELETE USING (false)")
+    assert [r[1] for r in old.sql(QUERIES["policies"]) if r[0] == "secrets"] == [
+        "dba_no_purge", "purge_scan", "tenant_isolation"]
+    old.sql("ALTER EXTENSION hush UPDATE")
+    policies = old.sql(QUERIES["policies"])
+    assert [r for r in policies if r[1] == "dba_no_purge"] == [
+        ("secrets", "dba_no_purge", "RESTRICTIVE", "{public}", "DELETE", "false", None)]
+    assert [r for r in policies if r[1] != "dba_no_purge"] == new.sql(QUERIES["policies"])
+
+
+def test_what_every_update_recreates_can_run_twice(db: Any) -> None:
+    """The common part of every install and update script (the prelude, the idempotent
+    files, the sweep: tools/sql_layout.py) run again, as an update to a version of its own,
+    on a database that has the current version changes nothing: surface, schema, function
+    bodies, event triggers and the extension's members are as they were."""
+    (version,) = db.sql("SELECT extversion FROM pg_extension WHERE extname = 'hush'")[0]
+    again = f"{version}-again"
+    script = os.path.join(extension_dir(), f"hush--{version}--{again}.sql")
+    state = (surface(db), db.sql(FUNCTION_DEFS), db.sql(EVENT_TRIGGERS), db.sql(MEMBERS))
+    with open(script, "w") as f:
+        f.write(subprocess.run([sys.executable, "-c", COMMON, version], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout)
+    try:
+        db.sql(f"ALTER EXTENSION hush UPDATE TO '{again}'")
+    finally:
+        os.remove(script)
+    assert db.sql("SELECT extversion FROM pg_extension WHERE extname = 'hush'") == [(again,)]
+    assert (surface(db), db.sql(FUNCTION_DEFS), db.sql(EVENT_TRIGGERS), db.sql(MEMBERS)) == state

@@ -5,23 +5,29 @@ Layout, by lifecycle:
                        001-schema.sql is the schema of 0.4.0 (squashed), each later file a
                        change of schema or data, with a comment saying what and why. A file
                        that shipped in a release is frozen (the build refuses an edit): a
-                       change is a new file. Composite types change only by ALTER TYPE.
+                       change is a new file, numbered above every shipped one (the build
+                       refuses one below: a fresh install would run it before them, an
+                       updated database after). Composite types change only by ALTER TYPE.
+                       No markers (below): the text is what runs.
                        A line `-- hush:after idempotent` (or `-- hush:after
                        idempotent/<file>`) ends the file's first part: what follows runs
                        after the idempotent part (or right after that file), on the
                        databases this file runs on; for a step that needs this version's
                        functions or privileges, or a domain whose check calls a function.
-                       No CREATE FUNCTION, PROCEDURE, POLICY or VIEW here.
+                       No CREATE FUNCTION, PROCEDURE, AGGREGATE, POLICY, VIEW or TRIGGER
+                       here. A policy hush stops creating is dropped here, by name.
   sql/idempotent/**.sql  what every install and every update re-creates, in path order:
                        roles, policies, functions, the DROP guard, triggers, the audit
                        partition set-up, privileges. Each file must be safe to run on a
                        database that has the current schema; no CREATE TABLE, TYPE, DOMAIN,
-                       INDEX, SCHEMA or SEQUENCE here. A view is CREATE OR REPLACE VIEW,
+                       INDEX, SCHEMA or SEQUENCE here; no routine from 90_privileges.sql
+                       on (the sweep runs before it). A view is CREATE OR REPLACE VIEW,
                        replaced in place, or dropped without CASCADE and made again when
                        its columns change (a view of the user's on it stops the update).
   releases/            the frozen scripts of released versions and manifest.json: what each
                        release shipped (scripts and incremental files, with sha256), checked
-                       on every build. `tools/release.py VERSION` freezes a version there.
+                       on every build. `tools/release.py VERSION` freezes a version there;
+                       the build refuses to build a version not above the newest release.
 
 The scripts written (sql_layout.py):
   install  build/hush--V.sql: every incremental file (first parts), then the prelude, the
@@ -31,8 +37,8 @@ The scripts written (sql_layout.py):
            same as an install. Which files a database has run is derived from its version
            (ALTER EXTENSION names it) through the manifest; no table records it. Earlier
            releases reach 0.4.0 through their frozen update scripts (PostgreSQL chains them).
-  prelude  drops every policy on hush's tables (the idempotent part makes them again), and
-           notes where each routine's pg_proc row is;
+  prelude  drops, by name, each policy the idempotent part creates (it makes them again;
+           a policy a DBA added stays), and notes where each routine's pg_proc row is;
   sweep    drops every routine of the extension in schema hush whose row has not moved
            since, i.e. that this script did not (re)create: a signature that left the
            surface goes (CREATE OR REPLACE with changed arguments would leave an ambiguous
@@ -41,7 +47,9 @@ The scripts written (sql_layout.py):
            and REVOKE rewrite every row they name. A function whose result type changes
            needs a DROP FUNCTION IF EXISTS in an incremental file.
 
-Markers, expanded wherever they appear:
+Markers, expanded wherever they appear in sql/idempotent/ (the build refuses one in
+sql/incremental/: a shipped migration must keep doing what it did, whatever the Python
+a marker expands from becomes; write the text out there):
   {{python_modules}}   the body of hush._load_python(): every module of
                        plpython/hush_plpy/ embedded as a string literal, so the
                        database's extension version and its Python code cannot drift;
@@ -52,13 +60,6 @@ Markers, expanded wherever they appear:
   {{tenant_policies}}  row-level security and the policy owner_steps on each table of
                        access.TENANT_TABLES;
   {{audit_partition_setup}}  maintenance.SETUP_SQL applied to every partition of hush.audit_log;
-  {{capabilities}}     the capabilities a grant can hold, as an array literal's
-                       body ({read,list,...}), from access.CAPABILITIES;
-  {{callable_capabilities: role}}  the text[] of the capabilities whose functions
-                       the role (an SQL expression: name or oid) may call now,
-                       from grants.FUNCTIONS (grants.callable_array);
-  {{is_change}}        the predicate of the audit partitions' change index,
-                       changes.IS_CHANGE (the condition hush.changes() reads with);
   {{caller_json}}      who acts, as json_build_object arguments: errors.CALLER_JSON (the
                        keys and expressions of the failure log line's caller);
   {{superuser: role}}  whether the role (an SQL expression) is a superuser: access.superuser.
@@ -86,10 +87,9 @@ MODULES = ["errors", "validate", "privileged", "keyring", "crypto", "access", "w
            "oauth_response", "egress", "oauth_batch", "oauth_grants", "retention", "changes", "lifecycle", "upkeep"]
 
 CALL = re.compile(r"\{\{py:\s*(\w+)\.(\w+)\((.*?)\)\s*\}\}", re.S)
-CALLABLE = re.compile(r"\{\{callable_capabilities:\s*([\w.$]+)\s*\}\}")
 SUPERUSER = re.compile(r"\{\{superuser:\s*(\w+)\s*\}\}")
 PLAIN = ("{{python_modules}}", "{{owner_steps}}", "{{tenant_policies}}", "{{audit_partition_setup}}",
-         "{{capabilities}}", "{{is_change}}", "{{caller_json}}")
+         "{{caller_json}}")
 TENANT_POLICY = """ALTER TABLE hush.{table} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE hush.{table} FORCE ROW LEVEL SECURITY;
 CREATE POLICY owner_steps ON hush.{table} USING ({owner_steps}) WITH CHECK ({owner_steps});
@@ -257,6 +257,9 @@ def check_call(mod: str, fn: str, args: str, where: str) -> None:
     """Refuse {{py: mod.fn(args)}} unless mod.fn takes plpy and then these arguments."""
     a = _definition(mod, fn, where).args
     params = [p.arg for p in a.posonlyargs + a.args]
+    if params[:1] != ["plpy"]:
+        raise SystemExit(f"{where}: {{{{py: {mod}.{fn}(...)}}}}: plpython/hush_plpy/{mod}.py defines "
+                         f"{fn}({', '.join(params)}), whose first parameter is not plpy")
     given = _split_args(args)
     positional = [g for g in given if not re.match(r"^\w+\s*=[^=]", g)]
     keywords = [g.split("=", 1)[0].strip() for g in given if g not in positional]
@@ -273,7 +276,7 @@ def check_call(mod: str, fn: str, args: str, where: str) -> None:
 
 def expand(text: str, version: str, where: str) -> str:
     """Expand the markers of one SQL part for the given extension version."""
-    leftover = CALL.sub("", CALLABLE.sub("", SUPERUSER.sub("", text)))
+    leftover = CALL.sub("", SUPERUSER.sub("", text))
     for marker in PLAIN:
         leftover = leftover.replace(marker, "")
     if "{{" in leftover:
@@ -284,13 +287,8 @@ def expand(text: str, version: str, where: str) -> str:
         access = _module("access")
         text = text.replace("{{tenant_policies}}", "".join(
             TENANT_POLICY.format(table=t, owner_steps="{{owner_steps}}") for t in access.TENANT_TABLES))
-    if "{{owner_steps}}" in text or "{{capabilities}}" in text:
-        access = _module("access")
-        text = text.replace("{{owner_steps}}", access.OWNER_STEPS)
-        text = text.replace("{{capabilities}}", "{%s}" % ",".join(access.CAPABILITIES))
-    if "{{is_change}}" in text:
-        text = text.replace("{{is_change}}", _module("changes").IS_CHANGE)
-    text = CALLABLE.sub(lambda m: _module("grants").callable_array(m[1]), text)
+    if "{{owner_steps}}" in text:
+        text = text.replace("{{owner_steps}}", _module("access").OWNER_STEPS)
     if "{{caller_json}}" in text:
         text = text.replace("{{caller_json}}", _module("errors").CALLER_JSON)
     text = SUPERUSER.sub(lambda m: _module("access").superuser(m[1]), text)

@@ -20,10 +20,8 @@ import sql_layout  # noqa: E402
 
 
 def release(version: str) -> None:
+    scripts = sql_layout.scripts(version, build_sql.expand)  # refuses a version released already
     data = sql_layout.manifest()
-    if version in data:
-        raise SystemExit(f"{version} is released already (releases/manifest.json)")
-    scripts = sql_layout.scripts(version, build_sql.expand)
     entry: dict[str, dict[str, str]] = {"scripts": {}, "incremental": {}}
     for name, text in scripts.items():
         path = sql_layout.RELEASES / name

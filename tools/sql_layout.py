@@ -20,32 +20,37 @@ INCREMENTAL_NAME = re.compile(r"\d{3}-[a-z0-9_-]+\.sql")
 AFTER = re.compile(r"^-- hush:after (\S+)[ \t]*$", re.M)
 Expand = Callable[[str, str, str], str]
 
-# What each half of the layout may not hold (checked outside comments, at a line's start).
+# What each half of the layout may not hold, checked outside comments where a statement
+# starts: at a line's start or after a semicolon.
+START = r"(?:^|;)\s*"
 REFUSED_IDEMPOTENT = re.compile(
-    r"^\s*CREATE\s+(?:UNLOGGED\s+|TEMP\s+|TEMPORARY\s+)?(TABLE|TYPE|DOMAIN|(?:UNIQUE\s+)?INDEX|SCHEMA|SEQUENCE)\b",
+    START + r"CREATE\s+(?:UNLOGGED\s+|TEMP\s+|TEMPORARY\s+)?(TABLE|TYPE|DOMAIN|(?:UNIQUE\s+)?INDEX|SCHEMA|SEQUENCE)\b",
     re.M | re.I)
+VIEW_KIND = r"(?:(?:TEMP|TEMPORARY|RECURSIVE)\s+)*VIEW"
 REFUSED_INCREMENTAL = re.compile(
-    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|POLICY|(?:OR\s+REPLACE\s+)?VIEW|TRIGGER|EVENT\s+TRIGGER)\b",
-    re.M | re.I)
-CREATES_ROUTINE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\s+hush\.", re.M | re.I)
-PLAIN_VIEW = re.compile(r"^\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+|MATERIALIZED\s+|RECURSIVE\s+)*VIEW\b", re.M | re.I)
-REPLACE_VIEW = re.compile(r"^CREATE OR REPLACE VIEW\s+(hush\.\w+)\b(.*?;)[ \t]*$", re.M | re.S)
+    START + r"CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|AGGREGATE|POLICY|" + VIEW_KIND
+    + r"|(?:CONSTRAINT\s+)?TRIGGER|EVENT\s+TRIGGER)\b", re.M | re.I)
+# In an incremental file: its text runs as it shipped, never as today's Python would expand it.
+MARKER = re.compile(r"\{\{\s*\w+\s*(?::[^{}]*)?\}\}")
+CREATES_ROUTINE = re.compile(START + r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|AGGREGATE)\b", re.M | re.I)
+PLAIN_VIEW = re.compile(START + r"CREATE\s+(?:MATERIALIZED\s+)?" + VIEW_KIND + r"\b", re.M | re.I)
+ANY_REPLACE_VIEW = re.compile(START + r"CREATE\s+OR\s+REPLACE\s+" + VIEW_KIND + r"\b", re.M | re.I)
+REPLACE_VIEW = re.compile(r"^CREATE\s+OR\s+REPLACE\s+VIEW\s+(hush\.\w+)\b(.*?;)[ \t]*$", re.M | re.S | re.I)
+# The policies an update drops and makes again: only those the idempotent part creates, by
+# name, so a policy a DBA added to a table of hush's stays in force.
+ANY_POLICY = re.compile(r"\bCREATE\s+POLICY\b", re.I)
+CREATES_POLICY = re.compile(START + r"CREATE\s+POLICY\s+(\w+)\s+ON\s+((?:hush|hush_private)\.\w+)\b", re.M | re.I)
 
-PRELUDE = """-- Policies cannot be replaced in place: every one on hush's tables goes, and the
--- idempotent part below makes them again. And the routines in schema hush are noted, each
--- with the place of its pg_proc row, which any change moves: the sweep below drops those
--- of the extension that nothing in this script wrote again.
+PRELUDE = """-- Policies cannot be replaced in place: each one the idempotent part below creates goes
+-- first, by name, and is made again there. Only those: a policy a DBA added to a table of
+-- hush's stays, and so does what it restricts. (One that hush no longer creates is dropped
+-- by name in the incremental file of the version that stopped.)
+{drops}
+-- And the routines in schema hush are noted, each with the place of its pg_proc row,
+-- which any change moves: the sweep below drops those of the extension that nothing in
+-- this script wrote again.
 DO $prelude$
-DECLARE
-    p record;
 BEGIN
-    FOR p IN SELECT pol.polname, c.oid::pg_catalog.regclass AS tab FROM pg_catalog.pg_policy pol
-               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pol.polrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE n.nspname OPERATOR(pg_catalog.=) ANY (ARRAY['hush', 'hush_private'])
-    LOOP
-        EXECUTE pg_catalog.format('DROP POLICY %I ON %s', p.polname, p.tab);
-    END LOOP;
     PERFORM pg_catalog.set_config('hush.routines_before', COALESCE(pg_catalog.string_agg(
                 r.oid::pg_catalog.text OPERATOR(pg_catalog.||) r.ctid::pg_catalog.text, ' '), ''), true)
        FROM pg_catalog.pg_proc r WHERE r.pronamespace OPERATOR(pg_catalog.=) 'hush'::pg_catalog.regnamespace;
@@ -57,7 +62,8 @@ SWEEP = """-- The routines of the extension in schema hush that this script did 
 -- overload beside each. Told apart by the place of the pg_proc row, unmoved since the
 -- prelude (before any GRANT below moves it; a transaction is no guide, for an update from
 -- an older release runs every script of the chain in one). No CASCADE: an object of the
--- user's that depends on one stops the update. (The setting goes when the script ends.)
+-- user's that depends on one stops the update. (set_config(..., true): the setting lasts
+-- until the transaction ends.)
 DO $sweep$
 DECLARE
     f record;
@@ -98,8 +104,16 @@ def version_key(v: str) -> tuple[int, ...]:
 
 
 def _code(text: str) -> str:
-    """The text without -- comments (a marker of the layout is one; dollar-quoted bodies keep theirs)."""
+    """The text the checks read: without /* */ and -- comments (a line of the layout,
+    `-- hush:after`, is one). Taken out everywhere, inside dollar-quoted bodies and string
+    literals too, which can only hide text from a check. A block comment keeps its line
+    breaks, so each line still starts where it did."""
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m[0].count("\n") or " ", text, flags=re.S)
     return re.sub(r"--[^\n]*", "", text)
+
+
+def prelude(policies: list[tuple[str, str]]) -> str:
+    return PRELUDE.format(drops="".join(f"DROP POLICY IF EXISTS {name} ON {table};\n" for name, table in policies))
 
 
 def incremental_files() -> list[Path]:
@@ -123,19 +137,36 @@ def check_idempotent(path: Path, text: str, after_sweep: bool) -> None:
     if m:
         raise SystemExit(f"{where}: CREATE {m[1].upper()} in an idempotent file (it runs on every update): "
                          "put it in a new sql/incremental/ file")
-    if PLAIN_VIEW.search(code):
-        raise SystemExit(f"{where}: CREATE VIEW: write CREATE OR REPLACE VIEW hush.name AS ...; "
-                         "(an update replaces it, or drops it without CASCADE when its columns change)")
+    if PLAIN_VIEW.search(code) or len(ANY_REPLACE_VIEW.findall(code)) != len(REPLACE_VIEW.findall(code)):
+        raise SystemExit(f"{where}: a view: write CREATE OR REPLACE VIEW hush.name AS ...; at a line's start, "
+                         "the ; ending a line (an update replaces it, or drops it without CASCADE when its "
+                         "columns change)")
     if after_sweep and CREATES_ROUTINE.search(code):
         raise SystemExit(f"{where}: a routine created at or after {SWEEP_BEFORE} would be swept: "
                          "create it in an earlier idempotent file")
 
 
+def created_policies(text: str, where: str) -> list[tuple[str, str]]:
+    """(name, table) of each policy an idempotent file creates (its text expanded)."""
+    code = _code(text)
+    found = [(m[1], m[2]) for m in CREATES_POLICY.finditer(code)]
+    if len(found) != len(ANY_POLICY.findall(code)):
+        raise SystemExit(f"{where}: a CREATE POLICY the build cannot name: write CREATE POLICY name ON "
+                         "hush.table, unquoted, where a statement starts (an update drops it by that name)")
+    return found
+
+
 def check_incremental(path: Path, text: str) -> None:
     m = REFUSED_INCREMENTAL.search(_code(text))
     if m:
-        raise SystemExit(f"sql/incremental/{path.name}: CREATE {m[1].upper()} in an incremental file (it runs "
-                         "once): functions, policies, views and triggers are sql/idempotent/'s")
+        raise SystemExit(f"sql/incremental/{path.name}: CREATE {' '.join(m[1].upper().split())} in an incremental "
+                         "file (it runs once): functions, aggregates, policies, views and triggers are "
+                         "sql/idempotent/'s")
+    m = MARKER.search(text)
+    if m:
+        raise SystemExit(f"sql/incremental/{path.name}: {m[0]}: no marker in an incremental file, whose text "
+                         "must do what it did when it shipped, whatever the Python it expands from says later: "
+                         "write out the text it stands for")
 
 
 def views(text: str) -> str:
@@ -206,39 +237,51 @@ def _section(title: str, text: str) -> str:
 
 
 def body(version: str, run: list[Path], expand: Expand) -> str:
-    """What follows the header: the incremental files in run, then the common part."""
+    """What follows the header: the incremental files in run, then the common part (the
+    prelude, the idempotent files with the later parts anchored to them, the sweep)."""
     out: list[str] = []
     anchored: dict[str, list[str]] = {}
     for path in run:
         text = path.read_text()
         check_incremental(path, text)
         first, later = parts(path, text)
-        out.append(_section(f"sql/incremental/{path.name}", expand(first, version, f"sql/incremental/{path.name}")))
+        out.append(_section(f"sql/incremental/{path.name}", first))
         for target, part in later:
-            anchored.setdefault(target, []).append(
-                _section(f"sql/incremental/{path.name}, after {target}",
-                         expand(part, version, f"sql/incremental/{path.name}")))
-    out.append(_section("prelude (tools/sql_layout.py)", PRELUDE))
+            anchored.setdefault(target, []).append(_section(f"sql/incremental/{path.name}, after {target}", part))
+    common: list[str] = []
+    policies: list[tuple[str, str]] = []
     swept = False
     for path in idempotent_files():
         rel = path.relative_to(IDEMPOTENT).as_posix()
         if not swept and rel >= SWEEP_BEFORE:
-            out.append(_section("sweep (tools/sql_layout.py)", SWEEP))
+            common.append(_section("sweep (tools/sql_layout.py)", SWEEP))
             swept = True
         text = path.read_text()
         check_idempotent(path, text, swept)
-        out.append(_section(f"sql/idempotent/{rel}", expand(views(text), version, f"sql/idempotent/{rel}")))
-        out.extend(anchored.pop("idempotent/" + rel, []))
+        expanded = expand(views(text), version, f"sql/idempotent/{rel}")
+        policies += created_policies(expanded, f"sql/idempotent/{rel}")
+        common.append(_section(f"sql/idempotent/{rel}", expanded))
+        common.extend(anchored.pop("idempotent/" + rel, []))
     if not swept:
-        out.append(_section("sweep (tools/sql_layout.py)", SWEEP))
-    out.extend(anchored.pop("idempotent", []))
-    return "".join(out)
+        common.append(_section("sweep (tools/sql_layout.py)", SWEEP))
+    common.extend(anchored.pop("idempotent", []))
+    return "".join(out + [_section("prelude (tools/sql_layout.py)", prelude(policies))] + common)
 
 
 def scripts(version: str, expand: Expand) -> dict[str, str]:
     """{file name: text} of the install script and every update script of version."""
     data = manifest()
+    newest = max(data, key=version_key)
+    if version_key(version) <= version_key(newest):
+        raise SystemExit(f"{version}: {newest} is released (releases/manifest.json): raise default_version in "
+                         "hush.control above it")
     files = incremental_files()
+    last = max((name for entry in data.values() for name in entry["incremental"]), default="")
+    early = [f.name for f in files
+             if f.name[:3] < last[:3] and not any(f.name in e["incremental"] for e in data.values())]
+    if early:
+        raise SystemExit(f"sql/incremental/{early[0]}: numbered below a shipped file ({last}): it would run "
+                         "before it on a fresh install, after it on an updated database; number it above")
     out = {f"hush--{version}.sql": (
         f"-- hush {version}: generated by tools/build_sql.py from sql/ and plpython/; do not edit.\n"
         "\\echo Use \"CREATE EXTENSION hush CASCADE\" to load this file. \\quit\n" + body(version, files, expand))}

@@ -48,7 +48,9 @@ def plan(plpy: Any, key: str, sql: str, types: list[str]) -> Any:
 
 
 # What a grant can allow, on the secrets (or, for oauth_*, the OAuth providers) whose
-# names start with its prefix. The table's CHECK lists the same ({{capabilities}}).
+# names start with its prefix. hush.tenant_grants' CHECK lists the same, as
+# sql/incremental/002-authority.sql wrote it: a capability added here needs a new
+# incremental file that changes that CHECK.
 CAPABILITIES = ("read", "list", "write", "delete", "destroy", "oauth_use", "oauth_manage", "audit")
 # A capability is allowed by a grant holding it or one that implies it: a read tells that
 # the name exists, a save's ON CONFLICT and RETURNING read the row, and a delete, restore or

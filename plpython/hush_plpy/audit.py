@@ -89,7 +89,7 @@ SELECT $1, $2, u.id, u.name, u.version, {MARKED_DETAIL.format(detail="u.detail")
 
 def record_many(plpy: Any, who: dict, tenant: str, action: str, rows: list) -> None:
     """record() of many rows, (secret_id, secret_name, version, detail dict or None) each, in
-    one statement (a statement per row is a subtransaction per row: DESIGN.md section 10)."""
+    one statement (a statement per row is a subtransaction per row in PL/Python)."""
     import json
     assert action in ACTIONS, action
     if not rows:

@@ -59,14 +59,6 @@ def callable_expr(role: str, cap: str) -> str:
                                 % (role, fn) for fn in FUNCTIONS[cap])
 
 
-def callable_array(role: str) -> str:
-    """SQL: the text[] of the capabilities `role` may call, in CAPABILITIES' order: the rule
-    of callable_caps, for SQL that runs without this package (the update script's
-    {{callable_capabilities: role}} marker, tools/build_sql.py)."""
-    return "pg_catalog.array_remove(ARRAY[%s]::pg_catalog.text[], NULL)" % ", ".join(
-        "CASE WHEN %s THEN '%s' END" % (callable_expr(role, cap), cap) for cap in FUNCTIONS)
-
-
 # One column per capability: whether `role` ($1) may call its functions now. The casts to
 # regprocedure are resolved when the plan is made: a function renamed or re-typed fails
 # here, at once, instead of making a capability silently uncallable.

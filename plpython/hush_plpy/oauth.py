@@ -1,5 +1,5 @@
 """OAuth2/OIDC storage: providers, pending authorizations, connections, and the
-refresh lease (DESIGN.md section 6). The SQL functions (hush.oauth_*) call the
+refresh lease. The SQL functions (hush.oauth_*) call the
 names below; each concern has a module of its own:
 
   oauth_providers    providers: their config and client secrets

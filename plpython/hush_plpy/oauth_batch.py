@@ -8,7 +8,7 @@ client secret unsealed) and oauth_finish_refresh storing the result, each with
 its privileged step, grant check, tenant settings read and commit. Measured on
 the loopback bench, that database work cost the worker more than the request
 itself. Here it goes by the batch: one step per tenant, set-based statements
-(each plpy.execute is a subtransaction: DESIGN.md section 10), a provider's
+(each plpy.execute is a subtransaction), a provider's
 client secret unsealed once per call.
 
 Every check of the per-connection functions stays, per connection: the lease

@@ -1,5 +1,5 @@
 """What hush keeps of a token endpoint response, and for which grants a
-provider's tokens may be stored (DESIGN.md section 6).
+provider's tokens may be stored.
 
 RFC 6749 5.1 names six members; providers send more, which a caller needs to
 use the token: Salesforce's instance_url and id, Zoho's api_domain, RFC 8693's

@@ -1,9 +1,10 @@
--- Row-level security, re-created on every install and update (the update script drops
--- every policy on hush's tables first: a policy cannot be replaced in place). FORCE'd, so
--- that it binds hush_owner, who owns the tables, too. Policies are bound at creation, so a
--- caller's search_path cannot change them. Application roles hold no privilege on any
--- table: every statement here comes from one of hush's privileged steps
--- (plpython/hush_plpy/privileged.py).
+-- Row-level security, re-created on every install and update (the script's prelude drops
+-- each policy created here first, by name: a policy cannot be replaced in place, and one a
+-- DBA added stays). Each is written CREATE POLICY name ON hush.table: the build reads the
+-- names from that (tools/sql_layout.py). FORCE'd, so that it binds hush_owner, who owns
+-- the tables, too. Policies are bound at creation, so a caller's search_path cannot change
+-- them. Application roles hold no privilege on any table: every statement here comes
+-- from one of hush's privileged steps (plpython/hush_plpy/privileged.py).
 --
 -- tenants, tenant_grants, root_keys and node_keyrings hold configuration, no tenant data.
 

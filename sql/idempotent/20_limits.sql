@@ -6,36 +6,46 @@
 -- its size in memory before hush's own code could refuse it. Refused calls get SH004
 -- (docs/reference.md, "Limits"); the Python code checks the same arguments again, in detail, after this.
 
--- Raises SH004 for an array over its limit, after the failure line hush's functions log
--- (docs/operations.md, "The server log"; the action is the domain, which is all a domain's check knows). Only
--- ever called to refuse: the domains' checks call it after OR.
-CREATE OR REPLACE FUNCTION hush._too_large(what text, items bigint, max_items bigint, bytes bigint, max_bytes bigint,
-                                           hint text DEFAULT NULL)
-RETURNS boolean
+-- Writes the failure line hush's functions log (docs/operations.md, "The server log") for
+-- an argument refused with SH004; the action is the domain, which is all a domain's check
+-- knows. The refusals below log through it before they raise.
+CREATE OR REPLACE FUNCTION hush._log_refusal(what text)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     RAISE LOG 'hush-failure %', pg_catalog.json_build_object(
         'action', 'hush.' OPERATOR(pg_catalog.||) what, {{caller_json}},
         'sqlstate', 'SH004', 'tenant', NULL);
-    IF items OPERATOR(pg_catalog.>) max_items THEN
-        RAISE EXCEPTION 'hush: an argument of type hush.% has % elements; at most % are allowed', what, items, max_items
-            USING ERRCODE = 'SH004', HINT = COALESCE(hint, 'See docs/reference.md, "Limits".');
-    END IF;
-    RAISE EXCEPTION 'hush: an argument of type hush.% takes % bytes; at most % are allowed', what, bytes, max_bytes
-        USING ERRCODE = 'SH004', HINT = COALESCE(hint, 'See docs/reference.md, "Limits".');
 END
 $fn$;
 
--- Raises SH004 for an array of more than one dimension, after the failure line as above:
+-- Raises SH004 for an array over its limit, after the failure line. Only ever called to
+-- refuse: the domains' checks call it after OR.
+CREATE OR REPLACE FUNCTION hush._too_large(what text, items bigint, max_items bigint, bytes bigint, max_bytes bigint,
+                                           hint text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    advice text := COALESCE(hint, 'See docs/reference.md, "Limits".');
+BEGIN
+    PERFORM hush._log_refusal(what);
+    IF items OPERATOR(pg_catalog.>) max_items THEN
+        RAISE EXCEPTION 'hush: an argument of type hush.% has % elements; at most % are allowed', what, items, max_items
+            USING ERRCODE = 'SH004', HINT = advice;
+    END IF;
+    RAISE EXCEPTION 'hush: an argument of type hush.% takes % bytes; at most % are allowed', what, bytes, max_bytes
+        USING ERRCODE = 'SH004', HINT = advice;
+END
+$fn$;
+
+-- Raises SH004 for an array of more than one dimension, after the failure line:
 -- PL/Python hands one over as nested lists, which no argument of hush's takes. Only ever
 -- called to refuse, after OR.
 CREATE OR REPLACE FUNCTION hush._not_flat(what text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    RAISE LOG 'hush-failure %', pg_catalog.json_build_object(
-        'action', 'hush.' OPERATOR(pg_catalog.||) what, {{caller_json}},
-        'sqlstate', 'SH004', 'tenant', NULL);
+    PERFORM hush._log_refusal(what);
     RAISE EXCEPTION 'hush: an argument of type hush.% has more than one dimension', what
         USING ERRCODE = 'SH004', HINT = 'Pass a one-dimensional array: a list, not a list of lists.';
 END

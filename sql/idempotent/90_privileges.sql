@@ -26,14 +26,43 @@ ALTER TABLE hush.oauth_egress OWNER TO hush_owner;
 ALTER TABLE hush.oauth_refresh_requests OWNER TO hush_owner;
 ALTER TABLE hush_private.audit_cursor_key OWNER TO hush_owner;
 
+-- Nothing of hush's is callable or readable by PUBLIC: access comes only through the
+-- hush_* roles below. Nor is any sequence: a sequence's value counts every tenant's rows,
+-- and no hush role but hush_keykeeper (which inserts audit rows) is granted one.
+-- Both for the members of the extension alone (pg_depend 'e'), never for what a user made
+-- in schema hush: a function of theirs keeps its owner (owned by hush_owner, one SECURITY
+-- DEFINER would run with hush's rights) and its privileges. The monthly audit partitions,
+-- which maintenance makes outside the extension, get the same from their set-up
+-- (80_triggers.sql, maintenance.SETUP_SQL).
 DO $own$
 DECLARE
-    f regprocedure;
+    o record;
 BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'hush'::regnamespace
-                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target', '_recorder_room', '_horizon_holder']) LOOP
-        EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', f);
+    FOR o IN SELECT CASE WHEN p.oid IS NOT NULL THEN 'ROUTINE' WHEN c.relkind OPERATOR(pg_catalog.=) 'S'
+                         THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
+                    COALESCE(p.oid::pg_catalog.regprocedure::pg_catalog.text,
+                             c.oid::pg_catalog.regclass::pg_catalog.text) AS name,
+                    p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_root_key_source', '_recorder_target',
+                                                                 '_recorder_room', '_horizon_holder']) AS owned
+               FROM pg_catalog.pg_depend d
+               JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+                    AND e.extname OPERATOR(pg_catalog.=) 'hush'
+               LEFT JOIN pg_catalog.pg_proc p
+                    ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                    AND p.oid OPERATOR(pg_catalog.=) d.objid
+                    AND p.pronamespace OPERATOR(pg_catalog.=) 'hush'::pg_catalog.regnamespace
+               LEFT JOIN pg_catalog.pg_class c
+                    ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND c.oid OPERATOR(pg_catalog.=) d.objid
+                    AND c.relnamespace OPERATOR(pg_catalog.=) 'hush'::pg_catalog.regnamespace
+                    AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'f', 'S']::pg_catalog."char"[])
+              WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                AND d.deptype OPERATOR(pg_catalog.=) 'e' AND (p.oid IS NOT NULL OR c.oid IS NOT NULL)
+    LOOP
+        IF o.owned THEN  -- NULL for a relation
+            EXECUTE pg_catalog.format('ALTER ROUTINE %s OWNER TO hush_owner', o.name);
+        END IF;
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM PUBLIC', o.kind, o.name);
     END LOOP;
 END
 $own$;
@@ -92,7 +121,8 @@ GRANT EXECUTE ON FUNCTION hush.oauth_worker_finish(hush.oauth_batch_names, hush.
     hush.oauth_batch_names, hush.oauth_batch_names, hush.oauth_batch_generations, hush.oauth_batch_tokens)
     TO hush_oauth_worker;
 GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, text),
-    hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text) TO hush_oauth_worker;
+    hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text), hush._log_refusal(text)
+    TO hush_oauth_worker;
 
 -- The audit maintenance steps run as hush_retention (a member of hush_owner,
 -- so it may create, attach and drop partitions).
@@ -118,21 +148,14 @@ GRANT USAGE ON SCHEMA hush_private TO hush_owner, hush_retention;
 -- age), which takes this superuser-owned reader (70_maintenance.sql).
 GRANT EXECUTE ON FUNCTION hush._horizon_holder(bigint) TO hush_retention;
 
--- Nothing is callable or readable by PUBLIC; access comes only through the
--- hush_* roles below.
-REVOKE ALL ON ALL TABLES IN SCHEMA hush FROM PUBLIC;
--- Nor any sequence: a sequence's value counts every tenant's rows, and no hush
--- role but hush_keykeeper (which inserts audit rows) is granted one.
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA hush FROM PUBLIC;
-REVOKE ALL ON ALL ROUTINES IN SCHEMA hush FROM PUBLIC;  -- functions and procedures
-
 -- Every hush role must be able to name the schema's functions and load their Python.
 GRANT USAGE ON SCHEMA hush TO hush_reader, hush_admin, hush_auditor, hush_recorder;
 GRANT EXECUTE ON FUNCTION hush._load_python() TO hush_reader, hush_admin, hush_auditor;
 -- The size checks of the argument domains (20_limits.sql) run as the caller; they read
 -- nothing but the argument.
 GRANT EXECUTE ON FUNCTION hush._too_large(text, bigint, bigint, bigint, bigint, text),
-    hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text) TO hush_reader;
+    hush._text_array_fits(text[], text, integer, bigint, text), hush._not_flat(text), hush._log_refusal(text)
+    TO hush_reader;
 
 -- The dispatchers run only steps that hush's own functions queued (a ticket),
 -- so EXECUTE on them gives nothing beyond the API functions that queue them:

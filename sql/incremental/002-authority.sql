@@ -4,6 +4,17 @@
 -- caller the invoker code names. The tables' part of that, its private schema, and
 -- the tenant settings and scoped grants that came with it.
 
+-- The tenant policy of 0.4.0, tenant_isolation, gives way to owner_steps
+-- (idempotent/10_policies.sql). Dropped by name, as an update drops every policy of
+-- hush's: one a DBA added to these tables stays.
+DROP POLICY IF EXISTS tenant_isolation ON hush.secrets;
+DROP POLICY IF EXISTS tenant_isolation ON hush.secret_versions;
+DROP POLICY IF EXISTS tenant_isolation ON hush.audit_log;
+DROP POLICY IF EXISTS tenant_isolation ON hush.oauth_providers;
+DROP POLICY IF EXISTS tenant_isolation ON hush.oauth_pending;
+DROP POLICY IF EXISTS tenant_isolation ON hush.oauth_connections;
+DROP POLICY IF EXISTS tenant_isolation ON hush.oauth_events;
+
 -- Who acted: the role the code ran as, no longer the session's SET ROLE.
 ALTER TABLE hush.audit_log ALTER COLUMN db_role SET DEFAULT CURRENT_USER;
 ALTER TABLE hush.maintenance_log ALTER COLUMN run_by SET DEFAULT CURRENT_USER;
@@ -74,10 +85,12 @@ ALTER TYPE hush.tenant_settings ADD ATTRIBUTE reader_refresh boolean;
 -- tenant and holds every capability for now; once the functions and their privileges are
 -- this version's (below), each keeps what its role can call (as grant_tenant would grant
 -- it today).
+-- The capabilities are written out (access.CAPABILITIES, as of 0.5.0): a migration does
+-- what it did when it shipped.
 ALTER TABLE hush.tenant_grants
     ADD COLUMN prefix text NOT NULL DEFAULT '' CHECK (pg_catalog.length(prefix) <= 255),
-    ADD COLUMN capabilities text[] NOT NULL DEFAULT '{{capabilities}}'
-               CHECK (pg_catalog.cardinality(capabilities) > 0 AND capabilities <@ '{{capabilities}}'::text[]);
+    ADD COLUMN capabilities text[] NOT NULL DEFAULT '{read,list,write,delete,destroy,oauth_use,oauth_manage,audit}'
+               CHECK (pg_catalog.cardinality(capabilities) > 0 AND capabilities <@ '{read,list,write,delete,destroy,oauth_use,oauth_manage,audit}'::text[]);
 ALTER TABLE hush.tenant_grants ALTER COLUMN capabilities DROP DEFAULT;
 ALTER TABLE hush.tenant_grants DROP CONSTRAINT tenant_grants_pkey, ADD PRIMARY KEY (tenant_id, role_name, prefix);
 
@@ -106,14 +119,15 @@ CREATE TYPE hush.access_entry AS (
 
 -- hush:after idempotent
 -- Each grant made before 0.5.0 keeps the capabilities whose functions its role can call
--- now (grants.FUNCTIONS, through the privileges just set): every capability would let an
--- auditor's or an admin's old grant hold `read`, unaudited, from the day the role is made
--- a reader. A grant whose role can call none of them (a group whose members get their
--- hush role elsewhere, a role dropped since) keeps every capability, as before, unless
--- the role is an admin or an auditor: such a grant gave nothing usable, and separation of
--- duties says those roles hold no `read`, so it goes. (A fresh install has no grant yet.)
+-- now, through the privileges just set (grants.FUNCTIONS as of 0.5.0, written out): every
+-- capability would let an auditor's or an admin's old grant hold `read`, unaudited, from
+-- the day the role is made a reader. A grant whose role can call none of them (a group
+-- whose members get their hush role elsewhere, a role dropped since) keeps every
+-- capability, as before, unless the role is an admin or an auditor: such a grant gave
+-- nothing usable, and separation of duties says those roles hold no `read`, so it goes.
+-- (A fresh install has no grant yet.)
 WITH callable AS (
-    SELECT r.rolname, {{callable_capabilities: r.oid}} AS caps,
+    SELECT r.rolname, pg_catalog.array_remove(ARRAY[CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.get_secret(text,text,integer,text)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'read' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.list_secrets(text,integer,integer,text,hush.secret_tags,boolean,text)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'list' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.save_secret(text,text,text,text,hush.secret_tags,jsonb,text,integer,timestamptz,integer,interval,interval,text)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'write' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.delete_secret(text,text)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'delete' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.destroy_secret(text,text,hush.version_list)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'destroy' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.oauth_token(text,text,text)'::pg_catalog.regprocedure, 'EXECUTE') OR pg_catalog.has_function_privilege(r.oid, 'hush.oauth_worker_claim(text,integer,integer,integer,integer)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'oauth_use' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.oauth_save_provider(text,text,jsonb,text)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'oauth_manage' END, CASE WHEN (pg_catalog.has_function_privilege(r.oid, 'hush.audit_log(text,timestamptz,timestamptz,text,text,integer,text,boolean)'::pg_catalog.regprocedure, 'EXECUTE')) THEN 'audit' END]::pg_catalog.text[], NULL) AS caps,
            pg_catalog.pg_has_role(r.oid, 'hush_admin', 'MEMBER')
            OR pg_catalog.pg_has_role(r.oid, 'hush_auditor', 'MEMBER') AS duty
       FROM pg_catalog.pg_roles r

@@ -1,9 +1,11 @@
 """The build's refusals, without a server: a shipped incremental file or a frozen release
-file that changed, an inlined call whose arguments do not fit its Python function,
-schema DDL in an idempotent file, functions in an incremental one; and how an update
-script is put together (tools/build_sql.py, tools/sql_layout.py)."""
+file that changed, a new one numbered below it, a version released already, an inlined
+call whose arguments do not fit its Python function, schema DDL in an idempotent file,
+functions or markers in an incremental one; and how an update script is put together
+(tools/build_sql.py, tools/sql_layout.py)."""
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -94,18 +96,99 @@ def test_a_commented_create_table_is_not_refused(tree: Path) -> None:
     sql_layout.scripts(VERSION, build_sql.expand)
 
 
+def test_a_block_comment_is_not_read_as_code(tree: Path) -> None:
+    (tree / "sql" / "idempotent" / "45_extra.sql").write_text("/* no\nCREATE TABLE here */ SELECT 1;\n")
+    sql_layout.scripts(VERSION, build_sql.expand)
+
+
 @pytest.mark.parametrize("create", ["CREATE OR REPLACE FUNCTION hush.x() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+                                    "SELECT 1; CREATE FUNCTION hush.x() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+                                    "/* why */ CREATE FUNCTION hush.x() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+                                    "CREATE AGGREGATE hush.x (int) (SFUNC = int4pl, STYPE = int);",
+                                    "CREATE CONSTRAINT TRIGGER x AFTER INSERT ON hush.secrets "
+                                    "FOR EACH ROW EXECUTE FUNCTION hush.f();",
                                     "CREATE POLICY x ON hush.secrets USING (true);",
-                                    "CREATE VIEW hush.x AS SELECT 1;"])
+                                    "CREATE VIEW hush.x AS SELECT 1;",
+                                    "create or replace view hush.x as select 1;"])
 def test_functions_policies_views_in_an_incremental_file_are_refused(tree: Path, create: str) -> None:
     (tree / "sql" / "incremental" / "006-extra.sql").write_text(create + "\n")
-    assert "sql/incremental/006-extra.sql" in refused(tree)
+    message = refused(tree)
+    assert "sql/incremental/006-extra.sql" in message and "incremental file (it runs once)" in message
 
 
-def test_a_routine_after_the_sweep_is_refused(tree: Path) -> None:
-    (tree / "sql" / "idempotent" / "95_late.sql").write_text(
-        "CREATE OR REPLACE FUNCTION hush.late() RETURNS int LANGUAGE sql AS 'SELECT 1';\n")
-    assert "would be swept" in refused(tree)
+@pytest.mark.parametrize("marker", ["{{owner_steps}}", "{{py: privileged.run('hush_owner', ticket, caller)}}",
+                                    "{{ callable_capabilities: r.oid }}"])
+def test_a_marker_in_an_incremental_file_is_refused(tree: Path, marker: str) -> None:
+    """Expanded from today's Python, it would change what a shipped migration does."""
+    (tree / "sql" / "incremental" / "006-extra.sql").write_text(f"SELECT '{marker}';\n")
+    message = refused(tree)
+    assert "sql/incremental/006-extra.sql" in message and marker in message and "no marker" in message
+
+
+def test_an_incremental_file_runs_as_written(tree: Path) -> None:
+    """No marker is expanded there: a two-dimensional array literal is just that."""
+    text = "SELECT '{{1,2},{3,4}}'::int[];\n"
+    (tree / "sql" / "incremental" / "006-extra.sql").write_text(text)
+    install = sql_layout.scripts(VERSION, build_sql.expand)["hush--0.5.0.sql"]
+    assert "-- ===== sql/incremental/006-extra.sql =====\n" + text in install
+    for path in sql_layout.incremental_files():
+        first, later = sql_layout.parts(path, path.read_text())
+        assert first in install and all(part in install for _, part in later)
+
+
+def test_an_incremental_file_numbered_below_a_shipped_one_is_refused(tree: Path) -> None:
+    """It would run before 001 on a fresh install, and after it on an updated database."""
+    (tree / "sql" / "incremental" / "000-early.sql").write_text("SELECT 1;\n")
+    message = refused(tree)
+    assert "sql/incremental/000-early.sql" in message and "numbered below a shipped file" in message
+
+
+@pytest.mark.parametrize("version", ["0.4.0", "0.3.9"])
+def test_a_released_version_is_not_built_again(tree: Path, version: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        sql_layout.scripts(version, build_sql.expand)
+    assert "0.4.0 is released" in str(e.value) and "hush.control" in str(e.value)
+
+
+# (file, text, what the refusal says): a routine the sweep would drop however it is named, a
+# policy the prelude could not drop by name, a view outside the rule whatever its case.
+IDEMPOTENT_REFUSALS = [
+    ("95_late.sql", "CREATE OR REPLACE FUNCTION hush.late() RETURNS int LANGUAGE sql AS 'SELECT 1';", "would be swept"),
+    ("95_late.sql", "CREATE FUNCTION late() RETURNS int LANGUAGE sql AS 'SELECT 1';", "would be swept"),
+    ("95_late.sql", "CREATE FUNCTION \"hush\".late() RETURNS int LANGUAGE sql AS 'SELECT 1';", "would be swept"),
+    ("95_late.sql", "SELECT 1; create procedure hush.late() LANGUAGE sql AS 'SELECT 1';", "would be swept"),
+    ("15_extra.sql", 'CREATE POLICY "Quoted" ON hush.tenants USING (true);', "a CREATE POLICY the build cannot name"),
+    ("15_extra.sql", "CREATE POLICY extra ON tenants USING (true);", "a CREATE POLICY the build cannot name"),
+    ("15_extra.sql", "DO $$ BEGIN EXECUTE 'CREATE POLICY extra ON hush.tenants USING (true)'; END $$;",
+     "a CREATE POLICY the build cannot name"),
+    ("45_view.sql", "CREATE VIEW hush.v AS SELECT 1 AS one;", "CREATE OR REPLACE VIEW hush.name"),
+    ("45_view.sql", "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;", "CREATE OR REPLACE VIEW hush.name"),
+    ("45_view.sql", "SELECT 1; CREATE OR REPLACE VIEW hush.v AS SELECT 1 AS one;", "CREATE OR REPLACE VIEW hush.name"),
+]
+
+
+@pytest.mark.parametrize("name, text, says", IDEMPOTENT_REFUSALS)
+def test_what_an_idempotent_file_may_not_write_is_refused(tree: Path, name: str, text: str, says: str) -> None:
+    (tree / "sql" / "idempotent" / name).write_text(text + "\n")
+    message = refused(tree)
+    assert f"sql/idempotent/{name}: " in message and says in message
+
+
+def test_the_prelude_drops_hushs_policies_by_name_and_no_other(tree: Path) -> None:
+    """A policy a DBA added to a table of hush's is no business of an update: the prelude
+    drops, by name, exactly the policies the idempotent part creates (the tenant policy on
+    every tenant table among them), before it creates them again."""
+    (tree / "sql" / "idempotent" / "15_extra.sql").write_text(
+        "-- CREATE POLICY commented ON hush.tenants USING (true);\n"
+        "CREATE POLICY extra ON hush.tenants USING (true);\n")
+    install = sql_layout.scripts(VERSION, build_sql.expand)["hush--0.5.0.sql"]
+    prelude = install[install.index("-- ===== prelude"):install.index("-- ===== sql/idempotent/")]
+    drops = re.findall(r"^DROP POLICY IF EXISTS (\w+) ON (hush\.\w+);$", prelude, re.M)
+    common = install[install.index("-- ===== sql/idempotent/"):]
+    assert sorted(drops) == sorted(sql_layout.CREATES_POLICY.findall(sql_layout._code(common)))
+    access = build_sql._module("access")
+    assert {("owner_steps", f"hush.{t}") for t in access.TENANT_TABLES} | {("extra", "hush.tenants")} <= set(drops)
+    assert "commented" not in prelude and "pg_policy" not in prelude
 
 
 def test_an_unknown_anchor_is_refused(tree: Path) -> None:
@@ -113,11 +196,10 @@ def test_an_unknown_anchor_is_refused(tree: Path) -> None:
     assert "no such point" in refused(tree)
 
 
-def test_a_plain_create_view_is_refused_and_a_replaceable_one_follows_the_rule(tree: Path) -> None:
+@pytest.mark.parametrize("keywords", ["CREATE OR REPLACE VIEW", "create or replace view"])
+def test_a_replaceable_view_follows_the_rule(tree: Path, keywords: str) -> None:
     view = tree / "sql" / "idempotent" / "45_view.sql"
-    view.write_text("CREATE VIEW hush.v AS SELECT 1 AS one;\n")
-    assert "CREATE OR REPLACE VIEW" in refused(tree)
-    view.write_text("CREATE OR REPLACE VIEW hush.v AS\n    SELECT 1 AS one;\n")
+    view.write_text(keywords + " hush.v AS\n    SELECT 1 AS one;\n")
     install = sql_layout.scripts(VERSION, build_sql.expand)["hush--0.5.0.sql"]
     rule = install[install.index("-- ===== sql/idempotent/45_view.sql"):]
     assert "EXECUTE $view_sql$CREATE OR REPLACE VIEW hush.v AS\n    SELECT 1 AS one$view_sql$;" in rule
@@ -147,6 +229,15 @@ def test_every_inlined_call_of_the_tree_fits() -> None:
     for path in sorted((ROOT / "sql").rglob("*.sql")):
         for m in build_sql.CALL.finditer(path.read_text()):
             build_sql.check_call(m[1], m[2], m[3], str(path))
+
+
+def test_an_inlined_function_takes_plpy_first(monkeypatch: Any, tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("def f(conn, a):\n    pass\n\n\ndef g():\n    pass\n")
+    monkeypatch.setattr(build_sql, "PKG", tmp_path)
+    for fn in ("f", "g"):
+        with pytest.raises(SystemExit) as e:
+            build_sql.check_call("m", fn, "a", "w")
+        assert "first parameter is not plpy" in str(e.value)
 
 
 def test_keyword_arguments_are_checked_by_name(monkeypatch: Any, tmp_path: Path) -> None:
