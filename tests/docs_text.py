@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,37 @@ def blocks(text: str, lang: str) -> list[str]:
     """The fenced blocks of one language (`sql`, `python`, `sh`), in order, with the
     indentation of a list item removed."""
     return [textwrap.dedent(body) for _, kind, body in FENCE.findall(text) if kind == lang]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced block of a page: the line of its opening fence, its language (`''` for
+    none), its text (a list item's indentation removed) and the titles of the sections it
+    is in, the page's title first."""
+    page: str
+    line: int
+    lang: str
+    body: str
+    sections: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.page}:{self.line} ({self.lang or 'no language'}, under {self.sections[-1]!r})"
+
+
+def fenced() -> list[Block]:
+    """Every fenced block of every page, of every language, in page order."""
+    out = []
+    for name, text in pages().items():
+        marks = headings(text)
+        for m in FENCE.finditer(text):
+            line = text.count("\n", 0, m.start())
+            stack: list[tuple[int, str]] = []
+            for i, level, title in marks:
+                if i > line:
+                    break
+                stack = [s for s in stack if s[0] < level] + [(level, title)]
+            out.append(Block(name, line + 1, m[2], textwrap.dedent(m[3]), tuple(t for _, t in stack)))
+    return out
 
 
 # How the Functions table names the roles that may call a function.

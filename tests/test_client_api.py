@@ -247,8 +247,9 @@ def test_unknown_connection_type_is_refused() -> None:
 
 def test_readme_quick_start_runs(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     [code] = [b for b in blocks(section("Quick start"), "python") if "hush.connect()" in b]
-    monkeypatch.setenv("HUSH_DSN", db.dsn("alice"))
-    scope: dict[str, Any] = {"new_key": "sk_1", "rotated_key": "sk_2"}
+    for var, value in (("HUSH_DSN", db.dsn("alice")), ("STRIPE_KEY", "sk_1"), ("NEW_STRIPE_KEY", "sk_2")):
+        monkeypatch.setenv(var, value)
+    scope: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), scope)
     scope["client"].close()
     with db.connect("alice") as conn:

@@ -4,8 +4,10 @@ lead somewhere (a file, and a heading for `#anchor`), and a DEVELOPMENT.md
 layout that names what is in the tree."""
 from __future__ import annotations
 
+import fnmatch
 import glob
 import re
+import subprocess
 from pathlib import Path
 
 from docs_text import FENCE, ROOT, headings, page_paths
@@ -78,13 +80,36 @@ def test_every_relative_link_leads_somewhere() -> None:
     assert broken == []
 
 
-def test_development_layout_names_what_is_in_the_tree() -> None:
-    """Each path the layout block of DEVELOPMENT.md lists exists (a glob matches a file)."""
+def layout_paths() -> list[str]:
+    """The first column of DEVELOPMENT.md's layout block: a path, a directory (ending in /)
+    or a glob."""
     text = (ROOT / "DEVELOPMENT.md").read_text()
     start = text.index("\n## Layout\n")
     block = re.search(r"```\n(.*?)```", text[start:], re.S)
     assert block is not None
-    paths = [line.split()[0] for line in block[1].splitlines() if line.strip()]
+    return [line.split()[0] for line in block[1].splitlines() if line.strip()]
+
+
+def tree() -> list[str]:
+    """The repository's files, tracked or not yet (but not ignored)."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return [f for f in out.splitlines() if (ROOT / f).exists()]  # a deletion not yet committed is gone
+
+
+def test_development_layout_names_what_is_in_the_tree() -> None:
+    """Each path the layout block lists exists (a glob matches a file); every top-level entry
+    of the tree is named by a line (itself or something in it); and each of tools/, bench/*.py,
+    tests/*_helpers.py and the client's modules is named by a line of its own or a glob, not
+    only by its directory's."""
+    paths = layout_paths()
     assert len(paths) >= 10
-    missing = [p for p in paths if not glob.glob(str(ROOT / p))]
-    assert missing == []
+    assert [p for p in paths if not glob.glob(str(ROOT / p))] == []
+    files = tree()
+    top = {f.split("/")[0] for f in files}
+    assert sorted(e for e in top if not any(p.rstrip("/") == e or p.startswith(e + "/") for p in paths)) == []
+    specific = [p for p in paths if not p.endswith("/")]
+    entries = {"/".join(f.split("/")[:2]) + ("/" if f.count("/") > 1 else "") for f in files if f.startswith("tools/")}
+    entries |= {f for f in files if fnmatch.fnmatch(f, "bench/*.py") or fnmatch.fnmatch(f, "tests/*_helpers.py")
+                or re.fullmatch(r"python_client/src/hush/[^/]+\.py", f)}
+    assert sorted(e for e in entries if e not in paths and not any(fnmatch.fnmatch(e, p) for p in specific)) == []

@@ -197,9 +197,10 @@ def test_install_then_quick_start_as_written(machine: Machine, monkeypatch: pyte
 
     # The Quick start's Python, with the same environment.
     [py] = [b for b in blocks(section("Quick start"), "python") if "psycopg.connect" in b]
-    for k, v in {"HUSH_DSN": hush_dsn, "PGPASSWORD": PASSWORD, "PGPORT": str(machine.port)}.items():
+    for k, v in {"HUSH_DSN": hush_dsn, "PGPASSWORD": PASSWORD, "PGPORT": str(machine.port),
+                 "STRIPE_KEY": "sk_live_rotated"}.items():
         monkeypatch.setenv(k, v)
-    scope: dict[str, Any] = {"new_key": "sk_live_rotated"}
+    scope: dict[str, Any] = {}
     exec(compile(py, "README.md", "exec"), scope)
     assert scope["key"] == "sk_live_rotated"
 

@@ -1,6 +1,6 @@
 """A DBOS app that keeps its partner credentials in hush.
 
-The workflow `sync_partner(tenant)` follows the seed's pattern (read a
+The workflow `sync_partner(tenant)` follows the usual durable-workflow pattern (read a
 credential, call an HTTP API with it, store what comes back as a secret) in a
 way that keeps secret values out of DBOS's checkpoint tables. DBOS stores the
 return value of every transaction and step, and the inputs of every workflow,

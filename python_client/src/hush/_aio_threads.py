@@ -4,8 +4,8 @@ hush's own, opened with the async pools' connection parameters on first use.
 hush.OAuth is sync (its HTTP, its lease polling, its retries' sleeps); hush.aio.OAuth
 runs each of its methods in one of these threads, so the event loop never waits on a
 provider or the database. Its own pools, not the async ones: a thread cannot use an
-AsyncConnection, and token state commits on hush's own connection anyway (DESIGN
-section 10). No authlib here: hush.aio.AsyncClient makes one of these, idle, whether or
+AsyncConnection, and token state commits on hush's own connection anyway, never in
+the caller's transaction. No authlib here: hush.aio.AsyncClient makes one of these, idle, whether or
 not OAuth is ever used.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Module-level helpers mirroring the seed's workflow helpers
-(PostgresSecretWorkflowHelper): one call over a connection you already have,
+"""Module-level helpers mirroring the workflow helpers (PostgresSecretWorkflowHelper) of
+the TypeScript SDK whose API hush follows: one call over a connection you already have,
 inside its transaction. `hush.get_secret(conn, "acme", "stripe_key")`."""
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def delete_secret(conn: Any, tenant: str, name: str) -> None:
 
 
 def list_secrets(conn: Any, tenant: str, page: int = 1, per_page: int = 50, **options: Any) -> Page[SecretMetadata]:
-    """The seed's getAvailableSecrets; options as Secrets.list."""
+    """Secrets.list over a connection you have; options as Secrets.list."""
     return Secrets(conn, tenant).list(page=page, per_page=per_page, **options)
 
 
 def search_secrets(conn: Any, tenant: str, query: str, page: int = 1, per_page: int = 50) -> Page[SecretMetadata]:
-    """The seed's searchSecretsByName."""
+    """Secrets.search over a connection you have."""
     return Secrets(conn, tenant).search(query, page=page, per_page=per_page)

@@ -191,7 +191,7 @@ class SecretEvent:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of results, as the seed's PaginatedResponse.
+    """One page of results.
 
     `per_page` is the page size the server used (it clamps larger requests to 1,000).
     `total` is counted up to 1,000 by the server; `total_exact` is False when

@@ -6,8 +6,8 @@ How: each call runs the sync hush.OAuth method in a worker thread of hush's own
 DNS lookups use and a slow provider would fill), over sync psycopg pools hush opens with
 the connection parameters of what you passed (the async client's pool, and a twin of
 its read pool if any), on first use: at most one connection per thread, idle ones closed
-after 10 minutes. Token state commits on hush's own connection in the sync API too
-(DESIGN section 10), so nothing of the flows changes: the same lease makes a refresh
+after 10 minutes. Token state commits on hush's own connection in the sync API too,
+so nothing of the flows changes: the same lease makes a refresh
 single-flight across tasks, threads and processes. The methods are made from hush.OAuth's
 own by _threaded(), one line each: no flow is written twice, and a method hush.OAuth
 gains is one more line here (tests/test_client_surface.py fails until it is).

@@ -47,7 +47,7 @@ MOST = 200
 LINGER = 0.05
 # Tenants one statement stores for at most: each tenant's part is a privileged step whose
 # writes are subtransactions of their own, and PostgreSQL caches 64 subtransaction ids per
-# backend before every other backend's snapshots get slower (DESIGN.md section 10).
+# backend before every other backend's snapshots get slower.
 TENANTS = 12
 # Called on the storing thread once a refresh is stored (what was stored) or refused (why).
 Done = Callable[[dict[str, Any] | None, BaseException | None], None]

@@ -7,8 +7,8 @@ The key is what register_provider calls client_secret: hush seals it in the prov
 row like a client secret and releases it to this process on the same audited reads.
 Every request that authenticates the client (token, revocation, device authorization)
 carries a fresh assertion signed here, with authlib's PrivateKeyJWT / ClientSecretJWT:
-the one signature the client makes (DESIGN section 1 keeps crypto in the server; this
-is the exception, since an assertion is made per request, at HTTP time, and lives
+the one signature the client makes (crypto otherwise lives in the server; this is
+the exception, since an assertion is made per request, at HTTP time, and lives
 seconds). Errors name the problem, never the key or a part of it.
 """
 from __future__ import annotations

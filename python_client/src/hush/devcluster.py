@@ -74,7 +74,7 @@ def free_port() -> int:
 
 
 def new_root_key() -> str:
-    """One keyring line: a base64-encoded 32-byte key (the seed's ROOT_KEY_BASE64)."""
+    """One keyring line: a base64-encoded 32-byte key (the form of the TypeScript SDK's ROOT_KEY_BASE64)."""
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
