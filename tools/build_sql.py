@@ -70,6 +70,7 @@ import argparse
 import ast
 import base64
 import functools
+import importlib
 import marshal
 import re
 import sys
@@ -207,13 +208,19 @@ def partition_setup(version: str) -> str:
             "        plpy.execute(sql.format(name=p['relname']))\n$setup$;")
 
 
-def _module(name: str) -> Any:
-    """A module of plpython/hush_plpy imported here: those read for SQL text need no server."""
-    sys.path.insert(0, str(PKG.parent))
+def imported(path: Path, module: str) -> Any:
+    """`module` imported from the folder `path` as a plain module (tools read hush_plpy's
+    constants, and the client's error classes, with no server and no virtualenv)."""
+    sys.path.insert(0, str(path))
     try:
-        return __import__(f"hush_plpy.{name}", fromlist=[name])
+        return importlib.import_module(module)
     finally:
         sys.path.pop(0)
+
+
+def _module(name: str) -> Any:
+    """A module of plpython/hush_plpy imported here: those read for SQL text need no server."""
+    return imported(PKG.parent, "hush_plpy." + name)
 
 
 def _split_args(args: str) -> list[str]:

@@ -12,10 +12,11 @@ what this prints.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import textwrap
 from pathlib import Path
+
+from build_sql import imported
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "python_client" / "src" / "hush" / "_audit_actions.py"
@@ -32,11 +33,7 @@ from __future__ import annotations
 
 def actions() -> tuple[str, ...]:
     """The server's actions (hush_plpy.audit.ACTIONS), in its order."""
-    sys.path.insert(0, str(ROOT / "plpython"))
-    try:
-        return tuple(importlib.import_module("hush_plpy.audit").ACTIONS)
-    finally:
-        sys.path.pop(0)
+    return tuple(imported(ROOT / "plpython", "hush_plpy.audit").ACTIONS)
 
 
 def render() -> str:
